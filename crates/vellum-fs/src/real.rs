@@ -1,0 +1,255 @@
+//! The real file system: `std::fs` plus `memmap2`.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, OpKind, Result};
+use crate::fs::{File, Fs, MapBackend, MapMut, ReadMap, ReadMapInner};
+
+/// The operating system's file system. Paths are used as given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealFs;
+
+impl RealFs {
+    /// A handle to the real file system.
+    pub fn new() -> Self {
+        RealFs
+    }
+
+    /// The real file system as a shared handle.
+    pub fn shared() -> crate::DynFs {
+        Arc::new(RealFs)
+    }
+}
+
+fn open_with(path: &Path, op: OpKind, opts: &fs::OpenOptions) -> Result<Box<dyn File>> {
+    let file = opts.open(path).map_err(|e| Error::io(op, path, e))?;
+    Ok(Box::new(RealFile {
+        path: path.to_path_buf(),
+        file,
+        append_lock: Mutex::new(()),
+    }))
+}
+
+impl Fs for RealFs {
+    fn create(&self, path: &Path) -> Result<Box<dyn File>> {
+        open_with(
+            path,
+            OpKind::Create,
+            fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true),
+        )
+    }
+
+    fn create_new(&self, path: &Path) -> Result<Box<dyn File>> {
+        open_with(
+            path,
+            OpKind::Create,
+            fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true),
+        )
+    }
+
+    fn open(&self, path: &Path) -> Result<Box<dyn File>> {
+        open_with(
+            path,
+            OpKind::Open,
+            fs::OpenOptions::new().read(true).write(true),
+        )
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        fs::rename(from, to).map_err(|e| {
+            Error::io(
+                OpKind::Rename,
+                format!("{} -> {}", from.display(), to.display()),
+                e,
+            )
+        })
+    }
+
+    fn remove_file(&self, path: &Path) -> Result<()> {
+        fs::remove_file(path).map_err(|e| Error::io(OpKind::Remove, path, e))
+    }
+
+    fn remove_dir(&self, path: &Path) -> Result<()> {
+        fs::remove_dir(path).map_err(|e| Error::io(OpKind::Remove, path, e))
+    }
+
+    fn create_dir_all(&self, path: &Path) -> Result<()> {
+        fs::create_dir_all(path).map_err(|e| Error::io(OpKind::CreateDir, path, e))
+    }
+
+    fn sync_dir(&self, path: &Path) -> Result<()> {
+        let dir = fs::File::open(path).map_err(|e| Error::io(OpKind::SyncDir, path, e))?;
+        dir.sync_all()
+            .map_err(|e| Error::io(OpKind::SyncDir, path, e))
+    }
+
+    fn list_dir(&self, path: &Path) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(path).map_err(|e| Error::io(OpKind::List, path, e))? {
+            let entry = entry.map_err(|e| Error::io(OpKind::List, path, e))?;
+            match entry.file_name().into_string() {
+                Ok(name) => names.push(name),
+                Err(raw) => {
+                    return Err(Error::io(
+                        OpKind::List,
+                        path.join(raw),
+                        io::Error::new(io::ErrorKind::InvalidData, "file name is not UTF-8"),
+                    ));
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        path.try_exists()
+            .map_err(|e| Error::io(OpKind::List, path, e))
+    }
+
+    fn is_dir(&self, path: &Path) -> Result<bool> {
+        match fs::metadata(path) {
+            Ok(meta) => Ok(meta.is_dir()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(OpKind::List, path, e)),
+        }
+    }
+
+    fn fail_point(&self, _name: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A file of the real file system.
+#[derive(Debug)]
+struct RealFile {
+    path: PathBuf,
+    file: fs::File,
+    /// Serialises `append` so that "read the length, write there" is not raced by another
+    /// append through this handle.
+    append_lock: Mutex<()>,
+}
+
+impl RealFile {
+    fn err(&self, op: OpKind, e: io::Error) -> Error {
+        Error::io(op, &self.path, e)
+    }
+}
+
+/// Zeros written per call by [`File::allocate`].
+const ZERO_CHUNK_BYTES: usize = 1 << 20;
+
+impl File for RealFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        match self.file.read_exact_at(buf, offset) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(Error::ReadPastEnd {
+                path: self.path.clone(),
+                offset,
+                len: buf.len() as u64,
+                file_len: self.len()?,
+            }),
+            Err(e) => Err(self.err(OpKind::Read, e)),
+        }
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| self.err(OpKind::Write, e))
+    }
+
+    fn append(&self, buf: &[u8]) -> Result<u64> {
+        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let offset = self.len()?;
+        self.write_at(buf, offset)?;
+        Ok(offset)
+    }
+
+    fn len(&self) -> Result<u64> {
+        Ok(self
+            .file
+            .metadata()
+            .map_err(|e| self.err(OpKind::Len, e))?
+            .len())
+    }
+
+    fn set_len(&self, len_bytes: u64) -> Result<()> {
+        self.file
+            .set_len(len_bytes)
+            .map_err(|e| self.err(OpKind::SetLen, e))
+    }
+
+    fn allocate(&self, len_bytes: u64) -> Result<()> {
+        // std has no fallocate; writing zeros allocates the blocks portably, and callers
+        // allocate rarely (a segment at a time), so the extra write is paid once.
+        let mut offset = self.len()?;
+        let zeros = vec![0u8; ZERO_CHUNK_BYTES];
+        while offset < len_bytes {
+            let n = (len_bytes - offset).min(ZERO_CHUNK_BYTES as u64) as usize;
+            self.file
+                .write_all_at(&zeros[..n], offset)
+                .map_err(|e| self.err(OpKind::SetLen, e))?;
+            offset += n as u64;
+        }
+        Ok(())
+    }
+
+    fn sync_data(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| self.err(OpKind::SyncData, e))
+    }
+
+    fn map_read(&self) -> Result<ReadMap> {
+        if self.len()? == 0 {
+            return Ok(ReadMap {
+                inner: ReadMapInner::Empty,
+            });
+        }
+        // SAFETY: mapping is unsafe because the file could change underneath the map. Vellum
+        // maps read-only only files it never writes while mapped (the contract of
+        // `File::map_read`, checked by SimFs in tests), and documents at `ReadMap` that other
+        // processes must not modify them.
+        let map =
+            unsafe { memmap2::Mmap::map(&self.file) }.map_err(|e| self.err(OpKind::Map, e))?;
+        Ok(ReadMap {
+            inner: ReadMapInner::Real(map),
+        })
+    }
+
+    fn map_mut(&self, len_bytes: usize) -> Result<MapMut> {
+        let file_len = self.len()?;
+        if (len_bytes as u64) > file_len {
+            return Err(Error::Contract {
+                path: self.path.clone(),
+                rule: "map_mut longer than the file",
+            });
+        }
+        let raw = memmap2::MmapOptions::new()
+            .len(len_bytes)
+            .map_raw(&self.file)
+            .map_err(|e| self.err(OpKind::Map, e))?;
+        Ok(MapMut {
+            raw: Arc::new(raw),
+            len: len_bytes,
+            path: self.path.clone(),
+            backend: MapBackend::Real,
+        })
+    }
+}
