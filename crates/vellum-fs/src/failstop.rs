@@ -54,10 +54,10 @@ impl FailStop {
 
     /// Passes `result` through, latching its error if it has one.
     pub fn guard<T>(&self, result: Result<T>) -> Result<T> {
-        if let Err(e) = &result {
-            if !e.is_poisoned() {
-                self.poison(e);
-            }
+        if let Err(e) = &result
+            && !e.is_poisoned()
+        {
+            self.poison(e);
         }
         result
     }

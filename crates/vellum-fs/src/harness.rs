@@ -96,6 +96,19 @@ impl CrashHarness {
         scenario: impl Fn(&SimFs) -> T,
         check: impl Fn(&SimFs, &T) -> Result<(), String>,
     ) -> CrashReport {
+        match self.try_run(scenario, check) {
+            Ok(report) => report,
+            Err(failure) => panic!("{failure}"),
+        }
+    }
+
+    /// As [`CrashHarness::run`], returning the first failed check instead of panicking (for
+    /// tests that prove a broken procedure is caught).
+    pub fn try_run<T>(
+        &self,
+        scenario: impl Fn(&SimFs) -> T,
+        check: impl Fn(&SimFs, &T) -> Result<(), String>,
+    ) -> Result<CrashReport, CrashFailure> {
         let dry = SimFs::new();
         dry.record_ops();
         let _ = scenario(&dry);
@@ -135,16 +148,48 @@ impl CrashHarness {
             let images = fs.crash_images(&self.model, self.images_per_point, self.seed ^ k);
             for (n, image) in images.enumerate() {
                 if let Err(why) = check(&image, &outcome) {
-                    panic!(
-                        "crash check failed after {k} of {total_ops} operations, image {n} \
-                         (model {:?}, seed {:#x}): {why}",
-                        self.model, self.seed
-                    );
+                    return Err(CrashFailure {
+                        after_ops: k,
+                        scenario_ops: total_ops,
+                        image: n,
+                        model: self.model,
+                        seed: self.seed,
+                        why,
+                    });
                 }
                 report.images += 1;
             }
             report.crash_points += 1;
         }
-        report
+        Ok(report)
     }
 }
+
+/// A crash check that failed: where, and why.
+#[derive(Debug, Clone)]
+pub struct CrashFailure {
+    /// The power was cut after this many operations.
+    pub after_ops: u64,
+    /// Operations of the uncut scenario.
+    pub scenario_ops: u64,
+    /// Which image of that moment failed.
+    pub image: usize,
+    /// The crash model.
+    pub model: CrashModel,
+    /// The harness seed.
+    pub seed: u64,
+    /// The check's explanation.
+    pub why: String,
+}
+
+impl fmt::Display for CrashFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "crash check failed after {} of {} operations, image {} (model {:?}, seed {:#x}): {}",
+            self.after_ops, self.scenario_ops, self.image, self.model, self.seed, self.why
+        )
+    }
+}
+
+impl std::error::Error for CrashFailure {}

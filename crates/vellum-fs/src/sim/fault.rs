@@ -92,10 +92,10 @@ impl FaultRule {
         if self.kind.is_some_and(|k| k != kind) {
             return None;
         }
-        if let Some(text) = &self.path_contains {
-            if !path.contains(text.as_str()) {
-                return None;
-            }
+        if let Some(text) = &self.path_contains
+            && !path.contains(text.as_str())
+        {
+            return None;
         }
         if self.fired {
             return self.sticky.then_some(self.fault);

@@ -111,10 +111,10 @@ impl DirOp {
                 }
             }
             DirOp::Unlink { dir, name, ino } => {
-                if let Some(d) = dirs.get_mut(dir) {
-                    if d.durable.get(name) == Some(ino) {
-                        d.durable.remove(name);
-                    }
+                if let Some(d) = dirs.get_mut(dir)
+                    && d.durable.get(name) == Some(ino)
+                {
+                    d.durable.remove(name);
                 }
             }
             DirOp::Rename {
@@ -778,14 +778,14 @@ impl Fs for SimFs {
             if target == ino {
                 return Ok(());
             }
-            if let Some(Inode::Dir(d)) = st.inodes.get(&target) {
-                if !d.live.is_empty() {
-                    return Err(Error::io(
-                        OpKind::Rename,
-                        to,
-                        std::io::Error::from(std::io::ErrorKind::DirectoryNotEmpty),
-                    ));
-                }
+            if let Some(Inode::Dir(d)) = st.inodes.get(&target)
+                && !d.live.is_empty()
+            {
+                return Err(Error::io(
+                    OpKind::Rename,
+                    to,
+                    std::io::Error::from(std::io::ErrorKind::DirectoryNotEmpty),
+                ));
             }
         }
         if let Some(d) = st.dir_mut(from_dir) {
