@@ -36,6 +36,9 @@ mod atomic;
 mod error;
 mod failstop;
 pub mod fs;
+#[doc(hidden)]
+#[allow(unsafe_code)]
+pub mod fuzzing;
 mod harness;
 #[allow(unsafe_code)]
 mod real;
