@@ -1,0 +1,469 @@
+//! The log: open and repair, append with group commit, sync, truncate, stats.
+
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use vellum_fs::{DynFs, FailStop, File, create_dir_all_durable, tmp_path};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame, frame_len, fresh_salt, payload_len,
+    segment_name,
+};
+use crate::iter::WalIter;
+use crate::options::{RecoveryMode, SyncPolicy, WalOptions};
+use crate::recovery::{Recovery, SegMeta, recover};
+
+/// Counters describing the log now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WalStats {
+    /// Segment files in use.
+    pub segments: usize,
+    /// Bytes of headers and frames in them (not counting preallocated space).
+    pub log_bytes: u64,
+    /// The first LSN the log holds (the next one when empty).
+    pub first_lsn: u64,
+    /// The last LSN appended (0 when none).
+    pub last_lsn: u64,
+    /// Every LSN up to this one is durable.
+    pub synced_lsn: u64,
+    /// `sync_data` calls made for appends and barriers (group commit makes this smaller
+    /// than the number of appends).
+    pub syncs: u64,
+}
+
+/// A segmented write-ahead log. Share it between threads by reference or `Arc`: every
+/// method takes `&self`.
+///
+/// ```
+/// use std::path::Path;
+/// use vellum_fs::SimFs;
+/// use vellum_wal::{Wal, WalOptions};
+///
+/// let fs = SimFs::new();
+/// let (wal, _) = Wal::open(fs.shared(), Path::new("/db/wal"), WalOptions::default()).unwrap();
+/// let lsn = wal.append(b"hello").unwrap();
+/// let lsns = wal.append_batch(&[b"a".as_slice(), b"b"]).unwrap();
+/// assert_eq!((lsn, lsns), (1, 2..=3));
+/// drop(wal);
+/// let (wal, recovery) = Wal::open(fs.shared(), Path::new("/db/wal"), WalOptions::default()).unwrap();
+/// assert_eq!(recovery.last_lsn, 3);
+/// let records: Vec<_> = wal.iter_from(2).unwrap().map(|r| r.unwrap().data).collect();
+/// assert_eq!(records, vec![b"a".to_vec(), b"b".to_vec()]);
+/// ```
+#[derive(Debug)]
+pub struct Wal {
+    shared: Arc<Shared>,
+    syncer: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) fs: DynFs,
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: WalOptions,
+    pub(crate) state: Mutex<State>,
+    synced: Condvar,
+    fail: FailStop,
+    read_only: bool,
+    stop: Mutex<bool>,
+    stop_cv: Condvar,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    /// Every segment in LSN order; the last one is active (appended to).
+    pub(crate) segments: Vec<SegMeta>,
+    /// The active segment's file (shared so a sync can run without the lock).
+    active: Option<Arc<dyn File>>,
+    /// The LSN the next record gets.
+    pub(crate) next_lsn: u64,
+    /// Every LSN up to this one is durable.
+    synced_lsn: u64,
+    /// A group-commit leader is syncing now.
+    sync_in_progress: bool,
+    /// Reused encoding buffer.
+    buf: Vec<u8>,
+    syncs: u64,
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `dir`, recovers it per
+    /// `options.recovery_mode`, repairs a torn tail durably, and returns the log ready to
+    /// append with a report of what recovery found.
+    pub fn open(fs: DynFs, dir: impl AsRef<Path>, options: WalOptions) -> Result<(Wal, Recovery)> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        let read_only = options.recovery_mode == RecoveryMode::Salvage;
+        if read_only && !fs.exists(&dir)? {
+            let state = State::new(Vec::new(), None, 1);
+            return Ok((
+                Wal::start(fs, dir, options, state, true),
+                Recovery {
+                    first_lsn: 1,
+                    ..Recovery::default()
+                },
+            ));
+        }
+        if !read_only {
+            create_dir_all_durable(fs.as_ref(), &dir)?;
+        }
+        let mut rec = recover(
+            fs.as_ref(),
+            &dir,
+            options.recovery_mode,
+            options.max_record_bytes,
+        )?;
+        if read_only {
+            let state = State::new(rec.segments, None, rec.next_lsn);
+            return Ok((Wal::start(fs, dir, options, state, true), rec.report));
+        }
+        // Leftovers of an interrupted segment creation: never referenced, safe to drop. Not
+        // worth a directory sync: if a crash brings one back, the next open removes it.
+        for tmp in &rec.report.removed_tmp_files {
+            fs.remove_file(tmp)?;
+        }
+        let active: Arc<dyn File> = match rec.segments.last() {
+            Some(last) => {
+                let file: Arc<dyn File> = Arc::from(fs.open(&last.path)?);
+                if let Some(cut) = &rec.report.tail_cut {
+                    // Seed failure 1: cut the torn tail physically and durably before any
+                    // append, so old bytes after it can never pass for frames that follow
+                    // new ones.
+                    file.set_len(cut.offset)?;
+                    if options.preallocate {
+                        file.allocate(options.segment_size_bytes)?;
+                    }
+                    fs.fail_point("wal::tail_cut_before_sync")?;
+                    file.sync_data()?;
+                }
+                file
+            }
+            None => {
+                let (meta, file) = create_segment(fs.as_ref(), &dir, rec.next_lsn, &options)?;
+                rec.report.first_lsn = meta.first_lsn;
+                rec.segments.push(meta);
+                file
+            }
+        };
+        let state = State::new(rec.segments, Some(active), rec.next_lsn);
+        Ok((Wal::start(fs, dir, options, state, false), rec.report))
+    }
+
+    fn start(fs: DynFs, dir: PathBuf, opts: WalOptions, state: State, read_only: bool) -> Wal {
+        let shared = Arc::new(Shared {
+            fs,
+            dir,
+            opts,
+            state: Mutex::new(state),
+            synced: Condvar::new(),
+            fail: FailStop::new(),
+            read_only,
+            stop: Mutex::new(false),
+            stop_cv: Condvar::new(),
+        });
+        let syncer = match (opts.sync_policy, read_only) {
+            (SyncPolicy::Interval(every), false) => {
+                let s = Arc::clone(&shared);
+                Some(std::thread::spawn(move || s.interval_syncer(every)))
+            }
+            _ => None,
+        };
+        Wal { shared, syncer }
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The options the log was opened with.
+    pub fn options(&self) -> &WalOptions {
+        &self.shared.opts
+    }
+
+    /// Appends one record and returns its LSN. Under `SyncPolicy::Always` it returns only
+    /// once the record is durable.
+    pub fn append(&self, record: &[u8]) -> Result<u64> {
+        self.shared.append(&[record], false).map(|r| *r.start())
+    }
+
+    /// Appends records as one all-or-nothing batch (one frame) and returns their LSNs.
+    pub fn append_batch<B: AsRef<[u8]>>(&self, records: &[B]) -> Result<RangeInclusive<u64>> {
+        if records.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        self.shared.append(records, true)
+    }
+
+    /// A barrier: when it returns, every record appended before the call is durable.
+    /// Returns the synced LSN.
+    pub fn sync(&self) -> Result<u64> {
+        self.shared.writable()?;
+        let guard = self.shared.state.lock();
+        let target = guard.next_lsn - 1;
+        self.shared.wait_synced(guard, target)?;
+        Ok(target)
+    }
+
+    /// Reads records in LSN order from `lsn` to the last one appended when this is called,
+    /// across segments, checking every frame's checksum.
+    pub fn iter_from(&self, lsn: u64) -> Result<WalIter> {
+        let st = self.shared.state.lock();
+        let first = st.segments.first().map_or(st.next_lsn, |s| s.first_lsn);
+        let last = st.next_lsn - 1;
+        if lsn < first || lsn > last + 1 {
+            return Err(Error::LsnNotAvailable {
+                requested: lsn,
+                first,
+                last,
+            });
+        }
+        Ok(WalIter::new(
+            Arc::clone(&self.shared.fs),
+            st.segments.clone(),
+            lsn,
+            last,
+            self.shared.opts.max_record_bytes,
+            self.shared.opts.recovery_mode == RecoveryMode::Salvage,
+        ))
+    }
+
+    /// Deletes whole segments whose records all have LSNs below `lsn` (for example the LSN
+    /// a checkpoint covers), durably, oldest first. The active segment, and any segment
+    /// holding an LSN at or above `lsn`, is kept. Returns how many segments were removed.
+    pub fn truncate_before(&self, lsn: u64) -> Result<usize> {
+        self.shared.writable()?;
+        let mut st = self.shared.state.lock();
+        let mut removed = 0;
+        while st.segments.len() > 1 && st.segments[1].first_lsn <= lsn {
+            let path = st.segments[0].path.clone();
+            let fs = &self.shared.fs;
+            self.shared.fail.run(|| fs.remove_file(&path))?;
+            // One removal unsynced at a time: a crash leaves a suffix, never a hole.
+            self.shared.fail.run(|| fs.sync_dir(&self.shared.dir))?;
+            st.segments.remove(0);
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Counters describing the log now.
+    pub fn stats(&self) -> WalStats {
+        let st = self.shared.state.lock();
+        WalStats {
+            segments: st.segments.len(),
+            log_bytes: st.segments.iter().map(|s| s.end_offset).sum(),
+            first_lsn: st.segments.first().map_or(st.next_lsn, |s| s.first_lsn),
+            last_lsn: st.next_lsn - 1,
+            synced_lsn: st.synced_lsn,
+            syncs: st.syncs,
+        }
+    }
+
+    /// Whether an I/O error stopped the log (it must be reopened).
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.fail.is_poisoned()
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        *self.shared.stop.lock() = true;
+        self.shared.stop_cv.notify_all();
+        if let Some(t) = self.syncer.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl State {
+    fn new(segments: Vec<SegMeta>, active: Option<Arc<dyn File>>, next_lsn: u64) -> State {
+        State {
+            segments,
+            active,
+            next_lsn,
+            // Everything recovered is durable: it was read back from a durable image, and a
+            // cut tail was synced before open returned.
+            synced_lsn: next_lsn - 1,
+            sync_in_progress: false,
+            buf: Vec::new(),
+            syncs: 0,
+        }
+    }
+}
+
+impl Shared {
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly {
+                dir: self.dir.clone(),
+            });
+        }
+        self.fail.check()?;
+        Ok(())
+    }
+
+    fn append<B: AsRef<[u8]>>(&self, records: &[B], batch: bool) -> Result<RangeInclusive<u64>> {
+        self.writable()?;
+        let len = payload_len(records, batch);
+        if len > self.opts.max_record_bytes {
+            return Err(Error::RecordTooLarge {
+                len_bytes: len,
+                max_bytes: self.opts.max_record_bytes,
+            });
+        }
+        let flen = frame_len(len);
+        let mut st = self.state.lock();
+        self.fail.check()?;
+        let end = st.segments.last().map_or(0, |s| s.end_offset);
+        if end > SEGMENT_HEADER_BYTES as u64 && end + flen > self.opts.segment_size_bytes {
+            self.rotate(&mut st)?;
+        }
+        let (lsn, last) = {
+            let st = &mut *st;
+            let lsn = st.next_lsn;
+            let count = records.len() as u64;
+            let seg = st
+                .segments
+                .last_mut()
+                .expect("a writable log has an active segment");
+            let file = st
+                .active
+                .as_ref()
+                .expect("a writable log has an active file");
+            st.buf.clear();
+            encode_frame(&mut st.buf, seg.salt, lsn, st.synced_lsn, records, batch);
+            self.fail.guard(file.write_at(&st.buf, seg.end_offset))?;
+            seg.end_offset += flen;
+            seg.end_lsn = lsn + count;
+            st.next_lsn = lsn + count;
+            // Reuse the buffer unless one huge record would keep it big.
+            if st.buf.capacity() > 1 << 20 {
+                st.buf = Vec::new();
+            }
+            (lsn, lsn + count - 1)
+        };
+        if self.opts.sync_policy == SyncPolicy::Always {
+            self.wait_synced(st, last)?;
+        }
+        Ok(lsn..=last)
+    }
+
+    /// Group commit: returns once `target` is durable. The first waiter that finds no sync
+    /// running becomes the leader: it syncs the active file without the lock (appends go on
+    /// meanwhile) and publishes the LSN that was written when its sync started.
+    fn wait_synced(&self, mut st: MutexGuard<'_, State>, target: u64) -> Result<()> {
+        loop {
+            if st.synced_lsn >= target {
+                return Ok(());
+            }
+            self.fail.check()?;
+            if st.sync_in_progress {
+                self.synced.wait(&mut st);
+                continue;
+            }
+            st.sync_in_progress = true;
+            let upto = st.next_lsn - 1;
+            let file = Arc::clone(
+                st.active
+                    .as_ref()
+                    .expect("a writable log has an active file"),
+            );
+            let result = MutexGuard::unlocked(&mut st, || {
+                self.fs.fail_point("wal::before_group_sync")?;
+                file.sync_data()
+            });
+            st.sync_in_progress = false;
+            let outcome = self.fail.guard(result);
+            if outcome.is_ok() {
+                st.syncs += 1;
+                st.synced_lsn = st.synced_lsn.max(upto);
+            }
+            self.synced.notify_all();
+            outcome?;
+        }
+    }
+
+    /// Seals the active segment (synced whole, so a segment with a successor is complete)
+    /// and starts the next one.
+    fn rotate(&self, st: &mut State) -> Result<()> {
+        let file = Arc::clone(
+            st.active
+                .as_ref()
+                .expect("a writable log has an active file"),
+        );
+        self.fail.guard(file.sync_data())?;
+        st.syncs += 1;
+        st.synced_lsn = st.next_lsn - 1;
+        self.synced.notify_all();
+        let (meta, file) = self.fail.guard(create_segment(
+            self.fs.as_ref(),
+            &self.dir,
+            st.next_lsn,
+            &self.opts,
+        ))?;
+        st.segments.push(meta);
+        st.active = Some(file);
+        Ok(())
+    }
+
+    fn interval_syncer(&self, every: std::time::Duration) {
+        let mut stop = self.stop.lock();
+        loop {
+            if *stop {
+                return;
+            }
+            self.stop_cv.wait_for(&mut stop, every);
+            if *stop || self.fail.is_poisoned() {
+                return;
+            }
+            let st = self.state.lock();
+            let target = st.next_lsn - 1;
+            // An error poisons the log; appenders see it on their next call.
+            if self.wait_synced(st, target).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Creates the segment starting at `first_lsn`: header into a temporary file, preallocate,
+/// `sync_data`, rename into place, `sync_dir`. A segment name that exists after a crash
+/// therefore always has a durable, valid header.
+pub(crate) fn create_segment(
+    fs: &dyn vellum_fs::Fs,
+    dir: &Path,
+    first_lsn: u64,
+    opts: &WalOptions,
+) -> vellum_fs::Result<(SegMeta, Arc<dyn File>)> {
+    let salt = fresh_salt();
+    let path = dir.join(segment_name(first_lsn));
+    let tmp = tmp_path(&path);
+    let file = fs.create(&tmp)?;
+    file.write_at(&SegmentHeader { first_lsn, salt }.encode(), 0)?;
+    if opts.preallocate {
+        file.allocate(opts.segment_size_bytes)?;
+    }
+    file.sync_data()?;
+    drop(file);
+    fs.fail_point("wal::segment_before_rename")?;
+    fs.rename(&tmp, &path)?;
+    fs.sync_dir(dir)?;
+    let file: Arc<dyn File> = Arc::from(fs.open(&path)?);
+    Ok((
+        SegMeta {
+            path,
+            first_lsn,
+            salt,
+            end_offset: SEGMENT_HEADER_BYTES as u64,
+            end_lsn: first_lsn,
+            skips: Vec::new(),
+        },
+        file,
+    ))
+}
