@@ -1,7 +1,868 @@
 //! Atomic checkpoints for Vellum.
 //!
-//! Not built yet (issue 4). It will commit a set of files as one numbered generation under a
-//! manifest that is published last (write, sync, rename, sync directory), with per-file
-//! checksums, optional zstd/gzip compression, retention of N generations and removal of
-//! orphans left by a crash mid-checkpoint. Until then this crate exports nothing.
+//! A [`Checkpointer`] commits a set of files as one numbered *generation* under a manifest
+//! that is published last. After any crash, [`Checkpointer::open`] sees the old generation or
+//! the new one, never a mix, and never a manifest naming a missing or short file.
+//!
+//! # Commit protocol (see `docs/format/checkpoint.md`)
+//!
+//! 1. Each file is written under a name no earlier generation used
+//!    (`data-<generation>-<name>`), encoded with its codec, and synced (`sync_data`).
+//! 2. The manifest (generation, covered WAL LSN, per-file name, codec, lengths and CRCs,
+//!    caller metadata) is written to `manifest-<generation>` and synced: this copy is what a
+//!    later fallback to this generation reads.
+//! 3. The directory is synced, so every new name above is durable.
+//! 4. The manifest is published with [`vellum_fs::atomic_replace`] onto `CURRENT` (temporary
+//!    file, sync, rename, directory sync). The generation is committed once that returns.
+//! 5. Generations beyond the retention count are removed.
+//!
+//! The caller may truncate its WAL only below [`Checkpointer::oldest_retained_wal_lsn`]: a
+//! retained generation is only useful together with the WAL that rolls it forward (a seed
+//! system kept old checkpoints but deleted their WAL).
+//!
+//! # Loading
+//!
+//! Opening reads `CURRENT`, verifies every file's length and CRC (stored and decoded) and
+//! returns the contents. A damaged current generation is an error
+//! ([`Error::CurrentDamaged`]) unless the caller asks for
+//! [`LoadOptions::fallback_to_previous`], which loads the newest intact retained generation
+//! instead and says so. Decoding is bounded by the manifest's sizes: a stream that would
+//! decode to more bytes than recorded is refused after one extra byte.
+//!
+//! Files left by a checkpoint that crashed before publishing (and files of generations
+//! beyond retention) are removed on open. Those removals, like retention's, are not synced:
+//! if a crash undoes one, the file is an orphan again and the next open removes it again.
 #![forbid(unsafe_code)]
+
+mod codec;
+pub mod manifest;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use vellum_fs::{DynFs, FailStop, atomic_replace, create_dir_all_durable};
+
+pub use codec::ZSTD_MAX_LEVEL;
+pub use manifest::{Codec, FileEntry, Manifest, ManifestError, valid_file_name};
+
+/// The name of the published manifest (the pointer to the current generation).
+pub const CURRENT_NAME: &str = "CURRENT";
+const MANIFEST_PREFIX: &str = "manifest-";
+const DATA_PREFIX: &str = "data-";
+/// Hex digits of a generation number in file names.
+const GENERATION_DIGITS: usize = 16;
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors of the checkpoint layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file system failed (or the engine is stopped after an earlier failure).
+    #[error(transparent)]
+    Fs(#[from] vellum_fs::Error),
+    /// A manifest file is not a valid manifest.
+    #[error("checkpoint manifest {path} is damaged: {source}")]
+    ManifestCorrupt {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: ManifestError,
+    },
+    /// A file a manifest names is missing.
+    #[error("checkpoint file {path} of generation {generation} is missing")]
+    FileMissing {
+        /// The missing file.
+        path: PathBuf,
+        /// The generation naming it.
+        generation: u64,
+    },
+    /// A file a manifest names does not match its record (length, checksum or decoding).
+    #[error("checkpoint file {path} of generation {generation} is damaged: {reason}")]
+    FileCorrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// The generation naming it.
+        generation: u64,
+        /// What does not match.
+        reason: String,
+    },
+    /// The current generation cannot be loaded. Reopening with
+    /// [`LoadOptions::fallback_to_previous`] loads the newest intact retained generation
+    /// (losing what the damaged one added unless the WAL still holds it).
+    #[error(
+        "the current checkpoint in {dir} (generation {generation:?}) is damaged: {cause}; \
+         open with LoadOptions::fallback_to_previous to use an earlier retained generation{}",
+        match previous { Some(g) => format!(" (newest: {g})"), None => " (none is retained)".to_owned() }
+    )]
+    CurrentDamaged {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The damaged generation, if its manifest could be read.
+        generation: Option<u64>,
+        /// The newest earlier generation that still has a manifest, if any.
+        previous: Option<u64>,
+        /// What is damaged.
+        #[source]
+        cause: Box<Error>,
+    },
+    /// A fallback was asked for, but no retained generation is intact.
+    #[error("no retained checkpoint generation in {dir} is intact (tried {tried:?})")]
+    NoIntactGeneration {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The generations tried, newest first.
+        tried: Vec<u64>,
+    },
+    /// A commit was asked to cover a WAL LSN below the current generation's.
+    #[error(
+        "checkpoint in {dir} would cover WAL LSN {requested}, below generation {generation}'s {current}"
+    )]
+    LsnBackwards {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The current generation.
+        generation: u64,
+        /// Its LSN.
+        current: u64,
+        /// The LSN asked for.
+        requested: u64,
+    },
+    /// A commit's files or metadata break the manifest's rules (name, count, size).
+    #[error("invalid checkpoint request for {dir}: {source}")]
+    InvalidRequest {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The rule broken.
+        #[source]
+        source: ManifestError,
+    },
+    /// The configuration is not usable.
+    #[error("invalid checkpoint configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A compressor failed while writing a file.
+    #[error("compressing checkpoint file {path} with {codec} failed: {source}")]
+    Compress {
+        /// The file being written.
+        path: PathBuf,
+        /// The codec.
+        codec: Codec,
+        /// The compressor's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The current generation is missing its `CURRENT` pointer while older generations are
+    /// present (someone removed it); use the fallback option to load the newest intact one.
+    #[error(
+        "{dir} holds checkpoint generations up to {newest} but no {CURRENT_NAME}; open with \
+         LoadOptions::fallback_to_previous to load the newest intact one"
+    )]
+    CurrentMissing {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The newest generation found.
+        newest: u64,
+    },
+}
+
+/// How checkpoints are written and retained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointConfig {
+    /// How many generations to keep (at least 1; the current one counts).
+    pub retain_generations: u32,
+    /// The zstd level used by [`Codec::ZSTD`]-style requests that ask for the default
+    /// (see [`CheckpointConfig::zstd`]).
+    pub zstd_level: i32,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            retain_generations: 2,
+            zstd_level: 3,
+        }
+    }
+}
+
+impl CheckpointConfig {
+    /// zstd at this configuration's level.
+    pub fn zstd(&self) -> Codec {
+        Codec::Zstd {
+            level: self.zstd_level,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.retain_generations == 0 {
+            return Err(Error::InvalidConfig {
+                reason: "retain_generations must be at least 1".into(),
+            });
+        }
+        check_codec(self.zstd())
+    }
+}
+
+fn check_codec(codec: Codec) -> Result<()> {
+    match codec {
+        Codec::Zstd { level } if !(1..=ZSTD_MAX_LEVEL).contains(&level) => {
+            Err(Error::InvalidConfig {
+                reason: format!("zstd level {level} is outside 1..={ZSTD_MAX_LEVEL}"),
+            })
+        }
+        Codec::Gzip { level } if level > 9 => Err(Error::InvalidConfig {
+            reason: format!("gzip level {level} is outside 0..=9"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Options for loading at open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// If the current generation is damaged, load the newest intact retained generation
+    /// instead of failing. Nothing is deleted in that case; the next commit gets a number
+    /// above every generation found, and its retention pass removes the damaged one.
+    pub fallback_to_previous: bool,
+}
+
+/// One file to commit.
+#[derive(Debug, Clone, Copy)]
+pub struct FileSpec<'a> {
+    /// Its name within the generation (`[A-Za-z0-9._-]`, at most 128 bytes, no leading dot).
+    pub name: &'a str,
+    /// Its contents.
+    pub bytes: &'a [u8],
+    /// How to store it.
+    pub codec: Codec,
+}
+
+/// A generation read back and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedGeneration {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Each file's decoded contents, in manifest order.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Set when this is a fallback: the damaged generation skipped (if its number is known).
+    pub fell_back_from: Option<Option<u64>>,
+}
+
+impl LoadedGeneration {
+    /// The generation number.
+    pub fn generation(&self) -> u64 {
+        self.manifest.generation
+    }
+
+    /// The WAL LSN it covers.
+    pub fn wal_lsn(&self) -> u64 {
+        self.manifest.wal_lsn
+    }
+
+    /// The caller metadata.
+    pub fn metadata(&self) -> &[u8] {
+        &self.manifest.metadata
+    }
+
+    /// The contents of the file called `name`.
+    pub fn file(&self, name: &str) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
+    }
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The generation now current.
+    pub generation: u64,
+    /// The WAL LSN it covers.
+    pub wal_lsn: u64,
+    /// The oldest generation still retained.
+    pub oldest_retained_generation: u64,
+    /// The WAL LSN the oldest retained generation covers: the WAL may be truncated only
+    /// below the record after it.
+    pub oldest_retained_wal_lsn: u64,
+}
+
+/// Sizes of one file of the current generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStats {
+    /// Its name.
+    pub name: String,
+    /// Its codec.
+    pub codec: Codec,
+    /// Bytes before compression.
+    pub raw_len_bytes: u64,
+    /// Bytes on disk.
+    pub stored_len_bytes: u64,
+}
+
+/// What the current generation holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// The current generation.
+    pub generation: u64,
+    /// The WAL LSN it covers.
+    pub wal_lsn: u64,
+    /// Its files.
+    pub files: Vec<FileStats>,
+    /// Sum of the files' sizes before compression.
+    pub raw_bytes_total: u64,
+    /// Sum of the files' sizes on disk.
+    pub stored_bytes_total: u64,
+    /// Generations retained (current included), oldest first.
+    pub retained_generations: Vec<u64>,
+    /// The WAL LSN of the oldest retained generation.
+    pub oldest_retained_wal_lsn: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retained {
+    generation: u64,
+    wal_lsn: u64,
+}
+
+/// Commits and loads checkpoint generations in one directory. One writer per directory.
+#[derive(Debug)]
+pub struct Checkpointer {
+    fs: DynFs,
+    dir: PathBuf,
+    config: CheckpointConfig,
+    current: Option<Manifest>,
+    /// Retained generations, oldest first; the last is the current one.
+    retained: Vec<Retained>,
+    next_generation: u64,
+    failstop: FailStop,
+}
+
+/// The on-disk name of generation `generation`'s copy of its manifest.
+pub fn manifest_file_name(generation: u64) -> String {
+    format!(
+        "{MANIFEST_PREFIX}{generation:0width$x}",
+        width = GENERATION_DIGITS
+    )
+}
+
+/// The on-disk name of file `name` of generation `generation`.
+pub fn data_file_name(generation: u64, name: &str) -> String {
+    format!(
+        "{DATA_PREFIX}{generation:0width$x}-{name}",
+        width = GENERATION_DIGITS
+    )
+}
+
+/// The generation a name of ours belongs to (`None` for names that are not ours).
+fn generation_of(name: &str) -> Option<u64> {
+    let hex = if let Some(rest) = name.strip_prefix(MANIFEST_PREFIX) {
+        (rest.len() == GENERATION_DIGITS).then_some(rest)?
+    } else if let Some(rest) = name.strip_prefix(DATA_PREFIX) {
+        let (hex, tail) = rest.split_at_checked(GENERATION_DIGITS)?;
+        tail.strip_prefix('-').filter(|n| valid_file_name(n))?;
+        hex
+    } else {
+        return None;
+    };
+    if !hex
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+impl Checkpointer {
+    /// Opens (creating if needed) the checkpoint directory `dir`, loads and verifies the
+    /// current generation (if any), and removes orphans. See [`Checkpointer::open_with`].
+    pub fn open(
+        fs: DynFs,
+        dir: &Path,
+        config: CheckpointConfig,
+    ) -> Result<(Checkpointer, Option<LoadedGeneration>)> {
+        Checkpointer::open_with(fs, dir, config, LoadOptions::default())
+    }
+
+    /// As [`Checkpointer::open`], with load options.
+    pub fn open_with(
+        fs: DynFs,
+        dir: &Path,
+        config: CheckpointConfig,
+        options: LoadOptions,
+    ) -> Result<(Checkpointer, Option<LoadedGeneration>)> {
+        config.validate()?;
+        create_dir_all_durable(fs.as_ref(), dir)?;
+        let mut cp = Checkpointer {
+            fs,
+            dir: dir.to_path_buf(),
+            config,
+            current: None,
+            retained: Vec::new(),
+            next_generation: 1,
+            failstop: FailStop::new(),
+        };
+        let names = cp.fs.list_dir(dir)?;
+        let manifest_gens: BTreeSet<u64> = names
+            .iter()
+            .filter(|n| n.starts_with(MANIFEST_PREFIX))
+            .filter_map(|n| generation_of(n))
+            .collect();
+        let newest_seen = names.iter().filter_map(|n| generation_of(n)).max();
+        let has_current = names.iter().any(|n| n == CURRENT_NAME);
+
+        let loaded = if has_current {
+            match cp.load_current() {
+                Ok(g) => Some(g),
+                Err(cause) => {
+                    let generation = match &cause {
+                        Error::FileMissing { generation, .. }
+                        | Error::FileCorrupt { generation, .. } => Some(*generation),
+                        _ => None,
+                    };
+                    if !options.fallback_to_previous {
+                        let previous = manifest_gens
+                            .iter()
+                            .rev()
+                            .copied()
+                            .find(|g| generation.is_none_or(|cur| *g < cur));
+                        return Err(Error::CurrentDamaged {
+                            dir: cp.dir.clone(),
+                            generation,
+                            previous,
+                            cause: Box::new(cause),
+                        });
+                    }
+                    Some(cp.load_fallback(&manifest_gens, generation)?)
+                }
+            }
+        } else if manifest_gens.iter().any(|&g| g > 1) {
+            // `CURRENT` is only ever replaced atomically, so it cannot vanish once generation
+            // 1 was published: its absence next to later generations is damage.
+            if !options.fallback_to_previous {
+                return Err(Error::CurrentMissing {
+                    dir: cp.dir.clone(),
+                    newest: manifest_gens.iter().max().copied().unwrap_or(0),
+                });
+            }
+            Some(cp.load_fallback(&manifest_gens, None)?)
+        } else {
+            // No generation was ever published (a first checkpoint may have crashed before
+            // its rename: its files are orphans).
+            None
+        };
+
+        match &loaded {
+            None => {
+                cp.next_generation = 1;
+                cp.remove_orphans(&names, &BTreeSet::new())?;
+            }
+            Some(g) => {
+                let current_gen = g.generation();
+                // Retained: the newest `retain` generations up to the loaded one whose
+                // manifests still read (their files are verified when loaded).
+                let mut retained = vec![Retained {
+                    generation: current_gen,
+                    wal_lsn: g.wal_lsn(),
+                }];
+                for &older in manifest_gens.iter().rev().filter(|&&x| x < current_gen) {
+                    if retained.len() >= config.retain_generations as usize {
+                        break;
+                    }
+                    if let Ok(m) = cp.read_manifest(&cp.dir.join(manifest_file_name(older)))
+                        && m.generation == older
+                        && m.wal_lsn <= g.wal_lsn()
+                    {
+                        retained.push(Retained {
+                            generation: older,
+                            wal_lsn: m.wal_lsn,
+                        });
+                    }
+                }
+                retained.reverse();
+                cp.retained = retained;
+                cp.current = Some(g.manifest.clone());
+                if g.fell_back_from.is_some() {
+                    // Keep the damaged generation's files for inspection; number past them.
+                    cp.next_generation = newest_seen.unwrap_or(current_gen).max(current_gen) + 1;
+                } else {
+                    cp.next_generation = current_gen + 1;
+                    let keep: BTreeSet<u64> = cp.retained.iter().map(|r| r.generation).collect();
+                    cp.remove_orphans(&names, &keep)?;
+                }
+            }
+        }
+        Ok((cp, loaded))
+    }
+
+    /// Removes our files whose generation is not in `keep`, and the temporary manifest.
+    /// Not synced: see the crate docs.
+    fn remove_orphans(&self, names: &[String], keep: &BTreeSet<u64>) -> Result<()> {
+        for name in names {
+            let orphan = match generation_of(name) {
+                Some(g) => !keep.contains(&g),
+                None => *name == vellum_fs::tmp_path(Path::new(CURRENT_NAME)).to_string_lossy(),
+            };
+            if orphan {
+                self.fs.remove_file(&self.dir.join(name))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn load_current(&self) -> Result<LoadedGeneration> {
+        let manifest = self.read_manifest(&self.dir.join(CURRENT_NAME))?;
+        self.load_manifest(manifest)
+    }
+
+    fn load_fallback(
+        &self,
+        manifest_gens: &BTreeSet<u64>,
+        damaged: Option<u64>,
+    ) -> Result<LoadedGeneration> {
+        let mut tried = Vec::new();
+        for &g in manifest_gens.iter().rev() {
+            if damaged.is_some_and(|d| g >= d) {
+                continue;
+            }
+            tried.push(g);
+            if let Ok(mut loaded) = self.load_generation(g) {
+                loaded.fell_back_from = Some(damaged);
+                return Ok(loaded);
+            }
+        }
+        Err(Error::NoIntactGeneration {
+            dir: self.dir.clone(),
+            tried,
+        })
+    }
+
+    fn read_manifest(&self, path: &Path) -> Result<Manifest> {
+        let file = self.fs.open(path)?;
+        let len = file.len()?;
+        if len > manifest::MAX_MANIFEST_BYTES as u64 {
+            return Err(Error::ManifestCorrupt {
+                path: path.to_path_buf(),
+                source: ManifestError::TooLong {
+                    len: usize::try_from(len).unwrap_or(usize::MAX),
+                    max: manifest::MAX_MANIFEST_BYTES,
+                },
+            });
+        }
+        let mut bytes = vec![0u8; len as usize];
+        file.read_at(&mut bytes, 0)?;
+        Manifest::decode(&bytes).map_err(|source| Error::ManifestCorrupt {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Loads and verifies a retained generation by number (from its manifest copy).
+    pub fn load_generation(&self, generation: u64) -> Result<LoadedGeneration> {
+        let path = self.dir.join(manifest_file_name(generation));
+        let manifest = self.read_manifest(&path)?;
+        if manifest.generation != generation {
+            return Err(Error::FileCorrupt {
+                path,
+                generation,
+                reason: format!("it names generation {}", manifest.generation),
+            });
+        }
+        self.load_manifest(manifest)
+    }
+
+    fn load_manifest(&self, manifest: Manifest) -> Result<LoadedGeneration> {
+        let mut files = Vec::with_capacity(manifest.files.len());
+        for entry in &manifest.files {
+            let bytes = self.read_entry(manifest.generation, entry)?;
+            files.push((entry.name.clone(), bytes));
+        }
+        Ok(LoadedGeneration {
+            manifest,
+            files,
+            fell_back_from: None,
+        })
+    }
+
+    fn read_entry(&self, generation: u64, entry: &FileEntry) -> Result<Vec<u8>> {
+        let path = self.dir.join(data_file_name(generation, &entry.name));
+        let corrupt = |reason: String| Error::FileCorrupt {
+            path: path.clone(),
+            generation,
+            reason,
+        };
+        let file = match self.fs.open(&path) {
+            Ok(f) => f,
+            Err(e) if e.is_not_found() => {
+                return Err(Error::FileMissing {
+                    path: path.clone(),
+                    generation,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let len = file.len()?;
+        if len != entry.stored_len_bytes {
+            return Err(corrupt(format!(
+                "it is {len} bytes long, the manifest says {}",
+                entry.stored_len_bytes
+            )));
+        }
+        let mut source = codec::FileSource::new(file.as_ref(), len);
+        let decoded = codec::decode_from(entry.codec, &mut source, entry.raw_len_bytes);
+        if let Some(e) = source.error.take() {
+            return Err(e.into());
+        }
+        let (read, stored_crc) = source.drain()?;
+        if read != len || stored_crc != entry.stored_crc32 {
+            return Err(corrupt(format!(
+                "stored checksum {stored_crc:#010x}, the manifest says {:#010x}",
+                entry.stored_crc32
+            )));
+        }
+        let bytes =
+            decoded.map_err(|e| corrupt(format!("{} decoding failed: {e}", entry.codec)))?;
+        if bytes.len() as u64 != entry.raw_len_bytes {
+            return Err(corrupt(format!(
+                "it decodes to {}{} bytes, the manifest says {}",
+                bytes.len(),
+                if bytes.len() as u64 > entry.raw_len_bytes {
+                    "+"
+                } else {
+                    ""
+                },
+                entry.raw_len_bytes
+            )));
+        }
+        let raw_crc = crc32fast::hash(&bytes);
+        if raw_crc != entry.raw_crc32 {
+            return Err(corrupt(format!(
+                "decoded checksum {raw_crc:#010x}, the manifest says {:#010x}",
+                entry.raw_crc32
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Commits `files` and `metadata` as the next generation covering WAL LSN `wal_lsn`.
+    /// When this returns `Ok`, the new generation survives any crash; if it fails or the power
+    /// is lost before, a reopen sees the previous generation. An I/O error stops this
+    /// checkpointer (fail-stop): reopen to continue.
+    pub fn commit(
+        &mut self,
+        wal_lsn: u64,
+        metadata: &[u8],
+        files: &[FileSpec<'_>],
+    ) -> Result<CommitInfo> {
+        self.failstop.check()?;
+        if let Some(cur) = &self.current
+            && wal_lsn < cur.wal_lsn
+        {
+            return Err(Error::LsnBackwards {
+                dir: self.dir.clone(),
+                generation: cur.generation,
+                current: cur.wal_lsn,
+                requested: wal_lsn,
+            });
+        }
+        for f in files {
+            check_codec(f.codec)?;
+        }
+        let generation = self.next_generation;
+        let mut manifest = Manifest {
+            generation,
+            wal_lsn,
+            metadata: metadata.to_vec(),
+            files: files
+                .iter()
+                .map(|f| FileEntry {
+                    name: f.name.to_owned(),
+                    codec: f.codec,
+                    raw_len_bytes: f.bytes.len() as u64,
+                    raw_crc32: 0,
+                    stored_len_bytes: 0,
+                    stored_crc32: 0,
+                })
+                .collect(),
+        };
+        manifest
+            .check_limits()
+            .map_err(|source| Error::InvalidRequest {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        match self.write_generation(&mut manifest, files) {
+            Ok(()) => {}
+            Err(e) => {
+                if !matches!(e, Error::Fs(ref fe) if fe.is_poisoned()) {
+                    self.failstop.poison(&e);
+                }
+                return Err(e);
+            }
+        }
+        self.next_generation = generation + 1;
+        self.retained.push(Retained {
+            generation,
+            wal_lsn,
+        });
+        self.current = Some(manifest);
+        self.apply_retention()?;
+        let oldest = self.retained[0];
+        Ok(CommitInfo {
+            generation,
+            wal_lsn,
+            oldest_retained_generation: oldest.generation,
+            oldest_retained_wal_lsn: oldest.wal_lsn,
+        })
+    }
+
+    fn write_generation(&self, manifest: &mut Manifest, files: &[FileSpec<'_>]) -> Result<()> {
+        let fs = self.fs.as_ref();
+        let generation = manifest.generation;
+        fs.fail_point("checkpoint::before_files")?;
+        for (spec, entry) in files.iter().zip(&mut manifest.files) {
+            let path = self.dir.join(data_file_name(generation, spec.name));
+            let file = fs.create(&path)?;
+            let (stored_len, stored_crc) = match codec::encode_into(
+                spec.codec,
+                spec.bytes,
+                codec::FileSink::new(file.as_ref()),
+            ) {
+                Ok(v) => v,
+                Err(codec::EncodeError::Fs(e)) => return Err(e.into()),
+                Err(codec::EncodeError::Codec(source)) => {
+                    return Err(Error::Compress {
+                        path,
+                        codec: spec.codec,
+                        source,
+                    });
+                }
+            };
+            // Data and length durable before anything names the file.
+            file.sync_data()?;
+            entry.raw_crc32 = crc32fast::hash(spec.bytes);
+            entry.stored_len_bytes = stored_len;
+            entry.stored_crc32 = stored_crc;
+            fs.fail_point("checkpoint::after_file")?;
+        }
+        let bytes = manifest.encode();
+        let copy = fs.create(&self.dir.join(manifest_file_name(generation)))?;
+        copy.write_at(&bytes, 0)?;
+        // The copy is what a later fallback to this generation reads: durable before it can
+        // be needed.
+        copy.sync_data()?;
+        drop(copy);
+        // Every new name above durable before the manifest that names them is published.
+        fs.sync_dir(&self.dir)?;
+        fs.fail_point("checkpoint::before_publish")?;
+        atomic_replace(fs, &self.dir.join(CURRENT_NAME), &bytes)?;
+        fs.fail_point("checkpoint::after_publish")?;
+        Ok(())
+    }
+
+    /// Drops generations beyond the retention count, and the files of every generation that
+    /// is neither retained nor newer than the current one (for example a damaged generation
+    /// skipped by a fallback). Removals are not synced: see the crate docs.
+    fn apply_retention(&mut self) -> Result<()> {
+        let keep = self.config.retain_generations as usize;
+        if self.retained.len() > keep {
+            let excess = self.retained.len() - keep;
+            self.retained.drain(..excess);
+        }
+        let current = self.current_generation().unwrap_or(0);
+        let retained: BTreeSet<u64> = self.retained.iter().map(|r| r.generation).collect();
+        let names = self
+            .failstop
+            .guard(self.fs.list_dir(&self.dir))
+            .map_err(Error::from)?;
+        for name in names {
+            if generation_of(&name).is_some_and(|g| g < current && !retained.contains(&g)) {
+                self.failstop
+                    .guard(self.fs.remove_file(&self.dir.join(&name)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current generation's manifest, if any generation exists.
+    pub fn current(&self) -> Option<&Manifest> {
+        self.current.as_ref()
+    }
+
+    /// The current generation number.
+    pub fn current_generation(&self) -> Option<u64> {
+        self.current.as_ref().map(|m| m.generation)
+    }
+
+    /// Retained generations, oldest first (the current one last).
+    pub fn retained_generations(&self) -> Vec<u64> {
+        self.retained.iter().map(|r| r.generation).collect()
+    }
+
+    /// The oldest retained generation.
+    pub fn oldest_retained_generation(&self) -> Option<u64> {
+        self.retained.first().map(|r| r.generation)
+    }
+
+    /// The WAL LSN the oldest retained generation covers. The WAL must keep every record
+    /// after it, so that any retained generation can be rolled forward: truncate only below
+    /// `oldest_retained_wal_lsn + 1`.
+    pub fn oldest_retained_wal_lsn(&self) -> Option<u64> {
+        self.retained.first().map(|r| r.wal_lsn)
+    }
+
+    /// Statistics of the current generation.
+    pub fn stats(&self) -> Option<CheckpointStats> {
+        let m = self.current.as_ref()?;
+        let files: Vec<FileStats> = m
+            .files
+            .iter()
+            .map(|f| FileStats {
+                name: f.name.clone(),
+                codec: f.codec,
+                raw_len_bytes: f.raw_len_bytes,
+                stored_len_bytes: f.stored_len_bytes,
+            })
+            .collect();
+        Some(CheckpointStats {
+            generation: m.generation,
+            wal_lsn: m.wal_lsn,
+            raw_bytes_total: files.iter().map(|f| f.raw_len_bytes).sum(),
+            stored_bytes_total: files.iter().map(|f| f.stored_len_bytes).sum(),
+            files,
+            retained_generations: self.retained_generations(),
+            oldest_retained_wal_lsn: self.oldest_retained_wal_lsn().unwrap_or(0),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CheckpointConfig {
+        &self.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_numbers_are_parsed_only_from_our_names() {
+        assert_eq!(generation_of(&manifest_file_name(5)), Some(5));
+        assert_eq!(generation_of(&data_file_name(0xab, "idmap")), Some(0xab));
+        assert_eq!(generation_of("manifest-12"), None);
+        assert_eq!(generation_of("data-000000000000000A-x"), None);
+        assert_eq!(generation_of("data-000000000000000a-"), None);
+        assert_eq!(generation_of("CURRENT"), None);
+        assert_eq!(generation_of("notes.txt"), None);
+    }
+}

@@ -1,0 +1,409 @@
+//! Behaviour of checkpoints: codecs, retention (seed failure 4), damage and fallback,
+//! decompression bounds, orphans, fail-stop, and the same scenario on the real file system.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use vellum_checkpoint::{
+    CheckpointConfig, Checkpointer, Codec, Error, FileEntry, FileSpec, LoadOptions, Manifest,
+    data_file_name, manifest_file_name,
+};
+use vellum_fs::{DynFs, FailAction, Fault, FaultRule, Fs, OpKind, RealFs, SimFs};
+
+const DIR: &str = "/ck";
+
+fn open(fs: &SimFs, retain: u32) -> (Checkpointer, Option<vellum_checkpoint::LoadedGeneration>) {
+    Checkpointer::open(
+        fs.shared(),
+        Path::new(DIR),
+        CheckpointConfig {
+            retain_generations: retain,
+            ..CheckpointConfig::default()
+        },
+    )
+    .unwrap()
+}
+
+fn one(cp: &mut Checkpointer, lsn: u64, body: &[u8]) -> vellum_checkpoint::CommitInfo {
+    cp.commit(
+        lsn,
+        b"",
+        &[FileSpec {
+            name: "state",
+            bytes: body,
+            codec: Codec::ZSTD,
+        }],
+    )
+    .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    #[test]
+    fn every_codec_round_trips_any_contents(
+        a in proptest::collection::vec(any::<u8>(), 0..5000),
+        b in proptest::collection::vec(0u8..4, 0..20000),
+        level in 1i32..=19,
+    ) {
+        let fs = SimFs::new();
+        let (mut cp, _) = open(&fs, 2);
+        let specs = [
+            FileSpec { name: "raw", bytes: &a, codec: Codec::None },
+            FileSpec { name: "z", bytes: &b, codec: Codec::Zstd { level } },
+            FileSpec { name: "g", bytes: &a, codec: Codec::Gzip { level: 9 } },
+            FileSpec { name: "gb", bytes: &b, codec: Codec::GZIP },
+        ];
+        cp.commit(5, b"m", &specs).unwrap();
+        let (_, loaded) = open(&fs.crash_drop_unsynced(), 2);
+        let loaded = loaded.unwrap();
+        prop_assert_eq!(loaded.file("raw"), Some(&a[..]));
+        prop_assert_eq!(loaded.file("z"), Some(&b[..]));
+        prop_assert_eq!(loaded.file("g"), Some(&a[..]));
+        prop_assert_eq!(loaded.file("gb"), Some(&b[..]));
+    }
+}
+
+#[test]
+fn retention_keeps_n_generations_and_reports_the_wal_they_need() {
+    // Seed failure 4: a retained checkpoint is useless without the WAL that rolls it forward,
+    // so the oldest retained generation's LSN is what bounds WAL truncation.
+    let fs = SimFs::new();
+    let (mut cp, _) = open(&fs, 3);
+    let mut info = None;
+    for g in 1..=5u64 {
+        info = Some(one(&mut cp, g * 100, &[g as u8; 64]));
+    }
+    let info = info.unwrap();
+    assert_eq!(info.generation, 5);
+    assert_eq!(info.oldest_retained_generation, 3);
+    assert_eq!(info.oldest_retained_wal_lsn, 300);
+    assert_eq!(cp.retained_generations(), vec![3, 4, 5]);
+    let names = fs.list_dir(Path::new(DIR)).unwrap();
+    for g in [1u64, 2] {
+        assert!(!names.contains(&manifest_file_name(g)));
+        assert!(!names.contains(&data_file_name(g, "state")));
+    }
+    drop(cp);
+    let (cp, loaded) = open(&fs.crash_drop_unsynced(), 3);
+    assert_eq!(loaded.unwrap().generation(), 5);
+    assert_eq!(cp.retained_generations(), vec![3, 4, 5]);
+    assert_eq!(cp.oldest_retained_wal_lsn(), Some(300));
+    for g in 3..=5u64 {
+        assert_eq!(
+            cp.load_generation(g).unwrap().file("state"),
+            Some(&[g as u8; 64][..])
+        );
+    }
+    let stats = cp.stats().unwrap();
+    assert_eq!(stats.generation, 5);
+    assert_eq!(stats.wal_lsn, 500);
+    assert_eq!(stats.raw_bytes_total, 64);
+    assert!(
+        stats.stored_bytes_total < 64,
+        "zstd compresses a run of one byte"
+    );
+    assert_eq!(stats.oldest_retained_wal_lsn, 300);
+}
+
+#[test]
+fn a_short_file_in_the_current_generation_is_a_clear_error_and_fallback_opens_the_previous() {
+    // Row 9: the manifest is durable but the file's growth is not (shortened here on purpose).
+    let fs = SimFs::new();
+    let (mut cp, _) = open(&fs, 2);
+    one(&mut cp, 10, &[1; 3000]);
+    cp.commit(
+        20,
+        b"",
+        &[FileSpec {
+            name: "state",
+            bytes: &[2; 3000],
+            codec: Codec::None,
+        }],
+    )
+    .unwrap();
+    drop(cp);
+    let target = Path::new(DIR).join(data_file_name(2, "state"));
+    assert!(fs.exists(&target).unwrap(), "the file to damage exists");
+    fs.tamper(&target, |b| b.truncate(1024)).unwrap();
+    let err =
+        Checkpointer::open(fs.shared(), Path::new(DIR), CheckpointConfig::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            Error::CurrentDamaged {
+                generation: Some(2),
+                previous: Some(1),
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(text.contains("data-0000000000000002-state"), "{text}");
+    assert!(text.contains("1024 bytes"), "{text}");
+    let (mut cp, loaded) = Checkpointer::open_with(
+        fs.shared(),
+        Path::new(DIR),
+        CheckpointConfig::default(),
+        LoadOptions {
+            fallback_to_previous: true,
+        },
+    )
+    .unwrap();
+    let loaded = loaded.unwrap();
+    assert_eq!(loaded.generation(), 1);
+    assert_eq!(loaded.fell_back_from, Some(Some(2)));
+    assert_eq!(loaded.file("state"), Some(&[1; 3000][..]));
+    assert_eq!(cp.oldest_retained_wal_lsn(), Some(10));
+    // The next checkpoint is numbered past the damaged one and retention removes it.
+    let info = one(&mut cp, 30, &[3; 10]);
+    assert_eq!(info.generation, 3);
+    let names = fs.list_dir(Path::new(DIR)).unwrap();
+    assert!(!names.contains(&data_file_name(2, "state")), "{names:?}");
+    drop(cp);
+    let (_, loaded) = open(&fs.crash_drop_unsynced(), 2);
+    assert_eq!(loaded.unwrap().generation(), 3);
+}
+
+#[test]
+fn a_flipped_bit_in_any_checkpoint_file_is_detected() {
+    let fs = SimFs::new();
+    let (mut cp, _) = open(&fs, 2);
+    let body: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    for codec in [Codec::None, Codec::ZSTD, Codec::GZIP] {
+        cp.commit(
+            1,
+            b"",
+            &[FileSpec {
+                name: "f",
+                bytes: &body,
+                codec,
+            }],
+        )
+        .unwrap();
+    }
+    drop(cp);
+    let generation = 3u64;
+    for target in [data_file_name(generation, "f"), "CURRENT".to_owned()] {
+        let path = Path::new(DIR).join(&target);
+        let len = fs.read_file(&path).unwrap().len();
+        for pos in (0..len).step_by(len / 37 + 1) {
+            let img = fs.crash_drop_unsynced();
+            img.tamper(&path, |b| b[pos] ^= 0x10).unwrap();
+            let err = Checkpointer::open(img.shared(), Path::new(DIR), CheckpointConfig::default())
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::CurrentDamaged { .. }),
+                "{target}@{pos}: {err}"
+            );
+            let (_, loaded) = Checkpointer::open_with(
+                img.shared(),
+                Path::new(DIR),
+                CheckpointConfig::default(),
+                LoadOptions {
+                    fallback_to_previous: true,
+                },
+            )
+            .unwrap();
+            let loaded = loaded.unwrap();
+            assert_eq!(loaded.file("f"), Some(&body[..]));
+            assert!(loaded.generation() < 3 || target == "CURRENT");
+        }
+    }
+}
+
+#[test]
+fn a_stream_that_decodes_past_the_recorded_length_is_refused() {
+    // A decompression bomb: 64 MiB of zeros compresses to a few KiB; a manifest claiming
+    // 100 bytes must make the loader stop after 101.
+    let fs = SimFs::new();
+    vellum_fs::create_dir_all_durable(&fs, Path::new(DIR)).unwrap();
+    let bomb = zstd::encode_all(&vec![0u8; 64 << 20][..], 19).unwrap();
+    assert!(bomb.len() < 1 << 16);
+    let name = Path::new(DIR).join(data_file_name(1, "bomb"));
+    let f = fs.create(&name).unwrap();
+    f.write_at(&bomb, 0).unwrap();
+    f.sync_data().unwrap();
+    let manifest = Manifest {
+        generation: 1,
+        wal_lsn: 0,
+        metadata: vec![],
+        files: vec![FileEntry {
+            name: "bomb".into(),
+            codec: Codec::ZSTD,
+            raw_len_bytes: 100,
+            raw_crc32: 0,
+            stored_len_bytes: bomb.len() as u64,
+            stored_crc32: crc32fast::hash(&bomb),
+        }],
+    };
+    vellum_fs::atomic_replace(&fs, &Path::new(DIR).join("CURRENT"), &manifest.encode()).unwrap();
+    let err =
+        Checkpointer::open(fs.shared(), Path::new(DIR), CheckpointConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("decodes to 101+ bytes"), "{err}");
+}
+
+#[test]
+fn files_of_a_checkpoint_that_crashed_before_publishing_are_removed_on_open() {
+    let fs = SimFs::new();
+    let (mut cp, _) = open(&fs, 2);
+    one(&mut cp, 1, b"one");
+    fs.arm_fail_point("checkpoint::before_publish", 1, FailAction::PowerCut);
+    assert!(
+        cp.commit(
+            2,
+            b"",
+            &[FileSpec {
+                name: "state",
+                bytes: b"two",
+                codec: Codec::None
+            }]
+        )
+        .is_err()
+    );
+    drop(cp);
+    let img = fs
+        .crash_images(&vellum_fs::CrashModel::torn_512(), 1, 0)
+        .next()
+        .unwrap();
+    let before = img.list_dir(Path::new(DIR)).unwrap();
+    assert!(before.contains(&manifest_file_name(2)), "{before:?}");
+    let (_, loaded) = open(&img, 2);
+    assert_eq!(loaded.unwrap().file("state"), Some(&b"one"[..]));
+    let after = img.list_dir(Path::new(DIR)).unwrap();
+    assert_eq!(
+        after,
+        vec![
+            "CURRENT".to_owned(),
+            data_file_name(1, "state"),
+            manifest_file_name(1)
+        ]
+    );
+}
+
+#[test]
+fn a_failed_sync_stops_the_checkpointer_and_reopen_recovers_the_previous_generation() {
+    let fs = SimFs::new();
+    let (mut cp, _) = open(&fs, 2);
+    one(&mut cp, 1, b"one");
+    fs.inject(FaultRule::nth_of(OpKind::SyncData, 1, Fault::Eio));
+    assert!(
+        cp.commit(
+            2,
+            b"",
+            &[FileSpec {
+                name: "state",
+                bytes: b"two",
+                codec: Codec::None
+            }]
+        )
+        .is_err()
+    );
+    let again = cp
+        .commit(
+            3,
+            b"",
+            &[FileSpec {
+                name: "state",
+                bytes: b"three",
+                codec: Codec::None,
+            }],
+        )
+        .unwrap_err();
+    assert!(again.to_string().contains("reopen"), "{again}");
+    drop(cp);
+    fs.clear_faults();
+    let (_, loaded) = open(&fs.crash_drop_unsynced(), 2);
+    assert_eq!(loaded.unwrap().file("state"), Some(&b"one"[..]));
+}
+
+#[test]
+fn requests_that_break_the_rules_are_refused_before_writing() {
+    let fs = SimFs::new();
+    let (mut cp, _) = open(&fs, 2);
+    one(&mut cp, 50, b"x");
+    let bad_name = cp.commit(
+        60,
+        b"",
+        &[FileSpec {
+            name: "../x",
+            bytes: b"",
+            codec: Codec::None,
+        }],
+    );
+    assert!(matches!(bad_name, Err(Error::InvalidRequest { .. })));
+    let dup = cp.commit(
+        60,
+        b"",
+        &[
+            FileSpec {
+                name: "a",
+                bytes: b"",
+                codec: Codec::None,
+            },
+            FileSpec {
+                name: "a",
+                bytes: b"",
+                codec: Codec::None,
+            },
+        ],
+    );
+    assert!(matches!(dup, Err(Error::InvalidRequest { .. })));
+    let back = cp.commit(40, b"", &[]);
+    assert!(matches!(
+        back,
+        Err(Error::LsnBackwards {
+            current: 50,
+            requested: 40,
+            ..
+        })
+    ));
+    let level = cp.commit(
+        60,
+        b"",
+        &[FileSpec {
+            name: "a",
+            bytes: b"",
+            codec: Codec::Zstd { level: 22 },
+        }],
+    );
+    assert!(matches!(level, Err(Error::InvalidConfig { .. })));
+    // Still healthy: refusals are not I/O failures.
+    one(&mut cp, 60, b"y");
+    assert_eq!(cp.current_generation(), Some(2));
+}
+
+#[test]
+fn the_same_checkpoints_work_on_the_real_file_system() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs: DynFs = Arc::new(RealFs::new());
+    let dir = tmp.path().join("ck");
+    let cfg = CheckpointConfig::default();
+    let (mut cp, loaded) = Checkpointer::open(fs.clone(), &dir, cfg).unwrap();
+    assert!(loaded.is_none());
+    for g in 1..=3u64 {
+        cp.commit(
+            g,
+            b"meta",
+            &[FileSpec {
+                name: "state",
+                bytes: &vec![g as u8; 10_000],
+                codec: Codec::ZSTD,
+            }],
+        )
+        .unwrap();
+    }
+    drop(cp);
+    let (cp, loaded) = Checkpointer::open(fs.clone(), &dir, cfg).unwrap();
+    let loaded = loaded.unwrap();
+    assert_eq!(loaded.generation(), 3);
+    assert_eq!(loaded.file("state"), Some(&vec![3u8; 10_000][..]));
+    assert_eq!(cp.retained_generations(), vec![2, 3]);
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 5, "{names:?}");
+}
