@@ -1,0 +1,266 @@
+//! Distance metrics and their kernels.
+//!
+//! Every metric is a *distance*: smaller is closer. The kernels are written once against
+//! [`pulp::Simd`] and dispatched at run time by [`pulp::Arch`]: on x86-64 with AVX2 and FMA
+//! they run on 256-bit registers with fused multiply-add; elsewhere they fall back to the
+//! best available instruction set or to plain scalar code. This keeps the crate free of
+//! `unsafe` (pulp confines the `target_feature` calls) while reaching the speed of
+//! hand-written intrinsics; docs/format/index.md records the measurement.
+
+use std::sync::OnceLock;
+
+use pulp::{Arch, Simd, WithSimd};
+
+/// How distance between two vectors is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Metric {
+    /// Squared Euclidean distance, `sum((a - b)^2)`.
+    L2,
+    /// Cosine distance, `1 - a.b / (|a| |b|)`; 1 when either vector is all zeros.
+    Cosine,
+    /// Negated inner product, `-a.b`, so that a larger product is closer.
+    Dot,
+}
+
+impl Metric {
+    /// The code stored in the graph file header.
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            Metric::L2 => 1,
+            Metric::Cosine => 2,
+            Metric::Dot => 3,
+        }
+    }
+
+    /// The metric for a header code, if it is one.
+    pub(crate) fn from_code(code: u32) -> Option<Metric> {
+        match code {
+            1 => Some(Metric::L2),
+            2 => Some(Metric::Cosine),
+            3 => Some(Metric::Dot),
+            _ => None,
+        }
+    }
+
+    /// Distance between `a` and `b` under this metric, on the fastest kernel this CPU has.
+    ///
+    /// Both slices must have the same length; extra elements of the longer one are ignored.
+    #[inline]
+    pub fn distance(self, a: &[f32], b: &[f32]) -> f32 {
+        let arch = arch();
+        match self {
+            Metric::L2 => arch.dispatch(L2Kernel(a, b)),
+            Metric::Dot => -arch.dispatch(DotKernel(a, b)),
+            Metric::Cosine => cosine_from_parts(arch.dispatch(CosineKernel(a, b))),
+        }
+    }
+
+    /// Distance between `a` and `b` with plain scalar code (the portable fallback; tests
+    /// compare the dispatched kernels against it).
+    pub fn distance_scalar(self, a: &[f32], b: &[f32]) -> f32 {
+        let scalar = pulp::Scalar::new();
+        match self {
+            Metric::L2 => L2Kernel(a, b).with_simd(scalar),
+            Metric::Dot => -DotKernel(a, b).with_simd(scalar),
+            Metric::Cosine => cosine_from_parts(CosineKernel(a, b).with_simd(scalar)),
+        }
+    }
+}
+
+/// The instruction set detected once per process.
+fn arch() -> Arch {
+    static ARCH: OnceLock<Arch> = OnceLock::new();
+    *ARCH.get_or_init(Arch::new)
+}
+
+fn cosine_from_parts((dot, norm_a, norm_b): (f32, f32, f32)) -> f32 {
+    let denom = (norm_a * norm_b).sqrt();
+    if denom > 0.0 { 1.0 - dot / denom } else { 1.0 }
+}
+
+/// Four independent accumulators hide the latency of the fused multiply-add chain.
+const LANES_UNROLL: usize = 4;
+
+struct L2Kernel<'a>(&'a [f32], &'a [f32]);
+
+impl WithSimd for L2Kernel<'_> {
+    type Output = f32;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> f32 {
+        let len = self.0.len().min(self.1.len());
+        let (a_head, a_tail) = S::as_simd_f32s(&self.0[..len]);
+        let (b_head, b_tail) = S::as_simd_f32s(&self.1[..len]);
+        let zero = simd.splat_f32s(0.0);
+        let mut acc = [zero; LANES_UNROLL];
+        let a_chunks = a_head.chunks_exact(LANES_UNROLL);
+        let b_chunks = b_head.chunks_exact(LANES_UNROLL);
+        let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+        for (a, b) in a_chunks.zip(b_chunks) {
+            for lane in 0..LANES_UNROLL {
+                let d = simd.sub_f32s(a[lane], b[lane]);
+                acc[lane] = simd.mul_add_e_f32s(d, d, acc[lane]);
+            }
+        }
+        for (a, b) in a_rest.iter().zip(b_rest) {
+            let d = simd.sub_f32s(*a, *b);
+            acc[0] = simd.mul_add_e_f32s(d, d, acc[0]);
+        }
+        let sum = simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3]));
+        let mut total = simd.reduce_sum_f32s(sum);
+        for (a, b) in a_tail.iter().zip(b_tail) {
+            let d = a - b;
+            total += d * d;
+        }
+        total
+    }
+}
+
+struct DotKernel<'a>(&'a [f32], &'a [f32]);
+
+impl WithSimd for DotKernel<'_> {
+    type Output = f32;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> f32 {
+        let len = self.0.len().min(self.1.len());
+        let (a_head, a_tail) = S::as_simd_f32s(&self.0[..len]);
+        let (b_head, b_tail) = S::as_simd_f32s(&self.1[..len]);
+        let zero = simd.splat_f32s(0.0);
+        let mut acc = [zero; LANES_UNROLL];
+        let a_chunks = a_head.chunks_exact(LANES_UNROLL);
+        let b_chunks = b_head.chunks_exact(LANES_UNROLL);
+        let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+        for (a, b) in a_chunks.zip(b_chunks) {
+            for lane in 0..LANES_UNROLL {
+                acc[lane] = simd.mul_add_e_f32s(a[lane], b[lane], acc[lane]);
+            }
+        }
+        for (a, b) in a_rest.iter().zip(b_rest) {
+            acc[0] = simd.mul_add_e_f32s(*a, *b, acc[0]);
+        }
+        let sum = simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3]));
+        let mut total = simd.reduce_sum_f32s(sum);
+        for (a, b) in a_tail.iter().zip(b_tail) {
+            total += a * b;
+        }
+        total
+    }
+}
+
+/// Computes `(a.b, a.a, b.b)` in one pass.
+struct CosineKernel<'a>(&'a [f32], &'a [f32]);
+
+impl WithSimd for CosineKernel<'_> {
+    type Output = (f32, f32, f32);
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> (f32, f32, f32) {
+        let len = self.0.len().min(self.1.len());
+        let (a_head, a_tail) = S::as_simd_f32s(&self.0[..len]);
+        let (b_head, b_tail) = S::as_simd_f32s(&self.1[..len]);
+        let zero = simd.splat_f32s(0.0);
+        let (mut dot0, mut dot1) = (zero, zero);
+        let (mut aa0, mut aa1) = (zero, zero);
+        let (mut bb0, mut bb1) = (zero, zero);
+        let a_chunks = a_head.chunks_exact(2);
+        let b_chunks = b_head.chunks_exact(2);
+        let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+        for (a, b) in a_chunks.zip(b_chunks) {
+            dot0 = simd.mul_add_e_f32s(a[0], b[0], dot0);
+            aa0 = simd.mul_add_e_f32s(a[0], a[0], aa0);
+            bb0 = simd.mul_add_e_f32s(b[0], b[0], bb0);
+            dot1 = simd.mul_add_e_f32s(a[1], b[1], dot1);
+            aa1 = simd.mul_add_e_f32s(a[1], a[1], aa1);
+            bb1 = simd.mul_add_e_f32s(b[1], b[1], bb1);
+        }
+        for (a, b) in a_rest.iter().zip(b_rest) {
+            dot0 = simd.mul_add_e_f32s(*a, *b, dot0);
+            aa0 = simd.mul_add_e_f32s(*a, *a, aa0);
+            bb0 = simd.mul_add_e_f32s(*b, *b, bb0);
+        }
+        let mut dot = simd.reduce_sum_f32s(simd.add_f32s(dot0, dot1));
+        let mut aa = simd.reduce_sum_f32s(simd.add_f32s(aa0, aa1));
+        let mut bb = simd.reduce_sum_f32s(simd.add_f32s(bb0, bb1));
+        for (a, b) in a_tail.iter().zip(b_tail) {
+            dot += a * b;
+            aa += a * a;
+            bb += b * b;
+        }
+        (dot, aa, bb)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector(seed: u64, len: usize) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % 2000) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn reference(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        match metric {
+            Metric::L2 => a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+                .sum(),
+            Metric::Dot => -dot,
+            Metric::Cosine => {
+                let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum();
+                let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum();
+                if na * nb > 0.0 {
+                    1.0 - dot / (na * nb).sqrt()
+                } else {
+                    1.0
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dispatched_and_scalar_kernels_agree_with_a_float64_reference_for_every_length() {
+        for len in 0..80 {
+            let (a, b) = (vector(len as u64, len), vector(1000 + len as u64, len));
+            for metric in [Metric::L2, Metric::Cosine, Metric::Dot] {
+                let want = reference(metric, &a, &b);
+                let tolerance = 1e-4 * (1.0 + want.abs());
+                let fast = metric.distance(&a, &b) as f64;
+                let scalar = metric.distance_scalar(&a, &b) as f64;
+                assert!(
+                    (fast - want).abs() <= tolerance,
+                    "{metric:?} len {len}: {fast} vs {want}"
+                );
+                assert!(
+                    (scalar - want).abs() <= tolerance,
+                    "{metric:?} len {len}: {scalar} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cosine_distance_of_a_zero_vector_is_one() {
+        assert_eq!(Metric::Cosine.distance(&[0.0; 5], &[1.0; 5]), 1.0);
+    }
+
+    #[test]
+    fn metric_codes_round_trip_and_unknown_codes_are_rejected() {
+        for metric in [Metric::L2, Metric::Cosine, Metric::Dot] {
+            assert_eq!(Metric::from_code(metric.code()), Some(metric));
+        }
+        assert_eq!(Metric::from_code(0), None);
+        assert_eq!(Metric::from_code(4), None);
+    }
+}
