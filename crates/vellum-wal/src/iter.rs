@@ -115,8 +115,9 @@ impl WalIter {
         if self.pos >= self.buf_start && self.pos + n <= have_end {
             return Ok(());
         }
-        let seg_end = self.segs[self.seg_idx].end_offset;
-        let len = n.max(READ_CHUNK_BYTES).min(seg_end - self.pos);
+        let seg = &self.segs[self.seg_idx];
+        let readable_end = seg.end_offset.min(seg.file_len).max(self.pos + n);
+        let len = n.max(READ_CHUNK_BYTES).min(readable_end - self.pos);
         self.buf.resize(len as usize, 0);
         let file = self.file.as_ref().expect("segment opened before reading");
         file.read_at(&mut self.buf, self.pos)?;

@@ -86,6 +86,9 @@ pub(crate) struct SegMeta {
     pub end_offset: u64,
     /// The LSN after the last frame.
     pub end_lsn: u64,
+    /// The file's length as far as the log knows (reads stop there; the zero padding of
+    /// the last frame may lie beyond it after a crash).
+    pub file_len: u64,
     /// Salvage only: damaged regions to jump over, as (offset, resume offset).
     pub skips: Vec<(u64, u64)>,
 }
@@ -151,7 +154,9 @@ fn scan_segment(
         }
         let reason = match decode_frame(rest, header.salt, max_record_bytes) {
             Ok(h) if h.lsn == lsn => {
-                pos = (pos as u64 + h.frame_len()).min(bytes.len() as u64) as usize;
+                // The padding may lie past the end of the file (torn off): the next frame
+                // still starts at the aligned offset.
+                pos += h.frame_len() as usize;
                 lsn = h.next_lsn();
                 continue;
             }
@@ -356,6 +361,7 @@ pub(crate) fn recover(
             salt: header.salt,
             end_offset: scan.end_offset,
             end_lsn: scan.end_lsn,
+            file_len: bytes.len() as u64,
             skips: scan.skips,
         });
     }

@@ -130,6 +130,11 @@ impl Wal {
         let active: Arc<dyn File> = match rec.segments.last() {
             Some(last) => {
                 let file: Arc<dyn File> = Arc::from(fs.open(&last.path)?);
+                if rec.report.tail_cut.is_none() && last.file_len < last.end_offset {
+                    // The last frame's zero padding was torn off: put it back so the next
+                    // frame starts aligned.
+                    file.set_len(last.end_offset)?;
+                }
                 if let Some(cut) = &rec.report.tail_cut {
                     // Seed failure 1: cut the torn tail physically and durably before any
                     // append, so old bytes after it can never pass for frames that follow
@@ -139,8 +144,11 @@ impl Wal {
                         file.allocate(options.segment_size_bytes)?;
                     }
                     fs.fail_point("wal::tail_cut_before_sync")?;
-                    file.sync_data()?;
                 }
+                // Also without a cut: after a process crash (no reboot) the recovered tail
+                // may still sit unsynced in the page cache. The log is about to claim it
+                // durable (every new frame's synced LSN says so), so make it true first.
+                file.sync_data()?;
                 file
             }
             None => {
@@ -150,6 +158,9 @@ impl Wal {
                 file
             }
         };
+        if let Some(last) = rec.segments.last_mut() {
+            last.file_len = active.len()?;
+        }
         let state = State::new(rec.segments, Some(active), rec.next_lsn);
         Ok((Wal::start(fs, dir, options, state, false), rec.report))
     }
@@ -340,6 +351,7 @@ impl Shared {
             encode_frame(&mut st.buf, seg.salt, lsn, st.synced_lsn, records, batch);
             self.fail.guard(file.write_at(&st.buf, seg.end_offset))?;
             seg.end_offset += flen;
+            seg.file_len = seg.file_len.max(seg.end_offset);
             seg.end_lsn = lsn + count;
             st.next_lsn = lsn + count;
             // Reuse the buffer unless one huge record would keep it big.
@@ -462,6 +474,11 @@ pub(crate) fn create_segment(
             salt,
             end_offset: SEGMENT_HEADER_BYTES as u64,
             end_lsn: first_lsn,
+            file_len: if opts.preallocate {
+                opts.segment_size_bytes
+            } else {
+                SEGMENT_HEADER_BYTES as u64
+            },
             skips: Vec::new(),
         },
         file,
