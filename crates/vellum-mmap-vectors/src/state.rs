@@ -1,0 +1,312 @@
+//! The store's checkpointed state: the meta file (shape and the slots still protected for
+//! older retained generations) and the id map (id -> slot and slot checksum). Layouts in
+//! `docs/format/vectors.md`; all integers little-endian; decoders are total and allocate
+//! only after checking a count against the bytes actually present.
+
+use crate::segment::{ElementType, MAX_DIMENSION, MAX_SLOTS_PER_SEGMENT};
+
+/// The first eight bytes of the meta file.
+pub const META_MAGIC: [u8; 8] = *b"VLMVMETA";
+/// The first eight bytes of the id map file.
+pub const IDMAP_MAGIC: [u8; 8] = *b"VLMVIDMP";
+/// The version of both files.
+pub const STATE_VERSION: u32 = 1;
+
+const META_FIXED_BYTES: usize = 8 + 4 + 1 + 3 + 4 + 4 + 4 + 4 + 8 + 8;
+const PENDING_ENTRY_BYTES: usize = 16;
+const IDMAP_FIXED_BYTES: usize = 8 + 4 + 4 + 8;
+const IDMAP_ENTRY_BYTES: usize = 8 + 8 + 4;
+const TRAILER_BYTES: usize = 4;
+const _: () = assert!(META_FIXED_BYTES == 48 && IDMAP_FIXED_BYTES == 24);
+
+/// Why a state file does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The length does not match what the header says.
+    #[error("length {len} does not match the {expected:?} bytes its header implies")]
+    Length {
+        /// Bytes present.
+        len: usize,
+        /// Bytes expected (`None` when the header itself is cut off or overflows).
+        expected: Option<usize>,
+    },
+    /// Wrong magic bytes.
+    #[error("bad magic")]
+    BadMagic,
+    /// Unsupported version.
+    #[error("unsupported version {version}")]
+    UnsupportedVersion {
+        /// The version found.
+        version: u32,
+    },
+    /// The trailing checksum does not match.
+    #[error("checksum mismatch")]
+    ChecksumMismatch,
+    /// A field is out of range.
+    #[error("invalid field {field} = {value}")]
+    InvalidField {
+        /// Which field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// Ids are not strictly increasing.
+    #[error("id {id} at entry {index} is out of order or repeated")]
+    IdOrder {
+        /// The entry.
+        index: usize,
+        /// Its id.
+        id: u64,
+    },
+}
+
+/// The decoded meta file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreMeta {
+    /// Element type.
+    pub element: ElementType,
+    /// Elements per vector.
+    pub dimension: u32,
+    /// Slots per segment file.
+    pub slots_per_segment: u32,
+    /// Segment files this state needs (every referenced slot lies below
+    /// `segment_count * slots_per_segment`).
+    pub segment_count: u32,
+    /// Live vectors (entries in the id map).
+    pub live_count: u64,
+    /// Slots no longer live but still referenced by an older retained generation, each with
+    /// the newest generation that references it; reusable once that generation is no longer
+    /// retained.
+    pub pending: Vec<(u64, u64)>,
+}
+
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[o..o + 8]);
+    u64::from_le_bytes(a)
+}
+
+fn check_trailer(bytes: &[u8]) -> Result<(), StateError> {
+    let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_BYTES);
+    if crc32fast::hash(body) != u32_at(trailer, 0) {
+        return Err(StateError::ChecksumMismatch);
+    }
+    Ok(())
+}
+
+impl StoreMeta {
+    /// Encodes the meta file.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(META_FIXED_BYTES + self.pending.len() * PENDING_ENTRY_BYTES + 4);
+        out.extend_from_slice(&META_MAGIC);
+        out.extend_from_slice(&STATE_VERSION.to_le_bytes());
+        out.push(self.element.id());
+        out.extend_from_slice(&[0; 3]);
+        out.extend_from_slice(&self.dimension.to_le_bytes());
+        out.extend_from_slice(&self.slots_per_segment.to_le_bytes());
+        out.extend_from_slice(&self.segment_count.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&self.live_count.to_le_bytes());
+        out.extend_from_slice(&(self.pending.len() as u64).to_le_bytes());
+        for (slot, generation) in &self.pending {
+            out.extend_from_slice(&slot.to_le_bytes());
+            out.extend_from_slice(&generation.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Decodes a meta file. Total.
+    pub fn decode(bytes: &[u8]) -> Result<StoreMeta, StateError> {
+        if bytes.len() < META_FIXED_BYTES + TRAILER_BYTES {
+            return Err(StateError::Length {
+                len: bytes.len(),
+                expected: None,
+            });
+        }
+        if bytes[..8] != META_MAGIC {
+            return Err(StateError::BadMagic);
+        }
+        let version = u32_at(bytes, 8);
+        if version != STATE_VERSION {
+            return Err(StateError::UnsupportedVersion { version });
+        }
+        let pending_count = u64_at(bytes, 40);
+        let expected = usize::try_from(pending_count)
+            .ok()
+            .and_then(|n| n.checked_mul(PENDING_ENTRY_BYTES))
+            .and_then(|n| n.checked_add(META_FIXED_BYTES + TRAILER_BYTES));
+        if expected != Some(bytes.len()) {
+            return Err(StateError::Length {
+                len: bytes.len(),
+                expected,
+            });
+        }
+        check_trailer(bytes)?;
+        let element = ElementType::from_id(bytes[12]).ok_or(StateError::InvalidField {
+            field: "element type",
+            value: u64::from(bytes[12]),
+        })?;
+        let dimension = u32_at(bytes, 16);
+        if dimension == 0 || dimension > MAX_DIMENSION {
+            return Err(StateError::InvalidField {
+                field: "dimension",
+                value: u64::from(dimension),
+            });
+        }
+        let slots_per_segment = u32_at(bytes, 20);
+        if slots_per_segment == 0 || slots_per_segment > MAX_SLOTS_PER_SEGMENT {
+            return Err(StateError::InvalidField {
+                field: "slots_per_segment",
+                value: u64::from(slots_per_segment),
+            });
+        }
+        let pending = bytes[META_FIXED_BYTES..bytes.len() - TRAILER_BYTES]
+            .chunks_exact(PENDING_ENTRY_BYTES)
+            .map(|c| (u64_at(c, 0), u64_at(c, 8)))
+            .collect();
+        Ok(StoreMeta {
+            element,
+            dimension,
+            slots_per_segment,
+            segment_count: u32_at(bytes, 24),
+            live_count: u64_at(bytes, 32),
+            pending,
+        })
+    }
+}
+
+/// Encodes the id map from `(id, slot, crc)` entries sorted by id (column layout: all ids,
+/// then all slots, then all CRCs, which compresses well).
+pub fn encode_idmap(entries: &[(u64, u64, u32)]) -> Vec<u8> {
+    let n = entries.len();
+    let mut out = Vec::with_capacity(IDMAP_FIXED_BYTES + n * IDMAP_ENTRY_BYTES + TRAILER_BYTES);
+    out.extend_from_slice(&IDMAP_MAGIC);
+    out.extend_from_slice(&STATE_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(n as u64).to_le_bytes());
+    for e in entries {
+        out.extend_from_slice(&e.0.to_le_bytes());
+    }
+    for e in entries {
+        out.extend_from_slice(&e.1.to_le_bytes());
+    }
+    for e in entries {
+        out.extend_from_slice(&e.2.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// A checked view of an encoded id map.
+#[derive(Debug, Clone, Copy)]
+pub struct IdMapView<'a> {
+    ids: &'a [u8],
+    slots: &'a [u8],
+    crcs: &'a [u8],
+}
+
+impl<'a> IdMapView<'a> {
+    /// Checks an encoded id map (length, magic, version, checksum, ids strictly increasing).
+    /// Total.
+    pub fn decode(bytes: &'a [u8]) -> Result<IdMapView<'a>, StateError> {
+        if bytes.len() < IDMAP_FIXED_BYTES + TRAILER_BYTES {
+            return Err(StateError::Length {
+                len: bytes.len(),
+                expected: None,
+            });
+        }
+        if bytes[..8] != IDMAP_MAGIC {
+            return Err(StateError::BadMagic);
+        }
+        let version = u32_at(bytes, 8);
+        if version != STATE_VERSION {
+            return Err(StateError::UnsupportedVersion { version });
+        }
+        let count = u64_at(bytes, 16);
+        let expected = usize::try_from(count)
+            .ok()
+            .and_then(|n| n.checked_mul(IDMAP_ENTRY_BYTES))
+            .and_then(|n| n.checked_add(IDMAP_FIXED_BYTES + TRAILER_BYTES));
+        if expected != Some(bytes.len()) {
+            return Err(StateError::Length {
+                len: bytes.len(),
+                expected,
+            });
+        }
+        check_trailer(bytes)?;
+        let n = count as usize;
+        let body = &bytes[IDMAP_FIXED_BYTES..bytes.len() - TRAILER_BYTES];
+        let (ids, rest) = body.split_at(n * 8);
+        let (slots, crcs) = rest.split_at(n * 8);
+        let view = IdMapView { ids, slots, crcs };
+        let mut prev: Option<u64> = None;
+        for (index, (id, _, _)) in view.iter().enumerate() {
+            if prev.is_some_and(|p| p >= id) {
+                return Err(StateError::IdOrder { index, id });
+            }
+            prev = Some(id);
+        }
+        Ok(view)
+    }
+
+    /// Entries.
+    pub fn len(&self) -> usize {
+        self.ids.len() / 8
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// `(id, slot, crc)` in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64, u32)> + 'a {
+        let (ids, slots, crcs) = (self.ids, self.slots, self.crcs);
+        ids.chunks_exact(8)
+            .zip(slots.chunks_exact(8))
+            .zip(crcs.chunks_exact(4))
+            .map(|((i, s), c)| (u64_at(i, 0), u64_at(s, 0), u32_at(c, 0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_and_idmap_round_trip_and_reject_every_bit_flip() {
+        let meta = StoreMeta {
+            element: ElementType::F32,
+            dimension: 8,
+            slots_per_segment: 16,
+            segment_count: 2,
+            live_count: 3,
+            pending: vec![(5, 1), (9, 2)],
+        };
+        let bytes = meta.encode();
+        assert_eq!(StoreMeta::decode(&bytes).unwrap(), meta);
+        for bit in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(StoreMeta::decode(&b).is_err(), "meta bit {bit}");
+        }
+        let entries = vec![(1, 4, 0xdead), (7, 0, 1), (9, 2, 2)];
+        let bytes = encode_idmap(&entries);
+        let view = IdMapView::decode(&bytes).unwrap();
+        assert_eq!(view.iter().collect::<Vec<_>>(), entries);
+        for bit in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(IdMapView::decode(&b).is_err(), "idmap bit {bit}");
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Behaviour of the store: typed errors, torn-page detection, idempotent replay,
+//! copy-on-write, seed failures 6 and 7, and the real file system.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::*;
+use vellum_checkpoint::{Checkpointer, data_file_name};
+use vellum_fs::{DynFs, Fs, RealFs, SimFs};
+use vellum_mmap_vectors::segment::{HEADER_BYTES, segment_file_name};
+use vellum_mmap_vectors::{Error, HeaderError, StoreConfig, VectorStore};
+
+fn seg_path(i: u32) -> std::path::PathBuf {
+    Path::new(STORE_DIR).join(segment_file_name(i))
+}
+
+#[test]
+fn get_returns_what_was_stored_and_len_contains_iter_agree() {
+    let fs = SimFs::new();
+    let (_cp, mut store, _) = open(&fs).unwrap();
+    let mut model = Model::new();
+    for id in 0..25u64 {
+        store.upsert(id * 3, &vector(id, 0)).unwrap();
+        model.insert(id * 3, vector(id, 0));
+    }
+    assert!(store.delete(9).unwrap());
+    assert!(!store.delete(9).unwrap());
+    model.remove(&9);
+    same_as(&store, &model).unwrap();
+    assert!(store.contains(3) && !store.contains(9) && !store.contains(4));
+    assert_eq!(store.get(4).unwrap(), None);
+    let mut seen: Vec<u64> = store.iter().map(|r| r.unwrap().0).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, model.keys().copied().collect::<Vec<_>>());
+    // Slices are f32-aligned views of the map, and several can be held at once.
+    let a = store.get(0).unwrap().unwrap();
+    let b = store.get(3).unwrap().unwrap();
+    assert_eq!(a.as_ptr() as usize % 64, 0, "slots are 64-byte aligned");
+    assert_ne!(a.as_ptr(), b.as_ptr());
+    assert_eq!(store.stats().segments, 7, "25 vectors in segments of 4");
+}
+
+#[test]
+fn a_vector_of_the_wrong_dimension_is_refused_with_a_typed_error() {
+    let fs = SimFs::new();
+    let (_cp, mut store, _) = open(&fs).unwrap();
+    let err = store.upsert(7, &[1.0, 2.0]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::DimensionMismatch {
+                id: 7,
+                expected: 4,
+                found: 2
+            }
+        ),
+        "{err}"
+    );
+    let err = store
+        .upsert_batch([(1, &[0.0f32; 4][..]), (2, &[0.0f32; 5][..])])
+        .unwrap_err();
+    assert!(matches!(err, Error::DimensionMismatch { id: 2, .. }));
+    assert!(store.is_empty(), "a batch with a bad vector writes nothing");
+}
+
+#[test]
+fn reopening_with_another_dimension_names_the_checkpoint_file() {
+    let fs = SimFs::new();
+    let (mut cp, mut store, _) = open(&fs).unwrap();
+    store.upsert(1, &vector(1, 0)).unwrap();
+    store.checkpoint(&mut cp, 1, b"").unwrap();
+    drop((cp, store));
+    let (cp, loaded) = Checkpointer::open(fs.shared(), Path::new(CK_DIR), ck_config()).unwrap();
+    let err = VectorStore::open_from(
+        fs.shared(),
+        Path::new(STORE_DIR),
+        StoreConfig {
+            slots_per_segment: 4,
+            ..StoreConfig::new(8)
+        },
+        &cp,
+        loaded.as_ref(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ConfigMismatch {
+                field: "dimension",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("vectors.meta"), "{err}");
+}
+
+/// Checkpoints one vector, damages segment 0 with `damage`, and returns the open error.
+fn open_after_damage(damage: impl FnOnce(&mut Vec<u8>)) -> Error {
+    let fs = SimFs::new();
+    let (mut cp, mut store, _) = open(&fs).unwrap();
+    store.upsert(1, &vector(1, 0)).unwrap();
+    store.checkpoint(&mut cp, 1, b"").unwrap();
+    drop((cp, store));
+    assert!(
+        fs.exists(&seg_path(0)).unwrap(),
+        "the segment to damage exists"
+    );
+    fs.tamper(&seg_path(0), damage).unwrap();
+    let (cp, loaded) = Checkpointer::open(fs.shared(), Path::new(CK_DIR), ck_config()).unwrap();
+    VectorStore::open_from(
+        fs.shared(),
+        Path::new(STORE_DIR),
+        store_config(),
+        &cp,
+        loaded.as_ref(),
+    )
+    .unwrap_err()
+}
+
+#[test]
+fn a_segment_of_the_wrong_size_is_a_typed_error_naming_the_file() {
+    let err = open_after_damage(|b| b.truncate(b.len() - 64));
+    assert!(matches!(err, Error::SegmentSize { .. }), "{err}");
+    assert!(err.to_string().contains("segment-00000000.vec"), "{err}");
+}
+
+#[test]
+fn a_segment_of_an_unknown_version_or_element_type_is_a_typed_error() {
+    let err = open_after_damage(|b| {
+        b[8] = 9; // version
+        let crc = crc32fast::hash(&b[..32]);
+        b[32..36].copy_from_slice(&crc.to_le_bytes());
+    });
+    assert!(
+        matches!(
+            err,
+            Error::SegmentHeader {
+                source: HeaderError::UnsupportedVersion { version: 9 },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = open_after_damage(|b| {
+        b[12] = 2; // f16: reserved, not implemented
+        let crc = crc32fast::hash(&b[..32]);
+        b[32..36].copy_from_slice(&crc.to_le_bytes());
+    });
+    assert!(
+        matches!(
+            err,
+            Error::SegmentHeader {
+                source: HeaderError::UnknownElementType { id: 2 },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("segment-00000000.vec"), "{err}");
+    let err = open_after_damage(|b| b[20] ^= 1);
+    assert!(
+        matches!(
+            err,
+            Error::SegmentHeader {
+                source: HeaderError::ChecksumMismatch { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_torn_slot_is_detected_by_get_and_verify_and_never_served() {
+    // Row 11: a slot of the checkpoint whose bytes changed on disk (a torn or rotted page).
+    let fs = SimFs::new();
+    let (mut cp, mut store, _) = open(&fs).unwrap();
+    for id in 0..4u64 {
+        store.upsert(id, &vector(id, 0)).unwrap();
+    }
+    store.checkpoint(&mut cp, 1, b"").unwrap();
+    drop((cp, store));
+    let image = fs.crash_drop_unsynced();
+    // Tear the second half of slot 2 (each slot is 64 bytes here): zeros, as a lost sector.
+    image
+        .tamper(&seg_path(0), |b| {
+            let start = HEADER_BYTES + 2 * 64 + 8;
+            b[start..start + 8].fill(0);
+        })
+        .unwrap();
+    let (_, store, _) = open(&image).unwrap();
+    let report = store.verify().unwrap();
+    assert_eq!(report.checked, 4);
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    let bad = report.damaged[0].id;
+    let err = store.get(bad).unwrap_err();
+    assert!(matches!(err, Error::SlotCorrupt { .. }), "{err}");
+    assert!(err.to_string().contains("segment-00000000.vec"), "{err}");
+    for id in (0..4u64).filter(|&i| i != bad) {
+        assert_eq!(store.get(id).unwrap().unwrap(), vector(id, 0).as_slice());
+    }
+    let iter_errors = store.iter().filter(|r| r.is_err()).count();
+    assert_eq!(iter_errors, 1);
+}
+
+#[test]
+fn replaying_operations_already_applied_changes_nothing() {
+    let fs = SimFs::new();
+    let (_cp, mut store, _) = open(&fs).unwrap();
+    let ops: Vec<(u64, Option<u64>)> = (0..30u64)
+        .map(|i| (i % 7, if i % 5 == 4 { None } else { Some(i) }))
+        .collect();
+    let apply = |store: &mut VectorStore, model: &mut Model| {
+        for &(id, v) in &ops {
+            match v {
+                Some(v) => {
+                    store.upsert(id, &vector(id, v)).unwrap();
+                    model.insert(id, vector(id, v));
+                }
+                None => {
+                    store.delete(id).unwrap();
+                    model.remove(&id);
+                }
+            }
+        }
+    };
+    let mut model = Model::new();
+    apply(&mut store, &mut model);
+    same_as(&store, &model).unwrap();
+    let before = store.stats();
+    // Re-applying the final value of each id (what a replay past the checkpoint does) uses no
+    // new slot and changes nothing.
+    for (id, v) in model.clone() {
+        store.upsert(id, &v).unwrap();
+    }
+    assert_eq!(store.stats(), before);
+    apply(&mut store, &mut model);
+    same_as(&store, &model).unwrap();
+}
+
+#[test]
+fn a_checkpointed_slot_is_never_overwritten_before_the_next_checkpoint() {
+    // Row 10 / copy-on-write: after a checkpoint, update and delete everything many times
+    // without checkpointing: the durable bytes of the checkpointed slots never change.
+    let fs = SimFs::new();
+    let (mut cp, mut store, _) = open(&fs).unwrap();
+    for id in 0..8u64 {
+        store.upsert(id, &vector(id, 0)).unwrap();
+    }
+    store.checkpoint(&mut cp, 1, b"").unwrap();
+    let durable_before = fs.crash_drop_unsynced().read_file(&seg_path(0)).unwrap();
+    for round in 1..20u64 {
+        for id in 0..8u64 {
+            if round % 3 == 0 {
+                store.delete(id).unwrap();
+            } else {
+                store.upsert(id, &vector(id, round)).unwrap();
+            }
+        }
+    }
+    // Everything written since: in the map, possibly on disk; the checkpointed slots of
+    // segment 0 (ids 0..4) must hold the old bytes in the live file too.
+    let live = fs.read_file(&seg_path(0)).unwrap();
+    assert_eq!(
+        live[..HEADER_BYTES + 4 * 64],
+        durable_before[..HEADER_BYTES + 4 * 64]
+    );
+    drop((cp, store));
+    for image in fs.crash_images(&vellum_fs::CrashModel::torn_512(), 64, 1) {
+        let (_, store, _) = open(&image).unwrap();
+        let model: Model = (0..8u64).map(|id| (id, vector(id, 0))).collect();
+        same_as(&store, &model).unwrap();
+    }
+}
+
+#[test]
+fn the_id_map_is_a_new_file_per_checkpoint_and_never_rewritten_in_place() {
+    // Seed failure 6: the id map was rewritten in place, so a crash tore it.
+    let fs = SimFs::new();
+    let (mut cp, mut store, _) = open(&fs).unwrap();
+    store.upsert(1, &vector(1, 0)).unwrap();
+    store.checkpoint(&mut cp, 1, b"").unwrap();
+    let first = Path::new(CK_DIR).join(data_file_name(1, "vectors.idmap"));
+    let first_bytes = fs.read_file(&first).unwrap();
+    store.upsert(2, &vector(2, 0)).unwrap();
+    store.checkpoint(&mut cp, 2, b"").unwrap();
+    let second = Path::new(CK_DIR).join(data_file_name(2, "vectors.idmap"));
+    assert!(fs.exists(&second).unwrap());
+    assert_eq!(
+        fs.read_file(&first).unwrap(),
+        first_bytes,
+        "generation 1's id map untouched"
+    );
+    assert_ne!(fs.read_file(&second).unwrap(), first_bytes);
+}
+
+#[test]
+fn reclaiming_free_segments_then_writing_loses_nothing() {
+    // Seed failure 7: after compaction, later writes were lost on recovery.
+    let fs = SimFs::new();
+    let (mut cp, mut store, _) = open(&fs).unwrap();
+    let mut model = Model::new();
+    for id in 0..12u64 {
+        store.upsert(id, &vector(id, 0)).unwrap();
+        model.insert(id, vector(id, 0));
+    }
+    assert_eq!(store.stats().segments, 3);
+    store.checkpoint(&mut cp, 1, b"").unwrap();
+    for id in 4..12u64 {
+        store.delete(id).unwrap();
+        model.remove(&id);
+    }
+    // Two checkpoints: the first stops referencing the slots, the second drops the
+    // generation that still did (retention 2); then segments 1 and 2 are wholly free.
+    store.checkpoint(&mut cp, 2, b"").unwrap();
+    assert_eq!(
+        store.stats().segments,
+        3,
+        "generation 1 still references them"
+    );
+    store.checkpoint(&mut cp, 3, b"").unwrap();
+    assert_eq!(store.stats().segments, 1, "{:?}", store.stats());
+    assert!(!fs.exists(&seg_path(2)).unwrap());
+    for id in 100..110u64 {
+        store.upsert(id, &vector(id, 1)).unwrap();
+        model.insert(id, vector(id, 1));
+    }
+    store.checkpoint(&mut cp, 4, b"").unwrap();
+    store.upsert(200, &vector(200, 0)).unwrap();
+    drop((cp, store));
+    for image in fs.crash_images(&vellum_fs::CrashModel::torn_512(), 64, 7) {
+        let (_, store, _) = open(&image).unwrap();
+        same_as(&store, &model).unwrap();
+    }
+}
+
+#[test]
+fn the_same_store_works_on_the_real_file_system() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs: DynFs = Arc::new(RealFs::new());
+    let ck = tmp.path().join("ck");
+    let dir = tmp.path().join("vectors");
+    let config = StoreConfig {
+        slots_per_segment: 64,
+        ..StoreConfig::new(16)
+    };
+    let v = |id: u64| -> Vec<f32> { (0..16).map(|i| (id * 16 + i) as f32).collect() };
+    {
+        let (mut cp, loaded) = Checkpointer::open(fs.clone(), &ck, ck_config()).unwrap();
+        let mut store =
+            VectorStore::open_from(fs.clone(), &dir, config, &cp, loaded.as_ref()).unwrap();
+        for id in 0..300u64 {
+            store.upsert(id, &v(id)).unwrap();
+        }
+        for id in (0..300u64).step_by(3) {
+            store.delete(id).unwrap();
+        }
+        store.checkpoint(&mut cp, 1, b"").unwrap();
+        store.upsert(1000, &v(1000)).unwrap(); // not checkpointed: gone after reopen
+    }
+    let (cp, loaded) = Checkpointer::open(fs.clone(), &ck, ck_config()).unwrap();
+    let store = VectorStore::open_from(fs.clone(), &dir, config, &cp, loaded.as_ref()).unwrap();
+    assert_eq!(store.len(), 200);
+    assert_eq!(store.get(1000).unwrap(), None);
+    for id in (0..300u64).filter(|id| id % 3 != 0) {
+        assert_eq!(store.get(id).unwrap().unwrap(), v(id).as_slice());
+    }
+    assert!(store.verify().unwrap().damaged.is_empty());
+    assert!(fs.exists(&dir.join(segment_file_name(0))).unwrap());
+}
