@@ -237,3 +237,37 @@ fn rotation_and_truncation_hold_under_ordered_and_4k_torn_writeback() {
     }
     println!("rotation/truncation crash test: {total} crash images checked");
 }
+
+#[test]
+fn truncation_removes_a_prefix_of_segments_and_never_leaves_a_hole() {
+    let opts = small_opts(SyncPolicy::Always);
+    let harness = CrashHarness {
+        model: CrashModel::torn_512(),
+        images_per_point: 64,
+        points: CrashPoints::EveryOp,
+        seed: 21,
+    };
+    let report = harness.run(
+        |fs| {
+            let mut out = Outcome::default();
+            let Ok((wal, _)) = Wal::open(fs.shared(), DIR, opts) else {
+                return out;
+            };
+            for i in 0..30 {
+                let p = payload(0, i, 0, 1, 50);
+                out.attempted.insert(p.clone());
+                match wal.append(&p) {
+                    Ok(lsn) => {
+                        out.acked.insert(lsn, p);
+                    }
+                    Err(_) => return out,
+                }
+            }
+            out.truncate_max = 25;
+            let _ = wal.truncate_before(25);
+            out
+        },
+        |image, out| reopen_and_check(image.shared(), opts, out).map(|_| ()),
+    );
+    println!("truncation crash test: {report}");
+}
