@@ -263,13 +263,15 @@ impl Catalog {
         let info = receiver.finish(&tmp)?;
         let meta = SnapshotMeta::from_info(&info);
         if self.entries.contains_key(&meta.id) {
-            vellum_fs::remove_file_durable(self.fs.as_ref(), &tmp)?;
+            // Not durable on purpose: a temporary file left by a crash is removed at open.
+            self.fs.remove_file(&tmp)?;
             return Err(Error::InvalidInput {
                 reason: format!("snapshot {} is already in the catalog", meta.id),
             });
         }
         if let Err(e) = self.check_parent(meta.parent) {
-            vellum_fs::remove_file_durable(self.fs.as_ref(), &tmp)?;
+            // Not durable on purpose: a temporary file left by a crash is removed at open.
+            self.fs.remove_file(&tmp)?;
             return Err(e);
         }
         crate::restore::rename_same_fs(self.fs.as_ref(), &tmp, &self.archive_path(meta.id))?;

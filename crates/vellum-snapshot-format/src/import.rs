@@ -189,9 +189,9 @@ impl ChunkReceiver {
                     bytes.extend_from_slice(&r.encode(id));
                 }
             }
+            // This also syncs the staging directory, making a new part file's name durable.
             vellum_fs::atomic_replace(fs.as_ref(), &log_path, &bytes)?;
         }
-        fs.sync_dir(staging)?;
         let part = fs.open(&part_path)?;
         let log = fs.open(&log_path)?;
         let log_len = log.len()?;
