@@ -35,6 +35,8 @@
 #![forbid(unsafe_code)]
 
 mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod manifest;
 
 use std::collections::BTreeSet;

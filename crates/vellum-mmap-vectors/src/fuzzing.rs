@@ -9,7 +9,8 @@ use crate::state::{IdMapView, StoreMeta};
 /// to the same bytes.
 pub fn vector_segment(data: &[u8]) {
     if let Ok(header) = SegmentHeader::decode(data) {
-        assert_eq!(&header.encode()[..], &data[..crate::segment::HEADER_BYTES]);
+        let fields = crate::segment::HEADER_FIELDS_BYTES;
+        assert_eq!(&header.encode()[..fields], &data[..fields]);
     }
     let _ = validate_segment(data);
     if let Ok(meta) = StoreMeta::decode(data) {
@@ -18,5 +19,72 @@ pub fn vector_segment(data: &[u8]) {
     if let Ok(view) = IdMapView::decode(data) {
         let entries: Vec<_> = view.iter().collect();
         assert_eq!(crate::state::encode_idmap(&entries), data);
+    }
+    store_over_segment(data);
+}
+
+/// Opens a store whose checkpoint references slot 0 of segment 0 and whose segment 0 file is
+/// `data`: open, `get`, `verify` and `iter` never panic, whatever the file holds.
+pub fn store_over_segment(data: &[u8]) {
+    use std::path::Path;
+    use vellum_checkpoint::{CheckpointConfig, Checkpointer, Codec, FileSpec};
+    use vellum_fs::{Fs, SimFs};
+
+    let fs = SimFs::new();
+    let config = crate::StoreConfig {
+        slots_per_segment: 4,
+        ..crate::StoreConfig::new(4)
+    };
+    let meta = StoreMeta {
+        element: crate::ElementType::F32,
+        dimension: 4,
+        slots_per_segment: 4,
+        segment_count: 1,
+        live_count: 1,
+        pending: vec![],
+    }
+    .encode();
+    let idmap = crate::state::encode_idmap(&[(7, 0, 0x1234_5678)]);
+    let Ok((mut cp, _)) =
+        Checkpointer::open(fs.shared(), Path::new("/ck"), CheckpointConfig::default())
+    else {
+        return;
+    };
+    let files = [
+        FileSpec {
+            name: crate::META_FILE,
+            bytes: &meta,
+            codec: Codec::None,
+        },
+        FileSpec {
+            name: crate::IDMAP_FILE,
+            bytes: &idmap,
+            codec: Codec::None,
+        },
+    ];
+    if cp.commit(1, b"", &files).is_err() {
+        return;
+    }
+    let dir = Path::new("/vectors");
+    if vellum_fs::create_dir_all_durable(&fs, dir).is_err() {
+        return;
+    }
+    let Ok(file) = fs.create(&dir.join(crate::segment::segment_file_name(0))) else {
+        return;
+    };
+    if file.write_at(data, 0).is_err() {
+        return;
+    }
+    drop(file);
+    let Ok((cp, loaded)) =
+        Checkpointer::open(fs.shared(), Path::new("/ck"), CheckpointConfig::default())
+    else {
+        return;
+    };
+    if let Ok(store) = crate::VectorStore::open_from(fs.shared(), dir, config, &cp, loaded.as_ref())
+    {
+        let _ = store.get(7);
+        let _ = store.verify();
+        let _ = store.iter().count();
     }
 }

@@ -39,6 +39,7 @@
 //! store's directory must belong to this store alone.
 
 mod error;
+#[doc(hidden)]
 pub mod fuzzing;
 pub mod segment;
 pub mod state;
