@@ -100,18 +100,21 @@ pub fn recover_swap(fs: &dyn Fs, target: &Path) -> Result<SwapRecovery> {
     let target_exists = fs.exists(&p.target)?;
     let old_exists = fs.exists(&p.old)?;
     let staging_exists = fs.exists(&p.staging)?;
+    // Every change below is made durable by one sync of the parent at the end: a crash
+    // before it leaves a state this same function recovers from again.
+    let mut changed = false;
     let outcome = match (target_exists, old_exists) {
         // The old state was moved aside and the new one never (durably) arrived: put the
         // old one back. The staging copy may be whole, but we cannot tell cheaply: roll back.
         (false, true) => {
             rename_same_fs(fs, &p.old, &p.target)?;
-            fs.sync_dir(&p.parent)?;
+            changed = true;
             SwapRecovery::RolledBack
         }
         // `O` exists only once `T` was moved aside, so `T` present means it is the new state.
         (true, true) => {
             remove_tree(fs, &p.old)?;
-            fs.sync_dir(&p.parent)?;
+            changed = true;
             SwapRecovery::Completed
         }
         _ if staging_exists => SwapRecovery::RolledBack,
@@ -119,6 +122,9 @@ pub fn recover_swap(fs: &dyn Fs, target: &Path) -> Result<SwapRecovery> {
     };
     if fs.exists(&p.staging)? {
         remove_tree(fs, &p.staging)?;
+        changed = true;
+    }
+    if changed {
         fs.sync_dir(&p.parent)?;
     }
     Ok(outcome)
