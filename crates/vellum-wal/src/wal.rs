@@ -15,7 +15,7 @@ use crate::format::{
 };
 use crate::iter::WalIter;
 use crate::options::{RecoveryMode, SyncPolicy, WalOptions};
-use crate::recovery::{Recovery, SegMeta, recover};
+use crate::recovery::{Recovery, SegMeta, SegmentInfo, recover};
 
 /// Counters describing the log now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +154,12 @@ impl Wal {
             None => {
                 let (meta, file) = create_segment(fs.as_ref(), &dir, rec.next_lsn, &options)?;
                 rec.report.first_lsn = meta.first_lsn;
+                rec.report.segments.push(SegmentInfo {
+                    path: meta.path.clone(),
+                    first_lsn: meta.first_lsn,
+                    last_lsn: meta.first_lsn - 1,
+                    valid_bytes: meta.end_offset,
+                });
                 rec.segments.push(meta);
                 file
             }
