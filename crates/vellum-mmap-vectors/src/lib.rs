@@ -28,7 +28,8 @@
 //!   slot after open (and [`VectorStore::verify`]) checks it, so a torn or rotted page is
 //!   reported as [`Error::SlotCorrupt`], never served as a vector.
 //! * **Growth never remaps.** More slots come from a new segment file (created at full size,
-//!   synced, directory synced, then mapped); existing maps never move, so a `&[f32]` stays
+//!   its name synced, then mapped; its bytes and length become durable with the next
+//!   checkpoint's flush); existing maps never move, so a `&[f32]` stays
 //!   valid for as long as it borrows the store. Wholly free trailing segments are removed
 //!   after a checkpoint no longer needs them.
 //!
@@ -451,8 +452,8 @@ impl VectorStore {
         })
     }
 
-    /// Adds a segment: created at full size with its header, synced, its name synced, then
-    /// mapped. Its slots join the free list.
+    /// Adds a segment: created at full size with its header, its name synced, then mapped.
+    /// Its slots join the free list.
     fn grow(&mut self) -> Result<()> {
         let index = self.segments.len() as u32;
         let path = self.dir.join(segment_file_name(index));
@@ -461,9 +462,12 @@ impl VectorStore {
             let file = self.fs.create(&path)?;
             file.allocate(header.file_len_bytes())?;
             file.write_at(&header.encode(), 0)?;
-            // Header and length durable before any checkpoint can reference the segment.
-            file.sync_data()?;
-            // The new name durable too (a checkpoint naming its slots must find the file).
+            // No `sync_data` here: a new segment always has a slot written into it, so it is
+            // dirty at the next checkpoint, whose flush of the whole map (`msync`, which
+            // syncs the file's range and its size) makes header, length and slots durable
+            // before the id map naming them is published. Until then nothing durable
+            // references the segment. The name, though, needs its directory synced (a
+            // checkpoint naming its slots must find the file).
             self.fs.sync_dir(&self.dir)?;
             let map = file.map_mut(header.file_len_bytes() as usize)?;
             Ok(Segment {
