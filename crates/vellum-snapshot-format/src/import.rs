@@ -193,6 +193,13 @@ impl ChunkReceiver {
             vellum_fs::atomic_replace(fs.as_ref(), &log_path, &bytes)?;
         }
         let part = fs.open(&part_path)?;
+        // Bytes past the last logged chunk were written by a chunk whose record never became
+        // durable: cut them off (durably), so `finish` sees exactly what the log vouches for.
+        let logged_end = records.iter().map(Received::end).max().unwrap_or(0);
+        if part.len()? > logged_end {
+            part.set_len(logged_end)?;
+            part.sync_data()?;
+        }
         let log = fs.open(&log_path)?;
         let log_len = log.len()?;
         let mut me = ChunkReceiver {

@@ -624,3 +624,29 @@ fn a_rename_across_file_systems_is_a_typed_error_naming_both_paths() {
     }
     assert!(!dest.exists(), "no copy fallback");
 }
+
+#[test]
+fn resume_cuts_unlogged_bytes_past_the_last_logged_chunk_durably() {
+    let fs = SimFs::new();
+    write_tree(&fs, &p("/gen"), &sample_tree(8));
+    let (chunks, _) = chunks_of(&fs, &p("/gen"), &small_opts(8, 10), 8192);
+    {
+        let mut rx =
+            ChunkReceiver::open(fs.shared(), &p("/staging"), ImportOptions::default()).unwrap();
+        for c in &chunks[..3] {
+            rx.receive(c).unwrap();
+        }
+    }
+    // A chunk far away was written and synced, but its log record never made it.
+    let part = p("/staging").join(PART_FILE);
+    fs.tamper(&part, |b| b.resize(1 << 20, 0xEE)).unwrap();
+    drop(ChunkReceiver::open(fs.shared(), &p("/staging"), ImportOptions::default()).unwrap());
+    let image = fs.crash_drop_unsynced();
+    assert_eq!(image.read_file(&part).unwrap().len(), 3 * 8192);
+    let mut rx =
+        ChunkReceiver::open(image.shared(), &p("/staging"), ImportOptions::default()).unwrap();
+    for c in &chunks {
+        rx.receive(c).unwrap();
+    }
+    rx.finish(&p("/got.vsnap")).unwrap();
+}
