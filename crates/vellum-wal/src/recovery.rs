@@ -195,7 +195,9 @@ fn scan_segment(
                     lsn,
                     reason,
                 });
-                match later.first() {
+                // Resume at the next valid frame that moves forward (a valid frame with an
+                // older LSN is itself damage).
+                match later.iter().find(|(_, h)| h.lsn >= lsn) {
                     Some((off, h)) => {
                         skips.push((pos as u64, *off));
                         pos = *off as usize;
