@@ -1,8 +1,53 @@
 //! Vellum: a crash-safe persistence engine for vector indexes.
 //!
-//! The facade (`Database`, `Collection`) is not built yet (issue 7). Today the workspace
-//! provides the I/O seam, [`vellum_fs`], with its crash-simulating file system; the other
-//! layers follow. This crate re-exports what exists.
+//! A [`Database`] is a directory of named [`Collection`]s. Each collection keeps
+//! fixed-dimension vectors with optional payloads, searches them (HNSW or exact), and never
+//! loses an acknowledged write: under the default [`SyncPolicy::Always`] a write returns only
+//! after the log bytes that carry it are synced. Opening maps the last checkpoint and replays
+//! the log tail; the search graph is loaded, never rebuilt.
+//!
+//! ```
+//! use vellum::{CollectionConfig, Database, DatabaseOptions, Metric, Point};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = Database::open(dir.path(), DatabaseOptions::default()).unwrap();
+//! let docs = db.create_collection("docs", CollectionConfig::new(3, Metric::Cosine)).unwrap();
+//! docs.upsert_batch([
+//!     Point::new(1, vec![1.0, 0.0, 0.0]).with_payload(*b"first"),
+//!     Point::new(2, vec![0.0, 1.0, 0.0]),
+//! ])
+//! .unwrap();
+//! let hits = docs.search(&[0.9, 0.1, 0.0], 1).unwrap();
+//! assert_eq!(hits[0].id, 1);
+//! drop((docs, db));
+//!
+//! // Reopen: everything acknowledged is there.
+//! let db = Database::open(dir.path(), DatabaseOptions::default()).unwrap();
+//! let docs = db.collection("docs").unwrap();
+//! assert_eq!(docs.get(1).unwrap().unwrap().payload.as_deref(), Some(&b"first"[..]));
+//! ```
+//!
+//! The guarantees, and what each sync policy can lose, are in docs/DURABILITY.md; the write
+//! and recovery paths step by step in docs/ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
+mod catalog;
+mod collection;
+mod database;
+mod error;
+mod options;
+mod record;
+
+pub use catalog::{CATALOG_FILE, validate_name};
+pub use collection::{
+    CheckpointInfo, CollectionStats, Hit, Point, SearchFilter, SearchParams, VerifyReport,
+    WriteBatch,
+};
+pub use database::{Collection, Database};
+pub use error::{Error, Result};
+pub use options::{
+    CollectionConfig, DatabaseOptions, HnswParams, IndexKind, Metric, RecoveryMode, SyncPolicy,
+};
+
+/// The I/O seam, for tests that run Vellum on the crash simulator.
 pub use vellum_fs as fs;

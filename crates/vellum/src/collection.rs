@@ -1,0 +1,1011 @@
+//! One collection: its log, vector store, payloads, index and checkpoints, and the write,
+//! read, recovery and checkpoint paths over them.
+//!
+//! # Write path (numbered as in docs/ARCHITECTURE.md)
+//!
+//! 1. Validate every point (dimension, finite components) before anything is logged.
+//! 2. Append the batch to the WAL as one all-or-nothing batch; under `SyncPolicy::Always`
+//!    this returns after a sync covering it (concurrent writers share syncs).
+//! 3. Wait for every earlier LSN to be applied, so memory changes in log order.
+//! 4. Apply under the state lock: index delete of a replaced id (before its vector moves),
+//!    store upsert/delete (copy-on-write slot), payloads, index insert.
+//! 5. Acknowledge. A reader sees a batch whole or not at all (step 4 holds the write lock).
+//!
+//! # Recovery path
+//!
+//! 1. Load the newest checkpoint generation (checksums verified; optionally fall back).
+//! 2. Open the vector store at that generation (maps segment files; no vector is read).
+//! 3. Decode payloads and open the saved graph (no rebuild).
+//! 4. Open the WAL (torn tail cut, corruption refused) and replay every record after the
+//!    generation's LSN through the same apply step as the write path (idempotent).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use rustc_hash::FxHashMap;
+use vellum_checkpoint::{CheckpointConfig, Checkpointer, Codec, FileSpec, LoadOptions};
+use vellum_fs::{DynFs, FailStop, create_dir_all_durable};
+use vellum_index::{Filter, Hnsw, Neighbour, SearchOptions, VectorSource};
+use vellum_mmap_vectors::{StoreConfig, VectorStore};
+use vellum_wal::{Wal, WalOptions};
+
+use crate::error::{Error, Result};
+use crate::options::{CollectionConfig, DatabaseOptions, IndexKind};
+use crate::record::{self, Op};
+
+/// Name of the payload file inside a checkpoint generation.
+pub(crate) const PAYLOADS_FILE: &str = "payloads";
+/// Name of the graph file inside a checkpoint generation.
+pub(crate) const GRAPH_FILE: &str = "graph";
+const META_MAGIC: &[u8; 8] = b"VCOLMETA";
+const META_VERSION: u32 = 1;
+
+/// Sub-directories of a collection directory.
+pub(crate) const WAL_DIR: &str = "wal";
+pub(crate) const VECTORS_DIR: &str = "vectors";
+pub(crate) const CHECKPOINTS_DIR: &str = "checkpoints";
+
+/// A point to write: id, vector, optional payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Its id, unique in the collection.
+    pub id: u64,
+    /// Its vector (the collection's dimension).
+    pub vector: Vec<f32>,
+    /// Arbitrary bytes stored and recovered with it.
+    pub payload: Option<Vec<u8>>,
+}
+
+impl Point {
+    /// A point without payload.
+    pub fn new(id: u64, vector: Vec<f32>) -> Self {
+        Point {
+            id,
+            vector,
+            payload: None,
+        }
+    }
+
+    /// With a payload.
+    pub fn with_payload(mut self, payload: impl Into<Vec<u8>>) -> Self {
+        self.payload = Some(payload.into());
+        self
+    }
+
+    /// With a JSON payload (serialised with serde_json).
+    pub fn with_json<T: serde::Serialize>(self, value: &T) -> Result<Self> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| Error::InvalidArgument(format!("payload does not serialise: {e}")))?;
+        Ok(self.with_payload(bytes))
+    }
+}
+
+/// A group of writes applied atomically: after any crash, all of them or none.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    ops: Vec<BatchOp>,
+}
+
+#[derive(Debug, Clone)]
+enum BatchOp {
+    Upsert(Point),
+    Delete(u64),
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        WriteBatch::default()
+    }
+
+    /// Adds an insert-or-replace.
+    pub fn upsert(&mut self, point: Point) -> &mut Self {
+        self.ops.push(BatchOp::Upsert(point));
+        self
+    }
+
+    /// Adds a delete (of an id that may not exist).
+    pub fn delete(&mut self, id: u64) -> &mut Self {
+        self.ops.push(BatchOp::Delete(id));
+        self
+    }
+
+    /// Operations in the batch.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// The point's id.
+    pub id: u64,
+    /// Its distance to the query under the collection's metric (smaller is closer).
+    pub distance: f32,
+}
+
+impl From<Neighbour> for Hit {
+    fn from(n: Neighbour) -> Self {
+        Hit {
+            id: n.id,
+            distance: n.distance,
+        }
+    }
+}
+
+/// Which points a search may return.
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub enum SearchFilter<'a> {
+    /// Only these ids.
+    Ids(&'a [u64]),
+    /// Only ids for which the predicate holds.
+    Id(&'a (dyn Fn(u64) -> bool + Sync)),
+    /// Only points whose payload (`None` when they have none) satisfies the predicate.
+    Payload(&'a (dyn Fn(Option<&[u8]>) -> bool + Sync)),
+}
+
+impl std::fmt::Debug for SearchFilter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SearchFilter::Ids(ids) => write!(f, "SearchFilter::Ids({} ids)", ids.len()),
+            SearchFilter::Id(_) => f.write_str("SearchFilter::Id(..)"),
+            SearchFilter::Payload(_) => f.write_str("SearchFilter::Payload(..)"),
+        }
+    }
+}
+
+/// Options of one search.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SearchParams<'a> {
+    /// HNSW candidate list size (`None`: the collection's `ef_search`). Ignored by flat
+    /// collections.
+    pub ef: Option<usize>,
+    /// Restricts the result.
+    pub filter: Option<SearchFilter<'a>>,
+    /// Scan every point instead of using the index (the ground truth).
+    pub exact: bool,
+}
+
+/// Counters of one collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CollectionStats {
+    /// The collection's name.
+    pub name: String,
+    /// Live points.
+    pub points: u64,
+    /// Points with a payload.
+    pub payloads: u64,
+    /// Bytes of log segments in use.
+    pub wal_bytes: u64,
+    /// Log segment files.
+    pub wal_segments: u64,
+    /// Last LSN applied.
+    pub last_lsn: u64,
+    /// Operations applied since the last checkpoint.
+    pub ops_since_checkpoint: u64,
+    /// Current checkpoint generation (0: none yet).
+    pub generation: u64,
+    /// LSN the current checkpoint covers.
+    pub checkpoint_lsn: u64,
+    /// Bytes of the current generation's files as stored (after compression).
+    pub checkpoint_stored_bytes: u64,
+    /// Bytes of the current generation's files before compression.
+    pub checkpoint_raw_bytes: u64,
+    /// Bytes of vector segment files.
+    pub vector_segment_bytes: u64,
+    /// Points in the HNSW index (equal to `points` unless something is wrong).
+    pub indexed: u64,
+}
+
+/// What a checkpoint did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckpointInfo {
+    /// The new generation.
+    pub generation: u64,
+    /// The LSN it covers.
+    pub lsn: u64,
+    /// Log segments removed because no retained generation needs them.
+    pub wal_segments_removed: u64,
+}
+
+/// What [`crate::Collection::verify`] checked and found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// The collection.
+    pub collection: String,
+    /// Vectors whose checksum was checked.
+    pub vectors_checked: u64,
+    /// Log records re-read and decoded.
+    pub wal_records_checked: u64,
+    /// Checkpoint generations re-read with every checksum.
+    pub generations_checked: u64,
+    /// What is wrong (empty when all is well).
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Mutable state guarded by the collection's lock.
+pub(crate) struct State {
+    pub(crate) store: VectorStore,
+    pub(crate) payloads: FxHashMap<u64, Vec<u8>>,
+    pub(crate) index: Option<Hnsw>,
+    pub(crate) applied_lsn: u64,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("points", &self.store.len())
+            .field("applied_lsn", &self.applied_lsn)
+            .finish()
+    }
+}
+
+/// Reads vectors from the store for the index; records the first failure (a slot whose
+/// checksum does not match) instead of panicking, and the caller turns it into an error.
+pub(crate) struct StoreSource<'a> {
+    store: &'a VectorStore,
+    zeros: Vec<f32>,
+    failure: Mutex<Option<Error>>,
+}
+
+impl<'a> StoreSource<'a> {
+    pub(crate) fn new(store: &'a VectorStore) -> Self {
+        StoreSource {
+            store,
+            zeros: vec![0.0; store.dimension() as usize],
+            failure: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn into_result(self) -> Result<()> {
+        match self.failure.into_inner() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl VectorSource for StoreSource<'_> {
+    fn dim(&self) -> usize {
+        self.store.dimension() as usize
+    }
+
+    fn vector(&self, id: u64) -> &[f32] {
+        match self.store.get(id) {
+            Ok(Some(v)) => v,
+            Ok(None) => {
+                self.failure.lock().get_or_insert_with(|| {
+                    Error::InvalidArgument(format!(
+                        "the index names id {id}, which the vector store does not hold"
+                    ))
+                });
+                &self.zeros
+            }
+            Err(e) => {
+                self.failure.lock().get_or_insert(Error::Store(e));
+                &self.zeros
+            }
+        }
+    }
+}
+
+/// The ticket counter that makes writers apply in LSN order.
+#[derive(Debug)]
+struct ApplyOrder {
+    applied: u64,
+}
+
+/// A collection's shared internals.
+#[derive(Debug)]
+pub(crate) struct CollectionInner {
+    pub(crate) name: String,
+    pub(crate) id: u64,
+    pub(crate) config: CollectionConfig,
+    pub(crate) wal: Wal,
+    pub(crate) state: RwLock<State>,
+    order: Mutex<ApplyOrder>,
+    order_cv: Condvar,
+    /// Held for a whole checkpoint, and by snapshot export to pin the current generation.
+    pub(crate) checkpointer: Mutex<Checkpointer>,
+    failstop: FailStop,
+    pub(crate) dropped: AtomicBool,
+    ops_since_checkpoint: AtomicU64,
+    wal_bytes_at_checkpoint: AtomicU64,
+    options: DatabaseOptions,
+}
+
+fn encode_meta(id: u64, config: &CollectionConfig, points: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(40);
+    out.extend_from_slice(META_MAGIC);
+    out.extend_from_slice(&META_VERSION.to_le_bytes());
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&(config.dim as u32).to_le_bytes());
+    out.push(match config.index {
+        IndexKind::Flat => 0,
+        IndexKind::Hnsw(_) => 1,
+    });
+    out.extend_from_slice(&points.to_le_bytes());
+    out
+}
+
+fn check_meta(bytes: &[u8], id: u64, config: &CollectionConfig, path: &Path) -> Result<()> {
+    let bad = |reason: String| Error::BadDatabaseFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if bytes.len() != 8 + 4 + 8 + 4 + 1 + 8 || &bytes[..8] != META_MAGIC {
+        return Err(bad(
+            "checkpoint metadata is not a Vellum collection's".into()
+        ));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != META_VERSION {
+        return Err(bad(format!(
+            "checkpoint metadata version {version} is not supported"
+        )));
+    }
+    let stored_id = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    let dim = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes")) as usize;
+    if stored_id != id {
+        return Err(bad(format!(
+            "checkpoint belongs to collection id {stored_id}, not {id}"
+        )));
+    }
+    if dim != config.dim {
+        return Err(bad(format!(
+            "checkpoint holds {dim}-dimensional vectors, the catalog says {}",
+            config.dim
+        )));
+    }
+    Ok(())
+}
+
+/// Payload file: count u64 | count × (id u64 | len u32 | bytes), ids ascending.
+fn encode_payloads(payloads: &FxHashMap<u64, Vec<u8>>) -> Vec<u8> {
+    let mut ids: Vec<u64> = payloads.keys().copied().collect();
+    ids.sort_unstable();
+    let total: usize = payloads.values().map(|p| p.len() + 12).sum();
+    let mut out = Vec::with_capacity(8 + total);
+    out.extend_from_slice(&(ids.len() as u64).to_le_bytes());
+    for id in ids {
+        let p = &payloads[&id];
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+fn decode_payloads(bytes: &[u8], path: &Path) -> Result<FxHashMap<u64, Vec<u8>>> {
+    let bad = |reason: String| Error::BadDatabaseFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if bytes.len() < 8 {
+        return Err(bad("payload file shorter than its count".into()));
+    }
+    let count = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    // Each entry takes at least 12 bytes: bound the count before allocating.
+    if count > (bytes.len() as u64 - 8) / 12 {
+        return Err(bad(format!("payload count {count} does not fit the file")));
+    }
+    let mut map = FxHashMap::with_capacity_and_hasher(count as usize, Default::default());
+    let mut pos = 8usize;
+    for i in 0..count {
+        if bytes.len() - pos < 12 {
+            return Err(bad(format!("payload {i} ends early at offset {pos}")));
+        }
+        let id = u64::from_le_bytes(bytes[pos..pos + 8].try_into().expect("8 bytes"));
+        let len =
+            u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().expect("4 bytes")) as usize;
+        pos += 12;
+        if bytes.len() - pos < len {
+            return Err(bad(format!(
+                "payload of id {id} ends early at offset {pos}"
+            )));
+        }
+        if map.insert(id, bytes[pos..pos + len].to_vec()).is_some() {
+            return Err(bad(format!("id {id} has two payloads")));
+        }
+        pos += len;
+    }
+    if pos != bytes.len() {
+        return Err(bad(format!(
+            "{} bytes after the last payload",
+            bytes.len() - pos
+        )));
+    }
+    Ok(map)
+}
+
+impl CollectionInner {
+    /// Opens (creating if needed) the collection in `dir` and recovers it.
+    pub(crate) fn open(
+        fs: DynFs,
+        dir: &Path,
+        id: u64,
+        name: &str,
+        config: CollectionConfig,
+        options: &DatabaseOptions,
+    ) -> Result<CollectionInner> {
+        create_dir_all_durable(fs.as_ref(), dir)?;
+        let cp_dir = dir.join(CHECKPOINTS_DIR);
+        let (checkpointer, loaded) = Checkpointer::open_with(
+            fs.clone(),
+            &cp_dir,
+            CheckpointConfig {
+                retain_generations: options.retain_checkpoints,
+                zstd_level: options.zstd_level.unwrap_or(3),
+            },
+            LoadOptions {
+                fallback_to_previous: options.fallback_to_previous_checkpoint,
+            },
+        )?;
+        let mut base_lsn = 0;
+        let mut payloads = FxHashMap::default();
+        let mut graph_bytes: Option<Vec<u8>> = None;
+        if let Some(generation) = &loaded {
+            check_meta(generation.metadata(), id, &config, &cp_dir)?;
+            base_lsn = generation.wal_lsn();
+            if let Some(bytes) = generation.file(PAYLOADS_FILE) {
+                payloads = decode_payloads(bytes, &cp_dir.join(PAYLOADS_FILE))?;
+            }
+            graph_bytes = generation.file(GRAPH_FILE).map(<[u8]>::to_vec);
+        }
+        let mut store_config = StoreConfig::new(config.dim as u32);
+        if let Some(slots) = options.slots_per_segment {
+            store_config.slots_per_segment = slots;
+        }
+        if options.zstd_level.is_none() {
+            store_config.idmap_codec = Codec::None;
+        }
+        let store = VectorStore::open_from(
+            fs.clone(),
+            &dir.join(VECTORS_DIR),
+            store_config,
+            &checkpointer,
+            loaded.as_ref(),
+        )?;
+        let index = match config.index {
+            IndexKind::Flat => None,
+            IndexKind::Hnsw(params) => Some(match graph_bytes {
+                Some(bytes) => {
+                    let graph = Hnsw::from_bytes(bytes)?;
+                    if graph.dim() != config.dim || graph.metric() != config.metric {
+                        return Err(Error::BadDatabaseFile {
+                            path: cp_dir.join(GRAPH_FILE),
+                            reason: format!(
+                                "graph is {}-dimensional {:?}, the collection {}-dimensional {:?}",
+                                graph.dim(),
+                                graph.metric(),
+                                config.dim,
+                                config.metric
+                            ),
+                        });
+                    }
+                    graph
+                }
+                None => Hnsw::new(config.dim, config.metric, params)?,
+            }),
+        };
+        let wal_options = WalOptions {
+            segment_size_bytes: options.wal_segment_size_bytes,
+            // A batch is one frame: allow up to 8 MiB, or half a segment when segments are
+            // small, so a segment always holds a whole frame.
+            max_record_bytes: (8u64 << 20).min(options.wal_segment_size_bytes / 2),
+            sync_policy: options.sync_policy,
+            recovery_mode: options.recovery_mode,
+            ..WalOptions::default()
+        };
+        let (wal, recovery) = Wal::open(fs.clone(), dir.join(WAL_DIR), wal_options)?;
+        if recovery.last_lsn >= recovery.first_lsn && recovery.first_lsn > base_lsn + 1 {
+            return Err(Error::BadDatabaseFile {
+                path: dir.join(WAL_DIR),
+                reason: format!(
+                    "the log starts at LSN {} but the checkpoint covers only up to {base_lsn}: \
+                     records in between are missing",
+                    recovery.first_lsn
+                ),
+            });
+        }
+        let mut state = State {
+            store,
+            payloads,
+            index,
+            applied_lsn: base_lsn,
+        };
+        let mut replayed = 0u64;
+        {
+            let mut iter = wal.iter_from(base_lsn + 1)?;
+            while let Some(item) = iter.next_record() {
+                let (lsn, bytes) = item?;
+                let op = record::decode(bytes, lsn, config.dim)?;
+                apply(&mut state, op)?;
+                state.applied_lsn = lsn;
+                replayed += 1;
+            }
+        }
+        let applied = state.applied_lsn;
+        let inner = CollectionInner {
+            name: name.to_owned(),
+            id,
+            config,
+            wal,
+            state: RwLock::new(state),
+            order: Mutex::new(ApplyOrder { applied }),
+            order_cv: Condvar::new(),
+            checkpointer: Mutex::new(checkpointer),
+            failstop: FailStop::new(),
+            dropped: AtomicBool::new(false),
+            ops_since_checkpoint: AtomicU64::new(replayed),
+            wal_bytes_at_checkpoint: AtomicU64::new(0),
+            options: options.clone(),
+        };
+        Ok(inner)
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.dropped.load(Ordering::Acquire) {
+            return Err(Error::UnknownCollection {
+                name: self.name.clone(),
+            });
+        }
+        self.failstop.check().map_err(|e| self.poisoned(e))
+    }
+
+    fn poisoned(&self, e: vellum_fs::Error) -> Error {
+        match e {
+            vellum_fs::Error::Poisoned { cause } => Error::Poisoned {
+                collection: self.name.clone(),
+                cause,
+            },
+            other => Error::Fs(other),
+        }
+    }
+
+    fn stop(&self, e: &Error) {
+        self.failstop.poison(e);
+        // Wake writers waiting for their turn: they will see the latch.
+        let _guard = self.order.lock();
+        self.order_cv.notify_all();
+    }
+
+    fn check_vector(&self, id: Option<u64>, v: &[f32]) -> Result<()> {
+        if v.len() != self.config.dim {
+            return Err(Error::DimensionMismatch {
+                collection: self.name.clone(),
+                expected: self.config.dim,
+                found: v.len(),
+                id,
+            });
+        }
+        if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::NonFinite {
+                collection: self.name.clone(),
+                id,
+                index,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes a batch durably (per the sync policy) and applies it; returns its last LSN.
+    pub(crate) fn write(&self, batch: WriteBatch) -> Result<u64> {
+        self.check_usable()?;
+        if batch.is_empty() {
+            return Ok(self.order.lock().applied);
+        }
+        let mut records = Vec::with_capacity(batch.ops.len());
+        for op in &batch.ops {
+            records.push(match op {
+                BatchOp::Upsert(p) => {
+                    self.check_vector(Some(p.id), &p.vector)?;
+                    record::encode_upsert(p.id, &p.vector, p.payload.as_deref())
+                }
+                BatchOp::Delete(id) => record::encode_delete(*id),
+            });
+        }
+        let lsns = match self.wal.append_batch(&records) {
+            Ok(lsns) => lsns,
+            Err(e) => {
+                let e = Error::Wal(e);
+                // A refused batch (too large, say) consumed no LSN; an I/O failure poisoned
+                // the log and may have: only then stop, so later writers do not wait for an
+                // LSN that will never be applied.
+                if self.wal.is_poisoned() {
+                    self.stop(&e);
+                }
+                return Err(e);
+            }
+        };
+        // Apply in LSN order: wait until every earlier batch is applied.
+        {
+            let mut order = self.order.lock();
+            while order.applied + 1 < *lsns.start() {
+                if self.failstop.is_poisoned() {
+                    return Err(self.poisoned(self.failstop.check().unwrap_err()));
+                }
+                self.order_cv.wait(&mut order);
+            }
+        }
+        let result = {
+            let mut state = self.state.write();
+            let mut result = Ok(());
+            for op in batch.ops {
+                let op = match op {
+                    BatchOp::Upsert(p) => Op::Upsert {
+                        id: p.id,
+                        vector: p.vector,
+                        payload: p.payload,
+                    },
+                    BatchOp::Delete(id) => Op::Delete { id },
+                };
+                if let Err(e) = apply(&mut state, op) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            if result.is_ok() {
+                state.applied_lsn = *lsns.end();
+            }
+            result
+        };
+        if let Err(e) = result {
+            // Memory no longer matches the log: stop; reopening replays the log.
+            self.stop(&e);
+            return Err(e);
+        }
+        {
+            let mut order = self.order.lock();
+            order.applied = *lsns.end();
+            self.order_cv.notify_all();
+        }
+        let n = (lsns.end() - lsns.start()) + 1;
+        self.ops_since_checkpoint.fetch_add(n, Ordering::Relaxed);
+        Ok(*lsns.end())
+    }
+
+    /// Whether a checkpoint threshold is crossed.
+    pub(crate) fn wants_checkpoint(&self) -> bool {
+        if self.failstop.is_poisoned() || self.dropped.load(Ordering::Acquire) {
+            return false;
+        }
+        let ops = self.ops_since_checkpoint.load(Ordering::Relaxed);
+        if ops >= self.options.checkpoint_after_ops {
+            return true;
+        }
+        let wal_bytes = self.wal.stats().log_bytes;
+        ops > 0
+            && wal_bytes.saturating_sub(self.wal_bytes_at_checkpoint.load(Ordering::Relaxed))
+                >= self.options.checkpoint_after_wal_bytes
+    }
+
+    /// Makes the current state durable as a new checkpoint generation and drops log
+    /// segments no retained generation needs.
+    pub(crate) fn checkpoint(&self) -> Result<CheckpointInfo> {
+        self.check_usable()?;
+        let mut cp = self.checkpointer.lock();
+        let result = self.checkpoint_locked(&mut cp);
+        if let Err(e) = &result {
+            self.stop(e);
+        }
+        result
+    }
+
+    fn checkpoint_locked(&self, cp: &mut Checkpointer) -> Result<CheckpointInfo> {
+        let codec = match self.options.zstd_level {
+            Some(level) => Codec::Zstd { level },
+            None => Codec::None,
+        };
+        let info = {
+            let mut state = self.state.write();
+            let lsn = state.applied_lsn;
+            let points = state.store.len() as u64;
+            let payload_bytes = encode_payloads(&state.payloads);
+            let graph_bytes = match &state.index {
+                Some(index) => Some(index.to_bytes()?),
+                None => None,
+            };
+            let meta = encode_meta(self.id, &self.config, points);
+            let prepared = state.store.prepare_checkpoint("")?;
+            let mut files: Vec<FileSpec<'_>> = prepared.files().to_vec();
+            files.push(FileSpec {
+                name: PAYLOADS_FILE,
+                bytes: &payload_bytes,
+                codec,
+            });
+            if let Some(graph) = &graph_bytes {
+                files.push(FileSpec {
+                    name: GRAPH_FILE,
+                    bytes: graph,
+                    codec: Codec::None,
+                });
+            }
+            let info = cp.commit(lsn, &meta, &files)?;
+            prepared.published(&info)?;
+            self.ops_since_checkpoint.store(0, Ordering::Relaxed);
+            info
+        };
+        let removed = self.wal.truncate_before(info.oldest_retained_wal_lsn + 1)?;
+        self.wal_bytes_at_checkpoint
+            .store(self.wal.stats().log_bytes, Ordering::Relaxed);
+        Ok(CheckpointInfo {
+            generation: info.generation,
+            lsn: info.wal_lsn,
+            wal_segments_removed: removed as u64,
+        })
+    }
+
+    /// Makes every write so far durable (a barrier under every sync policy).
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.check_usable()?;
+        self.wal.sync().map(drop).map_err(|e| {
+            let e = Error::Wal(e);
+            self.stop(&e);
+            e
+        })
+    }
+
+    pub(crate) fn get(&self, id: u64) -> Result<Option<Point>> {
+        self.check_usable()?;
+        let state = self.state.read();
+        let Some(v) = state.store.get(id)? else {
+            return Ok(None);
+        };
+        Ok(Some(Point {
+            id,
+            vector: v.to_vec(),
+            payload: state.payloads.get(&id).cloned(),
+        }))
+    }
+
+    pub(crate) fn with_vector<R>(&self, id: u64, f: impl FnOnce(&[f32]) -> R) -> Result<Option<R>> {
+        self.check_usable()?;
+        let state = self.state.read();
+        Ok(state.store.get(id)?.map(f))
+    }
+
+    pub(crate) fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<Vec<Hit>> {
+        self.check_usable()?;
+        self.check_vector(None, query)?;
+        let state = self.state.read();
+        let payloads = &state.payloads;
+        let payload_pred;
+        let filter = match params.filter {
+            None => None,
+            Some(SearchFilter::Ids(ids)) => Some(Filter::AllowIds(ids)),
+            Some(SearchFilter::Id(p)) => Some(Filter::Allow(p)),
+            Some(SearchFilter::Payload(p)) => {
+                payload_pred = move |id: u64| p(payloads.get(&id).map(Vec::as_slice));
+                Some(Filter::Allow(&payload_pred))
+            }
+        };
+        let source = StoreSource::new(&state.store);
+        let hits = match (&state.index, params.exact) {
+            (Some(index), false) => index.search_with(
+                &source,
+                query,
+                k,
+                &SearchOptions {
+                    ef: params.ef,
+                    filter,
+                },
+            )?,
+            _ => {
+                let ids: Vec<u64> = state.store.ids().collect();
+                vellum_index::exact_search(
+                    &source,
+                    &ids,
+                    self.config.metric,
+                    query,
+                    k,
+                    filter.as_ref(),
+                )?
+            }
+        };
+        source.into_result()?;
+        Ok(hits.into_iter().map(Hit::from).collect())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.state.read().store.len()
+    }
+
+    pub(crate) fn ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.state.read().store.ids().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub(crate) fn stats(&self) -> CollectionStats {
+        let state = self.state.read();
+        let wal = self.wal.stats();
+        let store = state.store.stats();
+        let cp = self.checkpointer.lock();
+        let (generation, checkpoint_lsn, stored, raw) = match cp.stats() {
+            Some(s) => (
+                s.generation,
+                s.wal_lsn,
+                s.stored_bytes_total,
+                s.raw_bytes_total,
+            ),
+            None => (0, 0, 0, 0),
+        };
+        CollectionStats {
+            name: self.name.clone(),
+            points: state.store.len() as u64,
+            payloads: state.payloads.len() as u64,
+            wal_bytes: wal.log_bytes,
+            wal_segments: wal.segments as u64,
+            last_lsn: state.applied_lsn,
+            ops_since_checkpoint: self.ops_since_checkpoint.load(Ordering::Relaxed),
+            generation,
+            checkpoint_lsn,
+            checkpoint_stored_bytes: stored,
+            checkpoint_raw_bytes: raw,
+            vector_segment_bytes: store.segment_bytes,
+            indexed: state.index.as_ref().map_or(state.store.len(), Hnsw::len) as u64,
+        }
+    }
+
+    pub(crate) fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport {
+            collection: self.name.clone(),
+            ..VerifyReport::default()
+        };
+        let state = self.state.read();
+        let store = state.store.verify()?;
+        report.vectors_checked = store.checked;
+        for fault in &store.damaged {
+            report.problems.push(format!(
+                "vector of id {} in {} at offset {} does not match its checksum",
+                fault.id,
+                fault.path.display(),
+                fault.offset
+            ));
+        }
+        if let Some(index) = &state.index {
+            let mut indexed = index.ids()?;
+            indexed.sort_unstable();
+            let mut stored: Vec<u64> = state.store.ids().collect();
+            stored.sort_unstable();
+            if indexed != stored {
+                report.problems.push(format!(
+                    "the index holds {} ids, the store {}: they differ",
+                    indexed.len(),
+                    stored.len()
+                ));
+            }
+        }
+        let cp = self.checkpointer.lock();
+        for generation in cp.retained_generations() {
+            match cp.load_generation(generation) {
+                Ok(_) => report.generations_checked += 1,
+                Err(e) => report
+                    .problems
+                    .push(format!("checkpoint generation {generation}: {e}")),
+            }
+        }
+        let first = cp
+            .oldest_retained_wal_lsn()
+            .map_or(1, |l| l + 1)
+            .max(self.wal.stats().first_lsn);
+        drop(cp);
+        let mut iter = self.wal.iter_from(first)?;
+        while let Some(item) = iter.next_record() {
+            match item {
+                Ok((lsn, bytes)) => match record::decode(bytes, lsn, self.config.dim) {
+                    Ok(_) => report.wal_records_checked += 1,
+                    Err(e) => report.problems.push(e.to_string()),
+                },
+                Err(e) => {
+                    report.problems.push(format!("log: {e}"));
+                    break;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Applies one operation to memory. Idempotent for replay: re-applying a record whose effect
+/// is present leaves the same state.
+fn apply(state: &mut State, op: Op) -> Result<()> {
+    match op {
+        Op::Upsert {
+            id,
+            vector,
+            payload,
+        } => {
+            let State {
+                store,
+                index,
+                payloads,
+                ..
+            } = state;
+            if let Some(index) = index.as_mut()
+                && index.contains(id)
+            {
+                // Remove the old node while its vector is still the one it was linked by.
+                let source = StoreSource::new(store);
+                index.delete(&source, id)?;
+                source.into_result()?;
+            }
+            store.upsert(id, &vector)?;
+            match payload {
+                Some(p) => {
+                    payloads.insert(id, p);
+                }
+                None => {
+                    payloads.remove(&id);
+                }
+            }
+            if let Some(index) = index.as_mut() {
+                let source = StoreSource::new(store);
+                index.insert(&source, id)?;
+                source.into_result()?;
+            }
+        }
+        Op::Delete { id } => {
+            let State {
+                store,
+                index,
+                payloads,
+                ..
+            } = state;
+            if let Some(index) = index.as_mut()
+                && index.contains(id)
+            {
+                let source = StoreSource::new(store);
+                index.delete(&source, id)?;
+                source.into_result()?;
+            }
+            store.delete(id)?;
+            payloads.remove(&id);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_files_round_trip_and_reject_damage() {
+        let mut m = FxHashMap::default();
+        m.insert(5u64, b"five".to_vec());
+        m.insert(1u64, Vec::new());
+        let bytes = encode_payloads(&m);
+        assert_eq!(decode_payloads(&bytes, Path::new("p")).unwrap(), m);
+        for cut in 0..bytes.len() {
+            assert!(decode_payloads(&bytes[..cut], Path::new("p")).is_err());
+        }
+        let mut huge = bytes.clone();
+        huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode_payloads(&huge, Path::new("p")).is_err());
+    }
+}

@@ -1,0 +1,465 @@
+//! The database: a directory of named collections under one catalog, and the background
+//! checkpointer.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use vellum_fs::{DynFs, Fs, RealFs, atomic_replace, create_dir_all_durable, parent_dir};
+
+use crate::catalog::{CATALOG_FILE, Catalog, Entry, validate_name};
+use crate::collection::{
+    CheckpointInfo, CollectionInner, CollectionStats, Hit, Point, SearchParams, VerifyReport,
+    WriteBatch,
+};
+use crate::error::{Error, Result};
+use crate::options::{CollectionConfig, DatabaseOptions};
+
+/// Directory holding the collections, by id.
+pub(crate) const COLLECTIONS_DIR: &str = "collections";
+/// Directory holding the snapshot catalog and archives.
+pub(crate) const SNAPSHOTS_DIR: &str = "snapshots";
+
+/// The directory of collection `id`.
+pub(crate) fn collection_dir_name(id: u64) -> String {
+    format!("c-{id:016x}")
+}
+
+/// An open database. Cheap to clone; every clone shares the same collections. Dropping the
+/// last handle stops the background checkpointer (it does not sync: under
+/// `SyncPolicy::Always` every acknowledged write is already durable; call
+/// [`Database::sync`] first under the other policies).
+#[derive(Debug, Clone)]
+pub struct Database {
+    inner: Arc<DbInner>,
+}
+
+/// A handle to one collection. Cheap to clone, `Send + Sync`: search from many threads
+/// while others write.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    inner: Arc<CollectionInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct DbInner {
+    pub(crate) fs: DynFs,
+    pub(crate) root: PathBuf,
+    pub(crate) options: DatabaseOptions,
+    pub(crate) catalog: Mutex<Catalog>,
+    pub(crate) collections: RwLock<BTreeMap<String, Arc<CollectionInner>>>,
+    background: Mutex<Option<Background>>,
+}
+
+#[derive(Debug)]
+struct Background {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for DbInner {
+    fn drop(&mut self) {
+        if let Some(mut bg) = self.background.get_mut().take() {
+            *bg.stop.0.lock() = true;
+            bg.stop.1.notify_all();
+            if let Some(h) = bg.handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn fresh_database_id(root: &Path) -> u64 {
+    // Not a secret, just distinct: time, process and path mixed through SplitMix64.
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let path_hash = crc32fast::hash(root.to_string_lossy().as_bytes());
+    let mut rng = vellum_fs::rng::SplitMix64::new(
+        nanos ^ (u64::from(std::process::id()) << 32) ^ u64::from(path_hash),
+    );
+    rng.next_u64()
+}
+
+/// Removes a directory tree through the file system seam (files, then directories).
+pub(crate) fn remove_tree(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    if !fs.exists(dir)? {
+        return Ok(());
+    }
+    for name in fs.list_dir(dir)? {
+        let p = dir.join(&name);
+        if fs.is_dir(&p)? {
+            remove_tree(fs, &p)?;
+        } else {
+            fs.remove_file(&p)?;
+        }
+    }
+    fs.remove_dir(dir)?;
+    Ok(())
+}
+
+impl Database {
+    /// Opens (creating if needed) the database in directory `path` on the real file system.
+    pub fn open(path: impl AsRef<Path>, options: DatabaseOptions) -> Result<Database> {
+        Database::open_with_fs(RealFs::shared(), path, options)
+    }
+
+    /// Opens the database in `path` on the given file system (the crash simulator in tests).
+    ///
+    /// Recovery happens here: each collection loads its newest checkpoint, maps its
+    /// vectors, opens its saved graph, and replays its log tail.
+    pub fn open_with_fs(
+        fs: DynFs,
+        path: impl AsRef<Path>,
+        options: DatabaseOptions,
+    ) -> Result<Database> {
+        options.validate()?;
+        let root = path.as_ref().to_path_buf();
+        create_dir_all_durable(fs.as_ref(), &root)?;
+        let catalog_path = root.join(CATALOG_FILE);
+        let catalog = if fs.exists(&catalog_path)? {
+            let file = fs.open(&catalog_path)?;
+            let mut bytes = vec![0; file.len()? as usize];
+            file.read_at(&mut bytes, 0)?;
+            Catalog::decode(&bytes, &catalog_path)?
+        } else {
+            let foreign: Vec<String> = fs
+                .list_dir(&root)?
+                .into_iter()
+                .filter(|n| {
+                    n != COLLECTIONS_DIR
+                        && n != SNAPSHOTS_DIR
+                        && !n.ends_with(vellum_fs::TMP_SUFFIX)
+                })
+                .collect();
+            if !foreign.is_empty() {
+                return Err(Error::NotADatabase {
+                    path: root,
+                    reason: format!("it has no {CATALOG_FILE} file but holds {foreign:?}"),
+                });
+            }
+            let catalog = Catalog::new(fresh_database_id(&root));
+            atomic_replace(fs.as_ref(), &catalog_path, &catalog.encode())?;
+            catalog
+        };
+        let coll_root = root.join(COLLECTIONS_DIR);
+        create_dir_all_durable(fs.as_ref(), &coll_root)?;
+        // Directories no catalog entry names are left by a crash during create or drop.
+        let known: Vec<String> = catalog
+            .entries
+            .iter()
+            .map(|e| collection_dir_name(e.id))
+            .collect();
+        for name in fs.list_dir(&coll_root)? {
+            if !known.contains(&name) {
+                remove_tree(fs.as_ref(), &coll_root.join(&name))?;
+            }
+        }
+        let mut collections = BTreeMap::new();
+        for e in &catalog.entries {
+            let dir = coll_root.join(collection_dir_name(e.id));
+            let inner = CollectionInner::open(fs.clone(), &dir, e.id, &e.name, e.config, &options)?;
+            collections.insert(e.name.clone(), Arc::new(inner));
+        }
+        let inner = Arc::new(DbInner {
+            fs,
+            root,
+            options,
+            catalog: Mutex::new(catalog),
+            collections: RwLock::new(collections),
+            background: Mutex::new(None),
+        });
+        if inner.options.background_checkpoints {
+            start_background(&inner);
+        }
+        Ok(Database { inner })
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The database's random id (snapshots record it).
+    pub fn id(&self) -> u64 {
+        self.inner.catalog.lock().database_id
+    }
+
+    /// Creates a collection. Durable when this returns.
+    pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
+        validate_name(name)?;
+        config.validate()?;
+        let mut catalog = self.inner.catalog.lock();
+        if catalog.entries.iter().any(|e| e.name == name) {
+            return Err(Error::CollectionExists {
+                name: name.to_owned(),
+            });
+        }
+        let id = catalog.next_collection_id;
+        let dir = self
+            .inner
+            .root
+            .join(COLLECTIONS_DIR)
+            .join(collection_dir_name(id));
+        let inner = Arc::new(CollectionInner::open(
+            self.inner.fs.clone(),
+            &dir,
+            id,
+            name,
+            config,
+            &self.inner.options,
+        )?);
+        let mut next = catalog.clone();
+        next.next_collection_id += 1;
+        next.entries.push(Entry {
+            id,
+            name: name.to_owned(),
+            config,
+            created_ms: now_ms(),
+        });
+        // The catalog is the commit point: a crash before this leaves an orphan directory
+        // that the next open removes.
+        atomic_replace(
+            self.inner.fs.as_ref(),
+            &self.inner.root.join(CATALOG_FILE),
+            &next.encode(),
+        )?;
+        *catalog = next;
+        self.inner
+            .collections
+            .write()
+            .insert(name.to_owned(), inner.clone());
+        Ok(Collection { inner })
+    }
+
+    /// A handle to an existing collection.
+    pub fn collection(&self, name: &str) -> Result<Collection> {
+        self.inner
+            .collections
+            .read()
+            .get(name)
+            .cloned()
+            .map(|inner| Collection { inner })
+            .ok_or_else(|| Error::UnknownCollection {
+                name: name.to_owned(),
+            })
+    }
+
+    /// Names and configurations of every collection, by name.
+    pub fn list_collections(&self) -> Vec<(String, CollectionConfig)> {
+        self.inner
+            .collections
+            .read()
+            .values()
+            .map(|c| (c.name.clone(), c.config))
+            .collect()
+    }
+
+    /// Drops a collection and deletes its files. Durable when this returns; handles to it
+    /// fail from now on with [`Error::UnknownCollection`].
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        let mut catalog = self.inner.catalog.lock();
+        let Some(pos) = catalog.entries.iter().position(|e| e.name == name) else {
+            return Err(Error::UnknownCollection {
+                name: name.to_owned(),
+            });
+        };
+        let mut next = catalog.clone();
+        let entry = next.entries.remove(pos);
+        atomic_replace(
+            self.inner.fs.as_ref(),
+            &self.inner.root.join(CATALOG_FILE),
+            &next.encode(),
+        )?;
+        *catalog = next;
+        if let Some(inner) = self.inner.collections.write().remove(name) {
+            inner.dropped.store(true, Ordering::Release);
+        }
+        let dir = self
+            .inner
+            .root
+            .join(COLLECTIONS_DIR)
+            .join(collection_dir_name(entry.id));
+        // If a crash interrupts this, the next open removes the rest (no catalog entry).
+        remove_tree(self.inner.fs.as_ref(), &dir)?;
+        self.inner.fs.sync_dir(parent_dir(&dir))?;
+        Ok(())
+    }
+
+    /// Makes every write so far durable in every collection.
+    pub fn sync(&self) -> Result<()> {
+        for c in self.inner.collections.read().values() {
+            c.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Checkpoints every collection now.
+    pub fn checkpoint_all(&self) -> Result<Vec<(String, CheckpointInfo)>> {
+        let colls: Vec<_> = self.inner.collections.read().values().cloned().collect();
+        let mut out = Vec::new();
+        for c in colls {
+            out.push((c.name.clone(), c.checkpoint()?));
+        }
+        Ok(out)
+    }
+
+    /// Counters of every collection.
+    pub fn stats(&self) -> Vec<CollectionStats> {
+        let colls: Vec<_> = self.inner.collections.read().values().cloned().collect();
+        colls.iter().map(|c| c.stats()).collect()
+    }
+
+    /// Re-reads every checksum of every collection (vectors, checkpoints, log) and reports
+    /// what is damaged.
+    pub fn verify(&self) -> Result<Vec<VerifyReport>> {
+        let colls: Vec<_> = self.inner.collections.read().values().cloned().collect();
+        colls.iter().map(|c| c.verify()).collect()
+    }
+}
+
+fn start_background(db: &Arc<DbInner>) {
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let weak: Weak<DbInner> = Arc::downgrade(db);
+    let poll = db.options.checkpoint_poll_interval;
+    let stop2 = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name("vellum-checkpointer".into())
+        .spawn(move || background_loop(weak, stop2, poll))
+        .ok();
+    *db.background.lock() = Some(Background { stop, handle });
+}
+
+fn background_loop(db: Weak<DbInner>, stop: Arc<(Mutex<bool>, Condvar)>, poll: Duration) {
+    loop {
+        {
+            let mut stopped = stop.0.lock();
+            if *stopped {
+                return;
+            }
+            stop.1.wait_for(&mut stopped, poll);
+            if *stopped {
+                return;
+            }
+        }
+        let Some(db) = db.upgrade() else { return };
+        let colls: Vec<_> = db.collections.read().values().cloned().collect();
+        drop(db);
+        for c in colls {
+            if c.wants_checkpoint() {
+                // An error stops the collection (its writers see it); nothing else to do here.
+                let _ = c.checkpoint();
+            }
+        }
+    }
+}
+
+impl Collection {
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Its shape.
+    pub fn config(&self) -> CollectionConfig {
+        self.inner.config
+    }
+
+    /// Inserts or replaces one point; returns its LSN once durable (per the sync policy).
+    pub fn upsert(&self, point: Point) -> Result<u64> {
+        let mut batch = WriteBatch::new();
+        batch.upsert(point);
+        self.inner.write(batch)
+    }
+
+    /// Inserts or replaces many points atomically: after any crash, all or none.
+    pub fn upsert_batch(&self, points: impl IntoIterator<Item = Point>) -> Result<u64> {
+        let mut batch = WriteBatch::new();
+        for p in points {
+            batch.upsert(p);
+        }
+        self.inner.write(batch)
+    }
+
+    /// Deletes a point (a no-op for an id that does not exist, still logged).
+    pub fn delete(&self, id: u64) -> Result<u64> {
+        let mut batch = WriteBatch::new();
+        batch.delete(id);
+        self.inner.write(batch)
+    }
+
+    /// Applies a batch of upserts and deletes atomically.
+    pub fn write(&self, batch: WriteBatch) -> Result<u64> {
+        self.inner.write(batch)
+    }
+
+    /// The point with this id (vector copied out, payload cloned).
+    pub fn get(&self, id: u64) -> Result<Option<Point>> {
+        self.inner.get(id)
+    }
+
+    /// Calls `f` with the vector of `id` straight from the mapped file (no copy).
+    pub fn with_vector<R>(&self, id: u64, f: impl FnOnce(&[f32]) -> R) -> Result<Option<R>> {
+        self.inner.with_vector(id, f)
+    }
+
+    /// The `k` nearest points to `query`.
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        self.inner.search(query, k, &SearchParams::default())
+    }
+
+    /// The `k` nearest points, with options (ef, filter, exact).
+    pub fn search_with(
+        &self,
+        query: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<Vec<Hit>> {
+        self.inner.search(query, k, params)
+    }
+
+    /// Live points.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether the collection is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every live id, ascending.
+    pub fn ids(&self) -> Vec<u64> {
+        self.inner.ids()
+    }
+
+    /// Checkpoints now: the state becomes one durable generation and older log segments go.
+    pub fn checkpoint(&self) -> Result<CheckpointInfo> {
+        self.inner.checkpoint()
+    }
+
+    /// Makes every write so far durable (a barrier under every sync policy).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.sync()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> CollectionStats {
+        self.inner.stats()
+    }
+
+    /// Re-reads every checksum and reports damage.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        self.inner.verify()
+    }
+}

@@ -1,0 +1,132 @@
+//! The facade's one error type. Every layer's error converts into it, keeping its source.
+
+use std::path::PathBuf;
+
+/// Result alias of the facade.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in Vellum, with the file, LSN or collection involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file-system layer failed (I/O error, power loss in tests, contract violation).
+    #[error(transparent)]
+    Fs(#[from] vellum_fs::Error),
+    /// The write-ahead log failed or found damage.
+    #[error(transparent)]
+    Wal(#[from] vellum_wal::Error),
+    /// The vector store failed or found damage.
+    #[error(transparent)]
+    Store(#[from] vellum_mmap_vectors::Error),
+    /// A checkpoint failed or a generation is damaged.
+    #[error(transparent)]
+    Checkpoint(#[from] vellum_checkpoint::Error),
+    /// The index failed (bad parameters, damaged graph file).
+    #[error(transparent)]
+    Index(#[from] vellum_index::Error),
+    /// A snapshot archive is damaged, incomplete, or could not be restored.
+    #[error(transparent)]
+    Snapshot(#[from] vellum_snapshot_format::Error),
+    /// No collection has this name.
+    #[error("no collection named {name:?}")]
+    UnknownCollection {
+        /// The name asked for.
+        name: String,
+    },
+    /// A collection with this name exists already.
+    #[error("a collection named {name:?} exists already")]
+    CollectionExists {
+        /// The name.
+        name: String,
+    },
+    /// A collection name is not allowed.
+    #[error("invalid collection name {name:?}: {reason}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A vector (or query) has the wrong number of dimensions.
+    #[error(
+        "collection {collection:?} holds {expected}-dimensional vectors, got {found} (id {id:?})"
+    )]
+    DimensionMismatch {
+        /// The collection.
+        collection: String,
+        /// Its dimension.
+        expected: usize,
+        /// What was given.
+        found: usize,
+        /// The point's id, when a point was given.
+        id: Option<u64>,
+    },
+    /// A vector has a NaN or infinite component.
+    #[error("collection {collection:?}: vector of id {id:?} has a non-finite component at {index}")]
+    NonFinite {
+        /// The collection.
+        collection: String,
+        /// The point's id, when a point was given.
+        id: Option<u64>,
+        /// The component's position.
+        index: usize,
+    },
+    /// An option or argument is out of range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A WAL record of the facade could not be decoded.
+    #[error("WAL record at LSN {lsn} is not a valid operation: {reason}")]
+    BadRecord {
+        /// Its LSN.
+        lsn: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file of the database itself (the catalog or a checkpoint's metadata) is damaged or
+    /// from an unknown version.
+    #[error("{path}: {reason}")]
+    BadDatabaseFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An earlier error stopped this collection; reopen the database to recover.
+    #[error(
+        "collection {collection:?} stopped after an earlier error ({cause}); reopen to recover"
+    )]
+    Poisoned {
+        /// The collection.
+        collection: String,
+        /// The first error.
+        cause: String,
+    },
+    /// The path is not a Vellum database (and not empty).
+    #[error("{path} is not a Vellum database: {reason}")]
+    NotADatabase {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A snapshot does not belong to this collection or database.
+    #[error("snapshot {snapshot} does not fit: {reason}")]
+    SnapshotMismatch {
+        /// The snapshot id (hex).
+        snapshot: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Whether this error means "stopped after an earlier I/O error: reopen".
+    pub fn is_poisoned(&self) -> bool {
+        match self {
+            Error::Poisoned { .. } => true,
+            Error::Fs(e) => e.is_poisoned(),
+            Error::Wal(e) => e.is_poisoned(),
+            _ => false,
+        }
+    }
+}

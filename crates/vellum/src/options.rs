@@ -1,0 +1,190 @@
+//! How a database and its collections are configured.
+
+use std::time::Duration;
+
+pub use vellum_index::{HnswParams, Metric};
+pub use vellum_wal::{RecoveryMode, SyncPolicy};
+
+use crate::error::{Error, Result};
+
+/// How a database is opened. Build one with [`DatabaseOptions::default`] and the `with_*`
+/// methods; every default is documented on its method.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    pub(crate) sync_policy: SyncPolicy,
+    pub(crate) recovery_mode: RecoveryMode,
+    pub(crate) wal_segment_size_bytes: u64,
+    pub(crate) checkpoint_after_ops: u64,
+    pub(crate) checkpoint_after_wal_bytes: u64,
+    pub(crate) background_checkpoints: bool,
+    pub(crate) checkpoint_poll_interval: Duration,
+    pub(crate) retain_checkpoints: u32,
+    pub(crate) zstd_level: Option<i32>,
+    pub(crate) fallback_to_previous_checkpoint: bool,
+    pub(crate) slots_per_segment: Option<u32>,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        DatabaseOptions {
+            sync_policy: SyncPolicy::Always,
+            recovery_mode: RecoveryMode::TolerateTornTail,
+            wal_segment_size_bytes: 64 << 20,
+            checkpoint_after_ops: 200_000,
+            checkpoint_after_wal_bytes: 256 << 20,
+            background_checkpoints: true,
+            checkpoint_poll_interval: Duration::from_millis(200),
+            retain_checkpoints: 2,
+            zstd_level: Some(3),
+            fallback_to_previous_checkpoint: false,
+            slots_per_segment: None,
+        }
+    }
+}
+
+impl DatabaseOptions {
+    /// When writes are acknowledged. Default [`SyncPolicy::Always`]: a write returns only
+    /// after the log bytes that carry it are synced (concurrent writers share syncs). See
+    /// docs/DURABILITY.md for what `Interval` and `Never` can lose.
+    pub fn with_sync_policy(mut self, policy: SyncPolicy) -> Self {
+        self.sync_policy = policy;
+        self
+    }
+
+    /// What opening does with a damaged log. Default [`RecoveryMode::TolerateTornTail`]:
+    /// cut a torn tail, refuse corruption in the middle.
+    pub fn with_recovery_mode(mut self, mode: RecoveryMode) -> Self {
+        self.recovery_mode = mode;
+        self
+    }
+
+    /// Size of a write-ahead log segment file. Default 64 MiB.
+    pub fn with_wal_segment_size_bytes(mut self, bytes: u64) -> Self {
+        self.wal_segment_size_bytes = bytes;
+        self
+    }
+
+    /// Checkpoint a collection after this many operations since its last checkpoint.
+    /// Default 200,000.
+    pub fn with_checkpoint_after_ops(mut self, ops: u64) -> Self {
+        self.checkpoint_after_ops = ops;
+        self
+    }
+
+    /// Checkpoint a collection once its log holds this many bytes since its last
+    /// checkpoint. Default 256 MiB.
+    pub fn with_checkpoint_after_wal_bytes(mut self, bytes: u64) -> Self {
+        self.checkpoint_after_wal_bytes = bytes;
+        self
+    }
+
+    /// Run checkpoints on a background thread when a threshold is crossed. Default on; off,
+    /// checkpoints happen only through [`crate::Collection::checkpoint`].
+    pub fn with_background_checkpoints(mut self, on: bool) -> Self {
+        self.background_checkpoints = on;
+        self
+    }
+
+    /// How many checkpoint generations to keep per collection (the log is kept from the
+    /// oldest one on, so each can roll forward). Default 2.
+    pub fn with_retained_checkpoints(mut self, generations: u32) -> Self {
+        self.retain_checkpoints = generations;
+        self
+    }
+
+    /// Compress id maps and payloads in checkpoints with zstd at `level` (`None`: store
+    /// them raw). Default `Some(3)`. Vectors and graphs are stored raw: f32 data compresses
+    /// about 1.1x, not worth the time.
+    pub fn with_zstd_level(mut self, level: Option<i32>) -> Self {
+        self.zstd_level = level;
+        self
+    }
+
+    /// If a collection's current checkpoint is damaged, open the previous retained one and
+    /// roll forward from the log instead of failing. Default off: damage is an error.
+    pub fn with_fallback_to_previous_checkpoint(mut self, on: bool) -> Self {
+        self.fallback_to_previous_checkpoint = on;
+        self
+    }
+
+    /// Slots per vector segment file (default: about 64 MiB worth). Small values are for
+    /// tests.
+    pub fn with_slots_per_segment(mut self, slots: u32) -> Self {
+        self.slots_per_segment = Some(slots);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.retain_checkpoints == 0 {
+            return Err(Error::InvalidArgument(
+                "retained checkpoints must be at least 1".into(),
+            ));
+        }
+        if self.checkpoint_after_ops == 0 {
+            return Err(Error::InvalidArgument(
+                "checkpoint_after_ops must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Which index a collection keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexKind {
+    /// Exact search over every vector: the right choice below tens of thousands of points.
+    Flat,
+    /// HNSW graph with these parameters, saved at every checkpoint and opened without a
+    /// rebuild.
+    Hnsw(HnswParams),
+}
+
+/// The shape of a collection, fixed at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectionConfig {
+    /// Dimensions of every vector.
+    pub dim: usize,
+    /// Distance metric.
+    pub metric: Metric,
+    /// Index kind.
+    pub index: IndexKind,
+}
+
+impl CollectionConfig {
+    /// `dim`-dimensional vectors under `metric`, with an HNSW index of default parameters.
+    pub fn new(dim: usize, metric: Metric) -> Self {
+        CollectionConfig {
+            dim,
+            metric,
+            index: IndexKind::Hnsw(HnswParams::default()),
+        }
+    }
+
+    /// Exact search instead of HNSW.
+    pub fn flat(mut self) -> Self {
+        self.index = IndexKind::Flat;
+        self
+    }
+
+    /// HNSW with these parameters.
+    pub fn hnsw(mut self, params: HnswParams) -> Self {
+        self.index = IndexKind::Hnsw(params);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.dim == 0 || self.dim > vellum_index::MAX_DIM {
+            return Err(Error::InvalidArgument(format!(
+                "dimension {} is outside 1..={}",
+                self.dim,
+                vellum_index::MAX_DIM
+            )));
+        }
+        if let IndexKind::Hnsw(p) = self.index {
+            // Let the index check its own parameters.
+            vellum_index::Hnsw::new(self.dim, self.metric, p)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,274 @@
+//! The facade's everyday behaviour on the real file system: write, read, search, reopen,
+//! checkpoint, bad input.
+
+use vellum::{
+    CollectionConfig, Database, DatabaseOptions, Error, HnswParams, Metric, Point, SearchFilter,
+    SearchParams,
+};
+
+fn options() -> DatabaseOptions {
+    DatabaseOptions::default()
+        .with_background_checkpoints(false)
+        .with_wal_segment_size_bytes(1 << 20)
+        .with_slots_per_segment(64)
+}
+
+fn vector(i: u64, dim: usize) -> Vec<f32> {
+    (0..dim)
+        .map(|d| ((i * 31 + d as u64 * 7) % 97) as f32 / 97.0)
+        .collect()
+}
+
+#[test]
+fn points_survive_reopen_with_vectors_and_payloads_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path(), options()).unwrap();
+        let c = db
+            .create_collection("c", CollectionConfig::new(8, Metric::L2))
+            .unwrap();
+        for i in 0..100 {
+            c.upsert(Point::new(i, vector(i, 8)).with_payload(format!("p{i}")))
+                .unwrap();
+        }
+        c.delete(7).unwrap();
+        c.upsert(Point::new(8, vector(1000, 8))).unwrap();
+    }
+    let db = Database::open(dir.path(), options()).unwrap();
+    let c = db.collection("c").unwrap();
+    assert_eq!(c.len(), 99);
+    assert!(c.get(7).unwrap().is_none());
+    let eight = c.get(8).unwrap().unwrap();
+    assert_eq!(eight.vector, vector(1000, 8));
+    assert_eq!(
+        eight.payload, None,
+        "an upsert without payload clears the old one"
+    );
+    let nine = c.get(9).unwrap().unwrap();
+    assert_eq!(nine.vector, vector(9, 8));
+    assert_eq!(nine.payload.as_deref(), Some(&b"p9"[..]));
+}
+
+#[test]
+fn a_checkpoint_then_more_writes_reopen_to_the_same_state_and_search_agrees_with_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = HnswParams {
+        ef_search: 200,
+        ..HnswParams::default()
+    };
+    {
+        let db = Database::open(dir.path(), options()).unwrap();
+        let c = db
+            .create_collection("h", CollectionConfig::new(16, Metric::Cosine).hnsw(params))
+            .unwrap();
+        c.upsert_batch((0..300).map(|i| Point::new(i, vector(i, 16))))
+            .unwrap();
+        let info = c.checkpoint().unwrap();
+        assert_eq!(info.generation, 1);
+        c.upsert_batch((300..400).map(|i| Point::new(i, vector(i, 16))))
+            .unwrap();
+        for i in 0..50 {
+            c.delete(i * 3).unwrap();
+        }
+    }
+    let db = Database::open(dir.path(), options()).unwrap();
+    let c = db.collection("h").unwrap();
+    assert_eq!(c.len(), 350);
+    let stats = c.stats();
+    assert_eq!(stats.indexed, 350, "index holds exactly the live ids");
+    assert_eq!(stats.generation, 1);
+    let q = vector(12345, 16);
+    let approx = c.search(&q, 10).unwrap();
+    let exact = c
+        .search_with(
+            &q,
+            10,
+            &SearchParams {
+                exact: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let overlap = approx
+        .iter()
+        .filter(|h| exact.iter().any(|e| e.id == h.id))
+        .count();
+    assert!(overlap >= 9, "recall@10 {overlap}/10");
+    assert!(
+        approx.iter().all(|h| h.id % 3 != 0 || h.id >= 150),
+        "deleted ids never returned"
+    );
+    assert!(c.verify().unwrap().is_ok());
+}
+
+#[test]
+fn filters_on_ids_and_payloads_restrict_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), options()).unwrap();
+    let c = db
+        .create_collection("f", CollectionConfig::new(4, Metric::L2).flat())
+        .unwrap();
+    for i in 0..50u64 {
+        let tag = if i % 2 == 0 { "even" } else { "odd" };
+        c.upsert(Point::new(i, vector(i, 4)).with_payload(tag))
+            .unwrap();
+    }
+    let q = vector(3, 4);
+    let odd = |p: Option<&[u8]>| p == Some(b"odd");
+    let hits = c
+        .search_with(
+            &q,
+            5,
+            &SearchParams {
+                filter: Some(SearchFilter::Payload(&odd)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(hits.len(), 5);
+    assert!(hits.iter().all(|h| h.id % 2 == 1));
+    assert_eq!(hits[0].id, 3);
+    let allowed = [10u64, 20, 30];
+    let hits = c
+        .search_with(
+            &q,
+            5,
+            &SearchParams {
+                filter: Some(SearchFilter::Ids(&allowed)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, allowed);
+}
+
+#[test]
+fn bad_input_gets_a_typed_error_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), options()).unwrap();
+    let c = db
+        .create_collection("b", CollectionConfig::new(3, Metric::Dot))
+        .unwrap();
+    c.upsert(Point::new(1, vec![1.0, 2.0, 3.0])).unwrap();
+    assert!(matches!(
+        c.upsert(Point::new(2, vec![1.0])),
+        Err(Error::DimensionMismatch { found: 1, .. })
+    ));
+    assert!(matches!(
+        c.upsert(Point::new(2, vec![1.0, f32::NAN, 0.0])),
+        Err(Error::NonFinite { index: 1, .. })
+    ));
+    assert!(matches!(
+        c.upsert_batch([
+            Point::new(3, vec![0.0; 3]),
+            Point::new(4, vec![f32::INFINITY, 0.0, 0.0])
+        ]),
+        Err(Error::NonFinite { .. })
+    ));
+    assert!(
+        c.get(3).unwrap().is_none(),
+        "a rejected batch writes nothing"
+    );
+    assert!(matches!(
+        c.search(&[1.0, 2.0], 1),
+        Err(Error::DimensionMismatch { .. })
+    ));
+    assert!(matches!(
+        db.collection("nope"),
+        Err(Error::UnknownCollection { .. })
+    ));
+    assert!(matches!(
+        db.create_collection("b", CollectionConfig::new(3, Metric::Dot)),
+        Err(Error::CollectionExists { .. })
+    ));
+    assert!(matches!(
+        db.create_collection("../x", CollectionConfig::new(3, Metric::Dot)),
+        Err(Error::InvalidName { .. })
+    ));
+    assert!(matches!(
+        db.create_collection("z", CollectionConfig::new(0, Metric::Dot)),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(c.get(1).unwrap().unwrap().vector, vec![1.0, 2.0, 3.0]);
+}
+
+#[test]
+fn a_directory_holding_foreign_files_is_not_opened_as_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("important.txt"), b"do not touch").unwrap();
+    let e = Database::open(dir.path(), options()).unwrap_err();
+    assert!(matches!(e, Error::NotADatabase { .. }), "{e}");
+    assert_eq!(
+        std::fs::read(dir.path().join("important.txt")).unwrap(),
+        b"do not touch"
+    );
+}
+
+#[test]
+fn dropping_a_collection_removes_it_durably_and_its_handles_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), options()).unwrap();
+    let c = db
+        .create_collection("gone", CollectionConfig::new(2, Metric::L2))
+        .unwrap();
+    c.upsert(Point::new(1, vec![0.0, 1.0])).unwrap();
+    db.create_collection("kept", CollectionConfig::new(2, Metric::L2))
+        .unwrap();
+    db.drop_collection("gone").unwrap();
+    assert!(matches!(
+        c.upsert(Point::new(2, vec![0.0, 1.0])),
+        Err(Error::UnknownCollection { .. })
+    ));
+    drop((c, db));
+    let db = Database::open(dir.path(), options()).unwrap();
+    let names: Vec<String> = db.list_collections().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["kept".to_owned()]);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("collections"))
+            .unwrap()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn many_threads_write_and_search_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(
+        dir.path(),
+        options()
+            .with_checkpoint_after_ops(300)
+            .with_background_checkpoints(true),
+    )
+    .unwrap();
+    let c = db
+        .create_collection("t", CollectionConfig::new(8, Metric::L2))
+        .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let c = c.clone();
+            s.spawn(move || {
+                for i in 0..150u64 {
+                    let id = t * 1000 + i;
+                    c.upsert(Point::new(id, vector(id, 8))).unwrap();
+                }
+            });
+        }
+        for _ in 0..2 {
+            let c = c.clone();
+            s.spawn(move || {
+                for i in 0..100u64 {
+                    let _ = c.search(&vector(i, 8), 5).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(c.len(), 600);
+    drop((c, db));
+    let db = Database::open(dir.path(), options()).unwrap();
+    let c = db.collection("t").unwrap();
+    assert_eq!(c.len(), 600);
+    assert_eq!(c.stats().indexed, 600);
+}
