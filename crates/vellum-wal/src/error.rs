@@ -77,6 +77,14 @@ pub enum Error {
         max_bytes: u64,
     },
 
+    /// The next LSN would pass `u64::MAX` (only reachable through a damaged or crafted log
+    /// that claims LSNs near the end of the range).
+    #[error("the log has run out of LSNs (next LSN {next_lsn})")]
+    LsnExhausted {
+        /// The LSN the next record would get.
+        next_lsn: u64,
+    },
+
     /// `append_batch` was called with no records.
     #[error("a batch must hold at least one record")]
     EmptyBatch,

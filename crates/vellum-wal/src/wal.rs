@@ -337,6 +337,11 @@ impl Shared {
         let flen = frame_len(len);
         let mut st = self.state.lock();
         self.fail.check()?;
+        if st.next_lsn.checked_add(records.len() as u64).is_none() {
+            return Err(Error::LsnExhausted {
+                next_lsn: st.next_lsn,
+            });
+        }
         let end = st.segments.last().map_or(0, |s| s.end_offset);
         if end > SEGMENT_HEADER_BYTES as u64 && end + flen > self.opts.segment_size_bytes {
             self.rotate(&mut st)?;
