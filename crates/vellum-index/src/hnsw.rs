@@ -614,15 +614,24 @@ fn search_layer<G: Graph, S: VectorSource + ?Sized>(
         }
     }
     let mut bound = results.peek().map_or(f32::INFINITY, |r| r.distance);
+    let mut fresh: Vec<(u32, &[f32])> = Vec::with_capacity(64);
     while let Some(Reverse(current)) = candidates.pop() {
         if current.distance > bound && results.len() >= ef {
             break;
         }
+        // Gather the unvisited neighbours first and touch the first element of each vector:
+        // the loads are independent, so their cache misses overlap (a safe stand-in for the
+        // explicit prefetch instructions other HNSW implementations issue).
+        fresh.clear();
         graph.for_each_neighbour(current.key, level, |n| {
-            if !visited.insert(n) {
-                return;
+            if visited.insert(n) {
+                let vector = source.vector(graph.id(n));
+                std::hint::black_box(vector.first().copied());
+                fresh.push((n, vector));
             }
-            let d = node_distance(graph, source, metric, query, n);
+        });
+        for &(n, vector) in &fresh {
+            let d = metric.distance(query, vector);
             if results.len() < ef || d < bound {
                 candidates.push(Reverse(Scored {
                     distance: d,
@@ -641,7 +650,7 @@ fn search_layer<G: Graph, S: VectorSource + ?Sized>(
                     }
                 }
             }
-        });
+        }
     }
     results.into_sorted_vec()
 }
