@@ -1,33 +1,170 @@
 //! The `vellum` command as a library: argument parsing and every subcommand. `main.rs` only
-//! calls [`main_with_args`].
-//!
-//! Today the engine's facade is not built yet (issue 7), so `vellum demo` shows what exists:
-//! the crash-simulating file system checking the durable atomic-replace helper against every
-//! crash image a power loss could leave.
+//! calls [`main_with_args`]. Errors print to stderr with their causes and exit non-zero;
+//! bad input never panics.
 #![forbid(unsafe_code)]
 
-use std::ffi::OsString;
-use std::path::Path;
-use std::process::ExitCode;
+pub mod data;
+mod demo;
 
-use clap::{Parser, Subcommand};
-use vellum::fs::{CrashHarness, CrashModel, CrashPoints, Fs, RealFs, SimFs, atomic_replace};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use serde_json::json;
+use vellum::{
+    CollectionConfig, Database, DatabaseOptions, HnswParams, Metric, Point, SearchParams,
+};
 
 /// A crash-safe persistence engine for vector indexes.
 #[derive(Debug, Parser)]
-#[command(name = "vellum", version, about)]
+#[command(name = "vellum", version, about, propagate_version = true)]
 struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show what the engine does today, end to end.
-    Demo {
-        /// Working directory for the real-file-system part (a temporary one if omitted).
-        dir: Option<std::path::PathBuf>,
+    /// The main job: ingest a real (or generated) data set durably, checkpoint, search,
+    /// snapshot, restore, reopen, and print a summary.
+    Demo(demo::DemoArgs),
+    /// Create a collection (and the database, if needed).
+    Create {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// Dimensions of its vectors.
+        #[arg(long)]
+        dim: usize,
+        /// Distance metric.
+        #[arg(long, value_enum, default_value_t = MetricArg::L2)]
+        metric: MetricArg,
+        /// Exact search only (no HNSW graph).
+        #[arg(long)]
+        flat: bool,
+        #[command(flatten)]
+        hnsw: HnswArgs,
     },
+    /// Import vectors from a .fvecs, .bvecs or .npy file into a collection.
+    Import {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// The file.
+        file: PathBuf,
+        /// File format (by extension if omitted).
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+        /// Id of the first row; rows get consecutive ids.
+        #[arg(long, default_value_t = 0)]
+        first_id: u64,
+        /// Rows per atomic batch.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+    /// Search a collection.
+    Search {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// The query vector, comma-separated.
+        #[arg(long, allow_hyphen_values = true)]
+        query: String,
+        /// Results to return.
+        #[arg(short, default_value_t = 10)]
+        k: usize,
+        /// HNSW candidate list size.
+        #[arg(long)]
+        ef: Option<usize>,
+        /// Scan every point instead of using the index.
+        #[arg(long)]
+        exact: bool,
+    },
+    /// Show collections, checkpoint generations, log segments and counters.
+    Inspect {
+        /// Database directory.
+        db: PathBuf,
+    },
+    /// Re-read every checksum; exit non-zero if anything is damaged.
+    Verify {
+        /// Database directory.
+        db: PathBuf,
+    },
+    /// Write-ahead log tools.
+    Wal {
+        #[command(subcommand)]
+        command: WalCommand,
+    },
+    /// Checkpoint one collection or all of them now.
+    Checkpoint {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name (all if omitted).
+        collection: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WalCommand {
+    /// Print the records of a collection's log.
+    Dump {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// First LSN to print.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Most records to print.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+struct HnswArgs {
+    /// HNSW links per node.
+    #[arg(long, default_value_t = 16)]
+    m: usize,
+    /// HNSW candidate list size while building.
+    #[arg(long, default_value_t = 200)]
+    ef_construction: usize,
+    /// HNSW candidate list size while searching.
+    #[arg(long, default_value_t = 64)]
+    ef_search: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MetricArg {
+    L2,
+    Cosine,
+    Dot,
+}
+
+impl From<MetricArg> for Metric {
+    fn from(m: MetricArg) -> Metric {
+        match m {
+            MetricArg::L2 => Metric::L2,
+            MetricArg::Cosine => Metric::Cosine,
+            MetricArg::Dot => Metric::Dot,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Fvecs,
+    Bvecs,
+    Npy,
 }
 
 /// Parses `args` and runs the command; errors print to stderr and exit non-zero.
@@ -44,7 +181,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             let mut source = e.source();
@@ -57,82 +194,348 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn run(cli: Cli) -> Result<(), BoxError> {
+/// Options for tools that open an existing database: no background thread, nothing
+/// created by accident.
+fn tool_options() -> DatabaseOptions {
+    DatabaseOptions::default().with_background_checkpoints(false)
+}
+
+fn open_existing(db: &Path) -> Result<Database, BoxError> {
+    if !db.join(vellum::CATALOG_FILE).exists() {
+        return Err(format!(
+            "{} is not a Vellum database (no {} file)",
+            db.display(),
+            vellum::CATALOG_FILE
+        )
+        .into());
+    }
+    Ok(Database::open(db, tool_options())?)
+}
+
+fn metric_name(m: Metric) -> &'static str {
+    match m {
+        Metric::L2 => "l2",
+        Metric::Cosine => "cosine",
+        Metric::Dot => "dot",
+        #[allow(unreachable_patterns)]
+        _ => "other",
+    }
+}
+
+pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+fn run(cli: Cli) -> Result<ExitCode, BoxError> {
+    let json = cli.json;
     match cli.command {
-        Command::Demo { dir } => demo(dir.as_deref()),
-    }
-}
-
-fn read_all(fs: &dyn Fs, path: &Path) -> Result<Vec<u8>, vellum::fs::Error> {
-    let file = fs.open(path)?;
-    let mut buf = vec![0; file.len()? as usize];
-    file.read_at(&mut buf, 0)?;
-    Ok(buf)
-}
-
-fn demo(dir: Option<&Path>) -> Result<(), BoxError> {
-    println!("Vellum demo: the layers built so far.");
-    println!("(The database facade and the full demo come with issue 7.)\n");
-
-    // 1. Crash simulation of a durable atomic replace, 8 KiB of new contents over old.
-    let old = vec![b'o'; 5000];
-    let new = vec![b'n'; 8192];
-    let harness = CrashHarness {
-        model: CrashModel::torn_512(),
-        images_per_point: 256,
-        points: CrashPoints::EveryOp,
-        seed: 1,
-    };
-    let report = harness.run(
-        |fs: &SimFs| {
-            let path = Path::new("/db/config");
-            let setup = vellum::fs::create_dir_all_durable(fs, Path::new("/db"))
-                .and_then(|()| atomic_replace(fs, path, &old));
-            setup.is_ok() && atomic_replace(fs, path, &new).is_ok()
-        },
-        |image, replaced| {
-            let got = read_all(image, Path::new("/db/config")).ok();
-            match got {
-                Some(b) if b == new => Ok(()),
-                Some(b) if b == old && !replaced => Ok(()),
-                None if !replaced => Ok(()),
-                Some(b) => Err(format!("mixed contents: {} bytes", b.len())),
-                None => Err("file lost after an acknowledged replace".into()),
+        Command::Demo(args) => demo::run(&args, json).map(|()| ExitCode::SUCCESS),
+        Command::Create {
+            db,
+            collection,
+            dim,
+            metric,
+            flat,
+            hnsw,
+        } => {
+            let database = Database::open(&db, tool_options())?;
+            let mut config = CollectionConfig::new(dim, metric.into());
+            config = if flat {
+                config.flat()
+            } else {
+                config.hnsw(HnswParams {
+                    m: hnsw.m,
+                    ef_construction: hnsw.ef_construction,
+                    ef_search: hnsw.ef_search,
+                    ..HnswParams::default()
+                })
+            };
+            database.create_collection(&collection, config)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"created": collection, "dim": dim, "metric": metric_name(metric.into()), "flat": flat})
+                );
+            } else {
+                println!(
+                    "created collection {collection:?} ({dim} dimensions, {}, {})",
+                    metric_name(metric.into()),
+                    if flat { "flat" } else { "hnsw" }
+                );
             }
-        },
-    );
-    println!("simulated file system: atomic replace (8 KiB over 5 KB), torn 512 B sectors");
-    println!("  {report}");
-    println!("  every image held exactly the old or the new contents\n");
-
-    // 2. The same helper on the real file system.
-    let tmp;
-    let root = match dir {
-        Some(d) => d.to_path_buf(),
-        None => {
-            tmp = std::env::temp_dir().join(format!("vellum-demo-{}", std::process::id()));
-            tmp.clone()
+            Ok(ExitCode::SUCCESS)
         }
-    };
-    let real = RealFs::new();
-    vellum::fs::create_dir_all_durable(&real, &root)?;
-    let path = root.join("config");
-    let started = std::time::Instant::now();
-    atomic_replace(&real, &path, &new)?;
-    let elapsed_us = started.elapsed().as_micros();
-    let back = read_all(&real, &path)?;
-    if back != new {
-        return Err(format!("{} read back differently", path.display()).into());
+        Command::Import {
+            db,
+            collection,
+            file,
+            format,
+            first_id,
+            batch,
+        } => {
+            let format = match format {
+                Some(f) => f,
+                None => match file.extension().and_then(|e| e.to_str()) {
+                    Some("fvecs") => FormatArg::Fvecs,
+                    Some("bvecs") => FormatArg::Bvecs,
+                    Some("npy") => FormatArg::Npy,
+                    _ => {
+                        return Err(format!(
+                            "cannot tell the format of {} from its extension: pass --format",
+                            file.display()
+                        )
+                        .into());
+                    }
+                },
+            };
+            let vectors = match format {
+                FormatArg::Fvecs => data::read_vecs(&file, 4)?,
+                FormatArg::Bvecs => data::read_vecs(&file, 1)?,
+                FormatArg::Npy => data::read_npy(&file)?,
+            };
+            let database = open_existing(&db)?;
+            let c = database.collection(&collection)?;
+            if vectors.dim != c.config().dim {
+                return Err(format!(
+                    "{} holds {}-dimensional vectors; collection {collection:?} is {}-dimensional",
+                    file.display(),
+                    vectors.dim,
+                    c.config().dim
+                )
+                .into());
+            }
+            let rows = vectors.rows();
+            let bar = (!json).then(|| progress(rows as u64, "import"));
+            let started = Instant::now();
+            let batch = batch.max(1);
+            for start in (0..rows).step_by(batch) {
+                let end = (start + batch).min(rows);
+                c.upsert_batch(
+                    (start..end).map(|i| Point::new(first_id + i as u64, vectors.row(i).to_vec())),
+                )?;
+                if let Some(b) = &bar {
+                    b.set_position(end as u64);
+                }
+            }
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let secs = started.elapsed().as_secs_f64();
+            if json {
+                println!(
+                    "{}",
+                    json!({"imported": rows, "seconds": secs, "points_per_second": rows as f64 / secs.max(1e-9)})
+                );
+            } else {
+                println!(
+                    "imported {rows} vectors into {collection:?} in {secs:.2} s ({:.0} points/s, durable)",
+                    rows as f64 / secs.max(1e-9)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Search {
+            db,
+            collection,
+            query,
+            k,
+            ef,
+            exact,
+        } => {
+            let q: Vec<f32> = query
+                .split(',')
+                .map(|s| {
+                    s.trim()
+                        .parse::<f32>()
+                        .map_err(|e| format!("query component {s:?}: {e}"))
+                })
+                .collect::<Result<_, _>>()?;
+            let database = open_existing(&db)?;
+            let c = database.collection(&collection)?;
+            let started = Instant::now();
+            let hits = c.search_with(
+                &q,
+                k,
+                &SearchParams {
+                    ef,
+                    exact,
+                    ..Default::default()
+                },
+            )?;
+            let micros = started.elapsed().as_micros();
+            if json {
+                let rows: Vec<_> = hits
+                    .iter()
+                    .map(|h| json!({"id": h.id, "distance": h.distance}))
+                    .collect();
+                println!("{}", json!({"hits": rows, "micros": micros}));
+            } else {
+                for h in &hits {
+                    println!("{:>12}  {:.6}", h.id, h.distance);
+                }
+                println!("({} hits in {micros} us)", hits.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect { db } => {
+            let database = open_existing(&db)?;
+            let stats = database.stats();
+            if json {
+                let rows: Vec<_> = stats
+                    .iter()
+                    .map(|s| {
+                        json!({
+                            "name": s.name, "points": s.points, "payloads": s.payloads,
+                            "wal_bytes": s.wal_bytes, "wal_segments": s.wal_segments,
+                            "wal_first_lsn": s.wal_first_lsn, "last_lsn": s.last_lsn,
+                            "ops_since_checkpoint": s.ops_since_checkpoint,
+                            "generation": s.generation, "checkpoint_lsn": s.checkpoint_lsn,
+                            "retained_generations": s.retained_generations,
+                            "checkpoint_stored_bytes": s.checkpoint_stored_bytes,
+                            "checkpoint_raw_bytes": s.checkpoint_raw_bytes,
+                            "vector_segment_bytes": s.vector_segment_bytes, "indexed": s.indexed,
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    json!({"database": db.display().to_string(), "id": format!("{:016x}", database.id()), "collections": rows})
+                );
+            } else {
+                println!(
+                    "database {} (id {:016x}), {} collection(s)",
+                    db.display(),
+                    database.id(),
+                    stats.len()
+                );
+                let configs: std::collections::BTreeMap<String, CollectionConfig> =
+                    database.list_collections().into_iter().collect();
+                for s in &stats {
+                    let cfg = configs[&s.name];
+                    println!(
+                        "\n{}: {} points ({} with payload), {} dimensions, {}, {}",
+                        s.name,
+                        s.points,
+                        s.payloads,
+                        cfg.dim,
+                        metric_name(cfg.metric),
+                        match cfg.index {
+                            vellum::IndexKind::Flat => "flat".to_owned(),
+                            vellum::IndexKind::Hnsw(p) => format!(
+                                "hnsw m={} ef_construction={} ef_search={}",
+                                p.m, p.ef_construction, p.ef_search
+                            ),
+                            _ => "other".to_owned(),
+                        }
+                    );
+                    println!(
+                        "  log:         LSN {}..={}, {} segment(s), {}, {} ops since checkpoint",
+                        s.wal_first_lsn,
+                        s.last_lsn,
+                        s.wal_segments,
+                        HumanBytes(s.wal_bytes),
+                        s.ops_since_checkpoint
+                    );
+                    println!(
+                        "  checkpoint:  generation {} at LSN {}, retained {:?}, {} stored ({} raw)",
+                        s.generation,
+                        s.checkpoint_lsn,
+                        s.retained_generations,
+                        HumanBytes(s.checkpoint_stored_bytes),
+                        HumanBytes(s.checkpoint_raw_bytes)
+                    );
+                    println!(
+                        "  vectors:     {} in segment files, {} indexed",
+                        HumanBytes(s.vector_segment_bytes),
+                        s.indexed
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { db } => {
+            let database = open_existing(&db)?;
+            let reports = database.verify()?;
+            let damaged = reports.iter().any(|r| !r.is_ok());
+            if json {
+                let rows: Vec<_> = reports.iter().map(|r| json!({"collection": r.collection, "vectors_checked": r.vectors_checked, "wal_records_checked": r.wal_records_checked, "generations_checked": r.generations_checked, "problems": r.problems})).collect();
+                println!("{}", json!({"ok": !damaged, "collections": rows}));
+            } else {
+                for r in &reports {
+                    let verdict = if r.is_ok() { "ok" } else { "DAMAGED" };
+                    println!(
+                        "{}: {verdict} ({} vectors, {} log records, {} checkpoint generations checked)",
+                        r.collection,
+                        r.vectors_checked,
+                        r.wal_records_checked,
+                        r.generations_checked
+                    );
+                    for p in &r.problems {
+                        println!("  - {p}");
+                    }
+                }
+            }
+            Ok(if damaged {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Wal {
+            command:
+                WalCommand::Dump {
+                    db,
+                    collection,
+                    from,
+                    limit,
+                },
+        } => {
+            let database = open_existing(&db)?;
+            let c = database.collection(&collection)?;
+            let entries = c.wal_entries(from, limit)?;
+            if json {
+                let rows: Vec<_> = entries.iter().map(|e| json!({"lsn": e.lsn, "kind": e.kind, "id": e.id, "payload_bytes": e.payload_bytes})).collect();
+                println!("{}", json!({"records": rows}));
+            } else {
+                for e in &entries {
+                    match e.payload_bytes {
+                        Some(n) => {
+                            println!("{:>10}  {:<6}  id {}  payload {n} B", e.lsn, e.kind, e.id)
+                        }
+                        None => println!("{:>10}  {:<6}  id {}", e.lsn, e.kind, e.id),
+                    }
+                }
+                println!("({} records)", entries.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Checkpoint { db, collection } => {
+            let database = open_existing(&db)?;
+            let done = match collection {
+                Some(name) => vec![(name.clone(), database.collection(&name)?.checkpoint()?)],
+                None => database.checkpoint_all()?,
+            };
+            if json {
+                let rows: Vec<_> = done.iter().map(|(n, i)| json!({"collection": n, "generation": i.generation, "lsn": i.lsn, "wal_segments_removed": i.wal_segments_removed})).collect();
+                println!("{}", json!({"checkpoints": rows}));
+            } else {
+                for (n, i) in &done {
+                    println!(
+                        "{n}: generation {} at LSN {} ({} log segment(s) removed)",
+                        i.generation, i.lsn, i.wal_segments_removed
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
-    println!(
-        "real file system: durable atomic replace of {}",
-        path.display()
-    );
-    println!("  took {elapsed_us} us (write, fdatasync, rename, directory fsync)");
-    if dir.is_none() {
-        let _ = std::fs::remove_dir_all(&root);
-    }
-    Ok(())
 }

@@ -204,6 +204,24 @@ pub struct CollectionStats {
     pub vector_segment_bytes: u64,
     /// Points in the HNSW index (equal to `points` unless something is wrong).
     pub indexed: u64,
+    /// First LSN the log still holds.
+    pub wal_first_lsn: u64,
+    /// Checkpoint generations retained, oldest first.
+    pub retained_generations: Vec<u64>,
+}
+
+/// One record of a collection's log, as `vellum wal dump` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WalEntry {
+    /// Its LSN.
+    pub lsn: u64,
+    /// `"upsert"` or `"delete"`.
+    pub kind: &'static str,
+    /// The point's id.
+    pub id: u64,
+    /// Payload size of an upsert that carries one.
+    pub payload_bytes: Option<u64>,
 }
 
 /// What a checkpoint did.
@@ -648,21 +666,7 @@ impl CollectionInner {
         }
         let result = {
             let mut state = self.state.write();
-            let mut result = Ok(());
-            for op in batch.ops {
-                let op = match op {
-                    BatchOp::Upsert(p) => Op::Upsert {
-                        id: p.id,
-                        vector: p.vector,
-                        payload: p.payload,
-                    },
-                    BatchOp::Delete(id) => Op::Delete { id },
-                };
-                if let Err(e) = apply(&mut state, op) {
-                    result = Err(e);
-                    break;
-                }
-            }
+            let result = apply_batch(&mut state, batch.ops);
             if result.is_ok() {
                 state.applied_lsn = *lsns.end();
             }
@@ -854,6 +858,7 @@ impl CollectionInner {
             ),
             None => (0, 0, 0, 0),
         };
+        let retained_generations = cp.retained_generations();
         CollectionStats {
             name: self.name.clone(),
             points: state.store.len() as u64,
@@ -868,7 +873,37 @@ impl CollectionInner {
             checkpoint_raw_bytes: raw,
             vector_segment_bytes: store.segment_bytes,
             indexed: state.index.as_ref().map_or(state.store.len(), Hnsw::len) as u64,
+            wal_first_lsn: wal.first_lsn,
+            retained_generations,
         }
+    }
+
+    pub(crate) fn wal_entries(&self, from_lsn: u64, limit: usize) -> Result<Vec<WalEntry>> {
+        let mut out = Vec::new();
+        let mut iter = self
+            .wal
+            .iter_from(from_lsn.max(self.wal.stats().first_lsn))?;
+        while out.len() < limit {
+            let Some(item) = iter.next_record() else {
+                break;
+            };
+            let (lsn, bytes) = item?;
+            out.push(match record::decode(bytes, lsn, self.config.dim)? {
+                Op::Upsert { id, payload, .. } => WalEntry {
+                    lsn,
+                    kind: "upsert",
+                    id,
+                    payload_bytes: payload.map(|p| p.len() as u64),
+                },
+                Op::Delete { id } => WalEntry {
+                    lsn,
+                    kind: "delete",
+                    id,
+                    payload_bytes: None,
+                },
+            });
+        }
+        Ok(out)
     }
 
     pub(crate) fn verify(&self) -> Result<VerifyReport> {
@@ -929,6 +964,74 @@ impl CollectionInner {
         }
         Ok(report)
     }
+}
+
+/// Batches at least this large with distinct ids and only upserts are inserted into the
+/// HNSW graph with the parallel batch build.
+const PARALLEL_INSERT_MIN_BATCH: usize = 256;
+
+/// Applies a batch in order. A large upsert-only batch of distinct ids takes the parallel
+/// graph build; the result is the same set of live ids and vectors as one-by-one.
+fn apply_batch(state: &mut State, ops: Vec<BatchOp>) -> Result<()> {
+    let parallel = state.index.is_some()
+        && ops.len() >= PARALLEL_INSERT_MIN_BATCH
+        && ops.iter().all(|op| matches!(op, BatchOp::Upsert(_)))
+        && {
+            let mut ids: Vec<u64> = ops
+                .iter()
+                .map(|op| match op {
+                    BatchOp::Upsert(p) => p.id,
+                    BatchOp::Delete(id) => *id,
+                })
+                .collect();
+            ids.sort_unstable();
+            ids.windows(2).all(|w| w[0] != w[1])
+        };
+    if !parallel {
+        for op in ops {
+            let op = match op {
+                BatchOp::Upsert(p) => Op::Upsert {
+                    id: p.id,
+                    vector: p.vector,
+                    payload: p.payload,
+                },
+                BatchOp::Delete(id) => Op::Delete { id },
+            };
+            apply(state, op)?;
+        }
+        return Ok(());
+    }
+    let State {
+        store,
+        index,
+        payloads,
+        ..
+    } = state;
+    let index = index.as_mut().expect("checked above");
+    let mut ids = Vec::with_capacity(ops.len());
+    for op in ops {
+        let BatchOp::Upsert(p) = op else {
+            unreachable!("checked above")
+        };
+        if index.contains(p.id) {
+            let source = StoreSource::new(store);
+            index.delete(&source, p.id)?;
+            source.into_result()?;
+        }
+        store.upsert(p.id, &p.vector)?;
+        match p.payload {
+            Some(bytes) => {
+                payloads.insert(p.id, bytes);
+            }
+            None => {
+                payloads.remove(&p.id);
+            }
+        }
+        ids.push(p.id);
+    }
+    let source = StoreSource::new(store);
+    index.insert_batch_parallel(&source, &ids)?;
+    source.into_result()
 }
 
 /// Applies one operation to memory. Idempotent for replay: re-applying a record whose effect

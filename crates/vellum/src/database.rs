@@ -14,7 +14,7 @@ use vellum_fs::{DynFs, Fs, RealFs, atomic_replace, create_dir_all_durable, paren
 use crate::catalog::{CATALOG_FILE, Catalog, Entry, validate_name};
 use crate::collection::{
     CheckpointInfo, CollectionInner, CollectionStats, Hit, Point, SearchParams, VerifyReport,
-    WriteBatch,
+    WalEntry, WriteBatch,
 };
 use crate::error::{Error, Result};
 use crate::options::{CollectionConfig, DatabaseOptions};
@@ -456,6 +456,11 @@ impl Collection {
     /// Counters.
     pub fn stats(&self) -> CollectionStats {
         self.inner.stats()
+    }
+
+    /// Up to `limit` log records from `from_lsn` on (for inspection tools).
+    pub fn wal_entries(&self, from_lsn: u64, limit: usize) -> Result<Vec<WalEntry>> {
+        self.inner.wal_entries(from_lsn, limit)
     }
 
     /// Re-reads every checksum and reports damage.

@@ -41,7 +41,7 @@ mod record;
 pub use catalog::{CATALOG_FILE, validate_name};
 pub use collection::{
     CheckpointInfo, CollectionStats, Hit, Point, SearchFilter, SearchParams, VerifyReport,
-    WriteBatch,
+    WalEntry, WriteBatch,
 };
 pub use database::{Collection, Database};
 pub use error::{Error, Result};

@@ -1,0 +1,182 @@
+//! The `vellum` binary end to end: every tool, JSON output, exit codes, and errors on bad
+//! input (never a panic).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn vellum(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = vellum(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn write_fvecs(path: &Path, rows: usize, dim: usize) {
+    let mut bytes = Vec::new();
+    for r in 0..rows {
+        bytes.extend_from_slice(&(dim as i32).to_le_bytes());
+        for d in 0..dim {
+            bytes.extend_from_slice(&((r * 7 + d) as f32 / 10.0).to_le_bytes());
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn the_tools_create_import_search_inspect_dump_checkpoint_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let file = dir.path().join("v.fvecs");
+    write_fvecs(&file, 50, 4);
+    ok(&["create", db, "c", "--dim", "4", "--metric", "l2"]);
+    let out = ok(&["import", db, "c", file.to_str().unwrap(), "--batch", "16"]);
+    assert!(out.contains("imported 50 vectors"), "{out}");
+    let out = ok(&[
+        "--json",
+        "search",
+        db,
+        "c",
+        "--query",
+        "0,0.1,0.2,0.3",
+        "-k",
+        "3",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["hits"][0]["id"], 0);
+    let out = ok(&[
+        "search",
+        db,
+        "c",
+        "--query",
+        "0,0.1,0.2,0.3",
+        "-k",
+        "3",
+        "--exact",
+    ]);
+    assert!(out.contains("(3 hits"), "{out}");
+    let out = ok(&["checkpoint", db]);
+    assert!(out.contains("c: generation 1"), "{out}");
+    let out = ok(&["--json", "inspect", db]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["collections"][0]["points"], 50);
+    assert_eq!(v["collections"][0]["generation"], 1);
+    let out = ok(&["inspect", db]);
+    assert!(out.contains("50 points"), "{out}");
+    let out = ok(&["wal", "dump", db, "c", "--limit", "5"]);
+    assert!(out.contains("upsert"), "{out}");
+    let out = ok(&["verify", db]);
+    assert!(out.contains("c: ok"), "{out}");
+}
+
+#[test]
+fn verify_exits_non_zero_when_a_vector_segment_is_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let file = dir.path().join("v.fvecs");
+    write_fvecs(&file, 20, 4);
+    ok(&["create", db.to_str().unwrap(), "c", "--dim", "4", "--flat"]);
+    ok(&["import", db.to_str().unwrap(), "c", file.to_str().unwrap()]);
+    ok(&["checkpoint", db.to_str().unwrap()]);
+    // Find the vector segment and flip a byte inside the first slot.
+    let coll = std::fs::read_dir(db.join("collections"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let seg = std::fs::read_dir(coll.join("vectors"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    assert!(
+        bytes.len() > 4096 + 8,
+        "the segment to damage exists: {}",
+        seg.display()
+    );
+    bytes[4096 + 4] ^= 0xFF;
+    std::fs::write(&seg, bytes).unwrap();
+    let out = vellum(&["verify", db.to_str().unwrap()]);
+    assert!(!out.status.success(), "verify must fail on damage");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("DAMAGED"), "{text}");
+}
+
+#[test]
+fn bad_input_gives_an_error_and_a_non_zero_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db_s = db.to_str().unwrap();
+    for args in [
+        vec!["search", "/definitely/not/a/db", "c", "--query", "1,2"],
+        vec!["inspect", dir.path().to_str().unwrap()],
+        vec!["no-such-command"],
+    ] {
+        let out = vellum(&args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    ok(&["create", db_s, "c", "--dim", "3"]);
+    for args in [
+        vec!["search", db_s, "c", "--query", "1,2"],
+        vec!["search", db_s, "c", "--query", "1,x,3"],
+        vec!["search", db_s, "nope", "--query", "1,2,3"],
+        vec!["create", db_s, "c", "--dim", "3"],
+        vec!["create", db_s, "../evil", "--dim", "3"],
+    ] {
+        let out = vellum(&args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let garbage = dir.path().join("g.fvecs");
+    std::fs::write(&garbage, [1, 2, 3]).unwrap();
+    let out = vellum(&["import", db_s, "c", garbage.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("g.fvecs"));
+}
+
+#[test]
+fn the_demo_runs_on_a_small_generated_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("demo");
+    let out = ok(&[
+        "demo",
+        work.to_str().unwrap(),
+        "--dataset",
+        "synthetic",
+        "--points",
+        "2000",
+        "--queries",
+        "20",
+        "--batch",
+        "500",
+    ]);
+    assert!(out.contains("Vellum demo summary"), "{out}");
+    assert!(out.contains("same answers"), "{out}");
+    // A non-empty directory is refused.
+    let out = vellum(&[
+        "demo",
+        work.to_str().unwrap(),
+        "--dataset",
+        "synthetic",
+        "--points",
+        "10",
+    ]);
+    assert!(!out.status.success());
+}
