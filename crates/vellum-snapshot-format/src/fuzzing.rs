@@ -47,7 +47,8 @@ pub fn fuzz_archive(data: &[u8]) {
 }
 
 /// Feeds `data` to a chunk importer: the first byte holds options (bit 0: reopen the
-/// receiver after every accepted chunk, bit 1: deliver in reverse), the rest is a
+/// receiver after every accepted chunk, bit 1: deliver in reverse, bit 2: sync every chunk,
+/// bit 3: reopen without syncing first), the rest is a
 /// concatenation of encoded chunks (undecodable bytes are skipped one at a time).
 /// Invariants: no panic; nothing is written outside the staging directory unless `finish`
 /// succeeds; a published archive verifies and equals the chunks' bytes.
@@ -73,6 +74,8 @@ pub fn fuzz_chunks(data: &[u8]) {
     let dest = PathBuf::from("/out.vsnap");
     let opts = ImportOptions {
         max_archive_bytes: FUZZ_MAX_ARCHIVE_BYTES,
+        // Bit 2: sync after every chunk instead of in batches.
+        sync_every_bytes: if mode & 4 != 0 { 0 } else { 16 << 10 },
     };
     let mut rx = ChunkReceiver::open(fs.shared(), &staging, opts).expect("open staging");
     let mut accepted = Vec::new();
@@ -80,6 +83,10 @@ pub fn fuzz_chunks(data: &[u8]) {
         if rx.receive(chunk).is_ok() {
             accepted.push(chunk.clone());
             if mode & 1 != 0 {
+                // Bit 3: reopen without syncing (pending chunks are forgotten).
+                if mode & 8 == 0 {
+                    rx.sync().expect("sync");
+                }
                 drop(rx);
                 rx = ChunkReceiver::open(fs.shared(), &staging, opts).expect("reopen staging");
             }

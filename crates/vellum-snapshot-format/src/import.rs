@@ -26,12 +26,18 @@ pub struct ImportOptions {
     /// Largest archive accepted; chunks reaching past it are refused before anything is
     /// written (so a hostile offset cannot make a huge sparse file).
     pub max_archive_bytes: u64,
+    /// Received bytes written between two syncs: once this many are pending, `receive`
+    /// syncs the part file and appends their records to the log (and says
+    /// [`Receipt::Durable`]). `0` syncs after every chunk. [`ChunkReceiver::sync`] and
+    /// `finish` sync whatever is pending.
+    pub sync_every_bytes: u64,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
             max_archive_bytes: 1 << 40,
+            sync_every_bytes: 64 << 20,
         }
     }
 }
@@ -39,8 +45,13 @@ impl Default for ImportOptions {
 /// What happened to a chunk handed to [`ChunkReceiver::receive`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Receipt {
-    /// New data, written and durably recorded.
-    Accepted,
+    /// New data, written; this chunk and every chunk accepted before it are now durable
+    /// (they survive a crash and are not asked for again after a reopen).
+    Durable,
+    /// New data, written but not yet durable: it becomes durable at the next sync (a later
+    /// [`Receipt::Durable`], [`ChunkReceiver::sync`] or `finish`). A crash before that loses
+    /// it, and after a reopen it must be sent again.
+    Pending,
     /// The same chunk was already received; nothing changed.
     Duplicate,
 }
@@ -116,6 +127,13 @@ pub struct ChunkReceiver {
     by_offset: BTreeMap<u64, Received>,
     by_seq: BTreeMap<u64, u64>,
     totals: Option<FinalTotals>,
+    /// Accepted chunks whose bytes are written but not yet synced and logged.
+    pending: Vec<Received>,
+    pending_bytes: u64,
+    /// Verifies the archive on a second thread while chunks arrive in order (an
+    /// optimisation: if chunks come out of order or after a reopen, `finish` verifies the
+    /// part file in one pass instead).
+    verifier: Option<crate::verify_stream::StreamVerifier>,
     failstop: FailStop,
 }
 
@@ -213,6 +231,9 @@ impl ChunkReceiver {
             by_offset: BTreeMap::new(),
             by_seq: BTreeMap::new(),
             totals: None,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            verifier: None,
             failstop: FailStop::new(),
         };
         for rec in records {
@@ -220,6 +241,9 @@ impl ChunkReceiver {
             // damaged beyond a torn tail.
             me.check(&rec)?;
             me.insert(rec);
+        }
+        if me.by_offset.is_empty() {
+            me.verifier = Some(crate::verify_stream::StreamVerifier::start());
         }
         Ok(me)
     }
@@ -412,29 +436,62 @@ impl ChunkReceiver {
             return Ok(Receipt::Duplicate);
         }
         let snapshot = chunk.snapshot;
+        let part = &self.part;
+        self.failstop
+            .guard(part.write_at(&chunk.payload, rec.offset))?;
+        self.snapshot = Some(snapshot);
+        self.insert(rec);
+        self.pending.push(rec);
+        self.pending_bytes += len as u64;
+        // Feed the background verifier while the stream is in order; otherwise drop it.
+        if let Some(v) = self.verifier.as_mut()
+            && !v.feed(rec.offset, &chunk.payload)
+        {
+            self.verifier = None;
+        }
+        if self.pending_bytes >= self.opts.sync_every_bytes {
+            self.sync()?;
+            return Ok(Receipt::Durable);
+        }
+        Ok(Receipt::Pending)
+    }
+
+    /// Makes every accepted chunk durable: syncs the part file, then appends their records
+    /// to the log and syncs it (a logged chunk's bytes are always durable).
+    pub fn sync(&mut self) -> Result<()> {
+        self.failstop.check()?;
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let Some(snapshot) = self.snapshot else {
+            return Ok(());
+        };
+        let mut records = Vec::with_capacity(self.pending.len() * LOG_RECORD_BYTES);
+        for rec in &self.pending {
+            records.extend_from_slice(&rec.encode(snapshot));
+        }
         let fs = self.fs.clone();
         let part = &self.part;
         let log = &self.log;
         let log_len = self.log_len;
         self.failstop.run(|| {
-            part.write_at(&chunk.payload, rec.offset)?;
             part.sync_data()?;
             fs.fail_point("snapshot::import::after_payload_sync")?;
-            log.write_at(&rec.encode(snapshot), log_len)?;
+            log.write_at(&records, log_len)?;
             log.sync_data()
         })?;
-        self.log_len += LOG_RECORD_BYTES as u64;
-        self.snapshot = Some(snapshot);
-        self.insert(rec);
-        Ok(Receipt::Accepted)
+        self.log_len += records.len() as u64;
+        self.pending.clear();
+        self.pending_bytes = 0;
+        Ok(())
     }
 
     /// Checks that every chunk arrived, verifies the whole archive (every block CRC, the
     /// section totals, the footer, the BLAKE3 equal to the final chunk's), and only then
     /// renames it to `dest` and syncs `dest`'s directory; finally removes the staging
     /// directory. On any error nothing is published and the staging area stays for a retry.
-    pub fn finish(self, dest: &Path) -> Result<ArchiveInfo> {
-        self.failstop.check()?;
+    pub fn finish(mut self, dest: &Path) -> Result<ArchiveInfo> {
+        self.sync()?;
         let incomplete = |reason: String| Error::Incomplete {
             staging: self.staging.clone(),
             reason,
@@ -474,8 +531,28 @@ impl ChunkReceiver {
             });
         }
         let (_, _, footer) = read_summary(self.part.as_ref())?;
-        let mut src = FileSource::new(self.part.as_ref())?;
-        let info = decode_archive(&mut src, Some(&footer), &mut NullSink)?;
+        // The bytes verified on the fly are the ones written to the part file; if the
+        // stream was not verified that way (out of order, resumed), verify the file now.
+        let streamed = match self.verifier.take() {
+            Some(v) if v.fed_bytes() == totals.total_bytes => v.finish(),
+            _ => None,
+        };
+        let info = match streamed {
+            Some(result) => {
+                let info = result?;
+                if info.footer != footer {
+                    return Err(Error::corrupt(
+                        info.archive_bytes,
+                        "the footer on disk differs from the one verified while receiving",
+                    ));
+                }
+                info
+            }
+            None => {
+                let mut src = FileSource::new(self.part.as_ref())?;
+                decode_archive(&mut src, Some(&footer), &mut NullSink)?
+            }
+        };
         if info.archive_hash != totals.archive_hash {
             return Err(Error::HashMismatch {
                 what: "archive vs final chunk".into(),
@@ -492,6 +569,7 @@ impl ChunkReceiver {
         }
         let fs = self.fs.as_ref();
         let from = self.staging.join(PART_FILE);
+        // (The part file was synced by `sync` above: its bytes are durable before the rename.)
         fs.fail_point("snapshot::import::before_publish")?;
         // The part file's bytes were synced chunk by chunk.
         crate::restore::rename_same_fs(fs, &from, dest)?;

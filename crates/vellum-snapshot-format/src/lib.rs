@@ -41,6 +41,7 @@ mod id;
 mod import;
 mod reader;
 mod restore;
+mod verify_stream;
 mod writer;
 
 pub use catalog::{ARCHIVE_EXT, Catalog, INDEX_FILE, SnapshotMeta};

@@ -356,6 +356,7 @@ fn receiver(fs: &SimFs) -> ChunkReceiver {
         &p("/staging"),
         ImportOptions {
             max_archive_bytes: 1 << 30,
+            ..ImportOptions::default()
         },
     )
     .unwrap()
