@@ -118,13 +118,6 @@ pub struct StoreCheckpoint<'a> {
     pub oldest_retained_generation: u64,
 }
 
-/// A slot's address and the CRC of its bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Entry {
-    slot: u64,
-    crc: u32,
-}
-
 /// One mapped segment file.
 #[derive(Debug)]
 struct Segment {
@@ -134,6 +127,8 @@ struct Segment {
     _file: Box<dyn File>,
     /// One bit per slot: its bytes were checked against (or written with) its CRC.
     verified: Box<[AtomicU64]>,
+    /// The CRC of each live slot's vector bytes.
+    crcs: Box<[u32]>,
     /// Written since the last checkpoint.
     dirty: bool,
 }
@@ -143,8 +138,10 @@ impl Segment {
         self.verified[i / 64].load(Ordering::Relaxed) & (1 << (i % 64)) != 0
     }
 
-    fn set_verified(&self, i: usize) {
-        self.verified[i / 64].fetch_or(1 << (i % 64), Ordering::Relaxed);
+    /// Sets the bit; returns whether it was clear before.
+    fn set_verified(&self, i: usize) -> bool {
+        let mask = 1 << (i % 64);
+        self.verified[i / 64].fetch_or(mask, Ordering::Relaxed) & mask == 0
     }
 }
 
@@ -197,7 +194,10 @@ pub struct VectorStore {
     slot_bytes: usize,
     vector_bytes: usize,
     segments: Vec<Segment>,
-    ids: FxHashMap<u64, Entry>,
+    /// id -> slot.
+    ids: FxHashMap<u64, u64>,
+    /// Live slots whose CRC has not been checked since open; at zero, `get` skips the check.
+    unverified: AtomicU64,
     /// Slots reusable now, lowest first (so the store stays compact).
     free: BinaryHeap<Reverse<u64>>,
     /// One bit per slot: referenced by the last durable checkpoint.
@@ -243,6 +243,7 @@ impl VectorStore {
             vector_bytes: config.dimension as usize * config.element.size_bytes(),
             segments: Vec::new(),
             ids: FxHashMap::default(),
+            unverified: AtomicU64::new(0),
             free: BinaryHeap::new(),
             durable: Vec::new(),
             pending: Vec::new(),
@@ -309,7 +310,7 @@ impl VectorStore {
             let mut referenced: Vec<u64> = Vec::new();
             let mut max_slot: Option<u64> = None;
             store.ids.reserve(idmap.len());
-            for (id, slot, crc) in idmap.iter() {
+            for (id, slot, _) in idmap.iter() {
                 if slot >= limit || bit(&referenced, slot) {
                     return Err(corrupt(
                         IDMAP_FILE,
@@ -321,7 +322,7 @@ impl VectorStore {
                 }
                 set_bit(&mut referenced, slot);
                 max_slot = max_slot.max(Some(slot));
-                store.ids.insert(id, Entry { slot, crc });
+                store.ids.insert(id, slot);
             }
             store.durable = referenced.clone();
             // Protected slots whose generations are no longer retained are free now (and
@@ -353,6 +354,11 @@ impl VectorStore {
                 let seg = store.open_segment(index)?;
                 store.segments.push(seg);
             }
+            for (_, slot, crc) in idmap.iter() {
+                let (seg, within, _) = store.locate(slot);
+                store.segments[seg].crcs[within] = crc;
+            }
+            store.unverified = AtomicU64::new(store.ids.len() as u64);
             // Every slot neither live nor protected is free.
             let capacity = needed_segments * sps;
             let mut free = Vec::with_capacity((capacity - store.ids.len() as u64) as usize);
@@ -448,6 +454,7 @@ impl VectorStore {
             map,
             _file: file,
             verified: fresh_bits(self.config.slots_per_segment),
+            crcs: vec![0; self.config.slots_per_segment as usize].into_boxed_slice(),
             dirty: false,
         })
     }
@@ -475,6 +482,7 @@ impl VectorStore {
                 map,
                 _file: file,
                 verified: fresh_bits(self.config.slots_per_segment),
+                crcs: vec![0; self.config.slots_per_segment as usize].into_boxed_slice(),
                 dirty: false,
             })
         })?;
@@ -508,20 +516,24 @@ impl VectorStore {
         (seg, within, offset, bytes)
     }
 
-    fn checked_vector(&self, id: u64, e: Entry) -> Result<&[f32]> {
-        let (seg, within, offset, bytes) = self.slot_bytes(e.slot);
-        if !seg.is_verified(within) {
+    fn checked_vector(&self, id: u64, slot: u64) -> Result<&[f32]> {
+        let (seg, within, offset, bytes) = self.slot_bytes(slot);
+        // Once every live slot has been checked (or written) since open, skip the bitmap.
+        if self.unverified.load(Ordering::Relaxed) != 0 && !seg.is_verified(within) {
             let computed = crc32fast::hash(bytes);
-            if computed != e.crc {
+            let expected = seg.crcs[within];
+            if computed != expected {
                 return Err(Error::SlotCorrupt {
                     id,
                     path: seg.path.clone(),
                     offset: offset as u64,
-                    expected: e.crc,
+                    expected,
                     computed,
                 });
             }
-            seg.set_verified(within);
+            if seg.set_verified(within) {
+                self.unverified.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         // Slots start at HEADER_BYTES plus a multiple of 64 bytes in a page-aligned map, so
         // the bytes are 4-byte aligned for f32; bytemuck checks it anyway.
@@ -533,7 +545,7 @@ impl VectorStore {
     pub fn get(&self, id: u64) -> Result<Option<&[f32]>> {
         match self.ids.get(&id) {
             None => Ok(None),
-            Some(&e) => self.checked_vector(id, e).map(Some),
+            Some(&slot) => self.checked_vector(id, slot).map(Some),
         }
     }
 
@@ -566,7 +578,7 @@ impl VectorStore {
     pub fn iter(&self) -> impl Iterator<Item = Result<(u64, &[f32])>> + '_ {
         self.ids
             .iter()
-            .map(|(&id, &e)| self.checked_vector(id, e).map(|v| (id, v)))
+            .map(|(&id, &slot)| self.checked_vector(id, slot).map(|v| (id, v)))
     }
 
     /// Every live id, in no particular order.
@@ -588,12 +600,10 @@ impl VectorStore {
         }
         let bytes: &[u8] = bytemuck::cast_slice(vector);
         let crc = crc32fast::hash(bytes);
-        if let Some(&old) = self.ids.get(&id)
-            && old.crc == crc
-        {
+        if let Some(&old) = self.ids.get(&id) {
             // Same vector already stored (replay of a record already applied)?
-            let (_, _, _, current) = self.slot_bytes(old.slot);
-            if current == bytes {
+            let (seg, within, _, current) = self.slot_bytes(old);
+            if seg.crcs[within] == crc && current == bytes {
                 return Ok(());
             }
         }
@@ -604,10 +614,11 @@ impl VectorStore {
         // it exists (slices borrow `&self`; we hold `&mut self`). In bounds: `offset +
         // vector_bytes <= map.len()` (MapMut::write asserts it too). Only this thread writes.
         unsafe { seg.map.write(offset, bytes) };
+        seg.crcs[within] = crc;
         seg.set_verified(within);
         seg.dirty = true;
-        if let Some(old) = self.ids.insert(id, Entry { slot, crc }) {
-            self.release(old.slot);
+        if let Some(old) = self.ids.insert(id, slot) {
+            self.release(old);
         }
         Ok(())
     }
@@ -638,7 +649,7 @@ impl VectorStore {
         self.failstop.check()?;
         match self.ids.remove(&id) {
             Some(old) => {
-                self.release(old.slot);
+                self.release(old);
                 Ok(true)
             }
             None => Ok(false),
@@ -646,6 +657,11 @@ impl VectorStore {
     }
 
     fn release(&mut self, slot: u64) {
+        // A live slot leaving before its first check no longer counts as unverified.
+        let (seg, within, _) = self.locate(slot);
+        if self.segments[seg].set_verified(within) {
+            self.unverified.fetch_sub(1, Ordering::Relaxed);
+        }
         if bit(&self.durable, slot) {
             self.pending.push((slot, self.durable_generation));
         } else {
@@ -689,7 +705,10 @@ impl VectorStore {
         let mut entries: Vec<(u64, u64, u32)> = self
             .ids
             .iter()
-            .map(|(&id, e)| (id, e.slot, e.crc))
+            .map(|(&id, &slot)| {
+                let (seg, within, _) = self.locate(slot);
+                (id, slot, self.segments[seg].crcs[within])
+            })
             .collect();
         entries.sort_unstable_by_key(|e| e.0);
         let meta = StoreMeta {
@@ -729,8 +748,8 @@ impl VectorStore {
     fn after_publish(&mut self, info: &CommitInfo) -> Result<()> {
         self.durable_generation = info.generation;
         let mut durable = Vec::with_capacity(self.durable.len());
-        for e in self.ids.values() {
-            set_bit(&mut durable, e.slot);
+        for &slot in self.ids.values() {
+            set_bit(&mut durable, slot);
         }
         self.durable = durable;
         self.release_pending(info.oldest_retained_generation);
@@ -744,7 +763,7 @@ impl VectorStore {
         let max_used = self
             .ids
             .values()
-            .map(|e| e.slot)
+            .copied()
             .chain(self.pending.iter().map(|p| p.0))
             .max();
         let sps = u64::from(self.config.slots_per_segment);
@@ -784,9 +803,9 @@ impl VectorStore {
                 });
             }
         }
-        for (&id, &e) in &self.ids {
+        for (&id, &slot) in &self.ids {
             report.checked += 1;
-            match self.checked_vector(id, e) {
+            match self.checked_vector(id, slot) {
                 Ok(_) => {}
                 Err(Error::SlotCorrupt { path, offset, .. }) => {
                     report.damaged.push(SlotFault { id, path, offset })
