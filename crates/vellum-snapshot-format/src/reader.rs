@@ -180,6 +180,19 @@ impl Decoder<'_> {
         Ok(())
     }
 
+    /// Reads without updating the archive hash (the caller hashes the bytes itself).
+    fn read_unhashed(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.src.read_exact(buf).map_err(|e| match e {
+            Error::Truncated { wanted, .. } => Error::Truncated {
+                offset: self.pos,
+                wanted: wanted.max(1),
+            },
+            other => other,
+        })?;
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+
     fn read_array<const N: usize>(&mut self) -> Result<[u8; N]> {
         let mut b = [0u8; N];
         self.read(&mut b)?;
@@ -320,7 +333,7 @@ pub fn decode_archive(
             }
             last_block_short = raw_len < block_bytes;
             stored.resize(stored_len as usize, 0);
-            d.read(&mut stored)?;
+            d.read_unhashed(&mut stored)?;
             if crc32(&[&frame[..8], &stored]) != get_u32(&frame, 8) {
                 return Err(Error::ChecksumMismatch {
                     what: format!("block of section {:?}", head.name),
@@ -357,7 +370,7 @@ pub fn decode_archive(
                 }
                 &raw
             };
-            content.update(out);
+            crate::format::hash_both(&mut d.hasher, &stored, &mut content, out);
             sink.data(out)?;
             totals.raw_bytes += u64::from(raw_len);
             totals.stored_bytes += u64::from(stored_len);

@@ -237,10 +237,8 @@ impl<'s> ArchiveWriter<'s> {
             return Ok(());
         };
         let raw_len = self.block.len() as u32;
-        open.content.update(&self.block);
-        let compression = open.head.compression;
         let mut use_compressed = false;
-        if compression == Compression::Zstd
+        if open.head.compression == Compression::Zstd
             && let Some(c) = self.compressor.as_mut()
         {
             self.compressed.clear();
@@ -253,24 +251,22 @@ impl<'s> ArchiveWriter<'s> {
             use_compressed =
                 !self.compressed.is_empty() && self.compressed.len() < self.block.len();
         }
-        let stored = if use_compressed {
-            std::mem::take(&mut self.compressed)
+        let stored: &[u8] = if use_compressed {
+            &self.compressed
         } else {
-            std::mem::take(&mut self.block)
+            &self.block
         };
-        let frame = block_frame(raw_len, &stored);
-        if let Some(open) = self.open.as_mut() {
-            open.totals.raw_bytes += u64::from(raw_len);
-            open.totals.stored_bytes += stored.len() as u64;
-            open.totals.block_count += 1;
-        }
-        self.emit(&frame)?;
-        self.emit(&stored)?;
-        if use_compressed {
-            self.compressed = stored;
-        } else {
-            self.block = stored;
-        }
+        let frame = block_frame(raw_len, stored);
+        open.totals.raw_bytes += u64::from(raw_len);
+        open.totals.stored_bytes += stored.len() as u64;
+        open.totals.block_count += 1;
+        // The frame, then the stored bytes go into the archive hash; the raw bytes into the
+        // content hash, on another thread.
+        self.hasher.update(&frame);
+        crate::format::hash_both(&mut self.hasher, stored, &mut open.content, &self.block);
+        self.pos += (frame.len() + stored.len()) as u64;
+        self.sink.write_all(&frame)?;
+        self.sink.write_all(stored)?;
         self.block.clear();
         Ok(())
     }
