@@ -572,6 +572,11 @@ fn greedy<G: Graph, S: VectorSource + ?Sized>(
     loop {
         let from = best.key;
         graph.for_each_neighbour(from, level, |n| {
+            // Tombstones are never read: their vectors may be gone from the source (the
+            // `VectorSource` contract covers live ids only).
+            if graph.is_deleted(n) {
+                return;
+            }
             let d = node_distance(graph, source, metric, query, n);
             if d < best.distance {
                 best = Scored {
@@ -587,7 +592,8 @@ fn greedy<G: Graph, S: VectorSource + ?Sized>(
 }
 
 /// Best-first search on one level; returns up to `ef` accepted nodes, closest first.
-/// Rejected nodes (tombstones, filtered out) are walked through but never returned.
+/// Nodes the filter rejects are walked through but never returned; tombstones are neither
+/// walked nor read.
 #[allow(clippy::too_many_arguments)]
 fn search_layer<G: Graph, S: VectorSource + ?Sized>(
     graph: &G,
@@ -624,7 +630,9 @@ fn search_layer<G: Graph, S: VectorSource + ?Sized>(
         // explicit prefetch instructions other HNSW implementations issue).
         fresh.clear();
         graph.for_each_neighbour(current.key, level, |n| {
-            if visited.insert(n) {
+            // Tombstones are skipped, never read (see `greedy`); repair at delete time
+            // relinks their neighbours so the live graph stays connected.
+            if !graph.is_deleted(n) && visited.insert(n) {
                 let vector = source.vector(graph.id(n));
                 std::hint::black_box(vector.first().copied());
                 fresh.push((n, vector));

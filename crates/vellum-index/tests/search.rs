@@ -516,3 +516,76 @@ fn dimension_mismatch_and_bad_parameters_are_refused() {
         .is_err()
     );
 }
+
+/// A source that holds only live vectors, like the facade's store: asking for an id that was
+/// deleted (or never inserted) panics, which is how this test catches a broken contract.
+struct LiveOnly {
+    dim: usize,
+    live: std::sync::RwLock<std::collections::HashMap<u64, Box<[f32]>>>,
+}
+
+impl vellum_index::VectorSource for LiveOnly {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn vector(&self, id: u64) -> &[f32] {
+        let live = self.live.read().unwrap();
+        let v = live
+            .get(&id)
+            .unwrap_or_else(|| panic!("the index asked for id {id}, which is not live"));
+        // Leak a copy so the borrow outlives the lock guard (a few KiB in this test).
+        Box::leak(v.clone())
+    }
+}
+
+#[test]
+fn the_index_never_reads_a_deleted_or_replaced_vector() {
+    let dim = 6;
+    let src = LiveOnly {
+        dim,
+        live: Default::default(),
+    };
+    let params = vellum_index::HnswParams {
+        m: 6,
+        ef_construction: 24,
+        ef_search: 32,
+        seed: 9,
+    };
+    let mut index = vellum_index::Hnsw::new(dim, vellum_index::Metric::L2, params).unwrap();
+    let mut seed = 1u64;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as u32
+    };
+    for round in 0..600u32 {
+        let id = u64::from(next() % 80);
+        let op = next() % 3;
+        let present = src.live.read().unwrap().contains_key(&id);
+        if op == 0 && present {
+            index.delete(&src, id).unwrap();
+            src.live.write().unwrap().remove(&id);
+        } else {
+            if present {
+                // Replace: the old node goes first, while its vector is still live.
+                index.delete(&src, id).unwrap();
+            }
+            let v: Box<[f32]> = (0..dim)
+                .map(|d| ((round as usize * 7 + d) % 13) as f32)
+                .collect();
+            src.live.write().unwrap().insert(id, v);
+            index.insert(&src, id).unwrap();
+        }
+        if round % 50 == 0 {
+            let q: Vec<f32> = (0..dim).map(|d| d as f32).collect();
+            let hits = index.search(&src, &q, 5).unwrap();
+            assert!(
+                hits.iter()
+                    .all(|h| src.live.read().unwrap().contains_key(&h.id))
+            );
+        }
+    }
+    assert_eq!(index.len(), src.live.read().unwrap().len());
+}

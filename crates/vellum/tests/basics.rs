@@ -272,3 +272,34 @@ fn many_threads_write_and_search_at_once() {
     assert_eq!(c.len(), 600);
     assert_eq!(c.stats().indexed, 600);
 }
+
+#[test]
+fn replacing_and_deleting_the_same_ids_many_times_keeps_index_and_store_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = HnswParams { m: 8, ef_construction: 32, ef_search: 64, seed: 3 };
+    let mut rng = vellum::fs::rng::SplitMix64::new(5);
+    {
+        let db = Database::open(dir.path(), options()).unwrap();
+        let c = db.create_collection("r", CollectionConfig::new(8, Metric::L2).hnsw(params)).unwrap();
+        for n in 0..400u64 {
+            let mut batch = vellum::WriteBatch::new();
+            for _ in 0..3 {
+                let id = rng.below(60);
+                batch.upsert(Point::new(id, vector(n * 3 + id, 8)));
+            }
+            if n % 4 == 3 {
+                batch.delete(rng.below(60));
+            }
+            c.write(batch).unwrap();
+            if n % 97 == 0 {
+                c.checkpoint().unwrap();
+            }
+        }
+        assert_eq!(c.stats().indexed, c.len() as u64);
+        c.search(&vector(1, 8), 5).unwrap();
+    }
+    let db = Database::open(dir.path(), options()).unwrap();
+    let c = db.collection("r").unwrap();
+    assert_eq!(c.stats().indexed, c.len() as u64);
+    c.search(&vector(1, 8), 5).unwrap();
+}
