@@ -5,6 +5,7 @@
 
 pub mod data;
 mod demo;
+mod torture;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,12 @@ enum Command {
     /// The main job: ingest a real (or generated) data set durably, checkpoint, search,
     /// snapshot, restore, reopen, and print a summary.
     Demo(demo::DemoArgs),
+    /// Kill -9 proof: kill a durable writer at random moments, reopen, check everything it
+    /// acknowledged (run thousands with --kills).
+    Torture(torture::TortureArgs),
+    /// The writer process `torture` kills (internal).
+    #[command(hide = true)]
+    TortureChild(torture::ChildArgs),
     /// Create a collection (and the database, if needed).
     Create {
         /// Database directory.
@@ -239,6 +246,8 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     let json = cli.json;
     match cli.command {
         Command::Demo(args) => demo::run(&args, json).map(|()| ExitCode::SUCCESS),
+        Command::Torture(args) => torture::run(&args, json).map(|()| ExitCode::SUCCESS),
+        Command::TortureChild(args) => torture::child(&args).map(|()| ExitCode::SUCCESS),
         Command::Create {
             db,
             collection,
