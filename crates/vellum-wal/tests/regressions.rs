@@ -282,3 +282,25 @@ fn concurrent_writers_on_the_real_file_system_read_back_everything() {
     assert_eq!(after.last(), got.last());
     assert!(after[0].0 <= got[got.len() / 2].0);
 }
+
+/// `Interval` really syncs in the background: once the synced LSN covers a record (polled,
+/// no timing assumed), a power cut keeps it.
+#[test]
+fn the_interval_policy_syncs_in_the_background() {
+    let fs = SimFs::new();
+    let opts = small_opts(SyncPolicy::Interval(std::time::Duration::from_millis(2)));
+    let (wal, _) = Wal::open(fs.shared(), DIR, opts).unwrap();
+    let lsn = wal.append(b"synced by the background thread").unwrap();
+    let mut waited = 0;
+    while wal.stats().synced_lsn < lsn {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        waited += 1;
+        assert!(waited < 12_000, "the background sync never ran");
+    }
+    let image = fs.crash_drop_unsynced();
+    assert_eq!(
+        records(&image, opts),
+        vec![(lsn, b"synced by the background thread".to_vec())]
+    );
+    drop(wal);
+}
