@@ -208,6 +208,13 @@ pub struct CollectionStats {
     pub wal_first_lsn: u64,
     /// Checkpoint generations retained, oldest first.
     pub retained_generations: Vec<u64>,
+    /// Whether the HNSW graph was opened from the checkpoint (never rebuilt at open).
+    pub graph_loaded_from_checkpoint: bool,
+    /// Log records replayed when the collection was opened.
+    pub replayed_at_open: u64,
+    /// Vectors the index has read from the store since open (searches and inserts; zero
+    /// right after open, because opening reads no vector).
+    pub vectors_read_since_open: u64,
 }
 
 /// One record of a collection's log, as `vellum wal dump` shows it.
@@ -265,6 +272,8 @@ pub(crate) struct State {
     pub(crate) payloads: FxHashMap<u64, Vec<u8>>,
     pub(crate) index: Option<Hnsw>,
     pub(crate) applied_lsn: u64,
+    /// Vectors the index has read through the store since open (searches and inserts).
+    pub(crate) vector_reads: AtomicU64,
 }
 
 impl std::fmt::Debug for State {
@@ -282,14 +291,16 @@ pub(crate) struct StoreSource<'a> {
     store: &'a VectorStore,
     zeros: Vec<f32>,
     failure: Mutex<Option<Error>>,
+    reads: &'a AtomicU64,
 }
 
 impl<'a> StoreSource<'a> {
-    pub(crate) fn new(store: &'a VectorStore) -> Self {
+    pub(crate) fn new(store: &'a VectorStore, reads: &'a AtomicU64) -> Self {
         StoreSource {
             store,
             zeros: vec![0.0; store.dimension() as usize],
             failure: Mutex::new(None),
+            reads,
         }
     }
 
@@ -307,6 +318,7 @@ impl VectorSource for StoreSource<'_> {
     }
 
     fn vector(&self, id: u64) -> &[f32] {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         match self.store.get(id) {
             Ok(Some(v)) => v,
             Ok(None) => {
@@ -348,6 +360,8 @@ pub(crate) struct CollectionInner {
     ops_since_checkpoint: AtomicU64,
     wal_bytes_at_checkpoint: AtomicU64,
     options: DatabaseOptions,
+    graph_loaded: bool,
+    replayed_at_open: u64,
 }
 
 fn encode_meta(id: u64, config: &CollectionConfig, points: u64) -> Vec<u8> {
@@ -480,6 +494,7 @@ impl CollectionInner {
         let mut base_lsn = 0;
         let mut payloads = FxHashMap::default();
         let mut graph_bytes: Option<Vec<u8>> = None;
+        let mut graph_loaded = false;
         if let Some(generation) = &loaded {
             check_meta(generation.metadata(), id, &config, &cp_dir)?;
             base_lsn = generation.wal_lsn();
@@ -507,6 +522,7 @@ impl CollectionInner {
             IndexKind::Hnsw(params) => Some(match graph_bytes {
                 Some(bytes) => {
                     let graph = Hnsw::from_bytes(bytes)?;
+                    graph_loaded = true;
                     if graph.dim() != config.dim || graph.metric() != config.metric {
                         return Err(Error::BadDatabaseFile {
                             path: cp_dir.join(GRAPH_FILE),
@@ -549,6 +565,7 @@ impl CollectionInner {
             payloads,
             index,
             applied_lsn: base_lsn,
+            vector_reads: AtomicU64::new(0),
         };
         let mut replayed = 0u64;
         {
@@ -562,6 +579,8 @@ impl CollectionInner {
             }
         }
         let applied = state.applied_lsn;
+        // Count reads from here on: replaying the tail is not "opening".
+        state.vector_reads.store(0, Ordering::Relaxed);
         let inner = CollectionInner {
             name: name.to_owned(),
             id,
@@ -576,6 +595,8 @@ impl CollectionInner {
             ops_since_checkpoint: AtomicU64::new(replayed),
             wal_bytes_at_checkpoint: AtomicU64::new(0),
             options: options.clone(),
+            graph_loaded,
+            replayed_at_open: replayed,
         };
         Ok(inner)
     }
@@ -807,7 +828,7 @@ impl CollectionInner {
                 Some(Filter::Allow(&payload_pred))
             }
         };
-        let source = StoreSource::new(&state.store);
+        let source = StoreSource::new(&state.store, &state.vector_reads);
         let hits = match (&state.index, params.exact) {
             (Some(index), false) => index.search_with(
                 &source,
@@ -875,6 +896,9 @@ impl CollectionInner {
             indexed: state.index.as_ref().map_or(state.store.len(), Hnsw::len) as u64,
             wal_first_lsn: wal.first_lsn,
             retained_generations,
+            graph_loaded_from_checkpoint: self.graph_loaded,
+            replayed_at_open: self.replayed_at_open,
+            vectors_read_since_open: state.vector_reads.load(Ordering::Relaxed),
         }
     }
 
@@ -1005,6 +1029,7 @@ fn apply_batch(state: &mut State, ops: Vec<BatchOp>) -> Result<()> {
         store,
         index,
         payloads,
+        vector_reads,
         ..
     } = state;
     let index = index.as_mut().expect("checked above");
@@ -1014,7 +1039,7 @@ fn apply_batch(state: &mut State, ops: Vec<BatchOp>) -> Result<()> {
             unreachable!("checked above")
         };
         if index.contains(p.id) {
-            let source = StoreSource::new(store);
+            let source = StoreSource::new(store, vector_reads);
             index.delete(&source, p.id)?;
             source.into_result()?;
         }
@@ -1029,7 +1054,7 @@ fn apply_batch(state: &mut State, ops: Vec<BatchOp>) -> Result<()> {
         }
         ids.push(p.id);
     }
-    let source = StoreSource::new(store);
+    let source = StoreSource::new(store, vector_reads);
     index.insert_batch_parallel(&source, &ids)?;
     source.into_result()
 }
@@ -1047,13 +1072,14 @@ fn apply(state: &mut State, op: Op) -> Result<()> {
                 store,
                 index,
                 payloads,
+                vector_reads,
                 ..
             } = state;
             if let Some(index) = index.as_mut()
                 && index.contains(id)
             {
                 // Remove the old node while its vector is still the one it was linked by.
-                let source = StoreSource::new(store);
+                let source = StoreSource::new(store, vector_reads);
                 index.delete(&source, id)?;
                 source.into_result()?;
             }
@@ -1067,7 +1093,7 @@ fn apply(state: &mut State, op: Op) -> Result<()> {
                 }
             }
             if let Some(index) = index.as_mut() {
-                let source = StoreSource::new(store);
+                let source = StoreSource::new(store, vector_reads);
                 index.insert(&source, id)?;
                 source.into_result()?;
             }
@@ -1077,12 +1103,13 @@ fn apply(state: &mut State, op: Op) -> Result<()> {
                 store,
                 index,
                 payloads,
+                vector_reads,
                 ..
             } = state;
             if let Some(index) = index.as_mut()
                 && index.contains(id)
             {
-                let source = StoreSource::new(store);
+                let source = StoreSource::new(store, vector_reads);
                 index.delete(&source, id)?;
                 source.into_result()?;
             }

@@ -276,11 +276,18 @@ fn many_threads_write_and_search_at_once() {
 #[test]
 fn replacing_and_deleting_the_same_ids_many_times_keeps_index_and_store_in_step() {
     let dir = tempfile::tempdir().unwrap();
-    let params = HnswParams { m: 8, ef_construction: 32, ef_search: 64, seed: 3 };
+    let params = HnswParams {
+        m: 8,
+        ef_construction: 32,
+        ef_search: 64,
+        seed: 3,
+    };
     let mut rng = vellum::fs::rng::SplitMix64::new(5);
     {
         let db = Database::open(dir.path(), options()).unwrap();
-        let c = db.create_collection("r", CollectionConfig::new(8, Metric::L2).hnsw(params)).unwrap();
+        let c = db
+            .create_collection("r", CollectionConfig::new(8, Metric::L2).hnsw(params))
+            .unwrap();
         for n in 0..400u64 {
             let mut batch = vellum::WriteBatch::new();
             for _ in 0..3 {
