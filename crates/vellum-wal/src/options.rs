@@ -72,6 +72,10 @@ pub struct WalOptions {
     /// allocated blocks and each `fdatasync` has no size change to write. Stale bytes can
     /// never validate because every segment has its own salt.
     pub preallocate: bool,
+    /// The LSN of the first record of a log created empty (at least 1). Ignored when the
+    /// directory already holds segments. A restored database starts its log after the LSN
+    /// its checkpoint covers, so LSNs never go backwards.
+    pub first_lsn: u64,
 }
 
 impl Default for WalOptions {
@@ -82,6 +86,7 @@ impl Default for WalOptions {
             sync_policy: SyncPolicy::Always,
             recovery_mode: RecoveryMode::TolerateTornTail,
             preallocate: true,
+            first_lsn: 1,
         }
     }
 }
@@ -103,6 +108,12 @@ impl WalOptions {
                 "segment_size_bytes {} cannot hold a segment header and one frame of \
                  max_record_bytes {} ({need} bytes needed, frame header {FRAME_HEADER_BYTES})",
                 self.segment_size_bytes, self.max_record_bytes
+            )));
+        }
+        if self.first_lsn == 0 || self.first_lsn == u64::MAX {
+            return Err(Error::InvalidOptions(format!(
+                "first_lsn {} is outside 1..u64::MAX",
+                self.first_lsn
             )));
         }
         if let SyncPolicy::Interval(d) = self.sync_policy

@@ -152,6 +152,10 @@ impl Wal {
                 file
             }
             None => {
+                // An empty log starts at `options.first_lsn` (1 unless the caller continues
+                // an LSN sequence, as a restored database does).
+                rec.next_lsn = rec.next_lsn.max(options.first_lsn);
+                rec.report.last_lsn = rec.next_lsn - 1;
                 let (meta, file) = create_segment(fs.as_ref(), &dir, rec.next_lsn, &options)?;
                 rec.report.first_lsn = meta.first_lsn;
                 rec.report.segments.push(SegmentInfo {
