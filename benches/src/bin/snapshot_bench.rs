@@ -8,10 +8,13 @@
 //! ```
 //!
 //! DIR (default `./snapshot-bench-tmp`) must be on the file system to measure (not tmpfs);
-//! it is created and removed. MIB (default 1024) is the generation size.
+//! it is created and removed. MIB (default 1024) is the generation size. For experiments:
+//! `SNAP_BENCH_SYNC_EVERY=<bytes>` sets the importer's sync interval, `SNAP_BENCH_SWAP=1`
+//! delivers chunk 1 before chunk 0 (so the import verifies the file at the end instead of on
+//! the fly).
 //!
 //! Every row ends durable: Vellum's exports and imports `fdatasync` what they write (the
-//! importer once per chunk), and the `cp` rows are followed by an `fdatasync` of every copied
+//! importer every 64 MiB and at the end), and the `cp` rows are followed by an `fdatasync` of every copied
 //! file and a sync of the directory. Sources are read warm (just written) in every row.
 
 use std::path::{Path, PathBuf};
@@ -26,6 +29,18 @@ use vellum_snapshot_format::{
 };
 
 const CHUNK_BYTES: usize = 4 << 20;
+/// Interleaved rounds of the cp / export / import comparison.
+const ROUNDS: u64 = 3;
+
+/// Sorts `times` and returns the median and the runs as text.
+fn median(times: &mut [Duration]) -> (Duration, String) {
+    times.sort();
+    let runs: Vec<String> = times
+        .iter()
+        .map(|t| format!("{:.2}", t.as_secs_f64()))
+        .collect();
+    (times[times.len() / 2], format!("{} s", runs.join(" / ")))
+}
 
 fn mib_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64() / (1024.0 * 1024.0)
@@ -105,10 +120,21 @@ fn import(fs: &RealFs, archive: &Path, id: SnapshotId, staging: &Path, dest: &Pa
     let len = file.len().unwrap();
     let info = verify_file(file.as_ref()).unwrap();
     let t = Instant::now();
-    let mut rx = ChunkReceiver::open(RealFs::shared(), staging, ImportOptions::default()).unwrap();
+    let mut opts = ImportOptions::default();
+    if let Some(v) = std::env::var("SNAP_BENCH_SYNC_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.sync_every_bytes = v;
+    }
+    let mut rx = ChunkReceiver::open(RealFs::shared(), staging, opts).unwrap();
     let total_chunks = len.div_ceil(CHUNK_BYTES as u64);
     let mut buf = vec![0u8; CHUNK_BYTES];
-    for seq in 0..total_chunks {
+    let mut order: Vec<u64> = (0..total_chunks).collect();
+    if std::env::var_os("SNAP_BENCH_SWAP").is_some() {
+        order.swap(0, 1);
+    }
+    for seq in order {
         let offset = seq * CHUNK_BYTES as u64;
         let n = (len - offset).min(CHUNK_BYTES as u64) as usize;
         file.read_at(&mut buf[..n], offset).unwrap();
@@ -126,8 +152,15 @@ fn import(fs: &RealFs, archive: &Path, id: SnapshotId, staging: &Path, dest: &Pa
         };
         rx.receive(&chunk).unwrap();
     }
+    let received = t.elapsed();
     rx.finish(dest).unwrap();
-    t.elapsed()
+    let total = t.elapsed();
+    eprintln!(
+        "import phases: receive {:.2} s, finish (last sync, verdict, publish) {:.2} s",
+        received.as_secs_f64(),
+        (total - received).as_secs_f64()
+    );
+    total
 }
 
 fn main() {
@@ -143,14 +176,55 @@ fn main() {
     println!("generation: {} files, {} MiB", files.len(), raw >> 20);
 
     let mut rows: Vec<(String, Duration, u64, String)> = Vec::new();
-    let t_cp = cp(&fs, &gen_dir, &dir.join("cp-copy"));
+    // The machine is shared, so the cp / export / import comparison runs ROUNDS times,
+    // interleaved, and reports the median of each (and the spread).
+    let mut t_cp = Vec::new();
+    let mut t_exp = Vec::new();
+    let mut t_imp = Vec::new();
+    let mut archive_bytes = 0;
+    for round in 0..ROUNDS {
+        t_cp.push(cp(&fs, &gen_dir, &dir.join("cp-copy")));
+        std::fs::remove_dir_all(dir.join("cp-copy")).unwrap();
+        let id = SnapshotId::from_seed(1000 + round);
+        let archive = dir.join("round.vsnap");
+        let t = Instant::now();
+        let summary = export_to_file(&fs, &files, &ExportOptions::full(id, 1), &archive).unwrap();
+        t_exp.push(t.elapsed());
+        archive_bytes = summary.archive_bytes;
+        let imported = dir.join("round-imported.vsnap");
+        t_imp.push(import(&fs, &archive, id, &dir.join("staging"), &imported));
+        std::fs::remove_file(&archive).unwrap();
+        std::fs::remove_file(&imported).unwrap();
+    }
+    let (cp_med, cp_spread) = median(&mut t_cp);
+    let (exp_med, exp_spread) = median(&mut t_exp);
+    let (imp_med, imp_spread) = median(&mut t_imp);
     rows.push((
-        "`cp -r` + fdatasync each file".into(),
-        t_cp,
+        format!("`cp -r` + fdatasync each file (median of {ROUNDS})"),
+        cp_med,
         raw,
-        "baseline".into(),
+        format!("baseline; runs {cp_spread}"),
     ));
-    std::fs::remove_dir_all(dir.join("cp-copy")).unwrap();
+    rows.push((
+        format!("export to file, none (median of {ROUNDS})"),
+        exp_med,
+        raw,
+        format!(
+            "archive {} MiB; **{:.2}x cp**; runs {exp_spread}",
+            archive_bytes >> 20,
+            cp_med.as_secs_f64() / exp_med.as_secs_f64()
+        ),
+    ));
+    rows.push((
+        format!("import 4 MiB chunks, none (median of {ROUNDS})"),
+        imp_med,
+        raw,
+        format!(
+            "**{:.2}x cp**; runs {imp_spread}",
+            cp_med.as_secs_f64() / imp_med.as_secs_f64()
+        ),
+    ));
+    let t_cp = cp_med;
 
     for (label, compression, level) in [
         ("none", Compression::None, 0),
@@ -202,7 +276,7 @@ fn main() {
             t_import,
             raw,
             format!(
-                "receive + sync per chunk + verify + publish; {:.2}x cp",
+                "receive (synced every 64 MiB) + verify + publish; {:.2}x cp",
                 t_cp.as_secs_f64() / t_import.as_secs_f64()
             ),
         ));

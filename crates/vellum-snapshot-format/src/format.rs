@@ -95,30 +95,18 @@ pub const TRAILER_HASHED_BYTES: usize = TRAILER_BYTES - 32;
 /// Smallest possible archive: header, empty footer, trailer.
 pub const MIN_ARCHIVE_BYTES: u64 = (HEADER_BYTES + FOOTER_HEAD_BYTES + 4 + TRAILER_BYTES) as u64;
 
-/// Below this many bytes two hashes run one after the other; above, on two threads.
-const PARALLEL_HASH_MIN_BYTES: usize = 64 << 10;
-
-/// Updates two independent BLAKE3 hashers (the whole-archive hash and a file's content
-/// hash), on two threads when there is enough to hash: they are the bulk of the CPU work.
+/// Updates the whole-archive hash and a file's content hash. One after the other on
+/// purpose: handing each block to another thread (`rayon::join`) was measured slower on the
+/// shared 2-core machine (a wake-up per block); the import overlaps verification with
+/// receiving on a long-lived thread instead (`verify_stream.rs`).
 pub(crate) fn hash_both(
     a: &mut blake3::Hasher,
     a_bytes: &[u8],
     b: &mut blake3::Hasher,
     b_bytes: &[u8],
 ) {
-    if a_bytes.len() + b_bytes.len() >= PARALLEL_HASH_MIN_BYTES {
-        rayon::join(
-            || {
-                a.update(a_bytes);
-            },
-            || {
-                b.update(b_bytes);
-            },
-        );
-    } else {
-        a.update(a_bytes);
-        b.update(b_bytes);
-    }
+    a.update(a_bytes);
+    b.update(b_bytes);
 }
 
 pub(crate) fn crc32(parts: &[&[u8]]) -> u32 {
