@@ -349,6 +349,8 @@ pub(crate) struct CollectionInner {
     pub(crate) name: String,
     pub(crate) id: u64,
     pub(crate) config: CollectionConfig,
+    pub(crate) dir: std::path::PathBuf,
+    pub(crate) fs: DynFs,
     pub(crate) wal: Wal,
     pub(crate) state: RwLock<State>,
     order: Mutex<ApplyOrder>,
@@ -394,13 +396,10 @@ fn check_meta(bytes: &[u8], id: u64, config: &CollectionConfig, path: &Path) -> 
             "checkpoint metadata version {version} is not supported"
         )));
     }
-    let stored_id = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    // The collection id recorded at checkpoint time is informational: a collection restored
+    // from a snapshot gets a new id in its new database.
+    let _ = id;
     let dim = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes")) as usize;
-    if stored_id != id {
-        return Err(bad(format!(
-            "checkpoint belongs to collection id {stored_id}, not {id}"
-        )));
-    }
     if dim != config.dim {
         return Err(bad(format!(
             "checkpoint holds {dim}-dimensional vectors, the catalog says {}",
@@ -545,6 +544,8 @@ impl CollectionInner {
             // A batch is one frame: allow up to 8 MiB, or half a segment when segments are
             // small, so a segment always holds a whole frame.
             max_record_bytes: (8u64 << 20).min(options.wal_segment_size_bytes / 2),
+            // A log created empty (a restored collection) continues after the checkpoint.
+            first_lsn: base_lsn + 1,
             sync_policy: options.sync_policy,
             recovery_mode: options.recovery_mode,
             ..WalOptions::default()
@@ -585,6 +586,8 @@ impl CollectionInner {
             name: name.to_owned(),
             id,
             config,
+            dir: dir.to_path_buf(),
+            fs,
             wal,
             state: RwLock::new(state),
             order: Mutex::new(ApplyOrder { applied }),

@@ -18,6 +18,14 @@ use crate::collection::{
 };
 use crate::error::{Error, Result};
 use crate::options::{CollectionConfig, DatabaseOptions};
+use crate::snapshot::SnapshotSummary;
+use vellum_snapshot_format::{Chunk, SnapshotId, SnapshotMeta};
+
+fn parse_snapshot_id(text: &str) -> Result<SnapshotId> {
+    SnapshotId::from_hex(text).ok_or_else(|| {
+        Error::InvalidArgument(format!("{text:?} is not a snapshot id (32 hex digits)"))
+    })
+}
 
 /// Directory holding the collections, by id.
 pub(crate) const COLLECTIONS_DIR: &str = "collections";
@@ -318,6 +326,105 @@ impl Database {
     pub fn stats(&self) -> Vec<CollectionStats> {
         let colls: Vec<_> = self.inner.collections.read().values().cloned().collect();
         colls.iter().map(|c| c.stats()).collect()
+    }
+
+    fn collection_inner(&self, name: &str) -> Result<Arc<CollectionInner>> {
+        self.inner
+            .collections
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownCollection {
+                name: name.to_owned(),
+            })
+    }
+
+    /// Writes a full snapshot of collection `name` to the file `path` (atomically: the file
+    /// appears whole or not at all). Checkpoints first, so it holds every write acknowledged
+    /// before the call; writers are not blocked while it is written.
+    pub fn export_snapshot(
+        &self,
+        name: &str,
+        path: impl AsRef<Path>,
+        zstd: bool,
+    ) -> Result<SnapshotSummary> {
+        let coll = self.collection_inner(name)?;
+        crate::snapshot::export_file(&self.inner.root, &coll, self.id(), path.as_ref(), zstd)
+    }
+
+    /// Streams a full snapshot of collection `name` as numbered chunks of at most
+    /// `chunk_bytes` (each carrying its offset; the last is final and carries the totals and
+    /// the archive hash), for a receiver that may get them in any order.
+    pub fn export_snapshot_chunks(
+        &self,
+        name: &str,
+        chunk_bytes: usize,
+        emit: &mut dyn FnMut(Chunk) -> Result<()>,
+    ) -> Result<SnapshotSummary> {
+        let coll = self.collection_inner(name)?;
+        crate::snapshot::export_stream(&self.inner.root, &coll, self.id(), chunk_bytes, emit)
+    }
+
+    /// Adds a snapshot of collection `name` to its catalog: full, or incremental from the
+    /// newest snapshot there (only files that changed since it are stored).
+    pub fn create_snapshot(&self, name: &str, incremental: bool) -> Result<SnapshotMeta> {
+        let coll = self.collection_inner(name)?;
+        crate::snapshot::create_in_catalog(&self.inner.root, &coll, self.id(), incremental)
+    }
+
+    /// The snapshots in collection `name`'s catalog, newest first.
+    pub fn list_snapshots(&self, name: &str) -> Result<Vec<SnapshotMeta>> {
+        let coll = self.collection_inner(name)?;
+        Ok(crate::snapshot::open_catalog(&self.inner.root, &coll)?.list())
+    }
+
+    /// Deletes a snapshot (refused while an incremental snapshot still names it as parent).
+    pub fn delete_snapshot(&self, name: &str, id: &str) -> Result<()> {
+        let coll = self.collection_inner(name)?;
+        let id = parse_snapshot_id(id)?;
+        Ok(crate::snapshot::open_catalog(&self.inner.root, &coll)?.delete(id)?)
+    }
+
+    /// Keeps the newest `keep` snapshots of collection `name` (and every parent they need);
+    /// returns the ids removed.
+    pub fn retain_snapshots(&self, name: &str, keep: usize) -> Result<Vec<String>> {
+        let coll = self.collection_inner(name)?;
+        let removed = crate::snapshot::open_catalog(&self.inner.root, &coll)?.retain(keep)?;
+        Ok(removed.iter().map(|id| id.to_hex()).collect())
+    }
+
+    /// Restores snapshot `id` of collection `source` (with its parent chain) as the new
+    /// collection `new_name`. Everything is verified and staged before the new collection
+    /// becomes visible; after a crash it is wholly there or not at all.
+    pub fn restore_snapshot(&self, source: &str, id: &str, new_name: &str) -> Result<Collection> {
+        let coll = self.collection_inner(source)?;
+        let id = parse_snapshot_id(id)?;
+        let catalog = crate::snapshot::open_catalog(&self.inner.root, &coll)?;
+        let chain: Vec<PathBuf> = catalog
+            .chain(id)?
+            .iter()
+            .map(|m| catalog.archive_path(m.id))
+            .collect();
+        self.import_snapshot(&chain, new_name)
+    }
+
+    /// Imports snapshot archive files (a full one, then its incrementals in order) as the
+    /// new collection `new_name`, from this or any other database.
+    pub fn import_snapshot(&self, archives: &[PathBuf], new_name: &str) -> Result<Collection> {
+        let mut catalog = self.inner.catalog.lock();
+        let inner = crate::snapshot::restore_as_new(
+            &self.inner.fs,
+            &self.inner.root,
+            &mut catalog,
+            &self.inner.options,
+            archives,
+            new_name,
+        )?;
+        self.inner
+            .collections
+            .write()
+            .insert(new_name.to_owned(), inner.clone());
+        Ok(Collection { inner })
     }
 
     /// Re-reads every checksum of every collection (vectors, checkpoints, log) and reports

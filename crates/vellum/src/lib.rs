@@ -37,6 +37,7 @@ mod database;
 mod error;
 mod options;
 mod record;
+mod snapshot;
 
 pub use catalog::{CATALOG_FILE, validate_name};
 pub use collection::{
@@ -48,6 +49,8 @@ pub use error::{Error, Result};
 pub use options::{
     CollectionConfig, DatabaseOptions, HnswParams, IndexKind, Metric, RecoveryMode, SyncPolicy,
 };
+pub use snapshot::{COLLECTION_META_FILE, SnapshotSummary};
+pub use vellum_snapshot_format::{Chunk, ChunkReceiver, SnapshotMeta};
 
 /// The I/O seam, for tests that run Vellum on the crash simulator.
 pub use vellum_fs as fs;

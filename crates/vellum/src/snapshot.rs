@@ -1,0 +1,304 @@
+//! Snapshots of a collection through `vellum-snapshot-format`: export to a file or a chunk
+//! stream, a per-collection catalog of full and incremental snapshots with retention, and
+//! import/restore into a new collection (staged, swapped in atomically, then published in the
+//! database catalog).
+//!
+//! What a snapshot holds: the collection's current checkpoint generation (`checkpoints/`:
+//! `CURRENT` and the generation's data files), its vector segment files (`vectors/`), and
+//! `collection.meta` (the collection's catalog entry and the source database id). Export
+//! checkpoints first, so a snapshot holds every write acknowledged before it started, then
+//! holds the checkpointer lock while it reads: no checkpoint or retention can remove the
+//! generation mid-export, and writers go on (they write fresh slots only; the slots the
+//! generation references never change).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use vellum_checkpoint::{CURRENT_NAME, data_file_name, manifest_file_name};
+use vellum_fs::Fs;
+use vellum_mmap_vectors::segment::segment_index_of;
+use vellum_snapshot_format::{
+    Catalog as SnapshotCatalog, Chunk, ExportOptions, ExportSummary, SnapshotId, SnapshotMeta,
+    SourceFile, export_chunks, export_to_file,
+};
+
+use crate::catalog::{Catalog, Entry, validate_name};
+use crate::collection::{CHECKPOINTS_DIR, CollectionInner, VECTORS_DIR};
+use crate::database::{COLLECTIONS_DIR, SNAPSHOTS_DIR, collection_dir_name, now_ms, remove_tree};
+use crate::error::{Error, Result};
+
+/// Name of the collection description inside a snapshot.
+pub const COLLECTION_META_FILE: &str = "collection.meta";
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SnapshotSummary {
+    /// The snapshot's id (hex).
+    pub id: String,
+    /// The LSN it covers.
+    pub lsn: u64,
+    /// Files inside.
+    pub files: usize,
+    /// Archive length in bytes.
+    pub archive_bytes: u64,
+    /// BLAKE3 of the archive (hex).
+    pub blake3: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl SnapshotSummary {
+    fn from_export(s: &ExportSummary, files: usize) -> Self {
+        SnapshotSummary {
+            id: s.header.id.to_hex(),
+            lsn: s.header.lsn_end,
+            files,
+            archive_bytes: s.archive_bytes,
+            blake3: hex(&s.archive_hash),
+        }
+    }
+}
+
+/// A fresh snapshot id (random from the clock, the process and a counter).
+fn fresh_id() -> SnapshotId {
+    SnapshotId::generate()
+}
+
+/// Where a collection's snapshot catalog lives.
+pub(crate) fn catalog_dir(root: &Path, coll: &CollectionInner) -> PathBuf {
+    root.join(SNAPSHOTS_DIR).join(collection_dir_name(coll.id))
+}
+
+/// The files of the pinned current generation, the vector segments, and the meta file
+/// (written next to the catalog directory). Call with the checkpointer locked.
+fn source_files(
+    coll: &CollectionInner,
+    cp: &vellum_checkpoint::Checkpointer,
+    meta_path: &Path,
+    database_id: u64,
+) -> Result<(Vec<SourceFile>, u64)> {
+    let manifest = cp.current().ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "collection {:?} has no checkpoint to snapshot",
+            coll.name
+        ))
+    })?;
+    let cp_dir = coll.dir.join(CHECKPOINTS_DIR);
+    let manifest_name = manifest_file_name(manifest.generation);
+    let mut files = vec![
+        SourceFile {
+            name: format!("{CHECKPOINTS_DIR}/{CURRENT_NAME}"),
+            path: cp_dir.join(CURRENT_NAME),
+        },
+        SourceFile {
+            name: format!("{CHECKPOINTS_DIR}/{manifest_name}"),
+            path: cp_dir.join(&manifest_name),
+        },
+    ];
+    for entry in &manifest.files {
+        let name = data_file_name(manifest.generation, &entry.name);
+        files.push(SourceFile {
+            name: format!("{CHECKPOINTS_DIR}/{name}"),
+            path: cp_dir.join(&name),
+        });
+    }
+    let vec_dir = coll.dir.join(VECTORS_DIR);
+    for name in coll.fs.list_dir(&vec_dir)? {
+        if segment_index_of(&name).is_some() {
+            files.push(SourceFile {
+                name: format!("{VECTORS_DIR}/{name}"),
+                path: vec_dir.join(&name),
+            });
+        }
+    }
+    let meta = Catalog {
+        database_id,
+        next_collection_id: coll.id + 1,
+        entries: vec![Entry {
+            id: coll.id,
+            name: coll.name.clone(),
+            config: coll.config,
+            created_ms: now_ms(),
+        }],
+    };
+    vellum_fs::atomic_replace(coll.fs.as_ref(), meta_path, &meta.encode())?;
+    files.push(SourceFile {
+        name: COLLECTION_META_FILE.into(),
+        path: meta_path.to_path_buf(),
+    });
+    Ok((files, manifest.wal_lsn))
+}
+
+/// Checkpoints, pins the generation, and runs `export` over its files.
+pub(crate) fn with_pinned_files<T>(
+    root: &Path,
+    coll: &CollectionInner,
+    database_id: u64,
+    export: impl FnOnce(&[SourceFile], u64) -> Result<T>,
+) -> Result<T> {
+    coll.checkpoint()?;
+    let cp = coll.checkpointer.lock();
+    let dir = catalog_dir(root, coll);
+    vellum_fs::create_dir_all_durable(coll.fs.as_ref(), &dir)?;
+    let meta_path = dir.join(COLLECTION_META_FILE);
+    let (files, lsn) = source_files(coll, &cp, &meta_path, database_id)?;
+    export(&files, lsn)
+}
+
+pub(crate) fn export_file(
+    root: &Path,
+    coll: &CollectionInner,
+    database_id: u64,
+    path: &Path,
+    zstd: bool,
+) -> Result<SnapshotSummary> {
+    with_pinned_files(root, coll, database_id, |files, lsn| {
+        let mut opts = ExportOptions::full(fresh_id(), lsn);
+        if zstd {
+            opts.compression = vellum_snapshot_format::Compression::Zstd;
+        }
+        let s = export_to_file(coll.fs.as_ref(), files, &opts, path)?;
+        Ok(SnapshotSummary::from_export(&s, files.len()))
+    })
+}
+
+pub(crate) fn export_stream(
+    root: &Path,
+    coll: &CollectionInner,
+    database_id: u64,
+    chunk_bytes: usize,
+    emit: &mut dyn FnMut(Chunk) -> Result<()>,
+) -> Result<SnapshotSummary> {
+    with_pinned_files(root, coll, database_id, |files, lsn| {
+        let opts = ExportOptions::full(fresh_id(), lsn);
+        let mut failure = None;
+        let s = export_chunks(coll.fs.as_ref(), files, &opts, chunk_bytes, &mut |chunk| {
+            emit(chunk).map_err(|e| {
+                let reason = e.to_string();
+                failure = Some(e);
+                vellum_snapshot_format::Error::InvalidInput { reason }
+            })
+        });
+        match (s, failure) {
+            (_, Some(e)) => Err(e),
+            (s, None) => Ok(SnapshotSummary::from_export(&s?, files.len())),
+        }
+    })
+}
+
+pub(crate) fn open_catalog(root: &Path, coll: &CollectionInner) -> Result<SnapshotCatalog> {
+    let dir = catalog_dir(root, coll);
+    vellum_fs::create_dir_all_durable(coll.fs.as_ref(), &dir)?;
+    Ok(SnapshotCatalog::open(
+        coll.fs.clone(),
+        &dir.join("archives"),
+    )?)
+}
+
+/// Creates a snapshot in the collection's catalog: full, or incremental from the newest one.
+pub(crate) fn create_in_catalog(
+    root: &Path,
+    coll: &CollectionInner,
+    database_id: u64,
+    incremental: bool,
+) -> Result<SnapshotMeta> {
+    let mut catalog = open_catalog(root, coll)?;
+    let parent = if incremental {
+        let newest = catalog.list().into_iter().next().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "collection {:?} has no snapshot to be incremental from",
+                coll.name
+            ))
+        })?;
+        Some(catalog.parent_state(newest.id)?)
+    } else {
+        None
+    };
+    with_pinned_files(root, coll, database_id, |files, lsn| {
+        let opts = match parent {
+            Some(p) => ExportOptions::incremental(fresh_id(), lsn, p),
+            None => ExportOptions::full(fresh_id(), lsn),
+        };
+        Ok(catalog.create(files, &opts)?)
+    })
+}
+
+/// Reads the collection description of a restored directory.
+fn read_meta(fs: &dyn Fs, dir: &Path) -> Result<(u64, Entry)> {
+    let path = dir.join(COLLECTION_META_FILE);
+    if !fs.exists(&path)? {
+        return Err(Error::SnapshotMismatch {
+            snapshot: path.display().to_string(),
+            reason: "the archive holds no collection.meta: it is not a Vellum collection snapshot"
+                .into(),
+        });
+    }
+    let file = fs.open(&path)?;
+    let mut bytes = vec![0; file.len()? as usize];
+    file.read_at(&mut bytes, 0)?;
+    let cat = Catalog::decode(&bytes, &path)?;
+    match <[Entry; 1]>::try_from(cat.entries) {
+        Ok([entry]) => Ok((cat.database_id, entry)),
+        Err(_) => Err(Error::BadDatabaseFile {
+            path,
+            reason: "collection.meta must describe one collection".into(),
+        }),
+    }
+}
+
+/// Restores the archive chain `archives` (full first) as the new collection `name` of the
+/// database at `root`. The catalog entry is the commit point: a crash before it leaves an
+/// orphan directory that the next open removes.
+pub(crate) fn restore_as_new(
+    fs: &vellum_fs::DynFs,
+    root: &Path,
+    catalog: &mut Catalog,
+    options: &crate::options::DatabaseOptions,
+    archives: &[PathBuf],
+    name: &str,
+) -> Result<Arc<CollectionInner>> {
+    validate_name(name)?;
+    if catalog.entries.iter().any(|e| e.name == name) {
+        return Err(Error::CollectionExists {
+            name: name.to_owned(),
+        });
+    }
+    let id = catalog.next_collection_id;
+    let target = root.join(COLLECTIONS_DIR).join(collection_dir_name(id));
+    if fs.exists(&target)? {
+        remove_tree(fs.as_ref(), &target)?;
+    }
+    vellum_snapshot_format::restore_chain(fs.as_ref(), archives, &target)?;
+    let (_source_db, entry) = match read_meta(fs.as_ref(), &target) {
+        Ok(m) => m,
+        Err(e) => {
+            remove_tree(fs.as_ref(), &target)?;
+            return Err(e);
+        }
+    };
+    let inner = match CollectionInner::open(fs.clone(), &target, id, name, entry.config, options) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            remove_tree(fs.as_ref(), &target)?;
+            return Err(e);
+        }
+    };
+    let mut next = catalog.clone();
+    next.next_collection_id += 1;
+    next.entries.push(Entry {
+        id,
+        name: name.to_owned(),
+        config: entry.config,
+        created_ms: now_ms(),
+    });
+    vellum_fs::atomic_replace(
+        fs.as_ref(),
+        &root.join(crate::catalog::CATALOG_FILE),
+        &next.encode(),
+    )?;
+    *catalog = next;
+    Ok(inner)
+}
