@@ -371,3 +371,31 @@ fn the_same_store_works_on_the_real_file_system() {
     assert!(store.verify().unwrap().damaged.is_empty());
     assert!(fs.exists(&dir.join(segment_file_name(0))).unwrap());
 }
+
+#[test]
+fn a_failed_map_flush_stops_the_store_and_reopen_recovers_the_previous_checkpoint() {
+    use vellum_fs::{Fault, FaultRule, OpKind};
+    let fs = SimFs::new();
+    let (mut cp, mut store, _) = open(&fs).unwrap();
+    let mut model = Model::new();
+    for id in 0..6u64 {
+        store.upsert(id, &vector(id, 0)).unwrap();
+        model.insert(id, vector(id, 0));
+    }
+    store.checkpoint(&mut cp, 1, b"").unwrap();
+    store.upsert(1, &vector(1, 5)).unwrap();
+    store.delete(2).unwrap();
+    fs.inject(FaultRule::nth_of(OpKind::FlushMap, 1, Fault::Eio));
+    assert!(store.checkpoint(&mut cp, 2, b"").is_err());
+    // Fail-stop: nothing more is accepted until reopen (the flush is never retried).
+    let err = store.upsert(9, &vector(9, 0)).unwrap_err();
+    assert!(err.to_string().contains("reopen"), "{err}");
+    assert!(store.delete(3).is_err());
+    drop((cp, store));
+    fs.clear_faults();
+    for image in fs.crash_images(&vellum_fs::CrashModel::torn_512(), 32, 3) {
+        let (_, store, loaded) = open(&image).unwrap();
+        assert_eq!(loaded.unwrap().generation(), 1);
+        same_as(&store, &model).unwrap();
+    }
+}
