@@ -111,6 +111,11 @@ enum Command {
         #[command(subcommand)]
         command: WalCommand,
     },
+    /// Snapshot tools: export, import, create, list, delete, restore.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
     /// Checkpoint one collection or all of them now.
     Checkpoint {
         /// Database directory.
@@ -134,6 +139,71 @@ enum WalCommand {
         /// Most records to print.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SnapshotCommand {
+    /// Write a full snapshot of a collection to a file.
+    Export {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// Archive file to write.
+        file: PathBuf,
+        /// Compress sections with zstd.
+        #[arg(long)]
+        zstd: bool,
+    },
+    /// Import snapshot archive files (full first, then incrementals) as a new collection.
+    Import {
+        /// Database directory (created if needed).
+        db: PathBuf,
+        /// Name of the new collection.
+        #[arg(long)]
+        name: String,
+        /// Archive files, full first.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Add a snapshot to a collection's catalog.
+    Create {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// Store only what changed since the newest snapshot.
+        #[arg(long)]
+        incremental: bool,
+    },
+    /// List a collection's snapshots, newest first.
+    List {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+    },
+    /// Delete a snapshot (refused while an incremental needs it).
+    Delete {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// Snapshot id.
+        id: String,
+    },
+    /// Restore a snapshot of a collection (with its parents) as a new collection.
+    Restore {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection the snapshot belongs to.
+        collection: String,
+        /// Snapshot id.
+        id: String,
+        /// Name of the new collection.
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -527,6 +597,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Snapshot { command } => snapshot(command, json),
         Command::Checkpoint { db, collection } => {
             let database = open_existing(&db)?;
             let done = match collection {
@@ -547,4 +618,122 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn snapshot(command: SnapshotCommand, json: bool) -> Result<ExitCode, BoxError> {
+    match command {
+        SnapshotCommand::Export {
+            db,
+            collection,
+            file,
+            zstd,
+        } => {
+            let database = open_existing(&db)?;
+            let s = database.export_snapshot(&collection, &file, zstd)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"id": s.id, "lsn": s.lsn, "files": s.files, "archive_bytes": s.archive_bytes, "blake3": s.blake3})
+                );
+            } else {
+                println!(
+                    "snapshot {} of {collection:?} at LSN {}: {} files, {} in {} (BLAKE3 {})",
+                    s.id,
+                    s.lsn,
+                    s.files,
+                    HumanBytes(s.archive_bytes),
+                    file.display(),
+                    s.blake3
+                );
+            }
+        }
+        SnapshotCommand::Import { db, name, files } => {
+            let database = Database::open(&db, tool_options())?;
+            let c = database.import_snapshot(&files, &name)?;
+            if json {
+                println!("{}", json!({"imported": name, "points": c.len()}));
+            } else {
+                println!(
+                    "imported {} archive(s) as collection {name:?}: {} points",
+                    files.len(),
+                    c.len()
+                );
+            }
+        }
+        SnapshotCommand::Create {
+            db,
+            collection,
+            incremental,
+        } => {
+            let database = open_existing(&db)?;
+            let m = database.create_snapshot(&collection, incremental)?;
+            if json {
+                println!("{}", snapshot_json(&m));
+            } else {
+                println!(
+                    "snapshot {} ({}) of {collection:?} at LSN {}, {}",
+                    m.id,
+                    if incremental { "incremental" } else { "full" },
+                    m.lsn_end,
+                    HumanBytes(m.archive_bytes)
+                );
+            }
+        }
+        SnapshotCommand::List { db, collection } => {
+            let database = open_existing(&db)?;
+            let list = database.list_snapshots(&collection)?;
+            if json {
+                let rows: Vec<_> = list.iter().map(snapshot_json).collect();
+                println!("{}", json!({"snapshots": rows}));
+            } else {
+                for m in &list {
+                    let parent = m.parent.map_or_else(|| "-".to_owned(), |p| p.to_hex());
+                    println!(
+                        "{}  {:?}  LSN {}..={}  {:>10}  parent {parent}",
+                        m.id,
+                        m.kind,
+                        m.lsn_start,
+                        m.lsn_end,
+                        HumanBytes(m.archive_bytes).to_string()
+                    );
+                }
+                println!("({} snapshots)", list.len());
+            }
+        }
+        SnapshotCommand::Delete { db, collection, id } => {
+            let database = open_existing(&db)?;
+            database.delete_snapshot(&collection, &id)?;
+            if json {
+                println!("{}", json!({"deleted": id}));
+            } else {
+                println!("deleted snapshot {id}");
+            }
+        }
+        SnapshotCommand::Restore {
+            db,
+            collection,
+            id,
+            name,
+        } => {
+            let database = open_existing(&db)?;
+            let c = database.restore_snapshot(&collection, &id, &name)?;
+            if json {
+                println!("{}", json!({"restored": name, "points": c.len()}));
+            } else {
+                println!(
+                    "restored snapshot {id} of {collection:?} as {name:?}: {} points",
+                    c.len()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn snapshot_json(m: &vellum::SnapshotMeta) -> serde_json::Value {
+    json!({
+        "id": m.id.to_hex(), "kind": format!("{:?}", m.kind), "parent": m.parent.map(|p| p.to_hex()),
+        "lsn_start": m.lsn_start, "lsn_end": m.lsn_end, "created_unix_ms": m.created_unix_ms,
+        "archive_bytes": m.archive_bytes,
+    })
 }

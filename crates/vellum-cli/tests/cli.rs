@@ -180,3 +180,51 @@ fn the_demo_runs_on_a_small_generated_set() {
     ]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn snapshot_commands_export_import_create_list_restore_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let file = dir.path().join("v.fvecs");
+    write_fvecs(&file, 80, 4);
+    ok(&["create", db, "c", "--dim", "4"]);
+    ok(&["import", db, "c", file.to_str().unwrap()]);
+    let archive = dir.path().join("c.vsnap");
+    let out = ok(&[
+        "snapshot",
+        "export",
+        db,
+        "c",
+        archive.to_str().unwrap(),
+        "--zstd",
+    ]);
+    assert!(out.contains("BLAKE3"), "{out}");
+    let other = dir.path().join("other");
+    let out = ok(&[
+        "snapshot",
+        "import",
+        other.to_str().unwrap(),
+        "--name",
+        "copy",
+        archive.to_str().unwrap(),
+    ]);
+    assert!(out.contains("80 points"), "{out}");
+    let out = ok(&["--json", "snapshot", "create", db, "c"]);
+    let full: serde_json::Value = serde_json::from_str(&out).unwrap();
+    ok(&["snapshot", "create", db, "c", "--incremental"]);
+    let out = ok(&["--json", "snapshot", "list", db, "c"]);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["snapshots"].as_array().unwrap().len(), 2);
+    let newest = list["snapshots"][0]["id"].as_str().unwrap().to_owned();
+    let out = ok(&["snapshot", "restore", db, "c", &newest, "--name", "back"]);
+    assert!(out.contains("80 points"), "{out}");
+    // The full snapshot is the incremental's parent: deleting it is refused.
+    let full_id = full["id"].as_str().unwrap();
+    let refused = vellum(&["snapshot", "delete", db, "c", full_id]);
+    assert!(!refused.status.success());
+    ok(&["snapshot", "delete", db, "c", &newest]);
+    ok(&["snapshot", "delete", db, "c", full_id]);
+    let bad = vellum(&["snapshot", "restore", db, "c", "not-an-id", "--name", "x"]);
+    assert!(!bad.status.success());
+}
