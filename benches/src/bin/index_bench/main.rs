@@ -77,7 +77,10 @@ pub fn thread_cpu() -> Duration {
 pub fn process_cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
     let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
     Duration::from_millis(ticks * 10)
 }
@@ -98,12 +101,20 @@ pub struct Report {
 }
 
 pub fn recall_at_k(found: &[u64], truth: &[u64]) -> f64 {
-    let hits = found.iter().take(K).filter(|id| truth[..K.min(truth.len())].contains(id)).count();
+    let hits = found
+        .iter()
+        .take(K)
+        .filter(|id| truth[..K.min(truth.len())].contains(id))
+        .count();
     hits as f64 / K.min(truth.len()).max(1) as f64
 }
 
 /// Runs every query once on this thread and scores it.
-pub fn sweep_point(data: &Dataset, ef: usize, mut search: impl FnMut(&[f32]) -> Vec<u64>) -> CurvePoint {
+pub fn sweep_point(
+    data: &Dataset,
+    ef: usize,
+    mut search: impl FnMut(&[f32]) -> Vec<u64>,
+) -> CurvePoint {
     // One warm-up pass over a few queries so page faults are not counted as search.
     for i in 0..data.query_count().min(20) {
         search(data.query(i));
@@ -113,15 +124,32 @@ pub fn sweep_point(data: &Dataset, ef: usize, mut search: impl FnMut(&[f32]) -> 
     for i in 0..data.query_count() {
         found.push(search(data.query(i)));
     }
-    let (elapsed, cpu) = (start.elapsed().as_secs_f64(), (thread_cpu() - cpu_start).as_secs_f64());
-    let total: f64 = found.iter().zip(&data.truth).map(|(f, t)| recall_at_k(f, t)).sum();
+    let (elapsed, cpu) = (
+        start.elapsed().as_secs_f64(),
+        (thread_cpu() - cpu_start).as_secs_f64(),
+    );
+    let total: f64 = found
+        .iter()
+        .zip(&data.truth)
+        .map(|(f, t)| recall_at_k(f, t))
+        .sum();
     let n = data.query_count() as f64;
-    CurvePoint { ef, recall: total / n, qps: n / elapsed, cpu_qps: if cpu > 0.0 { n / cpu } else { 0.0 } }
+    CurvePoint {
+        ef,
+        recall: total / n,
+        qps: n / elapsed,
+        cpu_qps: if cpu > 0.0 { n / cpu } else { 0.0 },
+    }
 }
 
 fn read_matrix(path: &Path) -> std::io::Result<(usize, Vec<f32>)> {
     let bytes = std::fs::read(path)?;
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is malformed", path.display()));
+    let bad = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is malformed", path.display()),
+        )
+    };
     if bytes.len() < 8 {
         return Err(bad());
     }
@@ -130,7 +158,10 @@ fn read_matrix(path: &Path) -> std::io::Result<(usize, Vec<f32>)> {
     if bytes.len() != 8 + rows * dim * 4 {
         return Err(bad());
     }
-    let data = bytes[8..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let data = bytes[8..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     Ok((dim, data))
 }
 
@@ -153,7 +184,10 @@ fn read_truth(path: &Path) -> Option<Vec<Vec<u64>>> {
     if k != K || bytes.len() != 8 + n * k * 4 {
         return None;
     }
-    let ids: Vec<u64> = bytes[8..].chunks_exact(4).map(|c| u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect();
+    let ids: Vec<u64> = bytes[8..]
+        .chunks_exact(4)
+        .map(|c| u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+        .collect();
     Some(ids.chunks_exact(k).map(<[u64]>::to_vec).collect())
 }
 
@@ -169,7 +203,9 @@ fn clustered(rows: usize, queries: usize, dim: usize) -> (Vec<f32>, Vec<f32>) {
     let centres: Vec<f32> = (0..100 * dim).map(|_| next() * 20.0 - 10.0).collect();
     let mut point = |_| {
         let c = (next() * 100.0) as usize % 100;
-        (0..dim).map(|j| centres[c * dim + j] + (next() + next() + next() - 1.5) * 2.0).collect::<Vec<f32>>()
+        (0..dim)
+            .map(|j| centres[c * dim + j] + (next() + next() + next() - 1.5) * 2.0)
+            .collect::<Vec<f32>>()
     };
     let train = (0..rows).flat_map(&mut point).collect();
     let test = (0..queries).flat_map(&mut point).collect();
@@ -206,7 +242,12 @@ fn parse_args() -> Args {
             "--limit" => args.limit = Some(value().parse().expect("--limit N")),
             "--queries" => args.queries = value().parse().expect("--queries N"),
             "--systems" => args.systems = value().split(',').map(str::to_owned).collect(),
-            "--efs" => args.efs = value().split(',').map(|s| s.parse().expect("--efs a,b,c")).collect(),
+            "--efs" => {
+                args.efs = value()
+                    .split(',')
+                    .map(|s| s.parse().expect("--efs a,b,c"))
+                    .collect()
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -214,12 +255,23 @@ fn parse_args() -> Args {
 }
 
 fn load(args: &Args) -> Dataset {
-    let metric = if args.dataset.starts_with("glove") { Metric::Cosine } else { Metric::L2 };
+    let metric = if args.dataset.starts_with("glove") {
+        Metric::Cosine
+    } else {
+        Metric::L2
+    };
     let dir = args.data_dir.join(&args.dataset);
-    let (dim, mut train, mut queries, name) = match (read_matrix(&dir.join("train.f32")), read_matrix(&dir.join("test.f32"))) {
+    let (dim, mut train, mut queries, name) = match (
+        read_matrix(&dir.join("train.f32")),
+        read_matrix(&dir.join("test.f32")),
+    ) {
         (Ok((dim, train)), Ok((_, test))) => (dim, train, test, args.dataset.clone()),
         _ => {
-            eprintln!("data set {} not found under {} (run benches/scripts/get-datasets.sh); using a generated clustered set", args.dataset, dir.display());
+            eprintln!(
+                "data set {} not found under {} (run benches/scripts/get-datasets.sh); using a generated clustered set",
+                args.dataset,
+                dir.display()
+            );
             let (train, test) = clustered(50_000, args.queries, 64);
             (64, train, test, "clustered-50k-64d".to_owned())
         }
@@ -247,16 +299,29 @@ fn load(args: &Args) -> Dataset {
                         .collect()
                 })
                 .collect();
-            eprintln!("ground truth for {nq} queries in {:.1} s", start.elapsed().as_secs_f64());
+            eprintln!(
+                "ground truth for {nq} queries in {:.1} s",
+                start.elapsed().as_secs_f64()
+            );
             if name == args.dataset {
                 if let Err(e) = write_truth(&truth_path, &truth) {
-                    eprintln!("could not store ground truth at {}: {e}", truth_path.display());
+                    eprintln!(
+                        "could not store ground truth at {}: {e}",
+                        truth_path.display()
+                    );
                 }
             }
             truth
         }
     };
-    Dataset { name, metric, dim, train, queries, truth }
+    Dataset {
+        name,
+        metric,
+        dim,
+        train,
+        queries,
+        truth,
+    }
 }
 
 /// Graph bytes straight from a read-only map of the saved file.
@@ -270,22 +335,43 @@ impl AsRef<[u8]> for Mapped {
 
 fn run_vellum(data: &Dataset, args: &Args, pool: &rayon::ThreadPool) -> Vec<Report> {
     let source = FlatVectors::new(&data.train, data.dim);
-    let params = HnswParams { m: M, ef_construction: EF_CONSTRUCTION, ..HnswParams::default() };
+    let params = HnswParams {
+        m: M,
+        ef_construction: EF_CONSTRUCTION,
+        ..HnswParams::default()
+    };
     let mut index = Hnsw::new(data.dim, data.metric, params).expect("params");
     let ids: Vec<u64> = (0..data.rows() as u64).collect();
     let (start, cpu_start) = (Instant::now(), process_cpu());
-    pool.install(|| index.insert_batch_parallel(&source, &ids)).expect("build");
+    pool.install(|| index.insert_batch_parallel(&source, &ids))
+        .expect("build");
     let (build, build_cpu) = (start.elapsed(), process_cpu() - cpu_start);
-    eprintln!("vellum: built {} in {:.1} s ({:.1} s CPU)", data.rows(), build.as_secs_f64(), build_cpu.as_secs_f64());
+    eprintln!(
+        "vellum: built {} in {:.1} s ({:.1} s CPU)",
+        data.rows(),
+        build.as_secs_f64(),
+        build_cpu.as_secs_f64()
+    );
     let curve = |index: &Hnsw| -> Vec<CurvePoint> {
         args.efs
             .iter()
             .map(|&ef| {
-                let options = SearchOptions { ef: Some(ef), filter: None };
+                let options = SearchOptions {
+                    ef: Some(ef),
+                    filter: None,
+                };
                 let point = sweep_point(data, ef, |q| {
-                    index.search_with(&source, q, K, &options).expect("search").into_iter().map(|n| n.id).collect()
+                    index
+                        .search_with(&source, q, K, &options)
+                        .expect("search")
+                        .into_iter()
+                        .map(|n| n.id)
+                        .collect()
                 });
-                eprintln!("vellum ef {ef}: recall {:.4} qps {:.0} cpu-qps {:.0}", point.recall, point.qps, point.cpu_qps);
+                eprintln!(
+                    "vellum ef {ef}: recall {:.4} qps {:.0} cpu-qps {:.0}",
+                    point.recall, point.qps, point.cpu_qps
+                );
                 point
             })
             .collect()
@@ -309,10 +395,17 @@ fn run_vellum(data: &Dataset, args: &Args, pool: &rayon::ThreadPool) -> Vec<Repo
     let opened = Hnsw::open(Arc::new(Mapped(map))).expect("open graph");
     let open = start.elapsed();
     let start = Instant::now();
-    let first = opened.search(&source, data.query(0), K).expect("first search");
+    let first = opened
+        .search(&source, data.query(0), K)
+        .expect("first search");
     let first_query = start.elapsed();
     assert_eq!(first.len(), K.min(data.rows()));
-    eprintln!("vellum: save {:.3} s, open {:.2} ms, first query {:.3} ms", save.as_secs_f64(), open.as_secs_f64() * 1e3, first_query.as_secs_f64() * 1e3);
+    eprintln!(
+        "vellum: save {:.3} s, open {:.2} ms, first query {:.3} ms",
+        save.as_secs_f64(),
+        open.as_secs_f64() * 1e3,
+        first_query.as_secs_f64() * 1e3
+    );
     let opened_curve = curve(&opened);
     vec![
         Report {
@@ -345,8 +438,17 @@ fn fmt_ms(d: Option<Duration>) -> String {
 }
 
 fn print_report(data: &Dataset, reports: &[Report]) {
-    println!("\n### {} ({} x {}, {:?}, {} queries, k = {K})\n", data.name, data.rows(), data.dim, data.metric, data.query_count());
-    println!("| system | build (wall) | build (CPU, all threads) | save | open | first query | file |");
+    println!(
+        "\n### {} ({} x {}, {:?}, {} queries, k = {K})\n",
+        data.name,
+        data.rows(),
+        data.dim,
+        data.metric,
+        data.query_count()
+    );
+    println!(
+        "| system | build (wall) | build (CPU, all threads) | save | open | first query | file |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for r in reports {
         println!(
@@ -357,14 +459,18 @@ fn print_report(data: &Dataset, reports: &[Report]) {
             fmt_ms(r.save),
             fmt_ms(r.open),
             fmt_ms(r.first_query),
-            r.file_bytes.map_or("—".into(), |b| format!("{:.1} MB", b as f64 / 1e6)),
+            r.file_bytes
+                .map_or("—".into(), |b| format!("{:.1} MB", b as f64 / 1e6)),
         );
     }
     println!("\n| system | ef | recall@10 | QPS (wall) | QPS (CPU time) |");
     println!("|---|---|---|---|---|");
     for r in reports {
         for p in &r.curve {
-            println!("| {} | {} | {:.4} | {:.0} | {:.0} |", r.system, p.ef, p.recall, p.qps, p.cpu_qps);
+            println!(
+                "| {} | {} | {:.4} | {:.0} | {:.0} |",
+                r.system, p.ef, p.recall, p.qps, p.cpu_qps
+            );
         }
     }
     for r in reports {
@@ -377,8 +483,18 @@ fn print_report(data: &Dataset, reports: &[Report]) {
 fn main() {
     let args = parse_args();
     let data = load(&args);
-    eprintln!("{}: {} x {} ({:?}), {} queries", data.name, data.rows(), data.dim, data.metric, data.query_count());
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(BUILD_THREADS).build().expect("pool");
+    eprintln!(
+        "{}: {} x {} ({:?}), {} queries",
+        data.name,
+        data.rows(),
+        data.dim,
+        data.metric,
+        data.query_count()
+    );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(BUILD_THREADS)
+        .build()
+        .expect("pool");
     let mut reports = Vec::new();
     for system in &args.systems {
         match system.as_str() {
@@ -387,7 +503,9 @@ fn main() {
             "usearch" => reports.extend(peers::usearch(&data, &args.efs, &args.work_dir, &pool)),
             #[cfg(feature = "index-peers")]
             "hnsw_rs" => reports.push(peers::hnsw_rs(&data, &args.efs, &args.work_dir, &pool)),
-            other => eprintln!("unknown system {other} (peers need --features index-peers or compare)"),
+            other => {
+                eprintln!("unknown system {other} (peers need --features index-peers or compare)")
+            }
         }
     }
     print_report(&data, &reports);

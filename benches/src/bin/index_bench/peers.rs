@@ -8,12 +8,23 @@ use rayon::prelude::*;
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 use vellum_index::Metric;
 
-use crate::{BUILD_THREADS, CurvePoint, Dataset, EF_CONSTRUCTION, K, M, Report, process_cpu, sweep_point};
+use crate::{
+    BUILD_THREADS, CurvePoint, Dataset, EF_CONSTRUCTION, K, M, Report, process_cpu, sweep_point,
+};
 
-pub fn usearch(data: &Dataset, efs: &[usize], work_dir: &Path, pool: &rayon::ThreadPool) -> Vec<Report> {
+pub fn usearch(
+    data: &Dataset,
+    efs: &[usize],
+    work_dir: &Path,
+    pool: &rayon::ThreadPool,
+) -> Vec<Report> {
     let options = IndexOptions {
         dimensions: data.dim,
-        metric: if data.metric == Metric::Cosine { MetricKind::Cos } else { MetricKind::L2sq },
+        metric: if data.metric == Metric::Cosine {
+            MetricKind::Cos
+        } else {
+            MetricKind::L2sq
+        },
         quantization: ScalarKind::F32,
         connectivity: M,
         expansion_add: EF_CONSTRUCTION,
@@ -21,21 +32,34 @@ pub fn usearch(data: &Dataset, efs: &[usize], work_dir: &Path, pool: &rayon::Thr
         multi: false,
     };
     let index = Index::new(&options).expect("usearch index");
-    index.reserve_capacity_and_threads(data.rows(), BUILD_THREADS).expect("reserve");
+    index
+        .reserve_capacity_and_threads(data.rows(), BUILD_THREADS)
+        .expect("reserve");
     let (start, cpu_start) = (Instant::now(), process_cpu());
     pool.install(|| {
         (0..data.rows()).into_par_iter().for_each(|i| {
-            index.add(i as u64, &data.train[i * data.dim..(i + 1) * data.dim]).expect("usearch add");
+            index
+                .add(i as u64, &data.train[i * data.dim..(i + 1) * data.dim])
+                .expect("usearch add");
         })
     });
     let (build, build_cpu) = (start.elapsed(), process_cpu() - cpu_start);
-    eprintln!("usearch: built in {:.1} s ({})", build.as_secs_f64(), index.hardware_acceleration());
+    eprintln!(
+        "usearch: built in {:.1} s ({})",
+        build.as_secs_f64(),
+        index.hardware_acceleration()
+    );
     let curve = |index: &Index| -> Vec<CurvePoint> {
         efs.iter()
             .map(|&ef| {
                 index.change_expansion_search(ef);
-                let p = sweep_point(data, ef, |q| index.search(q, K).expect("usearch search").keys);
-                eprintln!("usearch ef {ef}: recall {:.4} qps {:.0} cpu-qps {:.0}", p.recall, p.qps, p.cpu_qps);
+                let p = sweep_point(data, ef, |q| {
+                    index.search(q, K).expect("usearch search").keys
+                });
+                eprintln!(
+                    "usearch ef {ef}: recall {:.4} qps {:.0} cpu-qps {:.0}",
+                    p.recall, p.qps, p.cpu_qps
+                );
                 p
             })
             .collect()
@@ -58,7 +82,11 @@ pub fn usearch(data: &Dataset, efs: &[usize], work_dir: &Path, pool: &rayon::Thr
     let first = viewed.search(data.query(0), K).expect("first search");
     let first_query = start.elapsed();
     assert!(!first.keys.is_empty());
-    eprintln!("usearch: save {:.3} s, view {:.2} ms", save.as_secs_f64(), open.as_secs_f64() * 1e3);
+    eprintln!(
+        "usearch: save {:.3} s, view {:.2} ms",
+        save.as_secs_f64(),
+        open.as_secs_f64() * 1e3
+    );
     let curve_viewed = curve(&viewed);
     let built = Report {
         system: "usearch 2.26.6 (built, in memory)".into(),
@@ -93,21 +121,38 @@ pub fn hnsw_rs(data: &Dataset, efs: &[usize], work_dir: &Path, pool: &rayon::Thr
     }
 }
 
-fn run_hnsw_rs<D>(data: &Dataset, efs: &[usize], work_dir: &Path, pool: &rayon::ThreadPool, dist: D) -> Report
+fn run_hnsw_rs<D>(
+    data: &Dataset,
+    efs: &[usize],
+    work_dir: &Path,
+    pool: &rayon::ThreadPool,
+    dist: D,
+) -> Report
 where
     D: hnsw_rs::prelude::Distance<f32> + Default + Send + Sync,
 {
     let rows = data.rows();
     let mut index: HnswRs<'_, f32, D> = HnswRs::new(M, rows, 16, EF_CONSTRUCTION, dist);
-    let items: Vec<(&[f32], usize)> = (0..rows).map(|i| (&data.train[i * data.dim..(i + 1) * data.dim], i)).collect();
+    let items: Vec<(&[f32], usize)> = (0..rows)
+        .map(|i| (&data.train[i * data.dim..(i + 1) * data.dim], i))
+        .collect();
     let (start, cpu_start) = (Instant::now(), process_cpu());
     pool.install(|| index.parallel_insert_slice(&items));
     let (build, build_cpu) = (start.elapsed(), process_cpu() - cpu_start);
     index.set_searching_mode(true);
     eprintln!("hnsw_rs: built in {:.1} s", build.as_secs_f64());
     let search = |index: &HnswRs<'_, f32, D>, ef: usize| -> CurvePoint {
-        let p = sweep_point(data, ef, |q| index.search(q, K, ef).into_iter().map(|n| n.d_id as u64).collect());
-        eprintln!("hnsw_rs ef {ef}: recall {:.4} qps {:.0} cpu-qps {:.0}", p.recall, p.qps, p.cpu_qps);
+        let p = sweep_point(data, ef, |q| {
+            index
+                .search(q, K, ef)
+                .into_iter()
+                .map(|n| n.d_id as u64)
+                .collect()
+        });
+        eprintln!(
+            "hnsw_rs ef {ef}: recall {:.4} qps {:.0} cpu-qps {:.0}",
+            p.recall, p.qps, p.cpu_qps
+        );
         p
     };
     let curve: Vec<CurvePoint> = efs.iter().map(|&ef| search(&index, ef)).collect();
@@ -118,7 +163,11 @@ where
     let basename = index.file_dump(&dir, "graph").expect("hnsw_rs dump");
     let save = start.elapsed();
     let file_bytes = std::fs::read_dir(&dir)
-        .map(|it| it.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+        .map(|it| {
+            it.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
         .ok();
     drop(index);
     let start = Instant::now();
@@ -129,7 +178,11 @@ where
     let first = reloaded.search(data.query(0), K, 64);
     let first_query: Duration = start.elapsed();
     assert!(!first.is_empty());
-    eprintln!("hnsw_rs: save {:.3} s, reload {:.2} ms", save.as_secs_f64(), open.as_secs_f64() * 1e3);
+    eprintln!(
+        "hnsw_rs: save {:.3} s, reload {:.2} ms",
+        save.as_secs_f64(),
+        open.as_secs_f64() * 1e3
+    );
     Report {
         system: "hnsw_rs 0.3.5".into(),
         build,
