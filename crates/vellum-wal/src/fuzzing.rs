@@ -1,6 +1,16 @@
 //! Fuzz target logic, kept in the crate so that `cargo test` replays the corpora
 //! (`tests/fuzz_corpus.rs`) and `cargo fuzz` runs the same code (`fuzz/fuzz_targets/wal_*`).
 //! Not part of the public API. Each function panics when it finds a bug.
+//!
+//! ```sh
+//! cargo install cargo-fuzz            # once; works on the stable toolchain with:
+//! cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run wal_segment_bytes -- -max_total_time=300
+//! cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run wal_model_ops -- -max_len=512
+//! cargo test -p vellum-wal --test fuzz_corpus   # replay fuzz/corpus/wal_* as tests
+//! ```
+//!
+//! A crashing input lands in `fuzz/artifacts/<target>/`; copy it into
+//! `fuzz/corpus/<target>/` (named for what it found) so it replays forever.
 
 use std::path::Path;
 
