@@ -285,7 +285,7 @@ fn main() {
         let target = dir.join("db");
         let fresh = !target.exists();
         let t = Instant::now();
-        restore_chain(&fs, &[imported.clone()], &target).unwrap();
+        restore_chain(&fs, std::slice::from_ref(&imported), &target).unwrap();
         let t_restore = t.elapsed();
         rows.push((
             format!(
