@@ -303,13 +303,13 @@ fn load(args: &Args) -> Dataset {
                 "ground truth for {nq} queries in {:.1} s",
                 start.elapsed().as_secs_f64()
             );
-            if name == args.dataset {
-                if let Err(e) = write_truth(&truth_path, &truth) {
-                    eprintln!(
-                        "could not store ground truth at {}: {e}",
-                        truth_path.display()
-                    );
-                }
+            if name == args.dataset
+                && let Err(e) = write_truth(&truth_path, &truth)
+            {
+                eprintln!(
+                    "could not store ground truth at {}: {e}",
+                    truth_path.display()
+                );
             }
             truth
         }
