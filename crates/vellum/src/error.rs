@@ -126,6 +126,9 @@ impl Error {
             Error::Poisoned { .. } => true,
             Error::Fs(e) => e.is_poisoned(),
             Error::Wal(e) => e.is_poisoned(),
+            Error::Store(vellum_mmap_vectors::Error::Fs(e)) => e.is_poisoned(),
+            Error::Checkpoint(vellum_checkpoint::Error::Fs(e)) => e.is_poisoned(),
+            Error::Snapshot(vellum_snapshot_format::Error::Fs(e)) => e.is_poisoned(),
             _ => false,
         }
     }
