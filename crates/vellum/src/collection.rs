@@ -1041,20 +1041,9 @@ fn apply_batch(state: &mut State, ops: Vec<BatchOp>) -> Result<()> {
         let BatchOp::Upsert(p) = op else {
             unreachable!("checked above")
         };
-        if index.contains(p.id) {
-            let source = StoreSource::new(store, vector_reads);
-            index.delete(&source, p.id)?;
-            source.into_result()?;
-        }
+        unindex(store, Some(&mut *index), vector_reads, p.id)?;
         store.upsert(p.id, &p.vector)?;
-        match p.payload {
-            Some(bytes) => {
-                payloads.insert(p.id, bytes);
-            }
-            None => {
-                payloads.remove(&p.id);
-            }
-        }
+        set_payload(payloads, p.id, p.payload);
         ids.push(p.id);
     }
     let source = StoreSource::new(store, vector_reads);
@@ -1062,39 +1051,54 @@ fn apply_batch(state: &mut State, ops: Vec<BatchOp>) -> Result<()> {
     source.into_result()
 }
 
+/// Removes `id` from the graph if it is there. Done before the store moves or drops the
+/// vector, so the graph is repaired with the vector it was linked by.
+fn unindex(
+    store: &VectorStore,
+    index: Option<&mut Hnsw>,
+    reads: &AtomicU64,
+    id: u64,
+) -> Result<()> {
+    if let Some(index) = index
+        && index.contains(id)
+    {
+        let source = StoreSource::new(store, reads);
+        index.delete(&source, id)?;
+        source.into_result()?;
+    }
+    Ok(())
+}
+
+fn set_payload(payloads: &mut FxHashMap<u64, Vec<u8>>, id: u64, payload: Option<Vec<u8>>) {
+    match payload {
+        Some(p) => {
+            payloads.insert(id, p);
+        }
+        None => {
+            payloads.remove(&id);
+        }
+    }
+}
+
 /// Applies one operation to memory. Idempotent for replay: re-applying a record whose effect
 /// is present leaves the same state.
 fn apply(state: &mut State, op: Op) -> Result<()> {
+    let State {
+        store,
+        index,
+        payloads,
+        vector_reads,
+        ..
+    } = state;
     match op {
         Op::Upsert {
             id,
             vector,
             payload,
         } => {
-            let State {
-                store,
-                index,
-                payloads,
-                vector_reads,
-                ..
-            } = state;
-            if let Some(index) = index.as_mut()
-                && index.contains(id)
-            {
-                // Remove the old node while its vector is still the one it was linked by.
-                let source = StoreSource::new(store, vector_reads);
-                index.delete(&source, id)?;
-                source.into_result()?;
-            }
+            unindex(store, index.as_mut(), vector_reads, id)?;
             store.upsert(id, &vector)?;
-            match payload {
-                Some(p) => {
-                    payloads.insert(id, p);
-                }
-                None => {
-                    payloads.remove(&id);
-                }
-            }
+            set_payload(payloads, id, payload);
             if let Some(index) = index.as_mut() {
                 let source = StoreSource::new(store, vector_reads);
                 index.insert(&source, id)?;
@@ -1102,20 +1106,7 @@ fn apply(state: &mut State, op: Op) -> Result<()> {
             }
         }
         Op::Delete { id } => {
-            let State {
-                store,
-                index,
-                payloads,
-                vector_reads,
-                ..
-            } = state;
-            if let Some(index) = index.as_mut()
-                && index.contains(id)
-            {
-                let source = StoreSource::new(store, vector_reads);
-                index.delete(&source, id)?;
-                source.into_result()?;
-            }
+            unindex(store, index.as_mut(), vector_reads, id)?;
             store.delete(id)?;
             payloads.remove(&id);
         }
