@@ -13,9 +13,10 @@ const CHUNK_BYTES: usize = 1 << 20;
 pub(crate) const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 /// The highest zstd level accepted (levels above use windows beyond the decoder's limit).
 pub const ZSTD_MAX_LEVEL: i32 = 19;
-/// The largest buffer reserved up front for a decoded file; beyond it the buffer grows as
-/// bytes actually arrive, so a lying length field cannot reserve memory by itself.
-const MAX_PREALLOC_BYTES: u64 = 64 << 20;
+/// The largest buffer reserved up front for a decoded compressed file; beyond it the buffer
+/// grows as bytes actually arrive, so a lying length field cannot reserve much memory by
+/// itself. (Uncompressed files reserve their length, which was checked against the file.)
+const MAX_PREALLOC_BYTES: u64 = 8 << 20;
 
 /// An `io::Write` into a `vellum_fs::File` at increasing offsets, buffered, hashing what it
 /// writes. An I/O error is kept so the caller gets the typed `vellum_fs::Error` back.
@@ -189,7 +190,13 @@ pub(crate) fn decode_from(
     raw_len: u64,
 ) -> io::Result<Vec<u8>> {
     let limit = raw_len.saturating_add(1);
-    let mut out = Vec::with_capacity(raw_len.min(MAX_PREALLOC_BYTES) as usize);
+    let reserve = match codec {
+        // The caller checked the file's length against the manifest; for an uncompressed file
+        // that is also the decoded length, bounded by what is on disk.
+        Codec::None => raw_len.min(source.len),
+        _ => raw_len.min(MAX_PREALLOC_BYTES),
+    };
+    let mut out = Vec::with_capacity(reserve as usize);
     match codec {
         Codec::None => {
             source.take(limit).read_to_end(&mut out)?;
