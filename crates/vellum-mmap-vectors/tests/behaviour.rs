@@ -399,3 +399,24 @@ fn a_failed_map_flush_stops_the_store_and_reopen_recovers_the_previous_checkpoin
         same_as(&store, &model).unwrap();
     }
 }
+
+#[test]
+fn the_store_can_be_shared_between_threads_for_reads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<VectorStore>();
+    let fs = SimFs::new();
+    let (_cp, mut store, _) = open(&fs).unwrap();
+    for id in 0..16u64 {
+        store.upsert(id, &vector(id, 0)).unwrap();
+    }
+    let store = &store;
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            s.spawn(move || {
+                for id in (t..16).step_by(2) {
+                    assert_eq!(store.get(id).unwrap().unwrap(), vector(id, 0).as_slice());
+                }
+            });
+        }
+    });
+}
