@@ -23,6 +23,8 @@ mod distance;
 mod error;
 mod exact;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod graph;
 mod hnsw;
 mod source;
