@@ -319,7 +319,16 @@ fn check_sections(bytes: &[u8], h: &Header, layout: &Layout) -> Result<()> {
                 format!("{count} links, more than {cap}"),
             ));
         }
-        for (i, &neighbour) in list[1..=count].iter().enumerate() {
+        let links = &list[1..=count];
+        // Fast path: one sequential pass; the per-link error is located only on failure.
+        // Every node has level 0, so only upper levels look up the neighbour's level.
+        let bad = links.iter().any(|&neighbour| {
+            neighbour as usize >= n || (level > 0 && levels[2 * neighbour as usize] < level)
+        });
+        if !bad {
+            return Ok(());
+        }
+        for (i, &neighbour) in links.iter().enumerate() {
             let at = (offset + 4 * (i + 1)) as u64;
             if neighbour as usize >= n {
                 return Err(corrupt(at, format!("neighbour {neighbour} out of range")));

@@ -220,6 +220,8 @@ struct Args {
     queries: usize,
     systems: Vec<String>,
     efs: Vec<usize>,
+    /// Only time opening this saved graph file (several times) and one query.
+    open_graph: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -231,6 +233,7 @@ fn parse_args() -> Args {
         queries: 1000,
         systems: vec!["vellum".into()],
         efs: vec![10, 16, 24, 32, 48, 64, 96, 128, 192, 256],
+        open_graph: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -242,6 +245,7 @@ fn parse_args() -> Args {
             "--limit" => args.limit = Some(value().parse().expect("--limit N")),
             "--queries" => args.queries = value().parse().expect("--queries N"),
             "--systems" => args.systems = value().split(',').map(str::to_owned).collect(),
+            "--open-graph" => args.open_graph = Some(value().into()),
             "--efs" => {
                 args.efs = value()
                     .split(',')
@@ -480,8 +484,25 @@ fn print_report(data: &Dataset, reports: &[Report]) {
     }
 }
 
+/// Opens a saved graph file `times` times (map + validate) and reports each duration.
+fn time_open(path: &Path, times: usize) {
+    let fs = RealFs::new();
+    for round in 0..times {
+        let start = Instant::now();
+        let file = fs.open(path).expect("open graph file");
+        let map = file.map_read().expect("map graph file");
+        let index = Hnsw::open(Arc::new(Mapped(map))).expect("open graph");
+        let open = start.elapsed();
+        println!("open {round}: {:.2} ms ({} nodes, dim {})", open.as_secs_f64() * 1e3, index.len(), index.dim());
+    }
+}
+
 fn main() {
     let args = parse_args();
+    if let Some(path) = &args.open_graph {
+        time_open(path, 5);
+        return;
+    }
     let data = load(&args);
     eprintln!(
         "{}: {} x {} ({:?}), {} queries",
