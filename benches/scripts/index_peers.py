@@ -1,8 +1,9 @@
 """hnswlib and faiss-cpu on the same files, parameters and threads as index_bench.
 
 Run through index_peers.sh (it installs the wheels into a scratch directory). Reads
-benches/data/<set>/{train,test}.f32 and the ground truth gt-<rows>-<queries>.u32 written
-by the Rust bench (run that first), so every system is scored against the same truth.
+benches/data/<set>/{train,test}.f32 and the ground truth gt-<rows>-<queries>.u32 (written by
+whichever of index_bench and this script runs first: Vellum's exact search, or numpy brute
+force here), so every system is scored against the same truth.
 Build: 2 threads. Queries: 1 thread, all queries in one call (no per-call overhead).
 """
 import argparse
