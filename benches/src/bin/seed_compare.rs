@@ -43,7 +43,9 @@ pub const M: usize = 16;
 /// HNSW construction candidate list for every system.
 pub const EF_CONSTRUCTION: usize = 200;
 /// The `ef` values tried, in order, until the recall target is reached.
-pub const EFS: &[usize] = &[10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024];
+pub const EFS: &[usize] = &[
+    10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
+];
 
 /// A loaded data set with its exact ground truth.
 #[derive(Debug)]
@@ -84,7 +86,10 @@ pub fn thread_cpu() -> Duration {
 pub fn process_cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
     let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
     Duration::from_millis(ticks * 10)
 }
@@ -147,12 +152,20 @@ pub struct Report {
 
 pub fn recall_at_k(found: &[u64], truth: &[u64]) -> f64 {
     let k = K.min(truth.len());
-    let hits = found.iter().take(K).filter(|id| truth[..k].contains(id)).count();
+    let hits = found
+        .iter()
+        .take(K)
+        .filter(|id| truth[..k].contains(id))
+        .count();
     hits as f64 / k.max(1) as f64
 }
 
 /// Runs every query once on this thread at one `ef` and scores it.
-pub fn sweep_point(data: &Dataset, ef: usize, mut search: impl FnMut(&[f32]) -> Vec<u64>) -> CurvePoint {
+pub fn sweep_point(
+    data: &Dataset,
+    ef: usize,
+    mut search: impl FnMut(&[f32]) -> Vec<u64>,
+) -> CurvePoint {
     for i in 0..data.query_count().min(20) {
         search(data.query(i));
     }
@@ -161,19 +174,39 @@ pub fn sweep_point(data: &Dataset, ef: usize, mut search: impl FnMut(&[f32]) -> 
     for i in 0..data.query_count() {
         found.push(search(data.query(i)));
     }
-    let (elapsed, cpu) = (start.elapsed().as_secs_f64(), (thread_cpu() - cpu_start).as_secs_f64());
-    let total: f64 = found.iter().zip(&data.truth).map(|(f, t)| recall_at_k(f, t)).sum();
+    let (elapsed, cpu) = (
+        start.elapsed().as_secs_f64(),
+        (thread_cpu() - cpu_start).as_secs_f64(),
+    );
+    let total: f64 = found
+        .iter()
+        .zip(&data.truth)
+        .map(|(f, t)| recall_at_k(f, t))
+        .sum();
     let n = data.query_count() as f64;
-    CurvePoint { ef, recall: total / n, qps: n / elapsed, cpu_qps: if cpu > 0.0 { n / cpu } else { 0.0 } }
+    CurvePoint {
+        ef,
+        recall: total / n,
+        qps: n / elapsed,
+        cpu_qps: if cpu > 0.0 { n / cpu } else { 0.0 },
+    }
 }
 
-/// Sweeps `EFS` upwards until the recall target is reached (that point included).
-pub fn sweep(system: &str, data: &Dataset, target: f64, mut search_at: impl FnMut(usize, &[f32]) -> Vec<u64>) -> Vec<CurvePoint> {
+/// Sweeps `EFS` upwards until the highest recall target is reached (that point included).
+pub fn sweep(
+    system: &str,
+    data: &Dataset,
+    targets: &[f64],
+    mut search_at: impl FnMut(usize, &[f32]) -> Vec<u64>,
+) -> Vec<CurvePoint> {
     let mut curve = Vec::new();
     for &ef in EFS {
         let point = sweep_point(data, ef, |q| search_at(ef, q));
-        eprintln!("{system} ef {ef}: recall {:.4} qps {:.0} cpu-qps {:.0}", point.recall, point.qps, point.cpu_qps);
-        let reached = point.recall >= target;
+        eprintln!(
+            "{system} ef {ef}: recall {:.4} qps {:.0} cpu-qps {:.0}",
+            point.recall, point.qps, point.cpu_qps
+        );
+        let reached = point.recall >= targets.iter().copied().fold(0.0, f64::max);
         curve.push(point);
         if reached {
             break;
@@ -186,7 +219,9 @@ pub fn sweep(system: &str, data: &Dataset, target: f64, mut search_at: impl FnMu
 /// segments count in full, sparse holes do not).
 pub fn dir_bytes(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|e| match e.file_type() {
@@ -198,7 +233,11 @@ pub fn dir_bytes(dir: &Path) -> u64 {
 }
 
 fn fmt_cpu_qps(qps: f64) -> String {
-    if qps > 0.0 { format!("{qps:.0}") } else { "—".into() }
+    if qps > 0.0 {
+        format!("{qps:.0}")
+    } else {
+        "—".into()
+    }
 }
 
 /// A fresh, empty directory.
@@ -212,7 +251,12 @@ pub fn fresh_dir(dir: &Path) -> PathBuf {
 
 fn read_matrix(path: &Path) -> std::io::Result<(usize, Vec<f32>)> {
     let bytes = std::fs::read(path)?;
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is malformed", path.display()));
+    let bad = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is malformed", path.display()),
+        )
+    };
     if bytes.len() < 8 {
         return Err(bad());
     }
@@ -221,7 +265,10 @@ fn read_matrix(path: &Path) -> std::io::Result<(usize, Vec<f32>)> {
     if dim == 0 || bytes.len() != 8 + rows * dim * 4 {
         return Err(bad());
     }
-    let data = bytes[8..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let data = bytes[8..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     Ok((dim, data))
 }
 
@@ -239,7 +286,11 @@ pub struct Args {
     pub batches: Vec<usize>,
     pub queries: usize,
     pub systems: Vec<String>,
-    pub target_recall: f64,
+    /// Recall@10 targets; the sweep stops once the highest is reached.
+    pub target_recall: Vec<f64>,
+    /// Also time Vellum's ingest with a flat index (log + store only) and with
+    /// `SyncPolicy::Never` (index + store only), to show where the time goes.
+    pub breakdown: bool,
 }
 
 fn parse_args() -> Args {
@@ -252,7 +303,8 @@ fn parse_args() -> Args {
         batches: vec![1, 1000],
         queries: 1000,
         systems: vec!["vellum".into(), "velesdb".into(), "foxstash".into()],
-        target_recall: 0.95,
+        target_recall: vec![0.95, 0.99],
+        breakdown: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -263,23 +315,46 @@ fn parse_args() -> Args {
             "--work-dir" => args.work_dir = value().into(),
             "--rows" => args.rows = value().parse().expect("--rows N"),
             "--rows-batch1" => args.rows_batch1 = value().parse().expect("--rows-batch1 N"),
-            "--batches" => args.batches = value().split(',').map(|s| s.parse().expect("--batches a,b")).collect(),
+            "--batches" => {
+                args.batches = value()
+                    .split(',')
+                    .map(|s| s.parse().expect("--batches a,b"))
+                    .collect()
+            }
             "--queries" => args.queries = value().parse().expect("--queries N"),
             "--systems" => args.systems = value().split(',').map(str::to_owned).collect(),
-            "--target-recall" => args.target_recall = value().parse().expect("--target-recall R"),
+            "--target-recall" => {
+                args.target_recall = value()
+                    .split(',')
+                    .map(|s| s.parse().expect("--target-recall a,b"))
+                    .collect()
+            }
+            "--breakdown" => args.breakdown = true,
             other => panic!("unknown flag {other}"),
         }
     }
-    assert!(!args.batches.is_empty() && args.batches.iter().all(|&b| b > 0), "--batches needs sizes > 0");
+    assert!(
+        !args.batches.is_empty() && args.batches.iter().all(|&b| b > 0),
+        "--batches needs sizes > 0"
+    );
     args
 }
 
 fn load(args: &Args) -> Dataset {
-    let metric = if args.dataset.starts_with("glove") { Metric::Cosine } else { Metric::L2 };
+    let metric = if args.dataset.starts_with("glove") {
+        Metric::Cosine
+    } else {
+        Metric::L2
+    };
     let dir = args.data_dir.join(&args.dataset);
-    let (dim, mut train) = read_matrix(&dir.join("train.f32"))
-        .unwrap_or_else(|e| panic!("{}: {e} (run benches/scripts/get-datasets.sh)", dir.display()));
-    let (qdim, mut queries) = read_matrix(&dir.join("test.f32")).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let (dim, mut train) = read_matrix(&dir.join("train.f32")).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run benches/scripts/get-datasets.sh)",
+            dir.display()
+        )
+    });
+    let (qdim, mut queries) =
+        read_matrix(&dir.join("test.f32")).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     assert_eq!(dim, qdim, "train and test dimensions differ");
     train.truncate(args.rows * dim);
     queries.truncate(args.queries * dim);
@@ -297,43 +372,99 @@ fn load(args: &Args) -> Dataset {
                 .collect()
         })
         .collect();
-    eprintln!("exact ground truth for {} queries over {rows} rows in {:.1} s", truth.len(), start.elapsed().as_secs_f64());
-    Dataset { name: args.dataset.clone(), metric, dim, train, queries, truth }
+    eprintln!(
+        "exact ground truth for {} queries over {rows} rows in {:.1} s",
+        truth.len(),
+        start.elapsed().as_secs_f64()
+    );
+    Dataset {
+        name: args.dataset.clone(),
+        metric,
+        dim,
+        train,
+        queries,
+        truth,
+    }
 }
 
 const COLLECTION: &str = "bench";
 
 fn vellum_config(data: &Dataset) -> CollectionConfig {
-    CollectionConfig::new(data.dim, data.metric).hnsw(HnswParams { m: M, ef_construction: EF_CONSTRUCTION, ..HnswParams::default() })
+    CollectionConfig::new(data.dim, data.metric).hnsw(HnswParams {
+        m: M,
+        ef_construction: EF_CONSTRUCTION,
+        ..HnswParams::default()
+    })
 }
 
 /// Ingests the first `rows` rows in batches of `batch` into a fresh database at `dir`.
 fn vellum_ingest(data: &Dataset, dir: &Path, rows: usize, batch: usize) -> (Database, IngestRow) {
+    vellum_ingest_with(
+        data,
+        dir,
+        rows,
+        batch,
+        SyncPolicy::Always,
+        vellum_config(data),
+    )
+}
+
+fn vellum_ingest_with(
+    data: &Dataset,
+    dir: &Path,
+    rows: usize,
+    batch: usize,
+    policy: SyncPolicy,
+    config: CollectionConfig,
+) -> (Database, IngestRow) {
     let dir = fresh_dir(dir);
-    let options = DatabaseOptions::default().with_sync_policy(SyncPolicy::Always);
+    let options = DatabaseOptions::default().with_sync_policy(policy);
     let db = Database::open(&dir, options).expect("vellum open");
-    let coll = db.create_collection(COLLECTION, vellum_config(data)).expect("vellum create");
+    let coll = db
+        .create_collection(COLLECTION, config)
+        .expect("vellum create");
     let ((), wall, cpu) = timed(|| {
         let mut start = 0;
         while start < rows {
             let end = (start + batch).min(rows);
-            coll.upsert_batch((start..end).map(|i| Point::new(i as u64, data.row(i).to_vec()))).expect("vellum upsert");
+            coll.upsert_batch((start..end).map(|i| Point::new(i as u64, data.row(i).to_vec())))
+                .expect("vellum upsert");
             start = end;
         }
     });
     assert_eq!(coll.len(), rows);
-    let row = IngestRow { setting: "SyncPolicy::Always (fsync of the WAL before each batch is acknowledged)".into(), batch, rows, wall, cpu };
+    let row = IngestRow {
+        setting: "SyncPolicy::Always (fsync of the WAL before each batch is acknowledged)".into(),
+        batch,
+        rows,
+        wall,
+        cpu,
+    };
     (db, row)
 }
 
 fn run_vellum(data: &Dataset, args: &Args) -> Report {
-    let mut report = Report { system: "vellum".into(), ingest: Vec::new(), reopen: Vec::new(), curve: Vec::new(), notes: Vec::new() };
+    let mut report = Report {
+        system: "vellum".into(),
+        ingest: Vec::new(),
+        reopen: Vec::new(),
+        curve: Vec::new(),
+        notes: Vec::new(),
+    };
     let mut kept = None;
     for (n, &batch) in args.batches.iter().enumerate() {
-        let rows = if batch == 1 { args.rows_batch1.min(data.rows()) } else { data.rows() };
+        let rows = if batch == 1 {
+            args.rows_batch1.min(data.rows())
+        } else {
+            data.rows()
+        };
         let dir = args.work_dir.join(format!("vellum-b{batch}"));
         let (db, row) = vellum_ingest(data, &dir, rows, batch);
-        eprintln!("vellum: batch {batch}: {rows} rows in {:.2} s ({:.2} s CPU)", row.wall.as_secs_f64(), row.cpu.as_secs_f64());
+        eprintln!(
+            "vellum: batch {batch}: {rows} rows in {:.2} s ({:.2} s CPU)",
+            row.wall.as_secs_f64(),
+            row.cpu.as_secs_f64()
+        );
         report.ingest.push(row);
         if n + 1 == args.batches.len() {
             kept = Some((db, dir));
@@ -344,32 +475,91 @@ fn run_vellum(data: &Dataset, args: &Args) -> Report {
     }
     let (db, dir) = kept.expect("at least one batch size");
     let rows = db.collection(COLLECTION).expect("collection").len();
+    if args.breakdown {
+        let batch = *args.batches.last().expect("a batch size");
+        let variants = [
+            (
+                "diagnostic: SyncPolicy::Always, flat index (log + vector store only)",
+                SyncPolicy::Always,
+                vellum_config(data).flat(),
+            ),
+            (
+                "diagnostic: SyncPolicy::Never, HNSW (no fsync: store + graph only)",
+                SyncPolicy::Never,
+                vellum_config(data),
+            ),
+        ];
+        for (what, policy, config) in variants {
+            let scratch = args.work_dir.join("vellum-diag");
+            let (scratch_db, mut row) =
+                vellum_ingest_with(data, &scratch, rows, batch, policy, config);
+            drop(scratch_db);
+            let _ = std::fs::remove_dir_all(&scratch);
+            eprintln!(
+                "vellum: {what}: {rows} rows in {:.2} s ({:.2} s CPU)",
+                row.wall.as_secs_f64(),
+                row.cpu.as_secs_f64()
+            );
+            row.setting = what.into();
+            report.ingest.push(row);
+        }
+    }
 
     // Reopen with the whole ingest still in the log tail (no checkpoint: what a crash
     // right after the ingest leaves).
     drop(db);
-    let (db, open, _) = timed(|| Database::open(&dir, DatabaseOptions::default()).expect("vellum reopen"));
+    let (db, open, _) =
+        timed(|| Database::open(&dir, DatabaseOptions::default()).expect("vellum reopen"));
     let coll = db.collection(COLLECTION).expect("collection");
     let (hits, first_query, _) = timed(|| coll.search(data.query(0), K).expect("first search"));
     assert_eq!(hits.len(), K.min(rows));
-    report.reopen.push(Reopen { how: "none: whole ingest in the WAL tail (replayed into store and graph)".into(), checkpoint: Duration::ZERO, open, first_query, on_disk_bytes: dir_bytes(&dir) });
-    eprintln!("vellum: reopen from WAL tail {:.1} ms, first query {:.2} ms", open.as_secs_f64() * 1e3, first_query.as_secs_f64() * 1e3);
+    report.reopen.push(Reopen {
+        how: "none: whole ingest in the WAL tail (replayed into store and graph)".into(),
+        checkpoint: Duration::ZERO,
+        open,
+        first_query,
+        on_disk_bytes: dir_bytes(&dir),
+    });
+    eprintln!(
+        "vellum: reopen from WAL tail {:.1} ms, first query {:.2} ms",
+        open.as_secs_f64() * 1e3,
+        first_query.as_secs_f64() * 1e3
+    );
 
     // Checkpoint, drop, reopen: the steady state.
     let (_, checkpoint, _) = timed(|| coll.checkpoint().expect("checkpoint"));
     drop(coll);
     drop(db);
-    let (db, open, _) = timed(|| Database::open(&dir, DatabaseOptions::default()).expect("vellum reopen"));
+    let (db, open, _) =
+        timed(|| Database::open(&dir, DatabaseOptions::default()).expect("vellum reopen"));
     let coll = db.collection(COLLECTION).expect("collection");
     let (hits, first_query, _) = timed(|| coll.search(data.query(0), K).expect("first search"));
     assert_eq!(hits.len(), K.min(rows));
     assert_eq!(coll.len(), rows);
-    report.reopen.push(Reopen { how: "Collection::checkpoint() (vectors msync, id map, graph, manifest)".into(), checkpoint, open, first_query, on_disk_bytes: dir_bytes(&dir) });
-    eprintln!("vellum: checkpoint {:.2} s, reopen {:.1} ms, first query {:.2} ms", checkpoint.as_secs_f64(), open.as_secs_f64() * 1e3, first_query.as_secs_f64() * 1e3);
+    report.reopen.push(Reopen {
+        how: "Collection::checkpoint() (vectors msync, id map, graph, manifest)".into(),
+        checkpoint,
+        open,
+        first_query,
+        on_disk_bytes: dir_bytes(&dir),
+    });
+    eprintln!(
+        "vellum: checkpoint {:.2} s, reopen {:.1} ms, first query {:.2} ms",
+        checkpoint.as_secs_f64(),
+        open.as_secs_f64() * 1e3,
+        first_query.as_secs_f64() * 1e3
+    );
 
-    report.curve = sweep("vellum", data, args.target_recall, |ef, q| {
-        let params = SearchParams { ef: Some(ef), ..SearchParams::default() };
-        coll.search_with(q, K, &params).expect("search").into_iter().map(|h| h.id).collect()
+    report.curve = sweep("vellum", data, &args.target_recall, |ef, q| {
+        let params = SearchParams {
+            ef: Some(ef),
+            ..SearchParams::default()
+        };
+        coll.search_with(q, K, &params)
+            .expect("search")
+            .into_iter()
+            .map(|h| h.id)
+            .collect()
     });
     drop(coll);
     drop(db);
@@ -383,10 +573,20 @@ fn fmt_s(d: Duration) -> String {
 
 fn fmt_ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1e3;
-    if ms < 10.0 { format!("{ms:.2} ms") } else { format!("{ms:.0} ms") }
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
 }
 
-fn print_report(data: &Dataset, args: &Args, reports: &[Report], load_before: &str, load_after: &str) {
+fn print_report(
+    data: &Dataset,
+    args: &Args,
+    reports: &[Report],
+    load_before: &str,
+    load_after: &str,
+) {
     println!(
         "\n### {} ({} of its rows x {}, {:?}, {} queries, k = {K}; batch size 1 over the first {} rows)\n",
         data.name,
@@ -398,7 +598,9 @@ fn print_report(data: &Dataset, args: &Args, reports: &[Report], load_before: &s
     );
     println!("Load average (1/5/15 min) before: {load_before}; after: {load_after}.\n");
     println!("Durable ingest (each system's strongest setting; index built during ingest):\n");
-    println!("| system | durability setting | batch | rows | wall | CPU (all threads) | points/s (wall) |");
+    println!(
+        "| system | durability setting | batch | rows | wall | CPU (all threads) | points/s (wall) |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for r in reports {
         for i in &r.ingest {
@@ -415,7 +617,9 @@ fn print_report(data: &Dataset, args: &Args, reports: &[Report], load_before: &s
         }
     }
     println!("\nReopen (process-internal: drop, then open until the first query is answered):\n");
-    println!("| system | made durable before the drop by | checkpoint | open | first query | open + first query | on disk |");
+    println!(
+        "| system | made durable before the drop by | checkpoint | open | first query | open + first query | on disk |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for r in reports {
         for o in &r.reopen {
@@ -423,7 +627,11 @@ fn print_report(data: &Dataset, args: &Args, reports: &[Report], load_before: &s
                 "| {} | {} | {} | {} | {} | {} | {:.1} MB |",
                 r.system,
                 o.how,
-                if o.checkpoint.is_zero() { "—".into() } else { fmt_s(o.checkpoint) },
+                if o.checkpoint.is_zero() {
+                    "—".into()
+                } else {
+                    fmt_s(o.checkpoint)
+                },
                 fmt_ms(o.open),
                 fmt_ms(o.first_query),
                 fmt_ms(o.open + o.first_query),
@@ -431,13 +639,30 @@ fn print_report(data: &Dataset, args: &Args, reports: &[Report], load_before: &s
             );
         }
     }
-    println!("\nSearch on the reopened instance, 1 query thread, ef swept until recall@10 >= {}:\n", args.target_recall);
-    println!("| system | first ef reaching it | recall@10 | QPS (wall) | QPS (CPU time) |");
-    println!("|---|---|---|---|---|");
-    for r in reports {
-        match r.curve.iter().find(|p| p.recall >= args.target_recall) {
-            Some(p) => println!("| {} | {} | {:.4} | {:.0} | {} |", r.system, p.ef, p.recall, p.qps, fmt_cpu_qps(p.cpu_qps)),
-            None => println!("| {} | not reached (best {:.4}) | — | — | — |", r.system, r.curve.iter().map(|p| p.recall).fold(0.0, f64::max)),
+    println!(
+        "\nSearch on the reopened instance, 1 query thread, ef swept upwards from k = {K} until recall@10 reaches the target:\n"
+    );
+    println!(
+        "| target | system | first ef reaching it | recall@10 | QPS (wall) | QPS (CPU time) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for &target in &args.target_recall {
+        for r in reports {
+            match r.curve.iter().find(|p| p.recall >= target) {
+                Some(p) => println!(
+                    "| {target} | {} | {} | {:.4} | {:.0} | {} |",
+                    r.system,
+                    p.ef,
+                    p.recall,
+                    p.qps,
+                    fmt_cpu_qps(p.cpu_qps)
+                ),
+                None => println!(
+                    "| {target} | {} | not reached (best {:.4}) | — | — | — |",
+                    r.system,
+                    r.curve.iter().map(|p| p.recall).fold(0.0, f64::max)
+                ),
+            }
         }
     }
     println!("\nWhole sweep:\n");
@@ -445,7 +670,14 @@ fn print_report(data: &Dataset, args: &Args, reports: &[Report], load_before: &s
     println!("|---|---|---|---|---|");
     for r in reports {
         for p in &r.curve {
-            println!("| {} | {} | {:.4} | {:.0} | {} |", r.system, p.ef, p.recall, p.qps, fmt_cpu_qps(p.cpu_qps));
+            println!(
+                "| {} | {} | {:.4} | {:.0} | {} |",
+                r.system,
+                p.ef,
+                p.recall,
+                p.qps,
+                fmt_cpu_qps(p.cpu_qps)
+            );
         }
     }
     for r in reports {
@@ -458,7 +690,14 @@ fn print_report(data: &Dataset, args: &Args, reports: &[Report], load_before: &s
 fn main() {
     let args = parse_args();
     let data = load(&args);
-    eprintln!("{}: {} x {} ({:?}), {} queries", data.name, data.rows(), data.dim, data.metric, data.query_count());
+    eprintln!(
+        "{}: {} x {} ({:?}), {} queries",
+        data.name,
+        data.rows(),
+        data.dim,
+        data.metric,
+        data.query_count()
+    );
     std::fs::create_dir_all(&args.work_dir).expect("work dir");
     let load_before = load_average();
     let mut reports = Vec::new();
