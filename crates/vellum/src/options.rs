@@ -85,6 +85,12 @@ impl DatabaseOptions {
         self
     }
 
+    /// How often the background checkpointer looks at the thresholds. Default 200 ms.
+    pub fn with_checkpoint_poll_interval(mut self, every: Duration) -> Self {
+        self.checkpoint_poll_interval = every;
+        self
+    }
+
     /// How many checkpoint generations to keep per collection (the log is kept from the
     /// oldest one on, so each can roll forward). Default 2.
     pub fn with_retained_checkpoints(mut self, generations: u32) -> Self {
