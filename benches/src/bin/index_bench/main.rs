@@ -493,7 +493,12 @@ fn time_open(path: &Path, times: usize) {
         let map = file.map_read().expect("map graph file");
         let index = Hnsw::open(Arc::new(Mapped(map))).expect("open graph");
         let open = start.elapsed();
-        println!("open {round}: {:.2} ms ({} nodes, dim {})", open.as_secs_f64() * 1e3, index.len(), index.dim());
+        println!(
+            "open {round}: {:.2} ms ({} nodes, dim {})",
+            open.as_secs_f64() * 1e3,
+            index.len(),
+            index.dim()
+        );
     }
 }
 
