@@ -22,7 +22,7 @@ pub(crate) trait Graph: Sync {
     fn id(&self, node: u32) -> u64;
     /// Highest level the node appears on.
     fn level(&self, node: u32) -> usize;
-    /// True for a tombstone: it routes searches but is never returned.
+    /// True for a tombstone: searches skip it and never read its vector.
     fn is_deleted(&self, node: u32) -> bool;
     /// Entry node and its level, if any node is live.
     fn entry(&self) -> Option<(u32, usize)>;

@@ -408,8 +408,9 @@ impl Hnsw {
         Ok(())
     }
 
-    /// Deletes `id`: it is never returned again. The node stays as a routing tombstone
-    /// until the next save; its neighbours are re-linked around it so recall holds.
+    /// Deletes `id`: it is never returned again. The node stays as a tombstone until the
+    /// next save; searches skip it without reading its vector (the source need not hold it
+    /// any more), and its neighbours are re-linked around it so recall holds.
     pub fn delete<S: VectorSource + ?Sized>(&mut self, source: &S, id: u64) -> Result<()> {
         self.check_source(source)?;
         let (metric, params) = (self.metric, self.params);
