@@ -570,14 +570,40 @@ impl CollectionInner {
         };
         let mut replayed = 0u64;
         {
+            // Consecutive upserts of distinct ids are replayed as one group, so a long log
+            // tail takes the parallel graph build instead of one insert at a time. The
+            // result is the same as applying them in order: no id repeats inside a group.
+            let mut group: Vec<BatchOp> = Vec::new();
+            let mut group_ids = rustc_hash::FxHashSet::default();
             let mut iter = wal.iter_from(base_lsn + 1)?;
             while let Some(item) = iter.next_record() {
                 let (lsn, bytes) = item?;
-                let op = record::decode(bytes, lsn, config.dim)?;
-                apply(&mut state, op)?;
+                match record::decode(bytes, lsn, config.dim)? {
+                    Op::Upsert {
+                        id,
+                        vector,
+                        payload,
+                    } if group_ids.insert(id) => {
+                        group.push(BatchOp::Upsert(Point {
+                            id,
+                            vector,
+                            payload,
+                        }));
+                        if group.len() >= REPLAY_GROUP_MAX {
+                            apply_batch(&mut state, std::mem::take(&mut group))?;
+                            group_ids.clear();
+                        }
+                    }
+                    op => {
+                        apply_batch(&mut state, std::mem::take(&mut group))?;
+                        group_ids.clear();
+                        apply(&mut state, op)?;
+                    }
+                }
                 state.applied_lsn = lsn;
                 replayed += 1;
             }
+            apply_batch(&mut state, group)?;
         }
         let applied = state.applied_lsn;
         // Count reads from here on: replaying the tail is not "opening".
@@ -996,6 +1022,9 @@ impl CollectionInner {
 /// Batches at least this large with distinct ids and only upserts are inserted into the
 /// HNSW graph with the parallel batch build.
 const PARALLEL_INSERT_MIN_BATCH: usize = 256;
+
+/// Most upserts replayed as one group at open.
+const REPLAY_GROUP_MAX: usize = 4096;
 
 /// Applies a batch in order. A large upsert-only batch of distinct ids takes the parallel
 /// graph build; the result is the same set of live ids and vectors as one-by-one.

@@ -30,8 +30,8 @@ impl Default for DatabaseOptions {
             sync_policy: SyncPolicy::Always,
             recovery_mode: RecoveryMode::TolerateTornTail,
             wal_segment_size_bytes: 64 << 20,
-            checkpoint_after_ops: 200_000,
-            checkpoint_after_wal_bytes: 256 << 20,
+            checkpoint_after_ops: 50_000,
+            checkpoint_after_wal_bytes: 64 << 20,
             background_checkpoints: true,
             checkpoint_poll_interval: Duration::from_millis(200),
             retain_checkpoints: 2,
@@ -65,14 +65,14 @@ impl DatabaseOptions {
     }
 
     /// Checkpoint a collection after this many operations since its last checkpoint.
-    /// Default 200,000.
+    /// Default 50,000 (it also bounds how much log a crash leaves to replay at open).
     pub fn with_checkpoint_after_ops(mut self, ops: u64) -> Self {
         self.checkpoint_after_ops = ops;
         self
     }
 
     /// Checkpoint a collection once its log holds this many bytes since its last
-    /// checkpoint. Default 256 MiB.
+    /// checkpoint. Default 64 MiB.
     pub fn with_checkpoint_after_wal_bytes(mut self, bytes: u64) -> Self {
         self.checkpoint_after_wal_bytes = bytes;
         self

@@ -310,3 +310,56 @@ fn replacing_and_deleting_the_same_ids_many_times_keeps_index_and_store_in_step(
     assert_eq!(c.stats().indexed, c.len() as u64);
     c.search(&vector(1, 8), 5).unwrap();
 }
+
+#[test]
+fn a_long_log_tail_replays_through_grouped_inserts_to_the_same_points_and_a_whole_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = HnswParams {
+        ef_search: 128,
+        ..HnswParams::default()
+    };
+    {
+        let db =
+            Database::open(dir.path(), options().with_wal_segment_size_bytes(4 << 20)).unwrap();
+        let c = db
+            .create_collection("tail", CollectionConfig::new(16, Metric::L2).hnsw(params))
+            .unwrap();
+        for i in 0..1200u64 {
+            c.upsert(Point::new(i, vector(i, 16))).unwrap();
+        }
+        // A repeated id and a delete in the middle split the replay groups.
+        c.upsert(Point::new(5, vector(5000, 16))).unwrap();
+        c.delete(6).unwrap();
+        for i in 1200..1500u64 {
+            c.upsert(Point::new(i, vector(i, 16))).unwrap();
+        }
+    }
+    let db = Database::open(dir.path(), options().with_wal_segment_size_bytes(4 << 20)).unwrap();
+    let c = db.collection("tail").unwrap();
+    let s = c.stats();
+    assert_eq!(s.replayed_at_open, 1502);
+    assert_eq!(c.len(), 1499);
+    assert_eq!(s.indexed, 1499);
+    assert_eq!(c.get(5).unwrap().unwrap().vector, vector(5000, 16));
+    assert!(c.get(6).unwrap().is_none());
+    let q = vector(777, 16);
+    let approx = c.search(&q, 10).unwrap();
+    let exact = c
+        .search_with(
+            &q,
+            10,
+            &SearchParams {
+                exact: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let overlap = approx
+        .iter()
+        .filter(|h| exact.iter().any(|e| e.id == h.id))
+        .count();
+    assert!(
+        overlap >= 9,
+        "recall@10 after a grouped replay: {overlap}/10"
+    );
+}
