@@ -83,6 +83,8 @@ fn apply_batch(model: &mut Model, n: u64) {
 fn options() -> DatabaseOptions {
     DatabaseOptions::default()
         .with_checkpoint_after_ops(60)
+        // A child lives tens of milliseconds: poll often so kills also land mid-checkpoint.
+        .with_checkpoint_poll_interval(Duration::from_millis(5))
         .with_wal_segment_size_bytes(64 << 10)
         .with_slots_per_segment(64)
 }
@@ -159,6 +161,9 @@ fn read_model(dir: &Path) -> Result<Option<Model>, BoxError> {
     if got != want {
         return Err(format!("exact search {got:?} != brute force {want:?}").into());
     }
+    // Checkpoint between kills so the next recovery replays only what the next child
+    // writes (otherwise every reopen replays the whole history).
+    c.checkpoint()?;
     Ok(Some(model))
 }
 
