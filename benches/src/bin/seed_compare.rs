@@ -34,10 +34,9 @@ use vellum::{
     CollectionConfig, Database, DatabaseOptions, HnswParams, Metric, Point, SearchParams,
     SyncPolicy,
 };
+use vellum_benches::{CurvePoint, Dataset, K, process_cpu, read_matrix, sweep_point};
 use vellum_index::FlatVectors;
 
-/// Neighbours per query.
-pub const K: usize = 10;
 /// HNSW links per node (layer 0: 2 M) for every system.
 pub const M: usize = 16;
 /// HNSW construction candidate list for every system.
@@ -46,53 +45,6 @@ pub const EF_CONSTRUCTION: usize = 200;
 pub const EFS: &[usize] = &[
     10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
 ];
-
-/// A loaded data set with its exact ground truth.
-#[derive(Debug)]
-pub struct Dataset {
-    pub name: String,
-    pub metric: Metric,
-    pub dim: usize,
-    pub train: Vec<f32>,
-    pub queries: Vec<f32>,
-    /// Exact top-K ids per query, over `train`.
-    pub truth: Vec<Vec<u64>>,
-}
-
-impl Dataset {
-    pub fn rows(&self) -> usize {
-        self.train.len() / self.dim
-    }
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.train[i * self.dim..(i + 1) * self.dim]
-    }
-    pub fn query(&self, i: usize) -> &[f32] {
-        &self.queries[i * self.dim..(i + 1) * self.dim]
-    }
-    pub fn query_count(&self) -> usize {
-        self.queries.len() / self.dim
-    }
-}
-
-/// CPU time this thread has run (Linux schedstat); zero where unavailable.
-pub fn thread_cpu() -> Duration {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .map_or(Duration::ZERO, Duration::from_nanos)
-}
-
-/// CPU time (user + system) of the whole process, all threads (Linux, 100 Hz ticks).
-pub fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
-}
 
 /// The 1, 5 and 15 minute load averages, as `uptime` prints them.
 pub fn load_average() -> String {
@@ -118,16 +70,6 @@ pub struct IngestRow {
     pub cpu: Duration,
 }
 
-/// One point of the recall/QPS sweep.
-#[derive(Debug, Clone)]
-pub struct CurvePoint {
-    pub ef: usize,
-    pub recall: f64,
-    pub qps: f64,
-    /// Queries per second of CPU time of the query thread (robust to other load).
-    pub cpu_qps: f64,
-}
-
 /// Reopen measurement.
 #[derive(Debug, Clone)]
 pub struct Reopen {
@@ -148,48 +90,6 @@ pub struct Report {
     pub reopen: Vec<Reopen>,
     pub curve: Vec<CurvePoint>,
     pub notes: Vec<String>,
-}
-
-pub fn recall_at_k(found: &[u64], truth: &[u64]) -> f64 {
-    let k = K.min(truth.len());
-    let hits = found
-        .iter()
-        .take(K)
-        .filter(|id| truth[..k].contains(id))
-        .count();
-    hits as f64 / k.max(1) as f64
-}
-
-/// Runs every query once on this thread at one `ef` and scores it.
-pub fn sweep_point(
-    data: &Dataset,
-    ef: usize,
-    mut search: impl FnMut(&[f32]) -> Vec<u64>,
-) -> CurvePoint {
-    for i in 0..data.query_count().min(20) {
-        search(data.query(i));
-    }
-    let mut found = Vec::with_capacity(data.query_count());
-    let (start, cpu_start) = (Instant::now(), thread_cpu());
-    for i in 0..data.query_count() {
-        found.push(search(data.query(i)));
-    }
-    let (elapsed, cpu) = (
-        start.elapsed().as_secs_f64(),
-        (thread_cpu() - cpu_start).as_secs_f64(),
-    );
-    let total: f64 = found
-        .iter()
-        .zip(&data.truth)
-        .map(|(f, t)| recall_at_k(f, t))
-        .sum();
-    let n = data.query_count() as f64;
-    CurvePoint {
-        ef,
-        recall: total / n,
-        qps: n / elapsed,
-        cpu_qps: if cpu > 0.0 { n / cpu } else { 0.0 },
-    }
 }
 
 /// Sweeps `EFS` upwards until the highest recall target is reached (that point included).
@@ -247,29 +147,6 @@ pub fn fresh_dir(dir: &Path) -> PathBuf {
     }
     std::fs::create_dir_all(dir).expect("create work dir");
     dir.to_path_buf()
-}
-
-fn read_matrix(path: &Path) -> std::io::Result<(usize, Vec<f32>)> {
-    let bytes = std::fs::read(path)?;
-    let bad = || {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{} is malformed", path.display()),
-        )
-    };
-    if bytes.len() < 8 {
-        return Err(bad());
-    }
-    let rows = u32::from_le_bytes(bytes[0..4].try_into().map_err(|_| bad())?) as usize;
-    let dim = u32::from_le_bytes(bytes[4..8].try_into().map_err(|_| bad())?) as usize;
-    if dim == 0 || bytes.len() != 8 + rows * dim * 4 {
-        return Err(bad());
-    }
-    let data = bytes[8..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok((dim, data))
 }
 
 /// Configuration of one run.

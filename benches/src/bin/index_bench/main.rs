@@ -23,67 +23,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use vellum_benches::{CurvePoint, Dataset, K, process_cpu, read_matrix, sweep_point};
 use vellum_fs::{Fs, RealFs};
 use vellum_index::{FlatVectors, Hnsw, HnswParams, Metric, SearchOptions};
 
-pub const K: usize = 10;
 pub const M: usize = 16;
 pub const EF_CONSTRUCTION: usize = 200;
 pub const BUILD_THREADS: usize = 2;
-
-/// A loaded data set.
-#[derive(Debug)]
-pub struct Dataset {
-    pub name: String,
-    pub metric: Metric,
-    pub dim: usize,
-    pub train: Vec<f32>,
-    pub queries: Vec<f32>,
-    /// Exact top-K ids per query.
-    pub truth: Vec<Vec<u64>>,
-}
-
-impl Dataset {
-    pub fn rows(&self) -> usize {
-        self.train.len() / self.dim
-    }
-    pub fn query(&self, i: usize) -> &[f32] {
-        &self.queries[i * self.dim..(i + 1) * self.dim]
-    }
-    pub fn query_count(&self) -> usize {
-        self.queries.len() / self.dim
-    }
-}
-
-/// One point of the recall/QPS curve.
-#[derive(Debug)]
-pub struct CurvePoint {
-    pub ef: usize,
-    pub recall: f64,
-    pub qps: f64,
-    /// Queries per second of CPU time of the query thread (robust to other load).
-    pub cpu_qps: f64,
-}
-
-/// CPU time this thread has run (Linux schedstat, nanoseconds); zero where unavailable.
-pub fn thread_cpu() -> Duration {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .map_or(Duration::ZERO, Duration::from_nanos)
-}
-
-/// CPU time (user + system) of the whole process, all threads (Linux, 100 Hz ticks).
-pub fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
-}
 
 /// What one system measured.
 #[derive(Debug)]
@@ -98,71 +44,6 @@ pub struct Report {
     pub first_query: Option<Duration>,
     pub file_bytes: Option<u64>,
     pub note: String,
-}
-
-pub fn recall_at_k(found: &[u64], truth: &[u64]) -> f64 {
-    let hits = found
-        .iter()
-        .take(K)
-        .filter(|id| truth[..K.min(truth.len())].contains(id))
-        .count();
-    hits as f64 / K.min(truth.len()).max(1) as f64
-}
-
-/// Runs every query once on this thread and scores it.
-pub fn sweep_point(
-    data: &Dataset,
-    ef: usize,
-    mut search: impl FnMut(&[f32]) -> Vec<u64>,
-) -> CurvePoint {
-    // One warm-up pass over a few queries so page faults are not counted as search.
-    for i in 0..data.query_count().min(20) {
-        search(data.query(i));
-    }
-    let mut found = Vec::with_capacity(data.query_count());
-    let (start, cpu_start) = (Instant::now(), thread_cpu());
-    for i in 0..data.query_count() {
-        found.push(search(data.query(i)));
-    }
-    let (elapsed, cpu) = (
-        start.elapsed().as_secs_f64(),
-        (thread_cpu() - cpu_start).as_secs_f64(),
-    );
-    let total: f64 = found
-        .iter()
-        .zip(&data.truth)
-        .map(|(f, t)| recall_at_k(f, t))
-        .sum();
-    let n = data.query_count() as f64;
-    CurvePoint {
-        ef,
-        recall: total / n,
-        qps: n / elapsed,
-        cpu_qps: if cpu > 0.0 { n / cpu } else { 0.0 },
-    }
-}
-
-fn read_matrix(path: &Path) -> std::io::Result<(usize, Vec<f32>)> {
-    let bytes = std::fs::read(path)?;
-    let bad = || {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{} is malformed", path.display()),
-        )
-    };
-    if bytes.len() < 8 {
-        return Err(bad());
-    }
-    let rows = u32::from_le_bytes(bytes[0..4].try_into().map_err(|_| bad())?) as usize;
-    let dim = u32::from_le_bytes(bytes[4..8].try_into().map_err(|_| bad())?) as usize;
-    if bytes.len() != 8 + rows * dim * 4 {
-        return Err(bad());
-    }
-    let data = bytes[8..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok((dim, data))
 }
 
 fn write_truth(path: &Path, truth: &[Vec<u64>]) -> std::io::Result<()> {
