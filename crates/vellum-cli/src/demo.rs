@@ -210,11 +210,12 @@ fn run_in(args: &DemoArgs, root: &Path, json_out: bool) -> Result<(), BoxError> 
     rows.push(Row {
         step: "checkpoint",
         value: format!(
-            "generation {} at LSN {} in {:.2} s ({} stored)",
+            "generation {} at LSN {} in {:.2} s ({} stored); writers waited at most {:.1} ms",
             info.generation,
             info.lsn,
             cp_s,
-            HumanBytes(stats.checkpoint_stored_bytes)
+            HumanBytes(stats.checkpoint_stored_bytes),
+            info.lock_held.as_secs_f64() * 1e3
         ),
     });
 

@@ -605,13 +605,17 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                 None => database.checkpoint_all()?,
             };
             if json {
-                let rows: Vec<_> = done.iter().map(|(n, i)| json!({"collection": n, "generation": i.generation, "lsn": i.lsn, "wal_segments_removed": i.wal_segments_removed})).collect();
+                let rows: Vec<_> = done.iter().map(|(n, i)| json!({"collection": n, "generation": i.generation, "lsn": i.lsn, "wal_segments_removed": i.wal_segments_removed, "elapsed_ms": i.elapsed.as_secs_f64() * 1e3, "lock_held_ms": i.lock_held.as_secs_f64() * 1e3})).collect();
                 println!("{}", json!({"checkpoints": rows}));
             } else {
                 for (n, i) in &done {
                     println!(
-                        "{n}: generation {} at LSN {} ({} log segment(s) removed)",
-                        i.generation, i.lsn, i.wal_segments_removed
+                        "{n}: generation {} at LSN {} in {:.1} ms, collection locked {:.1} ms ({} log segment(s) removed)",
+                        i.generation,
+                        i.lsn,
+                        i.elapsed.as_secs_f64() * 1e3,
+                        i.lock_held.as_secs_f64() * 1e3,
+                        i.wal_segments_removed
                     );
                 }
             }

@@ -56,6 +56,6 @@ pub use fs::{DynFs, File, Fs, MapMut, ReadMap};
 pub use harness::{CrashFailure, CrashHarness, CrashPoints, CrashReport};
 pub use real::RealFs;
 pub use sim::{
-    CrashImages, CrashModel, DirSurvival, FailAction, Fault, FaultRule, SimFs, SimStats,
+    CrashImages, CrashModel, DirSurvival, FailAction, Fault, FaultRule, Pause, SimFs, SimStats,
     WriteSurvival,
 };

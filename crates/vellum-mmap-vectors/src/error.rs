@@ -108,4 +108,12 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A checkpoint was prepared while another prepared one has not been published yet.
+    #[error(
+        "a checkpoint of the store in {dir} is already in flight; publish it before preparing another"
+    )]
+    CheckpointInFlight {
+        /// The store's directory.
+        dir: std::path::PathBuf,
+    },
 }

@@ -12,11 +12,19 @@
 //! and [`VectorStore::delete`], which are idempotent (replaying a record whose effect is
 //! already present changes nothing).
 //!
-//! A checkpoint ([`VectorStore::checkpoint`], or [`VectorStore::prepare_checkpoint`] to
-//! add files of your own) flushes every dirty map first (`msync`), then publishes the id map
-//! and the list of protected slots through `vellum-checkpoint`, which syncs its files and
-//! publishes its manifest last. Only then may the caller truncate its WAL, and only below
-//! the oldest retained generation's LSN.
+//! A checkpoint ([`VectorStore::checkpoint`], or the three steps below to add files of your
+//! own and to keep the store usable while the files are written) flushes every dirty map
+//! first (`msync`), then publishes the id map and the list of protected slots through
+//! `vellum-checkpoint`, which syncs its files and publishes its manifest last. Only then may
+//! the caller truncate its WAL, and only below the oldest retained generation's LSN.
+//!
+//! The three steps are [`VectorStore::prepare_checkpoint`] (in memory, fast: encodes the id
+//! map and marks the slots it references), [`PreparedCheckpoint::flush`] (the `msync`, which
+//! needs no borrow of the store) and, once the checkpointer has committed the files,
+//! [`VectorStore::publish_checkpoint`]. Between the first and the last the store takes
+//! writes as usual: a slot the prepared checkpoint references is protected like a durable
+//! one, so a delete or replace never frees it for reuse before the generation naming it is
+//! published (and then only once no retained generation names it).
 //!
 //! Mapped pages can reach the disk at any moment, so:
 //!
@@ -48,6 +56,7 @@ pub mod state;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustc_hash::FxHashMap;
@@ -122,7 +131,8 @@ pub struct StoreCheckpoint<'a> {
 #[derive(Debug)]
 struct Segment {
     path: PathBuf,
-    map: MapMut,
+    /// Shared with a prepared checkpoint that flushes it while the store goes on.
+    map: Arc<MapMut>,
     /// Kept open for the life of the map.
     _file: Box<dyn File>,
     /// One bit per slot: its bytes were checked against (or written with) its CRC.
@@ -206,7 +216,19 @@ pub struct VectorStore {
     /// generation referencing it).
     pending: Vec<(u64, u64)>,
     durable_generation: u64,
-    failstop: FailStop,
+    /// A checkpoint prepared but not yet published.
+    in_flight: Option<InFlight>,
+    failstop: Arc<FailStop>,
+}
+
+/// What the store remembers of a prepared, unpublished checkpoint.
+#[derive(Debug)]
+struct InFlight {
+    /// One bit per slot the prepared id map references.
+    referenced: Vec<u64>,
+    /// Slots among those released since: reusable only after the generation is published
+    /// and expired.
+    released: Vec<u64>,
 }
 
 fn bit(set: &[u64], i: u64) -> bool {
@@ -248,7 +270,8 @@ impl VectorStore {
             durable: Vec::new(),
             pending: Vec::new(),
             durable_generation: 0,
-            failstop: FailStop::new(),
+            in_flight: None,
+            failstop: Arc::new(FailStop::new()),
         };
         let sps = u64::from(config.slots_per_segment);
         let mut needed_segments = 0u64;
@@ -448,7 +471,7 @@ impl VectorStore {
                 configured: configured.to_string(),
             });
         }
-        let map = file.map_mut(len as usize)?;
+        let map = Arc::new(file.map_mut(len as usize)?);
         Ok(Segment {
             path,
             map,
@@ -476,7 +499,7 @@ impl VectorStore {
             // references the segment. The name, though, needs its directory synced (a
             // checkpoint naming its slots must find the file).
             self.fs.sync_dir(&self.dir)?;
-            let map = file.map_mut(header.file_len_bytes() as usize)?;
+            let map = Arc::new(file.map_mut(header.file_len_bytes() as usize)?);
             Ok(Segment {
                 path: path.clone(),
                 map,
@@ -662,7 +685,13 @@ impl VectorStore {
         if self.segments[seg].set_verified(within) {
             self.unverified.fetch_sub(1, Ordering::Relaxed);
         }
-        if bit(&self.durable, slot) {
+        if let Some(in_flight) = &mut self.in_flight
+            && bit(&in_flight.referenced, slot)
+        {
+            // Named by the checkpoint being written (and maybe by the durable one too):
+            // protected by the generation that checkpoint gets when published.
+            in_flight.released.push(slot);
+        } else if bit(&self.durable, slot) {
             self.pending.push((slot, self.durable_generation));
         } else {
             self.free.push(Reverse(slot));
@@ -688,24 +717,37 @@ impl VectorStore {
         Ok(self.free.pop().expect("grow adds free slots").0)
     }
 
-    /// Step one of a checkpoint: makes every written slot durable (flushes dirty maps) and
-    /// encodes the store's state. Commit [`PreparedCheckpoint::files`] (with any files of
-    /// your own) through a [`Checkpointer`], then call [`PreparedCheckpoint::published`].
-    /// Dropping the prepared checkpoint without that stops the store (reopen), since it
-    /// cannot know whether the generation was published.
-    pub fn prepare_checkpoint(&mut self, file_prefix: &str) -> Result<PreparedCheckpoint<'_>> {
+    /// Step one of a checkpoint, in memory only: encodes the store's state and marks the
+    /// slots it references as protected. Then [`PreparedCheckpoint::flush`] it (no borrow of
+    /// the store needed, so writers may go on), commit [`FlushedCheckpoint::files`] (with
+    /// any files of your own) through a [`Checkpointer`], and hand the result to
+    /// [`VectorStore::publish_checkpoint`].
+    ///
+    /// Writes in between are not part of the checkpoint; a slot it references stays
+    /// protected even if its id is deleted or replaced meanwhile. Dropping the prepared or
+    /// flushed checkpoint without publishing it stops the store (reopen), since the store
+    /// cannot know whether the generation reached the disk. Only one checkpoint may be in
+    /// flight: a second prepare is [`Error::CheckpointInFlight`].
+    pub fn prepare_checkpoint(&mut self, file_prefix: &str) -> Result<PreparedCheckpoint> {
         self.failstop.check()?;
+        if self.in_flight.is_some() {
+            return Err(Error::CheckpointInFlight {
+                dir: self.dir.clone(),
+            });
+        }
+        let mut maps = Vec::new();
         for seg in &mut self.segments {
             if seg.dirty {
-                // Slots reach the disk before the id map that references them is published.
-                self.failstop.guard(seg.map.flush())?;
+                maps.push(Arc::clone(&seg.map));
                 seg.dirty = false;
             }
         }
+        let mut referenced = Vec::with_capacity(self.durable.len());
         let mut entries: Vec<(u64, u64, u32)> = self
             .ids
             .iter()
             .map(|(&id, &slot)| {
+                set_bit(&mut referenced, slot);
                 let (seg, within, _) = self.locate(slot);
                 (id, slot, self.segments[seg].crcs[within])
             })
@@ -719,47 +761,73 @@ impl VectorStore {
             live_count: entries.len() as u64,
             pending: self.pending.clone(),
         };
+        self.in_flight = Some(InFlight {
+            referenced,
+            released: Vec::new(),
+        });
         Ok(PreparedCheckpoint {
-            meta_name: format!("{file_prefix}{META_FILE}"),
-            idmap_name: format!("{file_prefix}{IDMAP_FILE}"),
-            meta: meta.encode(),
-            idmap: encode_idmap(&entries),
-            codec: self.config.idmap_codec,
-            store: self,
-            done: false,
+            ticket: Ticket {
+                failstop: Arc::clone(&self.failstop),
+                done: false,
+            },
+            maps,
+            files: StoreFiles {
+                meta_name: format!("{file_prefix}{META_FILE}"),
+                idmap_name: format!("{file_prefix}{IDMAP_FILE}"),
+                meta: meta.encode(),
+                idmap: encode_idmap(&entries),
+                codec: self.config.idmap_codec,
+            },
         })
     }
 
-    /// A whole checkpoint through `checkpointer`: flush, commit the store's files (prefix
-    /// `""`) with `metadata` covering WAL LSN `wal_lsn`, then release slots. After it returns
-    /// the caller may truncate its WAL below `info.oldest_retained_wal_lsn + 1`.
+    /// The last step of a checkpoint: tells the store the generation `info` describes (the
+    /// one `flushed` was committed as) is durable. Slots it no longer references (and no
+    /// retained generation does) become reusable; wholly free trailing segments are removed.
+    pub fn publish_checkpoint(
+        &mut self,
+        mut flushed: FlushedCheckpoint,
+        info: &CommitInfo,
+    ) -> Result<()> {
+        flushed.ticket.done = true;
+        self.failstop.check()?;
+        let Some(in_flight) = self.in_flight.take() else {
+            let e = vellum_fs::Error::Contract {
+                path: self.dir.clone(),
+                rule: "publish_checkpoint needs a checkpoint prepared by this store",
+            };
+            self.failstop.poison(&e);
+            return Err(e.into());
+        };
+        self.durable_generation = info.generation;
+        self.durable = in_flight.referenced;
+        self.pending
+            .extend(in_flight.released.into_iter().map(|s| (s, info.generation)));
+        self.release_pending(info.oldest_retained_generation);
+        let reclaimed = self.reclaim_trailing_segments();
+        self.failstop.guard(reclaimed)?;
+        Ok(())
+    }
+
+    /// A whole checkpoint through `checkpointer`: prepare, flush, commit the store's files
+    /// (prefix `""`) with `metadata` covering WAL LSN `wal_lsn`, then publish. After it
+    /// returns the caller may truncate its WAL below `info.oldest_retained_wal_lsn + 1`.
     pub fn checkpoint(
         &mut self,
         checkpointer: &mut Checkpointer,
         wal_lsn: u64,
         metadata: &[u8],
     ) -> Result<CommitInfo> {
-        let prepared = self.prepare_checkpoint("")?;
-        let info = checkpointer.commit(wal_lsn, metadata, &prepared.files())?;
-        prepared.published(&info)?;
+        let flushed = self.prepare_checkpoint("")?.flush()?;
+        let info = checkpointer.commit(wal_lsn, metadata, &flushed.files())?;
+        self.publish_checkpoint(flushed, &info)?;
         Ok(info)
-    }
-
-    fn after_publish(&mut self, info: &CommitInfo) -> Result<()> {
-        self.durable_generation = info.generation;
-        let mut durable = Vec::with_capacity(self.durable.len());
-        for &slot in self.ids.values() {
-            set_bit(&mut durable, slot);
-        }
-        self.durable = durable;
-        self.release_pending(info.oldest_retained_generation);
-        self.reclaim_trailing_segments()
     }
 
     /// Removes trailing segments holding no live or protected slot. Not synced: a segment
     /// file that comes back after a crash is past what the checkpoint needs and is removed
     /// again at open.
-    fn reclaim_trailing_segments(&mut self) -> Result<()> {
+    fn reclaim_trailing_segments(&mut self) -> vellum_fs::Result<()> {
         let max_used = self
             .ids
             .values()
@@ -775,7 +843,7 @@ impl VectorStore {
             let seg = self.segments.pop().expect("len > needed >= 0");
             let path = seg.path.clone();
             drop(seg);
-            self.failstop.guard(self.fs.remove_file(&path))?;
+            self.fs.remove_file(&path)?;
         }
         let limit = needed as u64 * sps;
         let free = std::mem::take(&mut self.free);
@@ -852,53 +920,87 @@ fn fresh_bits(slots: u32) -> Box<[AtomicU64]> {
         .collect()
 }
 
-/// A checkpoint of the store that has been flushed and encoded but not yet published. It
-/// holds the store mutably, so nothing can change the store in between.
+/// Poisons the store when a checkpoint is abandoned between prepare and publish.
 #[derive(Debug)]
-pub struct PreparedCheckpoint<'s> {
-    store: &'s mut VectorStore,
+struct Ticket {
+    failstop: Arc<FailStop>,
+    done: bool,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.done {
+            self.failstop.poison(
+                &"a prepared checkpoint was dropped without being published; \
+                 whether it reached the disk is unknown",
+            );
+        }
+    }
+}
+
+/// The encoded state files of a checkpoint.
+#[derive(Debug)]
+struct StoreFiles {
     meta_name: String,
     idmap_name: String,
     meta: Vec<u8>,
     idmap: Vec<u8>,
     codec: Codec,
-    done: bool,
 }
 
-impl PreparedCheckpoint<'_> {
+/// A checkpoint of the store encoded in memory, its slots not yet flushed. It does not
+/// borrow the store: flush it while the store takes other writes.
+#[derive(Debug)]
+pub struct PreparedCheckpoint {
+    ticket: Ticket,
+    /// Maps of the segments written since the last checkpoint.
+    maps: Vec<Arc<MapMut>>,
+    files: StoreFiles,
+}
+
+impl PreparedCheckpoint {
+    /// Makes every slot the checkpoint references durable (`msync` of each segment written
+    /// since the last checkpoint), so the id map naming them may be published. Stores into
+    /// other slots of the same maps may run meanwhile; they are flushed again by the next
+    /// checkpoint. A failure stops the store.
+    pub fn flush(self) -> Result<FlushedCheckpoint> {
+        let PreparedCheckpoint {
+            ticket,
+            maps,
+            files,
+        } = self;
+        for map in &maps {
+            // Slots reach the disk before the id map that references them is published.
+            ticket.failstop.guard(map.flush())?;
+        }
+        Ok(FlushedCheckpoint { ticket, files })
+    }
+}
+
+/// A checkpoint whose slots are durable: commit its [`FlushedCheckpoint::files`], then
+/// [`VectorStore::publish_checkpoint`].
+#[derive(Debug)]
+pub struct FlushedCheckpoint {
+    ticket: Ticket,
+    files: StoreFiles,
+}
+
+impl FlushedCheckpoint {
     /// The files to commit: the meta file (stored as is) and the id map (with the
     /// configured codec).
     pub fn files(&self) -> [FileSpec<'_>; 2] {
+        let f = &self.files;
         [
             FileSpec {
-                name: &self.meta_name,
-                bytes: &self.meta,
+                name: &f.meta_name,
+                bytes: &f.meta,
                 codec: Codec::None,
             },
             FileSpec {
-                name: &self.idmap_name,
-                bytes: &self.idmap,
-                codec: self.codec,
+                name: &f.idmap_name,
+                bytes: &f.idmap,
+                codec: f.codec,
             },
         ]
-    }
-
-    /// Tells the store the generation is durable: slots the new generation no longer
-    /// references (and no retained one does) become reusable; wholly free trailing segments
-    /// are removed.
-    pub fn published(mut self, info: &CommitInfo) -> Result<()> {
-        self.done = true;
-        self.store.after_publish(info)
-    }
-}
-
-impl Drop for PreparedCheckpoint<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.store.failstop.poison(
-                &"a prepared checkpoint was dropped without being published; \
-                 whether it reached the disk is unknown",
-            );
-        }
     }
 }

@@ -21,6 +21,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use rustc_hash::FxHashMap;
@@ -241,6 +242,11 @@ pub struct CheckpointInfo {
     pub lsn: u64,
     /// Log segments removed because no retained generation needs them.
     pub wal_segments_removed: u64,
+    /// How long the checkpoint held the collection's lock, both handovers together: the
+    /// longest a writer or reader waited for it.
+    pub lock_held: std::time::Duration,
+    /// The whole checkpoint, from taking the state to truncating the log.
+    pub elapsed: std::time::Duration,
 }
 
 /// What [`crate::Collection::verify`] checked and found.
@@ -337,6 +343,31 @@ impl VectorSource for StoreSource<'_> {
     }
 }
 
+/// What `stats` reports of the current checkpoint generation.
+#[derive(Debug, Clone, Default)]
+struct GenerationStats {
+    generation: u64,
+    wal_lsn: u64,
+    stored_bytes: u64,
+    raw_bytes: u64,
+    retained: Vec<u64>,
+}
+
+impl GenerationStats {
+    fn of(cp: &Checkpointer) -> Self {
+        match cp.stats() {
+            Some(s) => GenerationStats {
+                generation: s.generation,
+                wal_lsn: s.wal_lsn,
+                stored_bytes: s.stored_bytes_total,
+                raw_bytes: s.raw_bytes_total,
+                retained: s.retained_generations,
+            },
+            None => GenerationStats::default(),
+        }
+    }
+}
+
 /// The ticket counter that makes writers apply in LSN order.
 #[derive(Debug)]
 struct ApplyOrder {
@@ -356,7 +387,11 @@ pub(crate) struct CollectionInner {
     order: Mutex<ApplyOrder>,
     order_cv: Condvar,
     /// Held for a whole checkpoint, and by snapshot export to pin the current generation.
+    /// Lock order: `checkpointer` before `state`, never the other way round.
     pub(crate) checkpointer: Mutex<Checkpointer>,
+    /// The current generation's numbers, kept apart so `stats` never waits for a
+    /// checkpoint in flight.
+    checkpoint_stats: Mutex<GenerationStats>,
     failstop: FailStop,
     pub(crate) dropped: AtomicBool,
     ops_since_checkpoint: AtomicU64,
@@ -618,6 +653,7 @@ impl CollectionInner {
             state: RwLock::new(state),
             order: Mutex::new(ApplyOrder { applied }),
             order_cv: Condvar::new(),
+            checkpoint_stats: Mutex::new(GenerationStats::of(&checkpointer)),
             checkpointer: Mutex::new(checkpointer),
             failstop: FailStop::new(),
             dropped: AtomicBool::new(false),
@@ -769,9 +805,14 @@ impl CollectionInner {
             Some(level) => Codec::Zstd { level },
             None => Codec::None,
         };
-        let info = {
+        // 1. A short handover under the state lock: the state at one LSN, encoded in memory,
+        //    with the slots it references protected from reuse.
+        let started = Instant::now();
+        let (lsn, ops_covered, meta, payload_bytes, graph_bytes, prepared, first_hold) = {
             let mut state = self.state.write();
+            let held = Instant::now();
             let lsn = state.applied_lsn;
+            let ops_covered = self.ops_since_checkpoint.load(Ordering::Relaxed);
             let points = state.store.len() as u64;
             let payload_bytes = encode_payloads(&state.payloads);
             let graph_bytes = match &state.index {
@@ -780,24 +821,46 @@ impl CollectionInner {
             };
             let meta = encode_meta(self.id, &self.config, points);
             let prepared = state.store.prepare_checkpoint("")?;
-            let mut files: Vec<FileSpec<'_>> = prepared.files().to_vec();
-            files.push(FileSpec {
-                name: PAYLOADS_FILE,
-                bytes: &payload_bytes,
-                codec,
-            });
-            if let Some(graph) = &graph_bytes {
-                files.push(FileSpec {
-                    name: GRAPH_FILE,
-                    bytes: graph,
-                    codec: Codec::None,
-                });
-            }
-            let info = cp.commit(lsn, &meta, &files)?;
-            prepared.published(&info)?;
-            self.ops_since_checkpoint.store(0, Ordering::Relaxed);
-            info
+            let first_hold = held.elapsed();
+            (
+                lsn,
+                ops_covered,
+                meta,
+                payload_bytes,
+                graph_bytes,
+                prepared,
+                first_hold,
+            )
         };
+        // 2. The slow part without the lock: readers and writers go on while the slots are
+        //    flushed and the generation's files are written, synced and published.
+        let flushed = prepared.flush()?;
+        let mut files: Vec<FileSpec<'_>> = flushed.files().to_vec();
+        files.push(FileSpec {
+            name: PAYLOADS_FILE,
+            bytes: &payload_bytes,
+            codec,
+        });
+        if let Some(graph) = &graph_bytes {
+            files.push(FileSpec {
+                name: GRAPH_FILE,
+                bytes: graph,
+                codec: Codec::None,
+            });
+        }
+        let info = cp.commit(lsn, &meta, &files)?;
+        drop(files);
+        *self.checkpoint_stats.lock() = GenerationStats::of(cp);
+        // 3. Another short handover: slots the new generation no longer references become
+        //    reusable.
+        let second_hold = {
+            let mut state = self.state.write();
+            let held = Instant::now();
+            state.store.publish_checkpoint(flushed, &info)?;
+            held.elapsed()
+        };
+        self.ops_since_checkpoint
+            .fetch_sub(ops_covered, Ordering::Relaxed);
         let removed = self.wal.truncate_before(info.oldest_retained_wal_lsn + 1)?;
         self.wal_bytes_at_checkpoint
             .store(self.wal.stats().log_bytes, Ordering::Relaxed);
@@ -805,6 +868,8 @@ impl CollectionInner {
             generation: info.generation,
             lsn: info.wal_lsn,
             wal_segments_removed: removed as u64,
+            lock_held: first_hold + second_hold,
+            elapsed: started.elapsed(),
         })
     }
 
@@ -898,17 +963,7 @@ impl CollectionInner {
         let state = self.state.read();
         let wal = self.wal.stats();
         let store = state.store.stats();
-        let cp = self.checkpointer.lock();
-        let (generation, checkpoint_lsn, stored, raw) = match cp.stats() {
-            Some(s) => (
-                s.generation,
-                s.wal_lsn,
-                s.stored_bytes_total,
-                s.raw_bytes_total,
-            ),
-            None => (0, 0, 0, 0),
-        };
-        let retained_generations = cp.retained_generations();
+        let cp = self.checkpoint_stats.lock().clone();
         CollectionStats {
             name: self.name.clone(),
             points: state.store.len() as u64,
@@ -917,14 +972,14 @@ impl CollectionInner {
             wal_segments: wal.segments as u64,
             last_lsn: state.applied_lsn,
             ops_since_checkpoint: self.ops_since_checkpoint.load(Ordering::Relaxed),
-            generation,
-            checkpoint_lsn,
-            checkpoint_stored_bytes: stored,
-            checkpoint_raw_bytes: raw,
+            generation: cp.generation,
+            checkpoint_lsn: cp.wal_lsn,
+            checkpoint_stored_bytes: cp.stored_bytes,
+            checkpoint_raw_bytes: cp.raw_bytes,
             vector_segment_bytes: store.segment_bytes,
             indexed: state.index.as_ref().map_or(state.store.len(), Hnsw::len) as u64,
             wal_first_lsn: wal.first_lsn,
-            retained_generations,
+            retained_generations: cp.retained,
             graph_loaded_from_checkpoint: self.graph_loaded,
             replayed_at_open: self.replayed_at_open,
             vectors_read_since_open: state.vector_reads.load(Ordering::Relaxed),
@@ -988,6 +1043,7 @@ impl CollectionInner {
                 ));
             }
         }
+        drop(state);
         let cp = self.checkpointer.lock();
         for generation in cp.retained_generations() {
             match cp.load_generation(generation) {

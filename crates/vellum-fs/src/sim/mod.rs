@@ -199,6 +199,67 @@ impl fmt::Debug for State {
 #[derive(Debug)]
 pub(crate) struct SimInner {
     state: Mutex<State>,
+    /// Fail points that hold the thread reaching them (see [`SimFs::pause_at`]).
+    pauses: Mutex<Vec<(String, Arc<PauseGate>)>>,
+}
+
+/// A fail point's hold: the thread that reaches it waits until the test resumes it.
+#[derive(Debug, Default)]
+struct PauseGate {
+    /// (reached, resumed)
+    state: Mutex<(bool, bool)>,
+    cv: std::sync::Condvar,
+}
+
+impl PauseGate {
+    fn hold(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.0 = true;
+        self.cv.notify_all();
+        while !st.1 {
+            st = self.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// A fail point armed to hold the first thread that reaches it, from
+/// [`SimFs::pause_at`]. Dropping it resumes that thread.
+#[derive(Debug)]
+pub struct Pause {
+    gate: Arc<PauseGate>,
+    name: String,
+}
+
+impl Pause {
+    /// Waits until a thread is held at the fail point; `false` if none arrived within
+    /// `timeout` (a test's guard against hanging, not a measurement).
+    pub fn wait_reached(&self, timeout: std::time::Duration) -> bool {
+        let st = self.gate.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (st, _) = self
+            .gate
+            .cv
+            .wait_timeout_while(st, timeout, |s| !s.0)
+            .unwrap_or_else(|p| p.into_inner());
+        st.0
+    }
+
+    /// Lets the held thread go on (and any later one pass).
+    pub fn resume(&self) {
+        let mut st = self.gate.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.1 = true;
+        self.gate.cv.notify_all();
+    }
+
+    /// The fail point's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Pause {
+    fn drop(&mut self) {
+        self.resume();
+    }
 }
 
 impl SimInner {
@@ -450,6 +511,7 @@ impl SimFs {
         SimFs {
             inner: Arc::new(SimInner {
                 state: Mutex::new(state),
+                pauses: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -500,6 +562,23 @@ impl SimFs {
         fp.action = Some(action);
         fp.nth = nth;
         fp.hits = 0;
+    }
+
+    /// Arms the fail point `name` to hold the first thread that reaches it, outside the
+    /// file system's lock, until the returned [`Pause`] is resumed or dropped. Other threads
+    /// (and [`SimFs::crash_images`]) go on meanwhile: a test can check what an engine lets
+    /// through while one of its operations is stopped half way.
+    pub fn pause_at(&self, name: &str) -> Pause {
+        let gate = Arc::new(PauseGate::default());
+        self.inner
+            .pauses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((name.to_owned(), Arc::clone(&gate)));
+        Pause {
+            gate,
+            name: name.to_owned(),
+        }
     }
 
     /// How many times engine code reached the fail point `name` (armed or not).
@@ -951,6 +1030,14 @@ impl Fs for SimFs {
     }
 
     fn fail_point(&self, name: &str) -> Result<()> {
+        let gate = {
+            let mut pauses = self.inner.pauses.lock().unwrap_or_else(|p| p.into_inner());
+            let at = pauses.iter().position(|(n, _)| n == name);
+            at.map(|i| pauses.swap_remove(i).1)
+        };
+        if let Some(gate) = gate {
+            gate.hold();
+        }
         let mut st = self.lock();
         if st.powered_off {
             return Err(Error::io(
