@@ -243,13 +243,59 @@ pub struct FileSpec<'a> {
     pub codec: Codec,
 }
 
+/// A loaded file's bytes, shareable without a copy: a decoded buffer, or for an
+/// uncompressed file a read-only map of it (verified like a buffer before it is handed out).
+///
+/// A mapped file stays valid after retention removes it (the map keeps it alive); as with
+/// every Vellum file, another process must not modify it.
+#[derive(Clone)]
+pub struct FileBytes(std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>);
+
+impl FileBytes {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        (*self.0).as_ref()
+    }
+
+    /// The shared handle, to keep the bytes alive elsewhere (a graph searched in place).
+    pub fn shared(&self) -> std::sync::Arc<dyn AsRef<[u8]> + Send + Sync> {
+        std::sync::Arc::clone(&self.0)
+    }
+}
+
+impl From<Vec<u8>> for FileBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        FileBytes(std::sync::Arc::new(bytes))
+    }
+}
+
+impl AsRef<[u8]> for FileBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::fmt::Debug for FileBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileBytes({} bytes)", self.as_slice().len())
+    }
+}
+
+impl PartialEq for FileBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for FileBytes {}
+
 /// A generation read back and verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadedGeneration {
     /// Its manifest.
     pub manifest: Manifest,
     /// Each file's decoded contents, in manifest order.
-    pub files: Vec<(String, Vec<u8>)>,
+    pub files: Vec<(String, FileBytes)>,
     /// Set when this is a fallback: the damaged generation skipped (if its number is known).
     pub fell_back_from: Option<Option<u64>>,
 }
@@ -272,10 +318,12 @@ impl LoadedGeneration {
 
     /// The contents of the file called `name`.
     pub fn file(&self, name: &str) -> Option<&[u8]> {
-        self.files
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, b)| b.as_slice())
+        self.shared_file(name).map(FileBytes::as_slice)
+    }
+
+    /// The file called `name` as a shareable handle (no copy).
+    pub fn shared_file(&self, name: &str) -> Option<&FileBytes> {
+        self.files.iter().find(|(n, _)| n == name).map(|(_, b)| b)
     }
 }
 
@@ -591,7 +639,7 @@ impl Checkpointer {
         })
     }
 
-    fn read_entry(&self, generation: u64, entry: &FileEntry) -> Result<Vec<u8>> {
+    fn read_entry(&self, generation: u64, entry: &FileEntry) -> Result<FileBytes> {
         let path = self.dir.join(data_file_name(generation, &entry.name));
         let corrupt = |reason: String| Error::FileCorrupt {
             path: path.clone(),
@@ -614,6 +662,26 @@ impl Checkpointer {
                 "it is {len} bytes long, the manifest says {}",
                 entry.stored_len_bytes
             )));
+        }
+        if entry.codec == Codec::None {
+            // Stored as is: map it instead of copying it, and check the one checksum over
+            // the mapped bytes (stored and decoded bytes are the same).
+            let map = file.map_read()?;
+            let crc = crc32fast::hash(&map);
+            if crc != entry.stored_crc32 || crc != entry.raw_crc32 {
+                return Err(corrupt(format!(
+                    "stored checksum {crc:#010x}, the manifest says {:#010x}",
+                    entry.stored_crc32
+                )));
+            }
+            if map.len() as u64 != entry.raw_len_bytes {
+                return Err(corrupt(format!(
+                    "it is {} bytes, the manifest says {} decoded",
+                    map.len(),
+                    entry.raw_len_bytes
+                )));
+            }
+            return Ok(FileBytes(std::sync::Arc::new(map)));
         }
         let mut source = codec::FileSource::new(file.as_ref(), len);
         let decoded = codec::decode_from(entry.codec, &mut source, entry.raw_len_bytes);
@@ -648,7 +716,7 @@ impl Checkpointer {
                 entry.raw_crc32
             )));
         }
-        Ok(bytes)
+        Ok(bytes.into())
     }
 
     /// Commits `files` and `metadata` as the next generation covering WAL LSN `wal_lsn`.

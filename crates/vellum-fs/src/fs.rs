@@ -151,6 +151,12 @@ impl ReadMap {
     }
 }
 
+impl AsRef<[u8]> for ReadMap {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
 impl Deref for ReadMap {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

@@ -527,7 +527,7 @@ impl CollectionInner {
         )?;
         let mut base_lsn = 0;
         let mut payloads = FxHashMap::default();
-        let mut graph_bytes: Option<Vec<u8>> = None;
+        let mut graph_bytes: Option<vellum_index::GraphBytes> = None;
         let mut graph_loaded = false;
         if let Some(generation) = &loaded {
             check_meta(generation.metadata(), id, &config, &cp_dir)?;
@@ -535,7 +535,8 @@ impl CollectionInner {
             if let Some(bytes) = generation.file(PAYLOADS_FILE) {
                 payloads = decode_payloads(bytes, &cp_dir.join(PAYLOADS_FILE))?;
             }
-            graph_bytes = generation.file(GRAPH_FILE).map(<[u8]>::to_vec);
+            // Mapped, not copied: the graph is searched in place until its first change.
+            graph_bytes = generation.shared_file(GRAPH_FILE).map(|f| f.shared());
         }
         let mut store_config = StoreConfig::new(config.dim as u32);
         if let Some(slots) = options.slots_per_segment {
@@ -555,7 +556,7 @@ impl CollectionInner {
             IndexKind::Flat => None,
             IndexKind::Hnsw(params) => Some(match graph_bytes {
                 Some(bytes) => {
-                    let graph = Hnsw::from_bytes(bytes)?;
+                    let graph = Hnsw::open(bytes)?;
                     graph_loaded = true;
                     if graph.dim() != config.dim || graph.metric() != config.metric {
                         return Err(Error::BadDatabaseFile {
