@@ -228,3 +228,21 @@ fn snapshot_commands_export_import_create_list_restore_and_delete() {
     let bad = vellum(&["snapshot", "restore", db, "c", "not-an-id", "--name", "x"]);
     assert!(!bad.status.success());
 }
+
+#[test]
+fn a_database_open_in_another_process_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("db");
+    let db_s = db_path.to_str().unwrap();
+    ok(&["create", db_s, "c", "--dim", "3"]);
+    let held = vellum::Database::open(&db_path, vellum::DatabaseOptions::default()).unwrap();
+    let out = vellum(&["inspect", db_s]);
+    assert!(
+        !out.status.success(),
+        "inspect of a locked database succeeded"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use") && err.contains("LOCK"), "{err}");
+    drop(held);
+    ok(&["inspect", db_s]);
+}

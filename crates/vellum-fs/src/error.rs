@@ -41,6 +41,8 @@ pub enum OpKind {
     FlushMap,
     /// A named fail point reached by engine code.
     FailPoint,
+    /// Taking an advisory lock on a file.
+    Lock,
 }
 
 impl OpKind {
@@ -82,6 +84,7 @@ impl OpKind {
             OpKind::Map => "map",
             OpKind::FlushMap => "flush_map",
             OpKind::FailPoint => "fail_point",
+            OpKind::Lock => "lock",
         }
     }
 }

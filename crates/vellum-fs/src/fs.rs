@@ -123,6 +123,11 @@ pub trait File: Send + Sync + fmt::Debug {
     /// Maps the first `len_bytes` of the file for reading and writing (the file must be at
     /// least that long and must not shrink below it while the map lives).
     fn map_mut(&self, len_bytes: usize) -> Result<MapMut>;
+
+    /// Takes an advisory exclusive lock on the file, held until this handle is dropped (or
+    /// the process dies). `Ok(false)` when another handle, in this process or another,
+    /// holds it. Locks only exclude other lockers; they do not stop reads or writes.
+    fn try_lock_exclusive(&self) -> Result<bool>;
 }
 
 /// A read-only view of a whole file.

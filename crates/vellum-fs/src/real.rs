@@ -233,6 +233,14 @@ impl File for RealFile {
         })
     }
 
+    fn try_lock_exclusive(&self) -> Result<bool> {
+        match self.file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(fs::TryLockError::WouldBlock) => Ok(false),
+            Err(fs::TryLockError::Error(e)) => Err(self.err(OpKind::Lock, e)),
+        }
+    }
+
     fn map_mut(&self, len_bytes: usize) -> Result<MapMut> {
         let file_len = self.len()?;
         if (len_bytes as u64) > file_len {

@@ -51,6 +51,19 @@ pub struct Database {
 #[derive(Debug, Clone)]
 pub struct Collection {
     inner: Arc<CollectionInner>,
+    /// A collection handle keeps the database's directory lock, too.
+    _lock: Arc<DbLock>,
+}
+
+/// The file name of a database's directory lock.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// The advisory lock on `<root>/LOCK`, held while any handle to the database (or one of its
+/// collections) lives: a second open of the directory, from this process or another, fails
+/// with [`Error::Locked`] instead of writing beside the first.
+#[derive(Debug)]
+pub(crate) struct DbLock {
+    _file: Box<dyn vellum_fs::File>,
 }
 
 #[derive(Debug)]
@@ -61,6 +74,8 @@ pub(crate) struct DbInner {
     pub(crate) catalog: Mutex<Catalog>,
     pub(crate) collections: RwLock<BTreeMap<String, Arc<CollectionInner>>>,
     background: Mutex<Option<Background>>,
+    /// Declared last: released only after everything above is dropped.
+    lock: Arc<DbLock>,
 }
 
 #[derive(Debug)]
@@ -135,18 +150,16 @@ impl Database {
         let root = path.as_ref().to_path_buf();
         create_dir_all_durable(fs.as_ref(), &root)?;
         let catalog_path = root.join(CATALOG_FILE);
-        let catalog = if fs.exists(&catalog_path)? {
-            let file = fs.open(&catalog_path)?;
-            let mut bytes = vec![0; file.len()? as usize];
-            file.read_at(&mut bytes, 0)?;
-            Catalog::decode(&bytes, &catalog_path)?
-        } else {
+        if !fs.exists(&catalog_path)? {
+            // Checked before the lock file is made: a directory that is not a database is
+            // left exactly as it was.
             let foreign: Vec<String> = fs
                 .list_dir(&root)?
                 .into_iter()
                 .filter(|n| {
                     n != COLLECTIONS_DIR
                         && n != SNAPSHOTS_DIR
+                        && n != LOCK_FILE
                         && !n.ends_with(vellum_fs::TMP_SUFFIX)
                 })
                 .collect();
@@ -156,6 +169,24 @@ impl Database {
                     reason: format!("it has no {CATALOG_FILE} file but holds {foreign:?}"),
                 });
             }
+        }
+        // The lock file's contents and durability do not matter: only the lock does.
+        let lock_path = root.join(LOCK_FILE);
+        let lock_file = match fs.open(&lock_path) {
+            Ok(f) => f,
+            Err(e) if e.is_not_found() => fs.create(&lock_path)?,
+            Err(e) => return Err(e.into()),
+        };
+        if !lock_file.try_lock_exclusive()? {
+            return Err(Error::Locked { path: lock_path });
+        }
+        let lock = Arc::new(DbLock { _file: lock_file });
+        let catalog = if fs.exists(&catalog_path)? {
+            let file = fs.open(&catalog_path)?;
+            let mut bytes = vec![0; file.len()? as usize];
+            file.read_at(&mut bytes, 0)?;
+            Catalog::decode(&bytes, &catalog_path)?
+        } else {
             let catalog = Catalog::new(fresh_database_id(&root));
             atomic_replace(fs.as_ref(), &catalog_path, &catalog.encode())?;
             catalog
@@ -186,6 +217,7 @@ impl Database {
             catalog: Mutex::new(catalog),
             collections: RwLock::new(collections),
             background: Mutex::new(None),
+            lock,
         });
         if inner.options.background_checkpoints {
             start_background(&inner);
@@ -247,7 +279,10 @@ impl Database {
             .collections
             .write()
             .insert(name.to_owned(), inner.clone());
-        Ok(Collection { inner })
+        Ok(Collection {
+            inner,
+            _lock: Arc::clone(&self.inner.lock),
+        })
     }
 
     /// A handle to an existing collection.
@@ -257,7 +292,10 @@ impl Database {
             .read()
             .get(name)
             .cloned()
-            .map(|inner| Collection { inner })
+            .map(|inner| Collection {
+                inner,
+                _lock: Arc::clone(&self.inner.lock),
+            })
             .ok_or_else(|| Error::UnknownCollection {
                 name: name.to_owned(),
             })
@@ -424,7 +462,10 @@ impl Database {
             .collections
             .write()
             .insert(new_name.to_owned(), inner.clone());
-        Ok(Collection { inner })
+        Ok(Collection {
+            inner,
+            _lock: Arc::clone(&self.inner.lock),
+        })
     }
 
     /// Re-reads every checksum of every collection (vectors, checkpoints, log) and reports

@@ -109,6 +109,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Another open handle (in this process or another) holds the database's lock.
+    #[error(
+        "the database is in use: {path} is locked by another open handle (close it, or wait for \
+         the other process to exit)"
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// A snapshot does not belong to this collection or database.
     #[error("snapshot {snapshot} does not fit: {reason}")]
     SnapshotMismatch {

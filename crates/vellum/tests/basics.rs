@@ -363,3 +363,45 @@ fn a_long_log_tail_replays_through_grouped_inserts_to_the_same_points_and_a_whol
         "recall@10 after a grouped replay: {overlap}/10"
     );
 }
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused_while_any_handle_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), options()).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(2, Metric::L2))
+        .unwrap();
+    c.upsert(Point::new(1, vec![0.0, 1.0])).unwrap();
+    let locked = |e: Error| match e {
+        Error::Locked { path } => assert_eq!(path, dir.path().join(vellum::LOCK_FILE)),
+        other => panic!("expected Error::Locked, got {other}"),
+    };
+    locked(Database::open(dir.path(), options()).unwrap_err());
+    // A collection handle keeps the lock after the database handle is gone, and still works.
+    drop(db);
+    locked(Database::open(dir.path(), options()).unwrap_err());
+    c.upsert(Point::new(2, vec![1.0, 0.0])).unwrap();
+    drop(c);
+    let db = Database::open(dir.path(), options()).unwrap();
+    assert_eq!(db.collection("c").unwrap().len(), 2);
+}
+
+#[test]
+fn the_simulated_file_system_locks_like_the_real_one_and_a_crash_releases_the_lock() {
+    let fs = vellum::fs::SimFs::new();
+    let db = Database::open_with_fs(fs.shared(), "/db", options()).unwrap();
+    db.create_collection("c", CollectionConfig::new(2, Metric::L2))
+        .unwrap()
+        .upsert(Point::new(7, vec![0.5, 0.5]))
+        .unwrap();
+    assert!(matches!(
+        Database::open_with_fs(fs.shared(), "/db", options()),
+        Err(Error::Locked { .. })
+    ));
+    // A crash image is a new process: nothing holds the lock there.
+    let image = fs.crash_drop_unsynced();
+    let after = Database::open_with_fs(image.shared(), "/db", options()).unwrap();
+    assert_eq!(after.collection("c").unwrap().len(), 1);
+    drop(db);
+    Database::open_with_fs(fs.shared(), "/db", options()).unwrap();
+}

@@ -201,6 +201,11 @@ pub(crate) struct SimInner {
     state: Mutex<State>,
     /// Fail points that hold the thread reaching them (see [`SimFs::pause_at`]).
     pauses: Mutex<Vec<(String, Arc<PauseGate>)>>,
+    /// Advisory locks: inode -> the handle holding it. Not part of [`State`], so a crash
+    /// image (a new process) starts with none.
+    locks: Mutex<BTreeMap<Ino, u64>>,
+    /// The next file handle number.
+    next_handle: std::sync::atomic::AtomicU64,
 }
 
 /// A fail point's hold: the thread that reaches it waits until the test resumes it.
@@ -512,6 +517,8 @@ impl SimFs {
             inner: Arc::new(SimInner {
                 state: Mutex::new(state),
                 pauses: Mutex::new(Vec::new()),
+                locks: Mutex::new(BTreeMap::new()),
+                next_handle: std::sync::atomic::AtomicU64::new(1),
             }),
         }
     }
@@ -1083,6 +1090,10 @@ impl SimFs {
             fs: self.clone(),
             ino,
             path: path.to_path_buf(),
+            handle: self
+                .inner
+                .next_handle
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
@@ -1093,6 +1104,22 @@ struct SimFile {
     fs: SimFs,
     ino: Ino,
     path: PathBuf,
+    /// Tells this handle's advisory lock from another handle's.
+    handle: u64,
+}
+
+impl Drop for SimFile {
+    fn drop(&mut self) {
+        let mut locks = self
+            .fs
+            .inner
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if locks.get(&self.ino) == Some(&self.handle) {
+            locks.remove(&self.ino);
+        }
+    }
 }
 
 impl SimFile {
@@ -1162,6 +1189,18 @@ impl SimFile {
 }
 
 impl File for SimFile {
+    fn try_lock_exclusive(&self) -> Result<bool> {
+        self.fs.file_op(self, OpKind::Lock, |_, _| Ok(()))?;
+        let mut locks = self
+            .fs
+            .inner
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let holder = *locks.entry(self.ino).or_insert(self.handle);
+        Ok(holder == self.handle)
+    }
+
     fn path(&self) -> &Path {
         &self.path
     }
