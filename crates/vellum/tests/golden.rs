@@ -1,0 +1,158 @@
+//! Golden database directories, written by earlier versions and committed: every version
+//! this one claims to read must open with the same points, payloads and search answers.
+//!
+//! Regenerate the fixture of the current version (only when the format changes, with a new
+//! directory name and a note in docs/format/database.md):
+//! `VELLUM_WRITE_FIXTURE=1 cargo test -p vellum --test golden -- --ignored`
+
+use std::path::{Path, PathBuf};
+
+use vellum::{
+    CollectionConfig, Database, DatabaseOptions, HnswParams, Metric, Point, SearchParams,
+};
+
+fn options() -> DatabaseOptions {
+    DatabaseOptions::default()
+        .with_background_checkpoints(false)
+        .with_wal_segment_size_bytes(16 << 10)
+        .with_slots_per_segment(16)
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn vector(id: u64, dim: usize, version: u64) -> Vec<f32> {
+    // The first component tells every id apart; the rest vary with the version.
+    (0..dim as u64)
+        .map(|d| match d {
+            0 => id as f32 * 0.5,
+            _ => ((id * 13 + d * 5 + version * 3) % 17) as f32 + 0.25 * d as f32,
+        })
+        .collect()
+}
+
+fn payload(id: u64) -> Option<Vec<u8>> {
+    (id % 3 == 0).then(|| format!("{{\"id\":{id}}}").into_bytes())
+}
+
+/// What every fixture holds: per collection, ids 0..40 upserted (version 1), a checkpoint,
+/// then ids 30..40 upserted again (version 2) and ids 5, 6, 7 deleted, left in the log.
+fn expected(id: u64, dim: usize) -> Option<Vec<f32>> {
+    match id {
+        5..=7 => None,
+        30..=39 => Some(vector(id, dim, 2)),
+        0..=39 => Some(vector(id, dim, 1)),
+        _ => None,
+    }
+}
+
+const COLLECTIONS: [(&str, usize); 2] = [("flat", 3), ("graph", 4)];
+
+fn config(name: &str, dim: usize) -> CollectionConfig {
+    let base = CollectionConfig::new(dim, Metric::L2);
+    if name == "graph" {
+        base.hnsw(HnswParams {
+            m: 4,
+            ef_construction: 32,
+            ef_search: 32,
+            seed: 3,
+        })
+    } else {
+        base.flat()
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn check_fixture(name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("db");
+    copy_dir(&fixtures().join(name), &root);
+    let db = Database::open(&root, options()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for (coll, dim) in COLLECTIONS {
+        let c = db.collection(coll).unwrap();
+        assert_eq!(c.config(), config(coll, dim), "{name}/{coll}");
+        let stats = c.stats();
+        assert_eq!(stats.generation, 1, "{name}/{coll}");
+        assert_eq!(stats.replayed_at_open, 13, "{name}/{coll}");
+        let mut want = 0;
+        for id in 0..45 {
+            let got = c.get(id).unwrap();
+            assert_eq!(
+                got.as_ref().map(|p| p.vector.clone()),
+                expected(id, dim),
+                "{name}/{coll} id {id}"
+            );
+            if let Some(p) = got {
+                want += 1;
+                assert_eq!(p.payload, payload(id), "{name}/{coll} payload of {id}");
+                let exact = SearchParams {
+                    exact: true,
+                    ..SearchParams::default()
+                };
+                assert_eq!(c.search(&p.vector, 1).unwrap()[0].id, id);
+                assert_eq!(c.search_with(&p.vector, 1, &exact).unwrap()[0].id, id);
+            }
+        }
+        assert_eq!(c.len(), want);
+        assert!(c.verify().unwrap().is_ok(), "{name}/{coll}");
+    }
+}
+
+#[test]
+fn a_version_1_database_opens_with_its_points_payloads_and_answers() {
+    check_fixture("database-v1");
+}
+
+#[test]
+#[ignore = "writes a fixture; run by hand when the format changes"]
+fn write_the_fixture_of_this_version() {
+    let Some(name) = std::env::var_os("VELLUM_WRITE_FIXTURE").map(|_| "database-next") else {
+        return;
+    };
+    let root = fixtures().join(name);
+    let _ = std::fs::remove_dir_all(&root);
+    {
+        let db = Database::open(&root, options()).unwrap();
+        for (coll, dim) in COLLECTIONS {
+            let c = db.create_collection(coll, config(coll, dim)).unwrap();
+            for chunk in (0..40u64).collect::<Vec<_>>().chunks(8) {
+                c.upsert_batch(chunk.iter().map(|&id| {
+                    let p = Point::new(id, vector(id, dim, 1));
+                    match payload(id) {
+                        Some(bytes) => p.with_payload(bytes),
+                        None => p,
+                    }
+                }))
+                .unwrap();
+            }
+            c.checkpoint().unwrap();
+            c.upsert_batch((30..40u64).map(|id| {
+                let p = Point::new(id, vector(id, dim, 2));
+                match payload(id) {
+                    Some(bytes) => p.with_payload(bytes),
+                    None => p,
+                }
+            }))
+            .unwrap();
+            for id in 5..8 {
+                c.delete(id).unwrap();
+            }
+        }
+        db.sync().unwrap();
+    }
+    std::fs::remove_file(root.join(vellum::LOCK_FILE)).unwrap();
+    println!("wrote {}", root.display());
+}
