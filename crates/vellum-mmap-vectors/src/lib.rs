@@ -139,11 +139,28 @@ struct Segment {
     verified: Box<[AtomicU64]>,
     /// The CRC of each live slot's vector bytes.
     crcs: Box<[u32]>,
+    /// The id each live slot holds (stale for free slots).
+    owners: Box<[u64]>,
+    /// One bit per slot: live (holds the current vector of `owners[slot]`).
+    live: Box<[u64]>,
     /// Written since the last checkpoint.
     dirty: bool,
 }
 
 impl Segment {
+    fn is_live(&self, i: usize) -> bool {
+        self.live[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    fn set_live(&mut self, i: usize, id: u64) {
+        self.owners[i] = id;
+        self.live[i / 64] |= 1 << (i % 64);
+    }
+
+    fn clear_live(&mut self, i: usize) {
+        self.live[i / 64] &= !(1 << (i % 64));
+    }
+
     fn is_verified(&self, i: usize) -> bool {
         self.verified[i / 64].load(Ordering::Relaxed) & (1 << (i % 64)) != 0
     }
@@ -377,9 +394,10 @@ impl VectorStore {
                 let seg = store.open_segment(index)?;
                 store.segments.push(seg);
             }
-            for (_, slot, crc) in idmap.iter() {
+            for (id, slot, crc) in idmap.iter() {
                 let (seg, within, _) = store.locate(slot);
                 store.segments[seg].crcs[within] = crc;
+                store.segments[seg].set_live(within, id);
             }
             store.unverified = AtomicU64::new(store.ids.len() as u64);
             // Every slot neither live nor protected is free.
@@ -478,6 +496,8 @@ impl VectorStore {
             _file: file,
             verified: fresh_bits(self.config.slots_per_segment),
             crcs: vec![0; self.config.slots_per_segment as usize].into_boxed_slice(),
+            owners: vec![0; self.config.slots_per_segment as usize].into_boxed_slice(),
+            live: vec![0; (self.config.slots_per_segment as usize).div_ceil(64)].into_boxed_slice(),
             dirty: false,
         })
     }
@@ -506,6 +526,9 @@ impl VectorStore {
                 _file: file,
                 verified: fresh_bits(self.config.slots_per_segment),
                 crcs: vec![0; self.config.slots_per_segment as usize].into_boxed_slice(),
+                owners: vec![0; self.config.slots_per_segment as usize].into_boxed_slice(),
+                live: vec![0; (self.config.slots_per_segment as usize).div_ceil(64)]
+                    .into_boxed_slice(),
                 dirty: false,
             })
         })?;
@@ -570,6 +593,35 @@ impl VectorStore {
             None => Ok(None),
             Some(&slot) => self.checked_vector(id, slot).map(Some),
         }
+    }
+
+    /// The slot holding `id`'s vector: a key that changes when the vector is replaced
+    /// (an upsert of a different vector moves it to a fresh slot) and may be reused for
+    /// another id once the old vector is released. Index structures may key vectors by slot
+    /// to read them with [`VectorStore::vector_at`], skipping the id lookup.
+    pub fn slot_of(&self, id: u64) -> Option<u64> {
+        self.ids.get(&id).copied()
+    }
+
+    /// The id whose current vector is in `slot`, if the slot is live.
+    pub fn id_at(&self, slot: u64) -> Option<u64> {
+        let (seg, within, _) = self.locate(slot);
+        let seg = self.segments.get(seg)?;
+        seg.is_live(within).then(|| seg.owners[within])
+    }
+
+    /// The vector in `slot` (checked like [`VectorStore::get`]), or `None` if the slot is
+    /// not live. No id lookup: an array index and the slot's address.
+    pub fn vector_at(&self, slot: u64) -> Result<Option<&[f32]>> {
+        match self.id_at(slot) {
+            None => Ok(None),
+            Some(id) => self.checked_vector(id, slot).map(Some),
+        }
+    }
+
+    /// Every live slot, in no particular order.
+    pub fn slots(&self) -> impl Iterator<Item = u64> + '_ {
+        self.ids.values().copied()
     }
 
     /// Whether `id` is stored.
@@ -639,6 +691,7 @@ impl VectorStore {
         unsafe { seg.map.write(offset, bytes) };
         seg.crcs[within] = crc;
         seg.set_verified(within);
+        seg.set_live(within, id);
         seg.dirty = true;
         if let Some(old) = self.ids.insert(id, slot) {
             self.release(old);
@@ -682,6 +735,7 @@ impl VectorStore {
     fn release(&mut self, slot: u64) {
         // A live slot leaving before its first check no longer counts as unverified.
         let (seg, within, _) = self.locate(slot);
+        self.segments[seg].clear_live(within);
         if self.segments[seg].set_verified(within) {
             self.unverified.fetch_sub(1, Ordering::Relaxed);
         }

@@ -420,3 +420,63 @@ fn the_store_can_be_shared_between_threads_for_reads() {
         }
     });
 }
+
+/// Every live slot maps back to its id and vector; nothing else is live.
+fn slots_agree(store: &VectorStore, model: &Model) {
+    let mut slots: Vec<u64> = store.slots().collect();
+    slots.sort_unstable();
+    slots.dedup();
+    assert_eq!(slots.len(), model.len(), "one slot per live id");
+    for (&id, v) in model {
+        let slot = store.slot_of(id).expect("live id has a slot");
+        assert_eq!(store.id_at(slot), Some(id));
+        assert_eq!(store.vector_at(slot).unwrap(), Some(v.as_slice()));
+    }
+    let capacity = store.stats().slot_capacity;
+    let live = (0..capacity).filter(|&s| store.id_at(s).is_some()).count();
+    assert_eq!(live, model.len(), "no free slot reads as live");
+}
+
+#[test]
+fn slots_name_the_current_vector_of_each_id_through_replace_delete_and_reopen() {
+    let fs = SimFs::new();
+    let (mut cp, mut store, _) = open(&fs).unwrap();
+    let mut model = Model::new();
+    for id in 0..10u64 {
+        store.upsert(id, &vector(id, 1)).unwrap();
+        model.insert(id, vector(id, 1));
+    }
+    let before = store.slot_of(3).unwrap();
+    store.upsert(3, &vector(3, 2)).unwrap();
+    model.insert(3, vector(3, 2));
+    assert_ne!(store.slot_of(3), Some(before), "a replaced vector moves");
+    assert_eq!(store.id_at(before), None, "the old slot is no longer live");
+    assert_eq!(store.vector_at(before).unwrap(), None);
+    let same = store.slot_of(4).unwrap();
+    store.upsert(4, &vector(4, 1)).unwrap();
+    assert_eq!(
+        store.slot_of(4),
+        Some(same),
+        "storing the same vector again keeps its slot"
+    );
+    store.delete(7).unwrap();
+    model.remove(&7);
+    slots_agree(&store, &model);
+    store.checkpoint(&mut cp, 1, b"").unwrap();
+    store.delete(0).unwrap();
+    model.remove(&0);
+    store.upsert(20, &vector(20, 1)).unwrap();
+    model.insert(20, vector(20, 1));
+    slots_agree(&store, &model);
+    let kept: Vec<(u64, u64)> = [1u64, 2, 3, 9]
+        .iter()
+        .map(|&id| (id, store.slot_of(id).unwrap()))
+        .collect();
+    store.checkpoint(&mut cp, 2, b"").unwrap();
+    drop((cp, store));
+    let (_, store, _) = open(&fs.crash_drop_unsynced()).unwrap();
+    slots_agree(&store, &model);
+    for (id, slot) in kept {
+        assert_eq!(store.slot_of(id), Some(slot), "slots survive a reopen");
+    }
+}

@@ -40,7 +40,10 @@ pub(crate) const PAYLOADS_FILE: &str = "payloads";
 /// Name of the graph file inside a checkpoint generation.
 pub(crate) const GRAPH_FILE: &str = "graph";
 const META_MAGIC: &[u8; 8] = b"VCOLMETA";
-const META_VERSION: u32 = 1;
+/// Version 2: the graph is keyed by vector-store slot. Version 1 keyed it by point id; its
+/// graph is rebuilt once at open.
+const META_VERSION: u32 = 2;
+const META_VERSION_ID_KEYED: u32 = 1;
 
 /// Sub-directories of a collection directory.
 pub(crate) const WAL_DIR: &str = "wal";
@@ -276,6 +279,9 @@ impl VerifyReport {
 pub(crate) struct State {
     pub(crate) store: VectorStore,
     pub(crate) payloads: FxHashMap<u64, Vec<u8>>,
+    /// The HNSW graph, keyed by vector-store slot rather than point id: a visited node's
+    /// vector is read by address, with no id lookup. A point's slot changes when its vector
+    /// is replaced, so the graph node is replaced with it.
     pub(crate) index: Option<Hnsw>,
     pub(crate) applied_lsn: u64,
     /// Vectors the index has read through the store since open (searches and inserts).
@@ -291,30 +297,64 @@ impl std::fmt::Debug for State {
     }
 }
 
+/// Read counters per thread group, each on its own cache line: the parallel graph build
+/// reads vectors from every thread, and one shared counter would bounce between cores on
+/// every read.
+const READ_SHARDS: usize = 8;
+
+#[derive(Default)]
+#[repr(align(64))]
+struct PaddedCount(AtomicU64);
+
+static NEXT_SHARD: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) as usize % READ_SHARDS;
+}
+
 /// Reads vectors from the store for the index; records the first failure (a slot whose
 /// checksum does not match) instead of panicking, and the caller turns it into an error.
+/// Counts its reads and adds them to the collection's counter when dropped.
 pub(crate) struct StoreSource<'a> {
     store: &'a VectorStore,
-    zeros: Vec<f32>,
+    zeros: std::sync::OnceLock<Vec<f32>>,
     failure: Mutex<Option<Error>>,
     reads: &'a AtomicU64,
+    counts: [PaddedCount; READ_SHARDS],
 }
 
 impl<'a> StoreSource<'a> {
     pub(crate) fn new(store: &'a VectorStore, reads: &'a AtomicU64) -> Self {
         StoreSource {
             store,
-            zeros: vec![0.0; store.dimension() as usize],
+            zeros: std::sync::OnceLock::new(),
             failure: Mutex::new(None),
             reads,
+            counts: Default::default(),
         }
     }
 
     pub(crate) fn into_result(self) -> Result<()> {
-        match self.failure.into_inner() {
+        match self.failure.lock().take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    fn zeros(&self) -> &[f32] {
+        self.zeros
+            .get_or_init(|| vec![0.0; self.store.dimension() as usize])
+    }
+}
+
+impl Drop for StoreSource<'_> {
+    fn drop(&mut self) {
+        let total: u64 = self
+            .counts
+            .iter()
+            .map(|c| c.0.load(Ordering::Relaxed))
+            .sum();
+        self.reads.fetch_add(total, Ordering::Relaxed);
     }
 }
 
@@ -323,21 +363,23 @@ impl VectorSource for StoreSource<'_> {
         self.store.dimension() as usize
     }
 
-    fn vector(&self, id: u64) -> &[f32] {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        match self.store.get(id) {
+    /// The index keys vectors by store slot (see `State::index`).
+    fn vector(&self, slot: u64) -> &[f32] {
+        let shard = SHARD.with(|s| *s);
+        self.counts[shard].0.fetch_add(1, Ordering::Relaxed);
+        match self.store.vector_at(slot) {
             Ok(Some(v)) => v,
             Ok(None) => {
                 self.failure.lock().get_or_insert_with(|| {
                     Error::InvalidArgument(format!(
-                        "the index names id {id}, which the vector store does not hold"
+                        "the index names vector slot {slot}, which holds no live vector"
                     ))
                 });
-                &self.zeros
+                self.zeros()
             }
             Err(e) => {
                 self.failure.lock().get_or_insert(Error::Store(e));
-                &self.zeros
+                self.zeros()
             }
         }
     }
@@ -415,7 +457,8 @@ fn encode_meta(id: u64, config: &CollectionConfig, points: u64) -> Vec<u8> {
     out
 }
 
-fn check_meta(bytes: &[u8], id: u64, config: &CollectionConfig, path: &Path) -> Result<()> {
+/// Checks the checkpoint metadata; returns its version.
+fn check_meta(bytes: &[u8], id: u64, config: &CollectionConfig, path: &Path) -> Result<u32> {
     let bad = |reason: String| Error::BadDatabaseFile {
         path: path.to_path_buf(),
         reason,
@@ -426,7 +469,7 @@ fn check_meta(bytes: &[u8], id: u64, config: &CollectionConfig, path: &Path) -> 
         ));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != META_VERSION {
+    if version != META_VERSION && version != META_VERSION_ID_KEYED {
         return Err(bad(format!(
             "checkpoint metadata version {version} is not supported"
         )));
@@ -441,7 +484,7 @@ fn check_meta(bytes: &[u8], id: u64, config: &CollectionConfig, path: &Path) -> 
             config.dim
         )));
     }
-    Ok(())
+    Ok(version)
 }
 
 /// Payload file: count u64 | count × (id u64 | len u32 | bytes), ids ascending.
@@ -529,14 +572,21 @@ impl CollectionInner {
         let mut payloads = FxHashMap::default();
         let mut graph_bytes: Option<vellum_index::GraphBytes> = None;
         let mut graph_loaded = false;
+        let mut graph_keyed_by_id = false;
         if let Some(generation) = &loaded {
-            check_meta(generation.metadata(), id, &config, &cp_dir)?;
+            graph_keyed_by_id =
+                check_meta(generation.metadata(), id, &config, &cp_dir)? == META_VERSION_ID_KEYED;
             base_lsn = generation.wal_lsn();
             if let Some(bytes) = generation.file(PAYLOADS_FILE) {
                 payloads = decode_payloads(bytes, &cp_dir.join(PAYLOADS_FILE))?;
             }
             // Mapped, not copied: the graph is searched in place until its first change.
             graph_bytes = generation.shared_file(GRAPH_FILE).map(|f| f.shared());
+            if graph_keyed_by_id {
+                // A version 1 graph names point ids, not slots: it is rebuilt below from
+                // the store, once; the next checkpoint writes version 2.
+                graph_bytes = None;
+            }
         }
         let mut store_config = StoreConfig::new(config.dim as u32);
         if let Some(slots) = options.slots_per_segment {
@@ -575,6 +625,15 @@ impl CollectionInner {
                 None => Hnsw::new(config.dim, config.metric, params)?,
             }),
         };
+        let mut index = index;
+        if graph_keyed_by_id && let Some(graph) = index.as_mut() {
+            let mut slots: Vec<u64> = store.slots().collect();
+            slots.sort_unstable();
+            let reads = AtomicU64::new(0);
+            let source = StoreSource::new(&store, &reads);
+            graph.insert_batch_parallel(&source, &slots)?;
+            source.into_result()?;
+        }
         let wal_options = WalOptions {
             segment_size_bytes: options.wal_segment_size_bytes,
             // A batch is one frame: allow up to 8 MiB, or half a segment when segments are
@@ -912,18 +971,32 @@ impl CollectionInner {
         self.check_usable()?;
         self.check_vector(None, query)?;
         let state = self.state.read();
+        let store = &state.store;
         let payloads = &state.payloads;
+        // The index and the scan below are keyed by slot: filters on ids are translated.
+        let id_pred;
         let payload_pred;
+        let allowed_slots: Vec<u64>;
         let filter = match params.filter {
             None => None,
-            Some(SearchFilter::Ids(ids)) => Some(Filter::AllowIds(ids)),
-            Some(SearchFilter::Id(p)) => Some(Filter::Allow(p)),
+            Some(SearchFilter::Ids(ids)) => {
+                allowed_slots = ids.iter().filter_map(|&id| store.slot_of(id)).collect();
+                Some(Filter::AllowIds(&allowed_slots))
+            }
+            Some(SearchFilter::Id(p)) => {
+                id_pred = move |slot: u64| store.id_at(slot).is_some_and(p);
+                Some(Filter::Allow(&id_pred))
+            }
             Some(SearchFilter::Payload(p)) => {
-                payload_pred = move |id: u64| p(payloads.get(&id).map(Vec::as_slice));
+                payload_pred = move |slot: u64| {
+                    store
+                        .id_at(slot)
+                        .is_some_and(|id| p(payloads.get(&id).map(Vec::as_slice)))
+                };
                 Some(Filter::Allow(&payload_pred))
             }
         };
-        let source = StoreSource::new(&state.store, &state.vector_reads);
+        let source = StoreSource::new(store, &state.vector_reads);
         let hits = match (&state.index, params.exact) {
             (Some(index), false) => index.search_with(
                 &source,
@@ -935,10 +1008,10 @@ impl CollectionInner {
                 },
             )?,
             _ => {
-                let ids: Vec<u64> = state.store.ids().collect();
+                let slots: Vec<u64> = store.slots().collect();
                 vellum_index::exact_search(
                     &source,
-                    &ids,
+                    &slots,
                     self.config.metric,
                     query,
                     k,
@@ -947,7 +1020,18 @@ impl CollectionInner {
             }
         };
         source.into_result()?;
-        Ok(hits.into_iter().map(Hit::from).collect())
+        hits.into_iter()
+            .map(|n| match store.id_at(n.id) {
+                Some(id) => Ok(Hit {
+                    id,
+                    distance: n.distance,
+                }),
+                None => Err(Error::InvalidArgument(format!(
+                    "the index returned vector slot {}, which holds no live vector",
+                    n.id
+                ))),
+            })
+            .collect()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -1034,11 +1118,11 @@ impl CollectionInner {
         if let Some(index) = &state.index {
             let mut indexed = index.ids()?;
             indexed.sort_unstable();
-            let mut stored: Vec<u64> = state.store.ids().collect();
+            let mut stored: Vec<u64> = state.store.slots().collect();
             stored.sort_unstable();
             if indexed != stored {
                 report.problems.push(format!(
-                    "the index holds {} ids, the store {}: they differ",
+                    "the index holds {} vectors, the store {}: they differ",
                     indexed.len(),
                     stored.len()
                 ));
@@ -1122,7 +1206,7 @@ fn apply_batch(state: &mut State, ops: Vec<BatchOp>) -> Result<()> {
         ..
     } = state;
     let index = index.as_mut().expect("checked above");
-    let mut ids = Vec::with_capacity(ops.len());
+    let mut slots = Vec::with_capacity(ops.len());
     for op in ops {
         let BatchOp::Upsert(p) = op else {
             unreachable!("checked above")
@@ -1130,15 +1214,16 @@ fn apply_batch(state: &mut State, ops: Vec<BatchOp>) -> Result<()> {
         unindex(store, Some(&mut *index), vector_reads, p.id)?;
         store.upsert(p.id, &p.vector)?;
         set_payload(payloads, p.id, p.payload);
-        ids.push(p.id);
+        slots.push(slot_after_upsert(store, p.id)?);
     }
     let source = StoreSource::new(store, vector_reads);
-    index.insert_batch_parallel(&source, &ids)?;
+    index.insert_batch_parallel(&source, &slots)?;
     source.into_result()
 }
 
-/// Removes `id` from the graph if it is there. Done before the store moves or drops the
-/// vector, so the graph is repaired with the vector it was linked by.
+/// Removes `id`'s node (keyed by its current slot) from the graph if it is there. Done
+/// before the store moves or drops the vector, so the graph is repaired with the vector it
+/// was linked by.
 fn unindex(
     store: &VectorStore,
     index: Option<&mut Hnsw>,
@@ -1146,13 +1231,23 @@ fn unindex(
     id: u64,
 ) -> Result<()> {
     if let Some(index) = index
-        && index.contains(id)
+        && let Some(slot) = store.slot_of(id)
+        && index.contains(slot)
     {
         let source = StoreSource::new(store, reads);
-        index.delete(&source, id)?;
+        index.delete(&source, slot)?;
         source.into_result()?;
     }
     Ok(())
+}
+
+/// The slot `id` was just stored in.
+fn slot_after_upsert(store: &VectorStore, id: u64) -> Result<u64> {
+    store.slot_of(id).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "id {id} is missing from the store right after its upsert"
+        ))
+    })
 }
 
 fn set_payload(payloads: &mut FxHashMap<u64, Vec<u8>>, id: u64, payload: Option<Vec<u8>>) {
@@ -1186,8 +1281,9 @@ fn apply(state: &mut State, op: Op) -> Result<()> {
             store.upsert(id, &vector)?;
             set_payload(payloads, id, payload);
             if let Some(index) = index.as_mut() {
+                let slot = slot_after_upsert(store, id)?;
                 let source = StoreSource::new(store, vector_reads);
-                index.insert(&source, id)?;
+                index.insert(&source, slot)?;
                 source.into_result()?;
             }
         }

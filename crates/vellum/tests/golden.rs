@@ -33,7 +33,7 @@ fn vector(id: u64, dim: usize, version: u64) -> Vec<f32> {
 }
 
 fn payload(id: u64) -> Option<Vec<u8>> {
-    (id % 3 == 0).then(|| format!("{{\"id\":{id}}}").into_bytes())
+    id.is_multiple_of(3).then(|| format!("{{\"id\":{id}}}").into_bytes())
 }
 
 /// What every fixture holds: per collection, ids 0..40 upserted (version 1), a checkpoint,
@@ -76,7 +76,9 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn check_fixture(name: &str) {
+/// Opens a copy of the fixture `name`; `graph_from_file`: whether its HNSW graph is opened
+/// from the checkpoint (a version 1 graph, keyed by point id, is rebuilt from the store).
+fn check_fixture(name: &str, graph_from_file: bool) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("db");
     copy_dir(&fixtures().join(name), &root);
@@ -87,6 +89,12 @@ fn check_fixture(name: &str) {
         let stats = c.stats();
         assert_eq!(stats.generation, 1, "{name}/{coll}");
         assert_eq!(stats.replayed_at_open, 13, "{name}/{coll}");
+        if coll == "graph" {
+            assert_eq!(
+                stats.graph_loaded_from_checkpoint, graph_from_file,
+                "{name}"
+            );
+        }
         let mut want = 0;
         for id in 0..45 {
             let got = c.get(id).unwrap();
@@ -113,7 +121,31 @@ fn check_fixture(name: &str) {
 
 #[test]
 fn a_version_1_database_opens_with_its_points_payloads_and_answers() {
-    check_fixture("database-v1");
+    check_fixture("database-v1", false);
+}
+
+#[test]
+fn a_version_2_database_opens_with_its_graph_from_the_checkpoint() {
+    check_fixture("database-v2", true);
+}
+
+#[test]
+fn a_version_1_database_checkpointed_by_this_version_reopens_with_its_graph_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("db");
+    copy_dir(&fixtures().join("database-v1"), &root);
+    {
+        let db = Database::open(&root, options()).unwrap();
+        db.checkpoint_all().unwrap();
+    }
+    let db = Database::open(&root, options()).unwrap();
+    let c = db.collection("graph").unwrap();
+    assert!(c.stats().graph_loaded_from_checkpoint);
+    assert_eq!(c.stats().vectors_read_since_open, 0);
+    for id in [0, 12, 35] {
+        let v = expected(id, 4).unwrap();
+        assert_eq!(c.search(&v, 1).unwrap()[0].id, id);
+    }
 }
 
 #[test]
