@@ -890,7 +890,11 @@ impl<S: VectorSource + ?Sized> Ctx<'_, S> {
                     |v| v != node && !graph.is_deleted(v),
                 )
             });
-            let selected = self.select(&found, self.capacity(l));
+            // The new node keeps at most M links on every level, as in the paper's
+            // algorithm 1 (and hnswlib); layer-0 lists fill up to 2M through back links.
+            // Selecting 2M here made every insert link (and prune) twice as many
+            // neighbours for no gain in recall.
+            let selected = self.select(&found, self.graph.m);
             {
                 let _lock = graph.locks[node as usize].lock();
                 graph.set_links(node, l, &selected);

@@ -33,7 +33,8 @@ fn vector(id: u64, dim: usize, version: u64) -> Vec<f32> {
 }
 
 fn payload(id: u64) -> Option<Vec<u8>> {
-    id.is_multiple_of(3).then(|| format!("{{\"id\":{id}}}").into_bytes())
+    id.is_multiple_of(3)
+        .then(|| format!("{{\"id\":{id}}}").into_bytes())
 }
 
 /// What every fixture holds: per collection, ids 0..40 upserted (version 1), a checkpoint,

@@ -103,6 +103,7 @@ struct Args {
     efs: Vec<usize>,
     /// Only time opening this saved graph file (several times) and one query.
     open_graph: Option<PathBuf>,
+    search_graph: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -115,6 +116,7 @@ fn parse_args() -> Args {
         systems: vec!["vellum".into()],
         efs: vec![10, 16, 24, 32, 48, 64, 96, 128, 192, 256],
         open_graph: None,
+        search_graph: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -127,6 +129,7 @@ fn parse_args() -> Args {
             "--queries" => args.queries = value().parse().expect("--queries N"),
             "--systems" => args.systems = value().split(',').map(str::to_owned).collect(),
             "--open-graph" => args.open_graph = Some(value().into()),
+            "--search-graph" => args.search_graph = Some(value().into()),
             "--efs" => {
                 args.efs = value()
                     .split(',')
@@ -366,6 +369,47 @@ fn print_report(data: &Dataset, reports: &[Report]) {
 }
 
 /// Opens a saved graph file `times` times (map + validate) and reports each duration.
+/// Searches a saved graph (over the same `--limit` rows it was built from) `rounds` times per
+/// ef and prints the best CPU-time QPS: a steadier number for comparing search changes than
+/// a fresh build, whose graph differs run to run.
+fn search_saved(data: &Dataset, path: &Path, efs: &[usize], rounds: usize) {
+    let fs = RealFs::new();
+    let file = fs.open(path).expect("open graph file");
+    let map = file.map_read().expect("map graph file");
+    let index = Hnsw::open(Arc::new(Mapped(map))).expect("open graph");
+    assert_eq!(index.len(), data.rows(), "graph and --limit disagree");
+    let source = FlatVectors::new(&data.train, data.dim);
+    for &ef in efs {
+        let (mut best, mut best_wall) = (0.0f64, 0.0f64);
+        let mut recall = 0.0;
+        for _ in 0..rounds {
+            let point = sweep_point(data, ef, |q| {
+                index
+                    .search_with(
+                        &source,
+                        q,
+                        K,
+                        &SearchOptions {
+                            ef: Some(ef),
+                            filter: None,
+                        },
+                    )
+                    .expect("search")
+                    .into_iter()
+                    .map(|n| n.id)
+                    .collect()
+            });
+            best = best.max(point.cpu_qps);
+            best_wall = best_wall.max(point.qps);
+            recall = point.recall;
+        }
+        println!(
+            "ef {ef}: recall {recall:.4}, best of {rounds}: {best:.0} QPS (CPU time), \
+             {best_wall:.0} QPS (wall)"
+        );
+    }
+}
+
 fn time_open(path: &Path, times: usize) {
     let fs = RealFs::new();
     for round in 0..times {
@@ -390,6 +434,10 @@ fn main() {
         return;
     }
     let data = load(&args);
+    if let Some(path) = &args.search_graph {
+        search_saved(&data, path, &args.efs, 5);
+        return;
+    }
     eprintln!(
         "{}: {} x {} ({:?}), {} queries",
         data.name,
