@@ -550,27 +550,44 @@ impl VectorStore {
     fn slot_bytes(&self, slot: u64) -> (&Segment, usize, usize, &[u8]) {
         let (seg_index, within, offset) = self.locate(slot);
         let seg = &self.segments[seg_index];
+        (seg, within, offset, self.bytes_in(seg, offset))
+    }
+
+    /// The vector bytes at `offset` of `seg`'s map.
+    fn bytes_in<'s>(&'s self, seg: &'s Segment, offset: usize) -> &'s [u8] {
         assert!(offset + self.vector_bytes <= seg.map.len());
         // SAFETY: in bounds (asserted above; the map covers the whole segment file). The
-        // mapping lives as long as `seg.map`, which `self` owns, and the slice borrows `self`,
+        // mapping lives as long as `seg.map`, which `self` owns (a prepared checkpoint may
+        // hold another reference, which only extends it), and the slice borrows `self`,
         // so no `&mut self` method can run while it lives: every write to a slot and every
         // unmap (segment reclaim) takes `&mut self`. Growth pushes new segments without
         // touching existing maps. The memory is initialised (file bytes) and `u8` has no
         // invalid values.
-        let bytes =
-            unsafe { std::slice::from_raw_parts(seg.map.as_ptr().add(offset), self.vector_bytes) };
-        (seg, within, offset, bytes)
+        unsafe { std::slice::from_raw_parts(seg.map.as_ptr().add(offset), self.vector_bytes) }
     }
 
     fn checked_vector(&self, id: u64, slot: u64) -> Result<&[f32]> {
         let (seg, within, offset, bytes) = self.slot_bytes(slot);
+        self.checked(seg, within, offset, bytes, || id)
+    }
+
+    /// `bytes` (slot `within` of `seg`, at `offset`) as a vector, its CRC checked on the
+    /// first read since open.
+    fn checked<'s>(
+        &'s self,
+        seg: &'s Segment,
+        within: usize,
+        offset: usize,
+        bytes: &'s [u8],
+        id: impl FnOnce() -> u64,
+    ) -> Result<&'s [f32]> {
         // Once every live slot has been checked (or written) since open, skip the bitmap.
         if self.unverified.load(Ordering::Relaxed) != 0 && !seg.is_verified(within) {
             let computed = crc32fast::hash(bytes);
             let expected = seg.crcs[within];
             if computed != expected {
                 return Err(Error::SlotCorrupt {
-                    id,
+                    id: id(),
                     path: seg.path.clone(),
                     offset: offset as u64,
                     expected,
@@ -611,12 +628,21 @@ impl VectorStore {
     }
 
     /// The vector in `slot` (checked like [`VectorStore::get`]), or `None` if the slot is
-    /// not live. No id lookup: an array index and the slot's address.
+    /// not live. No id lookup: one bit test and the slot's address.
+    #[inline]
     pub fn vector_at(&self, slot: u64) -> Result<Option<&[f32]>> {
-        match self.id_at(slot) {
-            None => Ok(None),
-            Some(id) => self.checked_vector(id, slot).map(Some),
+        let (seg_index, within, offset) = self.locate(slot);
+        let Some(seg) = self.segments.get(seg_index) else {
+            return Ok(None);
+        };
+        if !seg.is_live(within) {
+            return Ok(None);
         }
+        let bytes = self.bytes_in(seg, offset);
+        // The owner is read only to name a damaged slot: the hot path touches the live bit
+        // and the vector alone.
+        self.checked(seg, within, offset, bytes, || seg.owners[within])
+            .map(Some)
     }
 
     /// Every live slot, in no particular order.

@@ -309,7 +309,20 @@ struct PaddedCount(AtomicU64);
 static NEXT_SHARD: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) as usize % READ_SHARDS;
+    /// This thread's shard; `usize::MAX` until first used (a const initialiser keeps the
+    /// access a plain load).
+    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+fn read_shard() -> usize {
+    SHARD.with(|shard| {
+        let mut s = shard.get();
+        if s == usize::MAX {
+            s = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) as usize % READ_SHARDS;
+            shard.set(s);
+        }
+        s
+    })
 }
 
 /// Reads vectors from the store for the index; records the first failure (a slot whose
@@ -365,8 +378,7 @@ impl VectorSource for StoreSource<'_> {
 
     /// The index keys vectors by store slot (see `State::index`).
     fn vector(&self, slot: u64) -> &[f32] {
-        let shard = SHARD.with(|s| *s);
-        self.counts[shard].0.fetch_add(1, Ordering::Relaxed);
+        self.counts[read_shard()].0.fetch_add(1, Ordering::Relaxed);
         match self.store.vector_at(slot) {
             Ok(Some(v)) => v,
             Ok(None) => {
