@@ -27,7 +27,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use vellum_checkpoint::{CheckpointConfig, Checkpointer, Codec, FileSpec, LoadOptions};
 use vellum_fs::{DynFs, FailStop, create_dir_all_durable};
-use vellum_index::{Filter, Hnsw, Neighbour, SearchOptions, VectorSource};
+use vellum_index::{Filter, Hnsw, SearchOptions, VectorSource};
 use vellum_mmap_vectors::{StoreConfig, VectorStore};
 use vellum_wal::{Wal, WalOptions};
 
@@ -133,15 +133,6 @@ pub struct Hit {
     pub id: u64,
     /// Its distance to the query under the collection's metric (smaller is closer).
     pub distance: f32,
-}
-
-impl From<Neighbour> for Hit {
-    fn from(n: Neighbour) -> Self {
-        Hit {
-            id: n.id,
-            distance: n.distance,
-        }
-    }
 }
 
 /// Which points a search may return.
