@@ -959,6 +959,24 @@ impl CollectionInner {
         }))
     }
 
+    /// The points among `ids` that are live now, in the order given, read under one lock
+    /// (so the page is one consistent state).
+    pub(crate) fn get_many(&self, ids: &[u64]) -> Result<Vec<Point>> {
+        self.check_usable()?;
+        let state = self.state.read();
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if let Some(v) = state.store.get(id)? {
+                out.push(Point {
+                    id,
+                    vector: v.to_vec(),
+                    payload: state.payloads.get(&id).cloned(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
     pub(crate) fn with_vector<R>(&self, id: u64, f: impl FnOnce(&[f32]) -> R) -> Result<Option<R>> {
         self.check_usable()?;
         let state = self.state.read();

@@ -55,6 +55,45 @@ pub struct Collection {
     _lock: Arc<DbLock>,
 }
 
+/// Points read per lock by [`Collection::points`].
+pub const POINTS_PAGE: usize = 512;
+
+/// The iterator of [`Collection::points`].
+#[derive(Debug)]
+pub struct Points {
+    collection: Collection,
+    ids: Vec<u64>,
+    next: usize,
+    page: std::vec::IntoIter<Point>,
+    failed: bool,
+}
+
+impl Iterator for Points {
+    type Item = Result<Point>;
+
+    fn next(&mut self) -> Option<Result<Point>> {
+        loop {
+            if let Some(p) = self.page.next() {
+                return Some(Ok(p));
+            }
+            if self.failed || self.next >= self.ids.len() {
+                return None;
+            }
+            let end = (self.next + POINTS_PAGE).min(self.ids.len());
+            match self.collection.inner.get_many(&self.ids[self.next..end]) {
+                Ok(points) => {
+                    self.next = end;
+                    self.page = points.into_iter();
+                }
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
 /// The file name of a database's directory lock.
 pub const LOCK_FILE: &str = "LOCK";
 
@@ -589,6 +628,24 @@ impl Collection {
     /// Every live id, ascending.
     pub fn ids(&self) -> Vec<u64> {
         self.inner.ids()
+    }
+
+    /// Every point (id, vector, payload) in ascending id order, read in pages of
+    /// `POINTS_PAGE` under the collection's read lock, so writers are held up for one page
+    /// at a time, never for the whole scan.
+    ///
+    /// The iteration visits the ids live when it began; each page shows the points as they
+    /// are when it is read (a point deleted meanwhile is skipped, one replaced meanwhile
+    /// shows its new vector, one added meanwhile is not visited). An error (a damaged
+    /// vector slot, a stopped collection) is yielded once and ends the iteration.
+    pub fn points(&self) -> Points {
+        Points {
+            collection: self.clone(),
+            ids: self.inner.ids(),
+            next: 0,
+            page: Vec::new().into_iter(),
+            failed: false,
+        }
     }
 
     /// Checkpoints now: the state becomes one durable generation and older log segments go.

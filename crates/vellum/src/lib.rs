@@ -44,7 +44,7 @@ pub use collection::{
     CheckpointInfo, CollectionStats, Hit, Point, SearchFilter, SearchParams, VerifyReport,
     WalEntry, WriteBatch,
 };
-pub use database::{Collection, Database, LOCK_FILE};
+pub use database::{Collection, Database, LOCK_FILE, POINTS_PAGE, Points};
 pub use error::{Error, Result};
 pub use options::{
     CollectionConfig, DatabaseOptions, HnswParams, IndexKind, Metric, RecoveryMode, SyncPolicy,

@@ -405,3 +405,40 @@ fn the_simulated_file_system_locks_like_the_real_one_and_a_crash_releases_the_lo
     drop(db);
     Database::open_with_fs(fs.shared(), "/db", options()).unwrap();
 }
+
+#[test]
+fn points_iterate_in_id_order_in_pages_and_see_changes_made_between_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), options()).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(3, Metric::L2).flat())
+        .unwrap();
+    let n = 2 * vellum::POINTS_PAGE as u64 + 100;
+    c.upsert_batch(
+        (0..n).rev().map(|id| {
+            Point::new(id * 2, vector(id, 3)).with_payload(format!("p{id}").into_bytes())
+        }),
+    )
+    .unwrap();
+    let mut it = c.points();
+    let first: Vec<u64> = it.by_ref().take(10).map(|p| p.unwrap().id).collect();
+    assert_eq!(first, (0..10).map(|i| i * 2).collect::<Vec<_>>());
+    // Changes behind the first page: a delete, a replacement, an addition.
+    let (gone, changed) = (2 * (n - 1), 2 * vellum::POINTS_PAGE as u64 + 2);
+    c.delete(gone).unwrap();
+    c.upsert(Point::new(changed, vec![9.0, 9.0, 9.0])).unwrap();
+    c.upsert(Point::new(1, vector(1, 3))).unwrap();
+    let rest: Vec<Point> = it.map(Result::unwrap).collect();
+    let ids: Vec<u64> = rest.iter().map(|p| p.id).collect();
+    let want: Vec<u64> = (10..n).map(|i| i * 2).filter(|&id| id != gone).collect();
+    assert_eq!(
+        ids, want,
+        "the ids live at the start, ascending, minus the deleted one"
+    );
+    let p = rest.iter().find(|p| p.id == changed).unwrap();
+    assert_eq!(p.vector, vec![9.0, 9.0, 9.0]);
+    assert_eq!(p.payload, None, "the replacement carried no payload");
+    let q = rest.iter().find(|p| p.id == 40).unwrap();
+    assert_eq!(q.payload.as_deref(), Some(&b"p20"[..]));
+    assert_eq!(q.vector, vector(20, 3));
+}
