@@ -161,6 +161,7 @@ pub fn model_ops(data: &[u8]) {
             SyncPolicy::Never
         },
         preallocate: cfg & 2 == 0,
+        preallocate_step_bytes: if cfg & 8 == 0 { 4 << 20 } else { 128 },
         ..WalOptions::default()
     };
     let model = if cfg & 4 == 0 {

@@ -68,10 +68,17 @@ pub struct WalOptions {
     pub sync_policy: SyncPolicy,
     /// What open does with damage.
     pub recovery_mode: RecoveryMode,
-    /// Allocate each new segment to its full size (zeros) before use, so appends overwrite
-    /// allocated blocks and each `fdatasync` has no size change to write. Stale bytes can
-    /// never validate because every segment has its own salt.
+    /// Allocate segment space (zeros) ahead of the appends, `preallocate_step_bytes` at a
+    /// time, so most appends overwrite allocated blocks and their `fdatasync` has no size
+    /// change to write. Stale bytes can never validate because every segment has its own
+    /// salt.
     pub preallocate: bool,
+    /// How far ahead space is allocated when `preallocate` is on (rounded so a segment never
+    /// exceeds `segment_size_bytes`; at least the frame being appended). Smaller steps keep
+    /// a young segment small on disk and let recovery stop sooner (it checks that the space
+    /// after the last frame is zeros); one step costs one size-changing `fdatasync`.
+    /// Default 4 MiB.
+    pub preallocate_step_bytes: u64,
     /// The LSN of the first record of a log created empty (at least 1). Ignored when the
     /// directory already holds segments. A restored database starts its log after the LSN
     /// its checkpoint covers, so LSNs never go backwards.
@@ -86,12 +93,21 @@ impl Default for WalOptions {
             sync_policy: SyncPolicy::Always,
             recovery_mode: RecoveryMode::TolerateTornTail,
             preallocate: true,
+            preallocate_step_bytes: 4 << 20,
             first_lsn: 1,
         }
     }
 }
 
 impl WalOptions {
+    /// The length to allocate a segment to so that it holds `need_bytes`: the next step
+    /// boundary past them, capped at the segment size (never below `need_bytes`).
+    pub(crate) fn allocation_for(&self, need_bytes: u64) -> u64 {
+        let step = self.preallocate_step_bytes.max(1);
+        let rounded = need_bytes.div_ceil(step).saturating_mul(step);
+        rounded.min(self.segment_size_bytes).max(need_bytes)
+    }
+
     /// Checks the options fit together: a segment holds at least one largest frame, and the
     /// lengths fit the format's 32-bit fields.
     pub fn validate(&self) -> Result<()> {

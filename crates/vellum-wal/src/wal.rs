@@ -141,7 +141,7 @@ impl Wal {
                     // new ones.
                     file.set_len(cut.offset)?;
                     if options.preallocate {
-                        file.allocate(options.segment_size_bytes)?;
+                        file.allocate(options.allocation_for(cut.offset))?;
                     }
                     fs.fail_point("wal::tail_cut_before_sync")?;
                 }
@@ -364,6 +364,14 @@ impl Shared {
                 .expect("a writable log has an active file");
             st.buf.clear();
             encode_frame(&mut st.buf, seg.salt, lsn, st.synced_lsn, records, batch);
+            let need = seg.end_offset + flen;
+            if self.opts.preallocate && need > seg.file_len {
+                // The next step of space, zeros, before the frame: the sync that makes
+                // the frame durable carries the new length with it.
+                let len = self.opts.allocation_for(need);
+                self.fail.guard(file.allocate(len))?;
+                seg.file_len = len;
+            }
             self.fail.guard(file.write_at(&st.buf, seg.end_offset))?;
             seg.end_offset += flen;
             seg.file_len = seg.file_len.max(seg.end_offset);
@@ -473,8 +481,9 @@ pub(crate) fn create_segment(
     let tmp = tmp_path(&path);
     let file = fs.create(&tmp)?;
     file.write_at(&SegmentHeader { first_lsn, salt }.encode(), 0)?;
+    let first_len = opts.allocation_for(SEGMENT_HEADER_BYTES as u64 + 1);
     if opts.preallocate {
-        file.allocate(opts.segment_size_bytes)?;
+        file.allocate(first_len)?;
     }
     file.sync_data()?;
     drop(file);
@@ -490,7 +499,7 @@ pub(crate) fn create_segment(
             end_offset: SEGMENT_HEADER_BYTES as u64,
             end_lsn: first_lsn,
             file_len: if opts.preallocate {
-                opts.segment_size_bytes
+                first_len
             } else {
                 SEGMENT_HEADER_BYTES as u64
             },

@@ -17,6 +17,8 @@ pub fn small_opts(policy: SyncPolicy) -> WalOptions {
         segment_size_bytes: 1024,
         max_record_bytes: 256,
         sync_policy: policy,
+        // Segments grow in steps, so crashes land mid-growth too.
+        preallocate_step_bytes: 256,
         ..WalOptions::default()
     }
 }
