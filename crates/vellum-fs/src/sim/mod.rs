@@ -1085,6 +1085,11 @@ fn op_dirs(op: &DirOp) -> (Ino, Ino) {
 }
 
 impl SimFs {
+    /// The advisory-lock table (never poisoned: a panicking test leaves it usable).
+    fn locks(&self) -> MutexGuard<'_, BTreeMap<Ino, u64>> {
+        self.inner.locks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn handle(&self, ino: Ino, path: &Path) -> SimFile {
         SimFile {
             fs: self.clone(),
@@ -1110,12 +1115,7 @@ struct SimFile {
 
 impl Drop for SimFile {
     fn drop(&mut self) {
-        let mut locks = self
-            .fs
-            .inner
-            .locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut locks = self.fs.locks();
         if locks.get(&self.ino) == Some(&self.handle) {
             locks.remove(&self.ino);
         }
@@ -1191,12 +1191,7 @@ impl SimFile {
 impl File for SimFile {
     fn try_lock_exclusive(&self) -> Result<bool> {
         self.fs.file_op(self, OpKind::Lock, |_, _| Ok(()))?;
-        let mut locks = self
-            .fs
-            .inner
-            .locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut locks = self.fs.locks();
         let holder = *locks.entry(self.ino).or_insert(self.handle);
         Ok(holder == self.handle)
     }
