@@ -1,9 +1,9 @@
 //! Golden database directories, written by earlier versions and committed: every version
 //! this one claims to read must open with the same points, payloads and search answers.
 //!
-//! Regenerate the fixture of the current version (only when the format changes, with a new
-//! directory name and a note in docs/format/database.md):
-//! `VELLUM_WRITE_FIXTURE=1 cargo test -p vellum --test golden -- --ignored`
+//! Write the fixture of the current version (only when the format changes; rename
+//! `database-next` to the new version and note it in docs/format/database.md):
+//! `VELLUM_WRITE_FIXTURE=1 cargo test -p vellum --test golden`
 
 use std::path::{Path, PathBuf};
 
@@ -83,7 +83,12 @@ fn check_fixture(name: &str, graph_from_file: bool) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("db");
     copy_dir(&fixtures().join(name), &root);
-    let db = Database::open(&root, options()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    check_database(&root, name, graph_from_file);
+}
+
+/// Opens the database at `root` and checks it holds the fixture's contents.
+fn check_database(root: &Path, name: &str, graph_from_file: bool) {
+    let db = Database::open(root, options()).unwrap_or_else(|e| panic!("{name}: {e}"));
     for (coll, dim) in COLLECTIONS {
         let c = db.collection(coll).unwrap();
         assert_eq!(c.config(), config(coll, dim), "{name}/{coll}");
@@ -149,16 +154,10 @@ fn a_version_1_database_checkpointed_by_this_version_reopens_with_its_graph_from
     }
 }
 
-#[test]
-#[ignore = "writes a fixture; run by hand when the format changes"]
-fn write_the_fixture_of_this_version() {
-    let Some(name) = std::env::var_os("VELLUM_WRITE_FIXTURE").map(|_| "database-next") else {
-        return;
-    };
-    let root = fixtures().join(name);
-    let _ = std::fs::remove_dir_all(&root);
+/// Writes the fixture's contents with this version into a new database at `root`.
+fn write_fixture(root: &Path) {
     {
-        let db = Database::open(&root, options()).unwrap();
+        let db = Database::open(root, options()).unwrap();
         for (coll, dim) in COLLECTIONS {
             let c = db.create_collection(coll, config(coll, dim)).unwrap();
             for chunk in (0..40u64).collect::<Vec<_>>().chunks(8) {
@@ -187,5 +186,18 @@ fn write_the_fixture_of_this_version() {
         db.sync().unwrap();
     }
     std::fs::remove_file(root.join(vellum::LOCK_FILE)).unwrap();
-    println!("wrote {}", root.display());
+}
+
+#[test]
+fn the_fixture_writer_of_this_version_makes_a_database_the_checks_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("db");
+    write_fixture(&root);
+    check_database(&root, "freshly written", true);
+    if std::env::var_os("VELLUM_WRITE_FIXTURE").is_some() {
+        let next = fixtures().join("database-next");
+        let _ = std::fs::remove_dir_all(&next);
+        write_fixture(&next);
+        println!("wrote {}", next.display());
+    }
 }
