@@ -118,6 +118,24 @@ pub fn sweep_point(
 
 /// Reads a converted matrix file (`benches/scripts/get-datasets.sh`): u32 rows, u32 dim,
 /// then row-major little-endian f32.
+/// The exact `K` nearest rows of `train` (row-major, `dim` wide) to each query, by a
+/// parallel brute-force scan: the ground truth recall is measured against.
+pub fn exact_truth(train: &[f32], dim: usize, queries: &[f32], metric: Metric) -> Vec<Vec<u64>> {
+    use rayon::prelude::*;
+    let source = vellum_index::FlatVectors::new(train, dim);
+    let ids: Vec<u64> = (0..(train.len() / dim) as u64).collect();
+    queries
+        .par_chunks_exact(dim)
+        .map(|q| {
+            vellum_index::exact_search(&source, &ids, metric, q, K, None)
+                .expect("exact search")
+                .into_iter()
+                .map(|n| n.id)
+                .collect()
+        })
+        .collect()
+}
+
 pub fn read_matrix(path: &Path) -> std::io::Result<(usize, Vec<f32>)> {
     let bytes = std::fs::read(path)?;
     let bad = || {

@@ -29,13 +29,11 @@ mod seed_peers;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
 use vellum::{
     CollectionConfig, Database, DatabaseOptions, HnswParams, Metric, Point, SearchParams,
     SyncPolicy,
 };
-use vellum_benches::{CurvePoint, Dataset, K, process_cpu, read_matrix, sweep_point};
-use vellum_index::FlatVectors;
+use vellum_benches::{CurvePoint, Dataset, K, exact_truth, process_cpu, read_matrix, sweep_point};
 
 /// HNSW links per node (layer 0: 2 M) for every system.
 pub const M: usize = 16;
@@ -237,18 +235,7 @@ fn load(args: &Args) -> Dataset {
     queries.truncate(args.queries * dim);
     let rows = train.len() / dim;
     let start = Instant::now();
-    let source = FlatVectors::new(&train, dim);
-    let ids: Vec<u64> = (0..rows as u64).collect();
-    let truth: Vec<Vec<u64>> = queries
-        .par_chunks_exact(dim)
-        .map(|q| {
-            vellum_index::exact_search(&source, &ids, metric, q, K, None)
-                .expect("exact search")
-                .into_iter()
-                .map(|n| n.id)
-                .collect()
-        })
-        .collect();
+    let truth = exact_truth(&train, dim, &queries, metric);
     eprintln!(
         "exact ground truth for {} queries over {rows} rows in {:.1} s",
         truth.len(),

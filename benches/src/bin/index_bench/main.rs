@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vellum_benches::{CurvePoint, Dataset, K, process_cpu, read_matrix, sweep_point};
+use vellum_benches::{CurvePoint, Dataset, K, exact_truth, process_cpu, read_matrix, sweep_point};
 use vellum_fs::{Fs, RealFs};
 use vellum_index::{FlatVectors, Hnsw, HnswParams, Metric, SearchOptions};
 
@@ -175,18 +175,7 @@ fn load(args: &Args) -> Dataset {
         Some(t) if t.len() == nq && name == args.dataset => t,
         _ => {
             let start = Instant::now();
-            let source = FlatVectors::new(&train, dim);
-            let ids: Vec<u64> = (0..rows as u64).collect();
-            let truth: Vec<Vec<u64>> = queries
-                .chunks_exact(dim)
-                .map(|q| {
-                    vellum_index::exact_search(&source, &ids, metric, q, K, None)
-                        .expect("exact search")
-                        .into_iter()
-                        .map(|n| n.id)
-                        .collect()
-                })
-                .collect();
+            let truth = exact_truth(&train, dim, &queries, metric);
             eprintln!(
                 "ground truth for {nq} queries in {:.1} s",
                 start.elapsed().as_secs_f64()
