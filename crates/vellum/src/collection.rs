@@ -856,6 +856,8 @@ impl CollectionInner {
     pub(crate) fn checkpoint(&self) -> Result<CheckpointInfo> {
         self.check_usable()?;
         let mut cp = self.checkpointer.lock();
+        // Dropped while this call waited for the lock: the directory is going away.
+        self.check_usable()?;
         let result = self.checkpoint_locked(&mut cp);
         if let Err(e) = &result {
             self.stop(e);

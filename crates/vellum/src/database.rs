@@ -367,9 +367,13 @@ impl Database {
             &next.encode(),
         )?;
         *catalog = next;
-        if let Some(inner) = self.inner.collections.write().remove(name) {
+        let removed = self.inner.collections.write().remove(name);
+        // Wait for a checkpoint in flight (the background thread's, say) to finish writing
+        // into the directory, and keep new ones out: they check `dropped` under this lock.
+        let _checkpoints = removed.as_ref().map(|inner| {
             inner.dropped.store(true, Ordering::Release);
-        }
+            inner.checkpointer.lock()
+        });
         let dir = self
             .inner
             .root

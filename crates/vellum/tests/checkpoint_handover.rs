@@ -200,3 +200,47 @@ fn a_checkpoint_racing_writers_on_the_real_file_system_loses_nothing() {
     let stats = check(fs, root, &model).unwrap_or_else(|e| panic!("real file system: {e}"));
     assert_eq!(stats.generation, 5);
 }
+
+#[test]
+fn dropping_a_collection_waits_for_its_checkpoint_in_flight_and_leaves_nothing_behind() {
+    let fs = SimFs::new();
+    let db = Database::open_with_fs(fs.shared(), "/db", options()).expect("open");
+    let c = db.create_collection("c", config()).expect("create");
+    let mut model = Model::new();
+    upsert(&c, &mut model, 0..30, 1);
+    let pause = fs.pause_at("checkpoint::before_publish");
+    let checkpointing = {
+        let c = c.clone();
+        std::thread::spawn(move || c.checkpoint())
+    };
+    assert!(
+        pause.wait_reached(PATIENCE),
+        "the checkpoint never got going"
+    );
+    let dropping = {
+        let db = db.clone();
+        std::thread::spawn(move || db.drop_collection("c"))
+    };
+    // Give the drop every chance to run ahead (it must not: it waits for the checkpoint).
+    std::thread::sleep(Duration::from_millis(200));
+    pause.resume();
+    let info = checkpointing.join().expect("checkpoint thread");
+    assert!(
+        info.is_ok(),
+        "the drop pulled the directory from under the checkpoint: {info:?}"
+    );
+    dropping.join().expect("drop thread").expect("drop");
+    assert!(matches!(
+        c.upsert(Point::new(99, vector(99, 1))),
+        Err(vellum::Error::UnknownCollection { .. })
+    ));
+    assert!(
+        !fs.all_paths()
+            .iter()
+            .any(|p| p.starts_with("/db/collections/c-0000000000000001")),
+        "files of the dropped collection remain"
+    );
+    drop((c, db));
+    let db = Database::open_with_fs(fs.shared(), "/db", options()).expect("reopen");
+    assert!(db.list_collections().is_empty());
+}
