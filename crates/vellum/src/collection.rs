@@ -1165,7 +1165,8 @@ impl CollectionInner {
             .oldest_retained_wal_lsn()
             .map_or(1, |l| l + 1)
             .max(self.wal.stats().first_lsn);
-        drop(cp);
+        // The checkpointer lock stays held while the log is read: a checkpoint meanwhile
+        // could remove the segments being checked and look like damage.
         let mut iter = self.wal.iter_from(first)?;
         while let Some(item) = iter.next_record() {
             match item {
@@ -1179,6 +1180,7 @@ impl CollectionInner {
                 }
             }
         }
+        drop(cp);
         Ok(report)
     }
 }
