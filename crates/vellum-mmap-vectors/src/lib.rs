@@ -714,6 +714,10 @@ impl VectorStore {
         // SAFETY: `slot` came from the free list, so no live id refers to it and no slice of
         // it exists (slices borrow `&self`; we hold `&mut self`). In bounds: `offset +
         // vector_bytes <= map.len()` (MapMut::write asserts it too). Only this thread writes.
+        // A prepared checkpoint may be flushing this map on another thread: a flush only
+        // writes pages back (the kernel's msync, or the simulator's copy of the map), never
+        // stores into it, and no checkpoint names a free slot, so whatever part of this
+        // write it carries to the file is not referenced by anything durable.
         unsafe { seg.map.write(offset, bytes) };
         seg.crcs[within] = crc;
         seg.set_verified(within);
