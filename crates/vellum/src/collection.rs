@@ -1127,31 +1127,40 @@ impl CollectionInner {
             collection: self.name.clone(),
             ..VerifyReport::default()
         };
-        let state = self.state.read();
-        let store = state.store.verify()?;
-        report.vectors_checked = store.checked;
-        for fault in &store.damaged {
-            report.problems.push(format!(
-                "vector of id {} in {} at offset {} does not match its checksum",
-                fault.id,
-                fault.path.display(),
-                fault.offset
-            ));
-        }
-        if let Some(index) = &state.index {
-            let mut indexed = index.ids()?;
-            indexed.sort_unstable();
-            let mut stored: Vec<u64> = state.store.slots().collect();
-            stored.sort_unstable();
-            if indexed != stored {
+        // One consistent look at headers, ids and the index; then the slots a page at a
+        // time, so writers wait for one page of checksums, never for the whole store.
+        let ids = {
+            let state = self.state.read();
+            state.store.verify_headers()?;
+            if let Some(index) = &state.index {
+                let mut indexed = index.ids()?;
+                indexed.sort_unstable();
+                let mut stored: Vec<u64> = state.store.slots().collect();
+                stored.sort_unstable();
+                if indexed != stored {
+                    report.problems.push(format!(
+                        "the index holds {} vectors, the store {}: they differ",
+                        indexed.len(),
+                        stored.len()
+                    ));
+                }
+            }
+            let mut ids: Vec<u64> = state.store.ids().collect();
+            ids.sort_unstable();
+            ids
+        };
+        for page in ids.chunks(VERIFY_PAGE) {
+            let store = self.state.read().store.verify_ids(page)?;
+            report.vectors_checked += store.checked;
+            for fault in &store.damaged {
                 report.problems.push(format!(
-                    "the index holds {} vectors, the store {}: they differ",
-                    indexed.len(),
-                    stored.len()
+                    "vector of id {} in {} at offset {} does not match its checksum",
+                    fault.id,
+                    fault.path.display(),
+                    fault.offset
                 ));
             }
         }
-        drop(state);
         let cp = self.checkpointer.lock();
         for generation in cp.retained_generations() {
             match cp.load_generation(generation) {
@@ -1188,6 +1197,9 @@ impl CollectionInner {
 /// Batches at least this large with distinct ids and only upserts are inserted into the
 /// HNSW graph with the parallel batch build.
 const PARALLEL_INSERT_MIN_BATCH: usize = 256;
+
+/// Vector checksums `verify` checks per hold of the collection's read lock.
+const VERIFY_PAGE: usize = 4096;
 
 /// Most upserts replayed as one group at open.
 const REPLAY_GROUP_MAX: usize = 4096;

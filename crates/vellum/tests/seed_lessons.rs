@@ -243,3 +243,30 @@ fn foreign_files_in_a_collection_directory_do_not_break_opening() {
     let db = Database::open_with_fs(fs.shared(), "/db", options()).unwrap();
     assert_eq!(db.collection("c").unwrap().len(), 20);
 }
+
+#[test]
+fn verify_checks_every_page_of_a_large_collection_and_names_the_damaged_id() {
+    // More points than verify checks per hold of the lock: damage in a later page is found.
+    let fs = SimFs::new();
+    build(&fs, 5000);
+    let damaged_id = 4500u64;
+    {
+        let db = Database::open_with_fs(fs.shared(), "/db", options()).unwrap();
+        let c = db.collection("c").unwrap();
+        assert!(c.verify().unwrap().is_ok());
+    }
+    // Ids went in ascending order into the lowest free slots: slot 4500 is segment 17
+    // (256 slots of 64 bytes each after the 4 KiB header), slot 148 there.
+    let seg = find(&fs, "/vectors/segment-00000017");
+    fs.tamper(&seg, |b| b[4096 + 148 * 64] ^= 0x01).unwrap();
+    let db = Database::open_with_fs(fs.shared(), "/db", options()).unwrap();
+    let c = db.collection("c").unwrap();
+    let report = c.verify().unwrap();
+    assert_eq!(report.vectors_checked, 5000);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(
+        report.problems[0].contains(&format!("id {damaged_id} ")),
+        "{:?}",
+        report.problems
+    );
+}
