@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::{
-    Args, Dataset, EF_CONSTRUCTION, IngestRow, K, M, Reopen, Report, dir_bytes, fresh_dir, sweep,
-    timed,
+    Args, Dataset, EF_CONSTRUCTION, IngestRow, K, M, Reopen, Report, dir_bytes, fresh_dir,
+    ingest_every_batch, sweep, timed,
 };
 use vellum::Metric;
 
@@ -95,36 +95,8 @@ fn veles_reopen(
 }
 
 pub fn run_velesdb(data: &Dataset, args: &Args) -> Report {
-    let mut report = Report {
-        system: "velesdb-core 8.0.0".into(),
-        ingest: Vec::new(),
-        reopen: Vec::new(),
-        curve: Vec::new(),
-        notes: Vec::new(),
-    };
-    let mut kept = None;
-    for (n, &batch) in args.batches.iter().enumerate() {
-        let rows = if batch == 1 {
-            args.rows_batch1.min(data.rows())
-        } else {
-            data.rows()
-        };
-        let dir = args.work_dir.join(format!("velesdb-b{batch}"));
-        let (db, row) = veles_ingest(data, &dir, rows, batch);
-        eprintln!(
-            "velesdb: batch {batch}: {rows} rows in {:.2} s ({:.2} s CPU)",
-            row.wall.as_secs_f64(),
-            row.cpu.as_secs_f64()
-        );
-        report.ingest.push(row);
-        if n + 1 == args.batches.len() {
-            kept = Some((db, dir));
-        } else {
-            drop(db);
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-    }
-    let (db, dir) = kept.expect("at least one batch size");
+    let mut report = Report::new("velesdb-core 8.0.0");
+    let (db, dir) = ingest_every_batch(data, args, &mut report, "velesdb", veles_ingest);
     let rows = data.rows();
 
     // Reopen after the per-batch flushes only (what a crash right after the ingest leaves,
@@ -305,36 +277,18 @@ fn fox_replay(storage: &IncrementalStorage, docs: &mut Vec<Document>) -> usize {
 }
 
 pub fn run_foxstash(data: &Dataset, args: &Args) -> Report {
-    let mut report = Report {
-        system: "foxstash-core 0.9.0".into(),
-        ingest: Vec::new(),
-        reopen: Vec::new(),
-        curve: Vec::new(),
-        notes: Vec::new(),
-    };
-    let mut kept = None;
-    for (n, &batch) in args.batches.iter().enumerate() {
-        let rows = if batch == 1 {
-            args.rows_batch1.min(data.rows())
-        } else {
-            data.rows()
-        };
-        let dir = args.work_dir.join(format!("foxstash-b{batch}"));
-        let (storage, index, row) = fox_ingest(data, &dir, rows, batch);
-        eprintln!(
-            "foxstash: batch {batch}: {rows} rows in {:.2} s ({:.2} s CPU)",
-            row.wall.as_secs_f64(),
-            row.cpu.as_secs_f64()
-        );
-        report.ingest.push(row);
-        if n + 1 == args.batches.len() {
-            kept = Some((storage, index, dir, batch));
-        } else {
-            drop((storage, index));
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-    }
-    let (storage, index, dir, batch) = kept.expect("at least one batch size");
+    let mut report = Report::new("foxstash-core 0.9.0");
+    let ((storage, index), dir) = ingest_every_batch(
+        data,
+        args,
+        &mut report,
+        "foxstash",
+        |data, dir, rows, batch| {
+            let (storage, index, row) = fox_ingest(data, dir, rows, batch);
+            ((storage, index), row)
+        },
+    );
+    let batch = *args.batches.last().expect("at least one batch size");
     let rows = data.rows();
     let config = fox_config(data);
 

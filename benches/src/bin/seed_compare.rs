@@ -90,6 +90,55 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
+impl Report {
+    /// An empty report for `system`.
+    pub fn new(system: &str) -> Report {
+        Report {
+            system: system.to_owned(),
+            ingest: Vec::new(),
+            reopen: Vec::new(),
+            curve: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Runs `ingest` once per `--batches` size, each into a fresh `<work dir>/<label>-b<batch>`
+/// (batch size 1 over the first `--rows-batch1` rows only), records each row in `report`,
+/// and keeps the last run's handle and directory for the reopen and search measurements
+/// (the earlier runs' directories are removed).
+pub fn ingest_every_batch<D>(
+    data: &Dataset,
+    args: &Args,
+    report: &mut Report,
+    label: &str,
+    mut ingest: impl FnMut(&Dataset, &Path, usize, usize) -> (D, IngestRow),
+) -> (D, PathBuf) {
+    let mut kept = None;
+    for (n, &batch) in args.batches.iter().enumerate() {
+        let rows = if batch == 1 {
+            args.rows_batch1.min(data.rows())
+        } else {
+            data.rows()
+        };
+        let dir = args.work_dir.join(format!("{label}-b{batch}"));
+        let (handle, row) = ingest(data, &dir, rows, batch);
+        eprintln!(
+            "{label}: batch {batch}: {rows} rows in {:.2} s ({:.2} s CPU)",
+            row.wall.as_secs_f64(),
+            row.cpu.as_secs_f64()
+        );
+        report.ingest.push(row);
+        if n + 1 == args.batches.len() {
+            kept = Some((handle, dir));
+        } else {
+            drop(handle);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    kept.expect("at least one batch size")
+}
+
 /// Sweeps `EFS` upwards until the highest recall target is reached (that point included).
 pub fn sweep(
     system: &str,
@@ -308,36 +357,8 @@ fn vellum_ingest_with(
 }
 
 fn run_vellum(data: &Dataset, args: &Args) -> Report {
-    let mut report = Report {
-        system: "vellum".into(),
-        ingest: Vec::new(),
-        reopen: Vec::new(),
-        curve: Vec::new(),
-        notes: Vec::new(),
-    };
-    let mut kept = None;
-    for (n, &batch) in args.batches.iter().enumerate() {
-        let rows = if batch == 1 {
-            args.rows_batch1.min(data.rows())
-        } else {
-            data.rows()
-        };
-        let dir = args.work_dir.join(format!("vellum-b{batch}"));
-        let (db, row) = vellum_ingest(data, &dir, rows, batch);
-        eprintln!(
-            "vellum: batch {batch}: {rows} rows in {:.2} s ({:.2} s CPU)",
-            row.wall.as_secs_f64(),
-            row.cpu.as_secs_f64()
-        );
-        report.ingest.push(row);
-        if n + 1 == args.batches.len() {
-            kept = Some((db, dir));
-        } else {
-            drop(db);
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-    }
-    let (db, dir) = kept.expect("at least one batch size");
+    let mut report = Report::new("vellum");
+    let (db, dir) = ingest_every_batch(data, args, &mut report, "vellum", vellum_ingest);
     let rows = db.collection(COLLECTION).expect("collection").len();
     if args.breakdown {
         let batch = *args.batches.last().expect("a batch size");
