@@ -381,6 +381,19 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                 FormatArg::Bvecs => data::read_vecs(&file, 1)?,
                 FormatArg::Npy => data::read_npy(&file)?,
             };
+            let rows = vectors.rows();
+            // Ids are user-given: the last one must exist, checked before anything is
+            // opened or written (a wrapped id would silently replace point 0, 1, ...).
+            if let Some(last) = (rows as u64).checked_sub(1)
+                && first_id.checked_add(last).is_none()
+            {
+                return Err(format!(
+                    "--first-id {first_id} with {rows} rows needs ids up to {first_id} + {last}, \
+                     beyond the largest id {}: nothing was imported",
+                    u64::MAX
+                )
+                .into());
+            }
             let database = open_existing(&db)?;
             let c = database.collection(&collection)?;
             if vectors.dim != c.config().dim {
@@ -392,7 +405,6 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                 )
                 .into());
             }
-            let rows = vectors.rows();
             let bar = (!json).then(|| progress(rows as u64, "import"));
             let started = Instant::now();
             let batch = batch.max(1);

@@ -246,3 +246,36 @@ fn a_database_open_in_another_process_is_refused_with_a_clear_error() {
     drop(held);
     ok(&["inspect", db_s]);
 }
+
+#[test]
+fn an_import_whose_ids_would_pass_the_largest_id_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let one = dir.path().join("one.fvecs");
+    write_fvecs(&one, 1, 4);
+    let two = dir.path().join("two.fvecs");
+    write_fvecs(&two, 2, 4);
+    ok(&["create", db, "c", "--dim", "4", "--metric", "l2", "--flat"]);
+    ok(&["import", db, "c", one.to_str().unwrap()]);
+    let max = u64::MAX.to_string();
+    // Two rows from the largest id: the second id would wrap around to 0.
+    let out = vellum(&["import", db, "c", two.to_str().unwrap(), "--first-id", &max]);
+    assert!(!out.status.success(), "the wrapping import succeeded");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--first-id"), "{err}");
+    let out = ok(&["--json", "inspect", db]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["collections"][0]["points"], 1, "{out}");
+    let out = ok(&["wal", "dump", db, "c"]);
+    assert_eq!(
+        out.matches("upsert").count(),
+        1,
+        "a record was logged: {out}"
+    );
+    // One row at the largest id is fine.
+    ok(&["import", db, "c", one.to_str().unwrap(), "--first-id", &max]);
+    let out = ok(&["--json", "inspect", db]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["collections"][0]["points"], 2, "{out}");
+}

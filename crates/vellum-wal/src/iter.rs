@@ -50,6 +50,9 @@ pub struct WalIter {
 #[derive(Debug, Clone, Copy)]
 struct FrameCursor {
     single: bool,
+    /// Records of the frame not yet yielded (counted, not inferred from the bytes left: an
+    /// empty single record has no bytes at all).
+    remaining: u32,
     /// Next record's position in `buf` and the payload's end there.
     sub: usize,
     end: usize,
@@ -133,7 +136,8 @@ impl WalIter {
         }
         loop {
             if let Some(fc) = &mut self.frame {
-                if fc.sub < fc.end {
+                if fc.remaining > 0 {
+                    fc.remaining -= 1;
                     let (a, b) = if fc.single {
                         (fc.sub, fc.end)
                     } else {
@@ -216,6 +220,7 @@ impl WalIter {
             self.pos = (self.pos + h.frame_len()).min(seg_end);
             self.frame = Some(FrameCursor {
                 single: h.kind == KIND_SINGLE,
+                remaining: h.count,
                 sub: at + FRAME_HEADER_BYTES,
                 end: at + whole as usize,
                 next_lsn: h.lsn,

@@ -170,6 +170,47 @@ pub(crate) fn remove_tree(fs: &dyn Fs, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The marker `drop_collection` leaves (durably) in a collection's directory before the
+/// catalog stops naming it: the directory may then be removed at any later open.
+pub(crate) const DROPPED_MARKER: &str = "DROPPED";
+
+/// Removes the collection directories a crash left behind, and nothing else.
+///
+/// A directory the catalog does not name is removed only when it is provably abandoned:
+/// its id is at or beyond the catalog's next collection id (a create or an import that a
+/// crash stopped before its catalog commit), or it holds the [`DROPPED_MARKER`] (a drop that
+/// a crash interrupted after its catalog commit). Anything else (a directory copied in by
+/// hand, one a catalog restored from an older backup does not name) is left as it is: data
+/// is never deleted on a guess.
+fn remove_abandoned_collections(fs: &dyn Fs, coll_root: &Path, catalog: &Catalog) -> Result<()> {
+    for name in fs.list_dir(coll_root)? {
+        if catalog
+            .entries
+            .iter()
+            .any(|e| collection_dir_name(e.id) == name)
+        {
+            continue;
+        }
+        let path = coll_root.join(&name);
+        let unborn =
+            parse_collection_dir_name(&name).is_some_and(|id| id >= catalog.next_collection_id);
+        let dropped = fs.is_dir(&path)? && fs.exists(&path.join(DROPPED_MARKER))?;
+        if unborn || dropped {
+            remove_tree(fs, &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The collection id in a directory name made by [`collection_dir_name`].
+fn parse_collection_dir_name(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("c-")?;
+    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
 impl Database {
     /// Opens (creating if needed) the database in directory `path` on the real file system.
     pub fn open(path: impl AsRef<Path>, options: DatabaseOptions) -> Result<Database> {
@@ -208,6 +249,25 @@ impl Database {
                     reason: format!("it has no {CATALOG_FILE} file but holds {foreign:?}"),
                 });
             }
+            // A database whose catalog was lost: its collections (or snapshots) are still
+            // there. Creating a fresh catalog would orphan them all; refuse instead.
+            let mut found = Vec::new();
+            for dir in [COLLECTIONS_DIR, SNAPSHOTS_DIR] {
+                let path = root.join(dir);
+                if fs.exists(&path)? && fs.is_dir(&path)? {
+                    let names = fs.list_dir(&path)?;
+                    if !names.is_empty() {
+                        found.push(format!("{dir}/ with {} entries: {names:?}", names.len()));
+                    }
+                }
+            }
+            if !found.is_empty() {
+                return Err(Error::CatalogMissing {
+                    path: root,
+                    catalog: catalog_path,
+                    found: found.join("; "),
+                });
+            }
         }
         // The lock file's contents and durability do not matter: only the lock does.
         let lock_path = root.join(LOCK_FILE);
@@ -232,20 +292,22 @@ impl Database {
         };
         let coll_root = root.join(COLLECTIONS_DIR);
         create_dir_all_durable(fs.as_ref(), &coll_root)?;
-        // Directories no catalog entry names are left by a crash during create or drop.
-        let known: Vec<String> = catalog
-            .entries
-            .iter()
-            .map(|e| collection_dir_name(e.id))
-            .collect();
-        for name in fs.list_dir(&coll_root)? {
-            if !known.contains(&name) {
-                remove_tree(fs.as_ref(), &coll_root.join(&name))?;
-            }
-        }
+        remove_abandoned_collections(fs.as_ref(), &coll_root, &catalog)?;
         let mut collections = BTreeMap::new();
         for e in &catalog.entries {
             let dir = coll_root.join(collection_dir_name(e.id));
+            // Created durably before the catalog named it, removed only after the catalog
+            // stopped naming it: a named directory that is missing is damage, and opening
+            // it as a new empty collection would hide the loss.
+            if !fs.exists(&dir)? {
+                return Err(Error::BadDatabaseFile {
+                    path: dir,
+                    reason: format!(
+                        "the catalog names collection {:?} but its directory is missing",
+                        e.name
+                    ),
+                });
+            }
             let inner = CollectionInner::open(fs.clone(), &dir, e.id, &e.name, e.config, &options)?;
             collections.insert(e.name.clone(), Arc::new(inner));
         }
@@ -361,6 +423,14 @@ impl Database {
         };
         let mut next = catalog.clone();
         let entry = next.entries.remove(pos);
+        let dir = self
+            .inner
+            .root
+            .join(COLLECTIONS_DIR)
+            .join(collection_dir_name(entry.id));
+        // Marked before the catalog forgets it, so an open after a crash between the two
+        // knows the directory is abandoned rather than unknown (and removes it).
+        atomic_replace(self.inner.fs.as_ref(), &dir.join(DROPPED_MARKER), b"")?;
         atomic_replace(
             self.inner.fs.as_ref(),
             &self.inner.root.join(CATALOG_FILE),
@@ -374,11 +444,6 @@ impl Database {
             inner.dropped.store(true, Ordering::Release);
             inner.checkpointer.lock()
         });
-        let dir = self
-            .inner
-            .root
-            .join(COLLECTIONS_DIR)
-            .join(collection_dir_name(entry.id));
         // If a crash interrupts this, the next open removes the rest (no catalog entry).
         remove_tree(self.inner.fs.as_ref(), &dir)?;
         self.inner.fs.sync_dir(parent_dir(&dir))?;

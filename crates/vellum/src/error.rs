@@ -109,6 +109,22 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The directory holds a database's files but its catalog (`VELLUM`) is missing.
+    /// Opening would start an empty catalog beside collections it does not name, so the
+    /// database is refused and left exactly as it is.
+    #[error(
+        "{path} holds database files ({found}) but its catalog {catalog} is missing: refusing \
+         to open it, since a new empty catalog would not name the collections there. Restore \
+         {catalog} from a backup, or move the files away to start a new database"
+    )]
+    CatalogMissing {
+        /// The database directory.
+        path: PathBuf,
+        /// The catalog file that is missing.
+        catalog: PathBuf,
+        /// What was found instead (directory entries and collection directories).
+        found: String,
+    },
     /// Another open handle (in this process or another) holds the database's lock.
     #[error(
         "the database is in use: {path} is locked by another open handle (close it, or wait for \

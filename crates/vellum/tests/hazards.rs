@@ -1,0 +1,179 @@
+//! What an operator can do to a database by accident, and what Vellum does about it: a lost
+//! catalog, a named collection whose directory is gone, a directory nobody named. Each
+//! scenario runs on the simulated and on the real file system; none may delete data.
+
+use std::path::{Path, PathBuf};
+
+use vellum::{CollectionConfig, Database, DatabaseOptions, Error, Metric, Point};
+use vellum_fs::{DynFs, Fs, RealFs, SimFs};
+
+fn options() -> DatabaseOptions {
+    DatabaseOptions::default()
+        .with_background_checkpoints(false)
+        .with_wal_segment_size_bytes(1 << 20)
+        .with_slots_per_segment(64)
+}
+
+/// Every file under `dir` (relative path, length), sorted.
+fn tree(fs: &dyn Fs, dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for name in fs.list_dir(&d).unwrap() {
+            let p = d.join(name);
+            if fs.is_dir(&p).unwrap() {
+                stack.push(p);
+            } else {
+                let len = fs.open(&p).unwrap().len().unwrap();
+                out.push((p.strip_prefix(dir).unwrap().to_path_buf(), len));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn fill(fs: &DynFs, root: &Path) {
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(2, Metric::L2))
+        .unwrap();
+    for i in 0..20 {
+        c.upsert(Point::new(i, vec![i as f32, 1.0])).unwrap();
+    }
+    c.checkpoint().unwrap();
+    c.upsert(Point::new(100, vec![1.0, 2.0])).unwrap();
+}
+
+fn a_missing_catalog_is_refused_and_nothing_is_removed(fs: DynFs, root: &Path) {
+    fill(&fs, root);
+    let catalog = root.join("VELLUM");
+    let saved = {
+        let f = fs.open(&catalog).unwrap();
+        let mut b = vec![0; f.len().unwrap() as usize];
+        f.read_at(&mut b, 0).unwrap();
+        b
+    };
+    fs.remove_file(&catalog).unwrap();
+    let before = tree(fs.as_ref(), root);
+    let e = Database::open_with_fs(fs.clone(), root, options()).unwrap_err();
+    assert!(matches!(e, Error::CatalogMissing { .. }), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("VELLUM") && text.contains("collections/"),
+        "{text}"
+    );
+    assert_eq!(
+        tree(fs.as_ref(), root),
+        before,
+        "the refused open changed files"
+    );
+    assert!(!fs.exists(&catalog).unwrap(), "a catalog was written");
+    // Put the catalog back: every point is still there.
+    vellum_fs::atomic_replace(fs.as_ref(), &catalog, &saved).unwrap();
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
+    assert_eq!(db.collection("c").unwrap().len(), 21);
+}
+
+#[test]
+fn a_missing_catalog_is_refused_and_nothing_is_removed_sim() {
+    let fs = SimFs::new();
+    a_missing_catalog_is_refused_and_nothing_is_removed(fs.shared(), Path::new("/db"));
+}
+
+#[test]
+fn a_missing_catalog_is_refused_and_nothing_is_removed_real() {
+    let dir = tempfile::tempdir().unwrap();
+    a_missing_catalog_is_refused_and_nothing_is_removed(RealFs::shared(), dir.path());
+}
+
+fn unnamed_directories_are_kept_and_abandoned_ones_removed(fs: DynFs, root: &Path) {
+    fill(&fs, root);
+    let colls = root.join("collections");
+    // A collection directory copied in by hand (an id the catalog has handed out before),
+    // and one a crash left behind while being created (an id not handed out yet).
+    let copied = colls.join("c-0000000000000000");
+    let unborn = colls.join("c-00000000000000ff");
+    let stranger = colls.join("notes");
+    for d in [&copied, &unborn, &stranger] {
+        vellum_fs::create_dir_all_durable(fs.as_ref(), d).unwrap();
+        vellum_fs::atomic_replace(fs.as_ref(), &d.join("data"), b"keep me").unwrap();
+    }
+    let named: Vec<String> = fs
+        .list_dir(&colls)
+        .unwrap()
+        .into_iter()
+        .filter(|n| {
+            n.starts_with("c-")
+                && !["c-0000000000000000", "c-00000000000000ff"].contains(&n.as_str())
+        })
+        .collect();
+    assert_eq!(named.len(), 1, "{named:?}");
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
+    assert_eq!(db.collection("c").unwrap().len(), 21);
+    assert!(
+        fs.exists(&copied.join("data")).unwrap(),
+        "a directory nobody named was removed"
+    );
+    assert!(
+        fs.exists(&stranger.join("data")).unwrap(),
+        "a foreign directory was removed"
+    );
+    assert!(!fs.exists(&unborn).unwrap(), "an abandoned create was kept");
+    // A dropped collection goes, and stays gone, even though unnamed directories remain.
+    db.drop_collection("c").unwrap();
+    drop(db);
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
+    assert!(db.list_collections().is_empty());
+    assert_eq!(
+        fs.list_dir(&colls).unwrap().len(),
+        2,
+        "{:?}",
+        fs.list_dir(&colls)
+    );
+}
+
+#[test]
+fn unnamed_directories_are_kept_and_abandoned_ones_removed_sim() {
+    let fs = SimFs::new();
+    unnamed_directories_are_kept_and_abandoned_ones_removed(fs.shared(), Path::new("/db"));
+}
+
+#[test]
+fn unnamed_directories_are_kept_and_abandoned_ones_removed_real() {
+    let dir = tempfile::tempdir().unwrap();
+    unnamed_directories_are_kept_and_abandoned_ones_removed(RealFs::shared(), dir.path());
+}
+
+fn a_named_collection_whose_directory_is_gone_is_reported(fs: DynFs, root: &Path) {
+    fill(&fs, root);
+    let colls = root.join("collections");
+    let name = fs.list_dir(&colls).unwrap().pop().unwrap();
+    let dir = colls.join(&name);
+    let moved = root.join("moved-away");
+    fs.rename(&dir, &moved).unwrap();
+    let e = Database::open_with_fs(fs.clone(), root, options()).unwrap_err();
+    assert!(
+        matches!(&e, Error::BadDatabaseFile { path, .. } if *path == dir),
+        "{e}"
+    );
+    assert!(
+        !fs.exists(&dir).unwrap(),
+        "an empty collection was created in its place"
+    );
+    fs.rename(&moved, &dir).unwrap();
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
+    assert_eq!(db.collection("c").unwrap().len(), 21);
+}
+
+#[test]
+fn a_named_collection_whose_directory_is_gone_is_reported_sim() {
+    let fs = SimFs::new();
+    a_named_collection_whose_directory_is_gone_is_reported(fs.shared(), Path::new("/db"));
+}
+
+#[test]
+fn a_named_collection_whose_directory_is_gone_is_reported_real() {
+    let dir = tempfile::tempdir().unwrap();
+    a_named_collection_whose_directory_is_gone_is_reported(RealFs::shared(), dir.path());
+}
