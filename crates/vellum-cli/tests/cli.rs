@@ -242,9 +242,57 @@ fn a_database_open_in_another_process_is_refused_with_a_clear_error() {
         "inspect of a locked database succeeded"
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("in use") && err.contains("LOCK"), "{err}");
+    assert!(err.contains("in use") && err.contains(db_s), "{err}");
     drop(held);
     ok(&["inspect", db_s]);
+}
+
+#[test]
+fn removing_or_replacing_the_lock_file_does_not_let_a_second_process_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("db");
+    let db_s = db_path.to_str().unwrap();
+    let file = dir.path().join("v.fvecs");
+    write_fvecs(&file, 5, 3);
+    ok(&["create", db_s, "c", "--dim", "3", "--flat"]);
+    let held = vellum::Database::open(&db_path, vellum::DatabaseOptions::default()).unwrap();
+    let c = held.collection("c").unwrap();
+    c.upsert(vellum::Point::new(1, vec![1.0, 2.0, 3.0]))
+        .unwrap();
+    let lock = db_path.join("LOCK");
+    assert!(lock.exists(), "the lock file to remove exists");
+    std::fs::remove_file(&lock).unwrap();
+    for args in [
+        vec![
+            "import",
+            db_s,
+            "c",
+            file.to_str().unwrap(),
+            "--first-id",
+            "100",
+        ],
+        vec!["checkpoint", db_s],
+    ] {
+        let out = vellum(&args);
+        assert!(!out.status.success(), "{args:?} ran beside the writer");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("in use"), "{args:?}: {err}");
+    }
+    // A new file in its place changes nothing either.
+    std::fs::write(&lock, b"").unwrap();
+    let out = vellum(&["import", db_s, "c", file.to_str().unwrap()]);
+    assert!(!out.status.success(), "import ran beside the writer");
+    // The first writer goes on and checkpoints; nothing it acknowledged is lost.
+    c.upsert(vellum::Point::new(2, vec![1.0, 2.0, 3.0]))
+        .unwrap();
+    c.checkpoint().unwrap();
+    drop(c);
+    drop(held);
+    let out = ok(&["--json", "inspect", db_s]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["collections"][0]["points"], 2, "{out}");
+    let out = ok(&["verify", db_s]);
+    assert!(out.contains("c: ok"), "{out}");
 }
 
 #[test]

@@ -75,6 +75,12 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// Whether `path` is a directory.
     fn is_dir(&self, path: &Path) -> Result<bool>;
 
+    /// Takes an advisory exclusive lock on the directory `path` itself, held until the
+    /// returned guard is dropped (or the process dies). `Ok(None)` when another guard, in
+    /// this process or another, holds it. Unlike a lock on a file inside the directory, it
+    /// cannot be undone by removing or replacing that file.
+    fn try_lock_dir(&self, path: &Path) -> Result<Option<DirLock>>;
+
     /// A named fail point: engine code calls this at interesting moments (for example
     /// `"wal::after_header"`). The real file system always returns `Ok`; the simulator returns
     /// the error a test armed for that name, so tests can fail an exact step.
@@ -128,6 +134,19 @@ pub trait File: Send + Sync + fmt::Debug {
     /// the process dies). `Ok(false)` when another handle, in this process or another,
     /// holds it. Locks only exclude other lockers; they do not stop reads or writes.
     fn try_lock_exclusive(&self) -> Result<bool>;
+}
+
+/// An advisory lock on a directory, from [`Fs::try_lock_dir`]; released when dropped.
+#[derive(Debug)]
+pub struct DirLock {
+    _held: Box<dyn fmt::Debug + Send + Sync>,
+}
+
+impl DirLock {
+    /// Wraps whatever keeps the lock held (an open directory handle, a table entry).
+    pub(crate) fn new(held: Box<dyn fmt::Debug + Send + Sync>) -> Self {
+        DirLock { _held: held }
+    }
 }
 
 /// A read-only view of a whole file.

@@ -52,7 +52,7 @@ pub use atomic::{
 };
 pub use error::{Error, OpKind, Result};
 pub use failstop::FailStop;
-pub use fs::{DynFs, File, Fs, MapMut, ReadMap};
+pub use fs::{DirLock, DynFs, File, Fs, MapMut, ReadMap};
 pub use harness::{CrashFailure, CrashHarness, CrashPoints, CrashReport};
 pub use real::RealFs;
 pub use sim::{

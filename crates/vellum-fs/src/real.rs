@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, OpKind, Result};
-use crate::fs::{File, Fs, MapBackend, MapMut, ReadMap, ReadMapInner};
+use crate::fs::{DirLock, File, Fs, MapBackend, MapMut, ReadMap, ReadMapInner};
 
 /// The operating system's file system. Paths are used as given.
 #[derive(Debug, Clone, Copy, Default)]
@@ -74,6 +74,16 @@ impl Fs for RealFs {
                 e,
             )
         })
+    }
+
+    fn try_lock_dir(&self, path: &Path) -> Result<Option<DirLock>> {
+        // A directory opens read-only on Linux, and flock works on its descriptor.
+        let dir = fs::File::open(path).map_err(|e| Error::io(OpKind::Lock, path, e))?;
+        match dir.try_lock() {
+            Ok(()) => Ok(Some(DirLock::new(Box::new(dir)))),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(OpKind::Lock, path, e)),
+        }
     }
 
     fn remove_file(&self, path: &Path) -> Result<()> {

@@ -33,6 +33,40 @@ fn a_lock_has_one_holder_until_its_handle_is_dropped_on_both_file_systems() {
     one_holder_at_a_time(&sim, Path::new("/LOCK"));
 }
 
+fn one_directory_holder_at_a_time(fs: &dyn Fs, dir: &Path) {
+    let first = fs
+        .try_lock_dir(dir)
+        .unwrap()
+        .expect("a free directory lock is taken");
+    assert!(
+        fs.try_lock_dir(dir).unwrap().is_none(),
+        "a second lock is refused"
+    );
+    // A lock file inside it does not interfere: the directory's lock is its own.
+    let inside = fs.create(&dir.join("LOCK")).unwrap();
+    assert!(inside.try_lock_exclusive().unwrap());
+    fs.remove_file(&dir.join("LOCK")).unwrap();
+    assert!(
+        fs.try_lock_dir(dir).unwrap().is_none(),
+        "still held after the file went"
+    );
+    drop(first);
+    assert!(
+        fs.try_lock_dir(dir).unwrap().is_some(),
+        "dropping the guard frees it"
+    );
+    assert!(fs.try_lock_dir(&dir.join("missing")).is_err());
+}
+
+#[test]
+fn a_directory_lock_has_one_holder_until_its_guard_is_dropped_on_both_file_systems() {
+    let dir = tempfile::tempdir().unwrap();
+    one_directory_holder_at_a_time(&RealFs::new(), dir.path());
+    let sim = SimFs::new();
+    sim.create_dir_all(Path::new("/db")).unwrap();
+    one_directory_holder_at_a_time(&sim, Path::new("/db"));
+}
+
 #[test]
 fn a_crash_image_holds_no_locks() {
     let sim = SimFs::new();

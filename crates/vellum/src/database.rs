@@ -97,12 +97,13 @@ impl Iterator for Points {
 /// The file name of a database's directory lock.
 pub const LOCK_FILE: &str = "LOCK";
 
-/// The advisory lock on `<root>/LOCK`, held while any handle to the database (or one of its
+/// The advisory locks on the database directory and on `<root>/LOCK`, held while any handle to the database (or one of its
 /// collections) lives: a second open of the directory, from this process or another, fails
 /// with [`Error::Locked`] instead of writing beside the first.
 #[derive(Debug)]
 pub(crate) struct DbLock {
     _file: Box<dyn vellum_fs::File>,
+    _dir: vellum_fs::DirLock,
 }
 
 #[derive(Debug)]
@@ -269,6 +270,12 @@ impl Database {
                 });
             }
         }
+        // The directory itself is locked: a lock on a file inside it would be lost to
+        // anyone who removes or replaces that file, and two processes would then write one
+        // database. The `LOCK` file is locked as well, for older versions that lock only it.
+        let Some(dir_lock) = fs.try_lock_dir(&root)? else {
+            return Err(Error::Locked { path: root });
+        };
         // The lock file's contents and durability do not matter: only the lock does.
         let lock_path = root.join(LOCK_FILE);
         let lock_file = match fs.open(&lock_path) {
@@ -279,7 +286,10 @@ impl Database {
         if !lock_file.try_lock_exclusive()? {
             return Err(Error::Locked { path: lock_path });
         }
-        let lock = Arc::new(DbLock { _file: lock_file });
+        let lock = Arc::new(DbLock {
+            _file: lock_file,
+            _dir: dir_lock,
+        });
         let catalog = if fs.exists(&catalog_path)? {
             let file = fs.open(&catalog_path)?;
             let mut bytes = vec![0; file.len()? as usize];

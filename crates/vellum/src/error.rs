@@ -131,7 +131,8 @@ pub enum Error {
          the other process to exit)"
     )]
     Locked {
-        /// The lock file.
+        /// The locked database directory (or, for a lock taken by an older version, its
+        /// `LOCK` file).
         path: PathBuf,
     },
     /// A snapshot does not belong to this collection or database.

@@ -373,7 +373,7 @@ fn a_second_open_of_the_same_directory_is_refused_while_any_handle_lives() {
         .unwrap();
     c.upsert(Point::new(1, vec![0.0, 1.0])).unwrap();
     let locked = |e: Error| match e {
-        Error::Locked { path } => assert_eq!(path, dir.path().join(vellum::LOCK_FILE)),
+        Error::Locked { path } => assert_eq!(path, dir.path()),
         other => panic!("expected Error::Locked, got {other}"),
     };
     locked(Database::open(dir.path(), options()).unwrap_err());

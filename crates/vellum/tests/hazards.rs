@@ -177,3 +177,31 @@ fn a_named_collection_whose_directory_is_gone_is_reported_real() {
     let dir = tempfile::tempdir().unwrap();
     a_named_collection_whose_directory_is_gone_is_reported(RealFs::shared(), dir.path());
 }
+
+fn a_removed_or_replaced_lock_file_still_excludes_a_second_open(fs: DynFs, root: &Path) {
+    fill(&fs, root);
+    let first = Database::open_with_fs(fs.clone(), root, options()).unwrap();
+    let lock = root.join("LOCK");
+    assert!(fs.exists(&lock).unwrap(), "the lock file to remove exists");
+    fs.remove_file(&lock).unwrap();
+    let e = Database::open_with_fs(fs.clone(), root, options()).unwrap_err();
+    assert!(matches!(e, Error::Locked { .. }), "{e}");
+    vellum_fs::atomic_replace(fs.as_ref(), &lock, b"").unwrap();
+    let e = Database::open_with_fs(fs.clone(), root, options()).unwrap_err();
+    assert!(matches!(e, Error::Locked { .. }), "{e}");
+    drop(first);
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
+    assert_eq!(db.collection("c").unwrap().len(), 21);
+}
+
+#[test]
+fn a_removed_or_replaced_lock_file_still_excludes_a_second_open_sim() {
+    let fs = SimFs::new();
+    a_removed_or_replaced_lock_file_still_excludes_a_second_open(fs.shared(), Path::new("/db"));
+}
+
+#[test]
+fn a_removed_or_replaced_lock_file_still_excludes_a_second_open_real() {
+    let dir = tempfile::tempdir().unwrap();
+    a_removed_or_replaced_lock_file_still_excludes_a_second_open(RealFs::shared(), dir.path());
+}

@@ -34,7 +34,7 @@ pub use crash::{CrashImages, CrashModel, DirSurvival, WriteSurvival};
 pub use fault::{Fault, FaultRule};
 
 use crate::error::{Error, OpKind, Result};
-use crate::fs::{File, Fs, MapBackend, MapMut, ReadMap, ReadMapInner};
+use crate::fs::{DirLock, File, Fs, MapBackend, MapMut, ReadMap, ReadMapInner};
 
 /// Page size used to find dirty pages of writable maps.
 pub(crate) const MAP_PAGE_BYTES: usize = 4096;
@@ -1028,6 +1028,30 @@ impl Fs for SimFs {
         Ok(st.lookup(&components(path)?).is_some())
     }
 
+    fn try_lock_dir(&self, path: &Path) -> Result<Option<DirLock>> {
+        let ino = {
+            let mut st = self.lock();
+            st.begin(OpKind::Lock, path)?;
+            match st.lookup(&components(path)?) {
+                Some(ino) if st.dir(ino).is_some() => ino,
+                _ => return Err(not_found(OpKind::Lock, path)),
+            }
+        };
+        let handle = self
+            .inner
+            .next_handle
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut locks = self.locks();
+        if *locks.entry(ino).or_insert(handle) != handle {
+            return Ok(None);
+        }
+        Ok(Some(DirLock::new(Box::new(SimDirLock {
+            fs: self.clone(),
+            ino,
+            handle,
+        }))))
+    }
+
     fn is_dir(&self, path: &Path) -> Result<bool> {
         let mut st = self.lock();
         st.begin(OpKind::List, path)?;
@@ -1111,6 +1135,23 @@ struct SimFile {
     path: PathBuf,
     /// Tells this handle's advisory lock from another handle's.
     handle: u64,
+}
+
+/// What a [`SimFs`] directory lock holds: its entry in the lock table.
+#[derive(Debug)]
+struct SimDirLock {
+    fs: SimFs,
+    ino: Ino,
+    handle: u64,
+}
+
+impl Drop for SimDirLock {
+    fn drop(&mut self) {
+        let mut locks = self.fs.locks();
+        if locks.get(&self.ino) == Some(&self.handle) {
+            locks.remove(&self.ino);
+        }
+    }
 }
 
 impl Drop for SimFile {
