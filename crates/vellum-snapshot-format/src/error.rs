@@ -94,6 +94,33 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// Restore refused an entry by its name before writing anything: a control or
+    /// bidirectional-override character, a name longer or deeper than the
+    /// [`ImportLimits`](crate::ImportLimits), or a file the caller's allow-list does not
+    /// accept.
+    #[error("archive entry {name:?} refused before anything was written: {reason}")]
+    RefusedName {
+        /// The offending name (shown escaped, so newlines and overrides are visible).
+        name: String,
+        /// Which rule or limit it breaks.
+        reason: String,
+    },
+
+    /// A section carries more raw bytes than the footer declares for it: the restore stops
+    /// at the declared size instead of writing the excess.
+    #[error(
+        "section {name:?} decompresses beyond its declared {declared} bytes (block at offset \
+         {offset})"
+    )]
+    SectionOverrun {
+        /// The section's name.
+        name: String,
+        /// Raw bytes the footer declares for it.
+        declared: u64,
+        /// Archive offset of the block that would go past it.
+        offset: u64,
+    },
+
     /// Two entries share a name, or one name is a directory prefix of another.
     #[error("name {name:?} appears twice or clashes with another entry ({detail})")]
     DuplicateName {

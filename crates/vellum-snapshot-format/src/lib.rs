@@ -11,7 +11,9 @@
 //!   resumably, and publishes the archive only after verifying all of it.
 //! * Restore: [`restore_chain`] applies a full snapshot and its incrementals into a staging
 //!   directory next to the target and swaps it in atomically; [`recover_swap`] finishes or
-//!   undoes an interrupted swap.
+//!   undoes an interrupted swap. [`restore_chain_with`] also takes [`ImportLimits`] (a byte
+//!   and file budget, name bounds) and an allow-list of names, all checked against the
+//!   footers before anything is written.
 //! * Catalog: [`Catalog`] creates, lists, gets, deletes and retains snapshots.
 //!
 //! Every decoder is total: arbitrary bytes give a typed [`Error`].
@@ -39,6 +41,7 @@ pub mod format;
 pub mod fuzzing;
 mod id;
 mod import;
+mod limits;
 mod reader;
 mod restore;
 mod verify_stream;
@@ -56,13 +59,14 @@ pub use format::{
 };
 pub use id::SnapshotId;
 pub use import::{ChunkReceiver, ImportOptions, LOG_FILE, PART_FILE, Receipt};
+pub use limits::{ImportLimits, check_chain_limits, check_entry_name};
 pub use reader::{
     ArchiveInfo, ByteSource, FileSource, NullSink, SectionSink, SliceSource, decode_archive,
     read_summary, verify_file,
 };
 pub use restore::{
     RestoreReport, SwapPaths, SwapRecovery, check_chain, classify_rename_error, recover_swap,
-    remove_tree, rename_same_fs, restore_chain,
+    remove_tree, rename_same_fs, restore_chain, restore_chain_with,
 };
 pub use writer::{
     ArchiveWriter, ByteSink, ExportOptions, ExportSummary, FileSink, ParentState, SourceFile,

@@ -203,8 +203,8 @@ impl Decoder<'_> {
 /// Decodes and verifies a whole archive from `src`, handing section contents to `sink`.
 ///
 /// Checks, in stream order: the header (magic, CRC, version, rules); each section header
-/// (CRC, name valid and unique, index); each block (length bounds, CRC, zstd output exactly
-/// the recorded size); each section trailer (CRC and totals equal to what was read, BLAKE3 of
+/// (CRC, name valid and unique, index); each block (length bounds, within the section's
+/// size in `expected_footer` when given, CRC, zstd output exactly the recorded size); each section trailer (CRC and totals equal to what was read, BLAKE3 of
 /// the raw bytes); the footer (CRC, tables, agreement with the sections seen, and with
 /// `expected_footer` when the caller read it first); the trailer (offsets and the BLAKE3 of
 /// everything before it); and that nothing follows. Memory use is bounded by the block size
@@ -332,6 +332,18 @@ pub fn decode_archive(
                 ));
             }
             last_block_short = raw_len < block_bytes;
+            // Hold the section to the size the footer read first declares, before its bytes
+            // are even read: a section that would grow past it is refused here, not after
+            // the excess was decompressed and handed to the sink.
+            if let Some(expected) = expected_footer.and_then(|f| f.sections.get(seen.len()))
+                && totals.raw_bytes + u64::from(raw_len) > expected.totals.raw_bytes
+            {
+                return Err(Error::SectionOverrun {
+                    name: head.name.clone(),
+                    declared: expected.totals.raw_bytes,
+                    offset: frame_at,
+                });
+            }
             stored.resize(stored_len as usize, 0);
             d.read_unhashed(&mut stored)?;
             if crc32(&[&frame[..8], &stored]) != get_u32(&frame, 8) {

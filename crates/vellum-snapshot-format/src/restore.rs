@@ -10,6 +10,7 @@ use vellum_fs::{File, Fs, parent_dir};
 use crate::error::{Error, Result};
 use crate::format::{ArchiveHeader, Footer, SectionEntry, SectionHead, SectionKind, SnapshotKind};
 use crate::id::SnapshotId;
+use crate::limits::{ImportLimits, check_chain_limits};
 use crate::reader::{ArchiveInfo, FileSource, SectionSink, decode_archive, read_summary};
 
 /// Renames `from` to `to`; a rename across file systems is [`Error::CrossDevice`] naming both
@@ -201,6 +202,8 @@ struct StagingWriter<'a> {
     state: &'a mut BTreeMap<String, ([u8; 32], u64)>,
     current: Option<(Box<dyn File>, u64)>,
     bytes_written: u64,
+    /// Bytes this archive may still write (what the budget leaves after earlier archives).
+    budget_bytes: u64,
     id: SnapshotId,
 }
 
@@ -244,6 +247,16 @@ impl SectionSink for StagingWriter<'_> {
 
     fn data(&mut self, raw: &[u8]) -> Result<()> {
         if let Some((file, at)) = self.current.as_mut() {
+            // The footers were checked against the budget and every section is held to its
+            // declared size; this guards the sum in case either check is ever loosened.
+            let after = self.bytes_written.saturating_add(raw.len() as u64);
+            if after > self.budget_bytes {
+                return Err(Error::limit(
+                    format!("bytes written by snapshot {}", self.id),
+                    after,
+                    self.budget_bytes,
+                ));
+            }
             file.write_at(raw, *at)?;
             *at += raw.len() as u64;
             self.bytes_written += raw.len() as u64;
@@ -272,7 +285,29 @@ impl SectionSink for StagingWriter<'_> {
 /// verified completely (block CRCs, totals, per-file and whole-archive BLAKE3) while it is
 /// decoded into the staging directory, which is removed on any error, leaving `target`
 /// untouched.
+///
+/// Applies the default [`ImportLimits`] and accepts every name the format allows; see
+/// [`restore_chain_with`] to set the budget and an allow-list.
 pub fn restore_chain(fs: &dyn Fs, archives: &[PathBuf], target: &Path) -> Result<RestoreReport> {
+    restore_chain_with(fs, archives, target, &ImportLimits::default(), &|_| true)
+}
+
+/// [`restore_chain`] within `limits`, writing only the names `accept` allows.
+///
+/// Before anything is written (not even the staging directory), every archive's footer is
+/// checked: each section and state name against the character rules (no control
+/// characters, no bidirectional controls), the name length and depth limits, and `accept`;
+/// the file counts against `limits.max_files`; and the declared raw bytes of the whole
+/// chain against `limits.max_total_bytes`. While decoding, no section may carry more bytes
+/// than its footer entry declares ([`Error::SectionOverrun`]), so nothing beyond the
+/// checked budget reaches the disk.
+pub fn restore_chain_with(
+    fs: &dyn Fs,
+    archives: &[PathBuf],
+    target: &Path,
+    limits: &ImportLimits,
+    accept: &dyn Fn(&str) -> bool,
+) -> Result<RestoreReport> {
     let paths = SwapPaths::new(target)?;
     let recovered = recover_swap(fs, target)?;
 
@@ -288,6 +323,7 @@ pub fn restore_chain(fs: &dyn Fs, archives: &[PathBuf], target: &Path) -> Result
     }
     let headers: Vec<ArchiveHeader> = summaries.iter().map(|(h, _)| *h).collect();
     check_chain(&headers)?;
+    check_chain_limits(&summaries, limits, accept)?;
     if fs.exists(target)? && !fs.is_dir(target)? {
         return Err(Error::InvalidInput {
             reason: format!("restore target {} is not a directory", target.display()),
@@ -295,7 +331,7 @@ pub fn restore_chain(fs: &dyn Fs, archives: &[PathBuf], target: &Path) -> Result
     }
 
     vellum_fs::create_dir_all_durable(fs, &paths.staging)?;
-    let result = fill_staging(fs, &paths, &files, &summaries);
+    let result = fill_staging(fs, &paths, &files, &summaries, limits.max_total_bytes);
     let (bytes_written, nfiles) = match result {
         Ok(x) => x,
         Err(e) => {
@@ -319,6 +355,7 @@ fn fill_staging(
     paths: &SwapPaths,
     files: &[Box<dyn File>],
     summaries: &[(ArchiveHeader, Footer)],
+    budget_bytes: u64,
 ) -> Result<(u64, usize)> {
     let mut dirs = BTreeSet::new();
     dirs.insert(paths.staging.clone());
@@ -332,6 +369,7 @@ fn fill_staging(
             state: &mut state,
             current: None,
             bytes_written: 0,
+            budget_bytes: budget_bytes.saturating_sub(bytes_written),
             id: header.id,
         };
         let mut src = FileSource::new(file.as_ref())?;
