@@ -50,7 +50,7 @@ pub use options::{
     CollectionConfig, DatabaseOptions, HnswParams, IndexKind, Metric, RecoveryMode, SyncPolicy,
 };
 pub use snapshot::{COLLECTION_META_FILE, SnapshotSummary};
-pub use vellum_snapshot_format::{Chunk, ChunkReceiver, SnapshotMeta};
+pub use vellum_snapshot_format::{Chunk, ChunkReceiver, ImportLimits, SnapshotMeta};
 
 /// The I/O seam, for tests that run Vellum on the crash simulator.
 pub use vellum_fs as fs;

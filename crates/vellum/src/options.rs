@@ -5,6 +5,8 @@ use std::time::Duration;
 pub use vellum_index::{HnswParams, Metric};
 pub use vellum_wal::{RecoveryMode, SyncPolicy};
 
+use vellum_snapshot_format::ImportLimits;
+
 use crate::error::{Error, Result};
 
 /// How a database is opened. Build one with [`DatabaseOptions::default`] and the `with_*`
@@ -22,6 +24,7 @@ pub struct DatabaseOptions {
     pub(crate) zstd_level: Option<i32>,
     pub(crate) fallback_to_previous_checkpoint: bool,
     pub(crate) slots_per_segment: Option<u32>,
+    pub(crate) import_limits: ImportLimits,
 }
 
 impl Default for DatabaseOptions {
@@ -38,6 +41,7 @@ impl Default for DatabaseOptions {
             zstd_level: Some(3),
             fallback_to_previous_checkpoint: false,
             slots_per_segment: None,
+            import_limits: ImportLimits::default(),
         }
     }
 }
@@ -117,6 +121,18 @@ impl DatabaseOptions {
     /// tests.
     pub fn with_slots_per_segment(mut self, slots: u32) -> Self {
         self.slots_per_segment = Some(slots);
+        self
+    }
+
+    /// What importing or restoring a snapshot may write: at most `max_total_bytes` of file
+    /// content over the whole chain, `max_files` files per archive, names of at most
+    /// `max_name_bytes` bytes and `max_name_depth` components, all checked against the
+    /// archives' footers before anything is written (on top of the rule that a collection
+    /// snapshot holds only the files a collection consists of). Default
+    /// [`ImportLimits::default`]: 1 TiB, 65,536 files, 255 bytes, depth 8. Lower
+    /// `max_total_bytes` to what you expect when importing an archive you do not trust.
+    pub fn with_import_limits(mut self, limits: ImportLimits) -> Self {
+        self.import_limits = limits;
         self
     }
 

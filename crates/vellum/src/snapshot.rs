@@ -10,6 +10,10 @@
 //! holds the checkpointer lock while it reads: no checkpoint or retention can remove the
 //! generation mid-export, and writers go on (they write fresh slots only; the slots the
 //! generation references never change).
+//!
+//! Import accepts exactly those files ([`is_collection_file`]) within the database options'
+//! `ImportLimits`; an archive naming anything else, or declaring more than the budget, is
+//! refused from its footer before a byte is written.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +27,7 @@ use vellum_snapshot_format::{
 };
 
 use crate::catalog::{Catalog, Entry, validate_name};
-use crate::collection::{CHECKPOINTS_DIR, CollectionInner, VECTORS_DIR};
+use crate::collection::{CHECKPOINTS_DIR, CollectionInner, GRAPH_FILE, PAYLOADS_FILE, VECTORS_DIR};
 use crate::database::{COLLECTIONS_DIR, SNAPSHOTS_DIR, collection_dir_name, now_ms, remove_tree};
 use crate::error::{Error, Result};
 
@@ -226,6 +230,61 @@ pub(crate) fn create_in_catalog(
     })
 }
 
+/// The files of a checkpoint generation a collection writes (see `CollectionInner`'s
+/// checkpoint and `VectorStore::prepare_checkpoint`).
+const GENERATION_FILES: [&str; 4] = [
+    vellum_mmap_vectors::META_FILE,
+    vellum_mmap_vectors::IDMAP_FILE,
+    PAYLOADS_FILE,
+    GRAPH_FILE,
+];
+
+/// The generation number in `digits` if they are exactly how checkpoint file names spell one
+/// (16 lowercase hex digits).
+fn generation_digits(digits: &str) -> Option<u64> {
+    let g = u64::from_str_radix(digits, 16).ok()?;
+    (manifest_file_name(g).strip_prefix("manifest-") == Some(digits)).then_some(g)
+}
+
+/// Whether `name` is one of the files a collection snapshot (snapshot format version 1)
+/// consists of: what export writes and nothing else. Import refuses any other name before
+/// writing a byte.
+pub(crate) fn is_collection_file(name: &str) -> bool {
+    if name == COLLECTION_META_FILE {
+        return true;
+    }
+    if let Some(file) = name
+        .strip_prefix(VECTORS_DIR)
+        .and_then(|n| n.strip_prefix('/'))
+    {
+        return segment_index_of(file).is_some();
+    }
+    let Some(file) = name
+        .strip_prefix(CHECKPOINTS_DIR)
+        .and_then(|n| n.strip_prefix('/'))
+    else {
+        return false;
+    };
+    if file == CURRENT_NAME {
+        return true;
+    }
+    if let Some(digits) = file.strip_prefix("manifest-") {
+        return generation_digits(digits).is_some();
+    }
+    let Some((digits, tail)) = file
+        .strip_prefix("data-")
+        .and_then(|rest| rest.split_at_checked(16))
+    else {
+        return false;
+    };
+    match (generation_digits(digits), tail.strip_prefix('-')) {
+        (Some(g), Some(data)) => {
+            GENERATION_FILES.contains(&data) && data_file_name(g, data) == file
+        }
+        _ => false,
+    }
+}
+
 /// Reads the collection description of a restored directory.
 fn read_meta(fs: &dyn Fs, dir: &Path) -> Result<(u64, Entry)> {
     let path = dir.join(COLLECTION_META_FILE);
@@ -251,7 +310,9 @@ fn read_meta(fs: &dyn Fs, dir: &Path) -> Result<(u64, Entry)> {
 
 /// Restores the archive chain `archives` (full first) as the new collection `name` of the
 /// database at `root`. The catalog entry is the commit point: a crash before it leaves an
-/// orphan directory that the next open removes.
+/// orphan directory that the next open removes. Only the files of a collection
+/// ([`is_collection_file`]) are accepted, within the options' import limits; both are
+/// checked against the archives' footers before anything is written.
 pub(crate) fn restore_as_new(
     fs: &vellum_fs::DynFs,
     root: &Path,
@@ -271,7 +332,13 @@ pub(crate) fn restore_as_new(
     if fs.exists(&target)? {
         remove_tree(fs.as_ref(), &target)?;
     }
-    vellum_snapshot_format::restore_chain(fs.as_ref(), archives, &target)?;
+    vellum_snapshot_format::restore_chain_with(
+        fs.as_ref(),
+        archives,
+        &target,
+        &options.import_limits,
+        &is_collection_file,
+    )?;
     let (_source_db, entry) = match read_meta(fs.as_ref(), &target) {
         Ok(m) => m,
         Err(e) => {
@@ -301,4 +368,47 @@ pub(crate) fn restore_as_new(
     )?;
     *catalog = next;
     Ok(inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_files_export_writes_are_collection_files() {
+        for good in [
+            "collection.meta",
+            "checkpoints/CURRENT",
+            "checkpoints/manifest-00000000000000a1",
+            "checkpoints/data-00000000000000a1-vectors.meta",
+            "checkpoints/data-0000000000000001-vectors.idmap",
+            "checkpoints/data-0000000000000001-payloads",
+            "checkpoints/data-ffffffffffffffff-graph",
+            "vectors/segment-00000000.vec",
+            "vectors/segment-12345678.vec",
+        ] {
+            assert!(is_collection_file(good), "{good}");
+        }
+        for bad in [
+            "bomb",
+            "collection.meta/x",
+            "CURRENT",
+            "checkpoints/CURRENT.tmp",
+            "checkpoints/manifest-00000000000000A1",
+            "checkpoints/manifest-1",
+            "checkpoints/manifest-+000000000000001",
+            "checkpoints/data-0000000000000001-notes",
+            "checkpoints/data-0000000000000001-",
+            "checkpoints/data-0000000000000001",
+            "checkpoints/data-+000000000000001-graph",
+            "checkpoints/sub/CURRENT",
+            "vectors/segment-0000000.vec",
+            "vectors/segment-00000000.vec\n",
+            "vectors/x/segment-00000000.vec",
+            "wal/wal-00000000000000000001.seg",
+            "junk/0000",
+        ] {
+            assert!(!is_collection_file(bad), "{bad:?}");
+        }
+    }
 }

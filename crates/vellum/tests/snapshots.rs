@@ -173,24 +173,38 @@ fn a_damaged_or_foreign_archive_is_a_typed_error_and_nothing_appears() {
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let e = db.import_snapshot(&[truncated], "t").unwrap_err();
     assert!(matches!(e, Error::Snapshot(_)), "{e}");
-    // An archive of plain files (not a collection) is refused too.
+    // An archive of plain files (not a collection) is refused too: by name if it holds a
+    // file a collection never has, and for the missing description otherwise.
     let fs = RealFs::new();
-    let plain = dir.path().join("plain");
-    std::fs::create_dir_all(&plain).unwrap();
-    std::fs::write(plain.join("x"), vec![1u8; 1000]).unwrap();
-    let files = vellum_snapshot_format::list_generation(&fs, &plain).unwrap();
-    let foreign = dir.path().join("f.vsnap");
-    vellum_snapshot_format::export_to_file(
-        &fs,
-        &files,
-        &vellum_snapshot_format::ExportOptions::full(
-            vellum_snapshot_format::SnapshotId::from_seed(1),
-            1,
+    let foreign = |name: &str| {
+        let plain = dir.path().join("plain").join(name.replace('/', "_"));
+        std::fs::create_dir_all(plain.join(name).parent().unwrap()).unwrap();
+        std::fs::write(plain.join(name), vec![1u8; 1000]).unwrap();
+        let files = vellum_snapshot_format::list_generation(&fs, &plain).unwrap();
+        let archive = plain.with_extension("vsnap");
+        vellum_snapshot_format::export_to_file(
+            &fs,
+            &files,
+            &vellum_snapshot_format::ExportOptions::full(
+                vellum_snapshot_format::SnapshotId::from_seed(1),
+                1,
+            ),
+            &archive,
+        )
+        .unwrap();
+        archive
+    };
+    let e = db.import_snapshot(&[foreign("x")], "f").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Snapshot(vellum_snapshot_format::Error::RefusedName { .. })
         ),
-        &foreign,
-    )
-    .unwrap();
-    let e = db.import_snapshot(&[foreign], "f").unwrap_err();
+        "{e}"
+    );
+    let e = db
+        .import_snapshot(&[foreign("vectors/segment-00000000.vec")], "f")
+        .unwrap_err();
     assert!(matches!(e, Error::SnapshotMismatch { .. }), "{e}");
     let names: Vec<String> = db.list_collections().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, vec!["c".to_owned()]);
