@@ -7,6 +7,8 @@
 use std::io::Read;
 use std::path::Path;
 
+mod npy;
+
 /// Rows of `dim` floats, row-major.
 #[derive(Debug, Clone)]
 pub struct Vectors {
@@ -137,28 +139,12 @@ pub fn read_npy(path: &Path) -> Result<Vectors, DataError> {
         .get(start..start + header_len)
         .and_then(|h| std::str::from_utf8(h).ok())
         .ok_or_else(|| format_err(path, "header cut short or not text"))?;
-    let field = |key: &str| -> Option<&str> {
-        let i = header.find(&format!("'{key}':"))? + key.len() + 3;
-        Some(header[i..].trim_start())
-    };
-    let descr = field("descr")
-        .and_then(|s| s.strip_prefix('\''))
-        .and_then(|s| s.split('\'').next())
-        .ok_or_else(|| format_err(path, "header has no descr"))?;
-    let fortran = field("fortran_order").is_some_and(|s| s.starts_with("True"));
-    let shape_text = field("shape")
-        .and_then(|s| s.strip_prefix('('))
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| format_err(path, "header has no shape"))?;
-    let shape: Vec<usize> = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse()
-                .map_err(|_| format_err(path, format!("bad shape {shape_text:?}")))
-        })
-        .collect::<Result<_, _>>()?;
+    let npy::NpyHeader {
+        descr,
+        fortran_order: fortran,
+        shape,
+    } = npy::parse_header(header)
+        .map_err(|reason| format_err(path, format!("malformed .npy header: {reason}")))?;
     let [rows, dim] = shape[..] else {
         return Err(format_err(
             path,
@@ -168,14 +154,14 @@ pub fn read_npy(path: &Path) -> Result<Vectors, DataError> {
     if dim == 0 || dim > MAX_FILE_DIM {
         return Err(format_err(path, format!("dimension {dim}")));
     }
-    let elem = match descr {
+    let elem = match descr.as_str() {
         "<f4" => 4,
         "<f8" => 8,
         "|u1" => 1,
         other => {
             return Err(format_err(
                 path,
-                format!("element type {other} is not supported (use <f4, <f8 or |u1)"),
+                format!("element type {other:?} is not supported (use <f4, <f8 or |u1)"),
             ));
         }
     };
