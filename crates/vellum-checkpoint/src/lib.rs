@@ -388,6 +388,9 @@ pub struct Checkpointer {
     current: Option<Manifest>,
     /// Retained generations, oldest first; the last is the current one.
     retained: Vec<Retained>,
+    /// Older generations the retention window expected but open could not read (their files
+    /// are kept for inspection until retention moves past them), as (generation, why).
+    damaged: Vec<(u64, String)>,
     next_generation: u64,
     failstop: FailStop,
 }
@@ -454,6 +457,7 @@ impl Checkpointer {
             config,
             current: None,
             retained: Vec::new(),
+            damaged: Vec::new(),
             next_generation: 1,
             failstop: FailStop::new(),
         };
@@ -520,20 +524,42 @@ impl Checkpointer {
                     generation: current_gen,
                     wal_lsn: g.wal_lsn(),
                 }];
-                for &older in manifest_gens.iter().rev().filter(|&&x| x < current_gen) {
-                    if retained.len() >= config.retain_generations as usize {
+                // Every older generation that left a file behind is a candidate, newest
+                // first, until the window is full: one that cannot be read takes its place
+                // in the window and is reported, never silently replaced by an older one.
+                let older_gens: BTreeSet<u64> = names
+                    .iter()
+                    .filter_map(|n| generation_of(n))
+                    .filter(|&x| x < current_gen)
+                    .collect();
+                let mut damaged = Vec::new();
+                for &older in older_gens.iter().rev() {
+                    if retained.len() + damaged.len() >= config.retain_generations as usize {
                         break;
                     }
-                    if let Ok(m) = cp.read_manifest(&cp.dir.join(manifest_file_name(older)))
-                        && m.generation == older
-                        && m.wal_lsn <= g.wal_lsn()
-                    {
-                        retained.push(Retained {
-                            generation: older,
-                            wal_lsn: m.wal_lsn,
-                        });
+                    let path = cp.dir.join(manifest_file_name(older));
+                    match cp.read_manifest(&path) {
+                        Ok(m) if m.generation == older && m.wal_lsn <= g.wal_lsn() => {
+                            retained.push(Retained {
+                                generation: older,
+                                wal_lsn: m.wal_lsn,
+                            });
+                        }
+                        Ok(m) => damaged.push((
+                            older,
+                            format!(
+                                "{}: names generation {} at LSN {}, beside current generation \
+                                 {current_gen} at LSN {}",
+                                path.display(),
+                                m.generation,
+                                m.wal_lsn,
+                                g.wal_lsn()
+                            ),
+                        )),
+                        Err(e) => damaged.push((older, e.to_string())),
                     }
                 }
+                cp.damaged = damaged;
                 retained.reverse();
                 cp.retained = retained;
                 cp.current = Some(g.manifest.clone());
@@ -542,7 +568,12 @@ impl Checkpointer {
                     cp.next_generation = newest_seen.unwrap_or(current_gen).max(current_gen) + 1;
                 } else {
                     cp.next_generation = current_gen + 1;
-                    let keep: BTreeSet<u64> = cp.retained.iter().map(|r| r.generation).collect();
+                    let keep: BTreeSet<u64> = cp
+                        .retained
+                        .iter()
+                        .map(|r| r.generation)
+                        .chain(cp.damaged.iter().map(|(g, _)| *g))
+                        .collect();
                     cp.remove_orphans(&names, &keep)?;
                 }
             }
@@ -877,6 +908,13 @@ impl Checkpointer {
     /// Retained generations, oldest first (the current one last).
     pub fn retained_generations(&self) -> Vec<u64> {
         self.retained.iter().map(|r| r.generation).collect()
+    }
+
+    /// Older generations the retention window expected but open could not read (manifest
+    /// missing, truncated or damaged), as (generation, what is wrong). Their files are kept
+    /// for inspection; a fallback cannot use them.
+    pub fn damaged_generations(&self) -> &[(u64, String)] {
+        &self.damaged
     }
 
     /// The oldest retained generation.

@@ -4,8 +4,15 @@
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Format version written in every segment header.
-pub const FORMAT_VERSION: u32 = 1;
+/// Format version written in every new segment's header (docs/format/wal.md).
+pub const FORMAT_VERSION: u32 = 2;
+/// The first version: frames end with zero padding and no end mark. Still read; an active
+/// segment of this version keeps getting frames of this version until it rotates.
+pub const FORMAT_VERSION_NO_END_MARK: u32 = 1;
+
+/// The last byte of every version-2 frame: not zero, so a frame whose end reached the disk
+/// can be told from one a crash cut short (the space after the log is zero-filled).
+pub const FRAME_END_MARK: u8 = 0xE5;
 
 /// Segment magic: "VLMWAL", a NUL, and a byte that changes if the framing ever does.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"VLMWAL\x00\x01";
@@ -43,9 +50,11 @@ pub(crate) const KIND_SINGLE: u8 = 1;
 /// Frame kind: a batch of `count` length-prefixed records.
 pub(crate) const KIND_BATCH: u8 = 2;
 
-/// The whole frame length (header, payload, padding) for a payload of `payload_len` bytes.
-pub(crate) fn frame_len(payload_len: u64) -> u64 {
-    let raw = FRAME_HEADER_BYTES as u64 + payload_len;
+/// The whole frame length (header, payload, padding, and from version 2 the end mark) for a
+/// payload of `payload_len` bytes in a segment of `version`.
+pub(crate) fn frame_len(payload_len: u64, version: u32) -> u64 {
+    let mark = u64::from(version >= FORMAT_VERSION);
+    let raw = FRAME_HEADER_BYTES as u64 + payload_len + mark;
     raw.div_ceil(FRAME_ALIGN_BYTES as u64) * FRAME_ALIGN_BYTES as u64
 }
 
@@ -54,13 +63,15 @@ pub(crate) fn frame_len(payload_len: u64) -> u64 {
 pub(crate) struct SegmentHeader {
     pub first_lsn: u64,
     pub salt: u64,
+    /// [`FORMAT_VERSION`] or [`FORMAT_VERSION_NO_END_MARK`].
+    pub version: u32,
 }
 
 impl SegmentHeader {
     pub(crate) fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
         let mut b = [0u8; SEGMENT_HEADER_BYTES];
         b[SEG_MAGIC_OFFSET..SEG_VERSION_OFFSET].copy_from_slice(&SEGMENT_MAGIC);
-        b[SEG_VERSION_OFFSET..SEG_FIRST_LSN_OFFSET].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[SEG_VERSION_OFFSET..SEG_FIRST_LSN_OFFSET].copy_from_slice(&self.version.to_le_bytes());
         b[SEG_FIRST_LSN_OFFSET..SEG_SALT_OFFSET].copy_from_slice(&self.first_lsn.to_le_bytes());
         b[SEG_SALT_OFFSET..SEG_CRC_OFFSET].copy_from_slice(&self.salt.to_le_bytes());
         let crc = crc32fast::hash(&b[..SEG_CRC_OFFSET]);
@@ -80,7 +91,8 @@ impl SegmentHeader {
         if crc != crc32fast::hash(&b[..SEG_CRC_OFFSET]) {
             return Err("header checksum mismatch");
         }
-        if le_u32(b, SEG_VERSION_OFFSET) != FORMAT_VERSION {
+        let version = le_u32(b, SEG_VERSION_OFFSET);
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_NO_END_MARK {
             return Err("unsupported format version");
         }
         let first_lsn = le_u64(b, SEG_FIRST_LSN_OFFSET);
@@ -90,6 +102,7 @@ impl SegmentHeader {
         Ok(SegmentHeader {
             first_lsn,
             salt: le_u64(b, SEG_SALT_OFFSET),
+            version,
         })
     }
 }
@@ -163,9 +176,9 @@ impl FrameHeader {
         self.lsn + u64::from(self.count)
     }
 
-    /// Whole frame length including padding.
-    pub(crate) fn frame_len(&self) -> u64 {
-        frame_len(u64::from(self.payload_len))
+    /// Whole frame length including padding (and the end mark, from version 2).
+    pub(crate) fn frame_len(&self, version: u32) -> u64 {
+        frame_len(u64::from(self.payload_len), version)
     }
 }
 
@@ -253,9 +266,11 @@ pub(crate) fn check_frame(
     Ok(())
 }
 
-/// Encodes one frame (header, payload, padding) into `out`.
+/// Encodes one frame (header, payload, padding, end mark) into `out`, as a segment of
+/// `version` holds it.
 pub(crate) fn encode_frame<B: AsRef<[u8]>>(
     out: &mut Vec<u8>,
+    version: u32,
     salt: u64,
     lsn: u64,
     synced_lsn: u64,
@@ -287,8 +302,11 @@ pub(crate) fn encode_frame<B: AsRef<[u8]>>(
         &out[start + FRAME_HEADER_BYTES..],
     );
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
-    let padded = start as u64 + frame_len(u64::from(payload_len));
+    let padded = start as u64 + frame_len(u64::from(payload_len), version);
     out.resize(padded as usize, 0);
+    if version >= FORMAT_VERSION {
+        *out.last_mut().expect("a frame is not empty") = FRAME_END_MARK;
+    }
 }
 
 /// The payload length a frame for `records` would have.
@@ -338,7 +356,15 @@ mod tests {
     #[test]
     fn a_frame_round_trips_and_any_flipped_bit_is_rejected() {
         let mut out = Vec::new();
-        encode_frame(&mut out, 77, 5, 3, &[b"hello".as_slice(), b"w"], true);
+        encode_frame(
+            &mut out,
+            FORMAT_VERSION,
+            77,
+            5,
+            3,
+            &[b"hello".as_slice(), b"w"],
+            true,
+        );
         assert_eq!(out.len() % FRAME_ALIGN_BYTES, 0);
         let h = decode_frame(&out, 77, 1024).expect("valid");
         assert_eq!((h.lsn, h.count, h.synced_lsn), (5, 2, 3));
@@ -381,6 +407,7 @@ mod tests {
         let h = SegmentHeader {
             first_lsn: 42,
             salt: 9,
+            version: FORMAT_VERSION,
         };
         let b = h.encode();
         assert_eq!(SegmentHeader::decode(&b), Ok(h));

@@ -57,7 +57,7 @@ fn fix_checksums(seg: &mut [u8]) {
             &seg[pos + FRAME_HEADER_BYTES..end],
         );
         seg[pos..pos + 4].copy_from_slice(&crc.to_le_bytes());
-        pos += f.frame_len() as usize;
+        pos += f.frame_len(h.version) as usize;
     }
 }
 

@@ -173,7 +173,7 @@ impl WalIter {
                 self.pos = resume;
                 self.expected = None;
             }
-            let (seg_end, salt) = (seg.end_offset, seg.salt);
+            let (seg_end, salt, version) = (seg.end_offset, seg.salt, seg.version);
             if self.pos >= seg_end {
                 self.seg_idx += 1;
                 self.file = None;
@@ -204,7 +204,7 @@ impl WalIter {
                 // recovery checked the frame at open, so step over it unread (a reopen
                 // after a checkpoint skips the covered part of the log without copying it).
                 self.expected = Some(h.next_lsn());
-                self.pos = (self.pos + h.frame_len()).min(seg_end);
+                self.pos = (self.pos + h.frame_len(version)).min(seg_end);
                 continue;
             }
             self.ensure(whole)?;
@@ -217,7 +217,7 @@ impl WalIter {
             )
             .map_err(|why| self.corruption(expected, why))?;
             self.expected = Some(h.next_lsn());
-            self.pos = (self.pos + h.frame_len()).min(seg_end);
+            self.pos = (self.pos + h.frame_len(version)).min(seg_end);
             self.frame = Some(FrameCursor {
                 single: h.kind == KIND_SINGLE,
                 remaining: h.count,

@@ -27,7 +27,10 @@ mod recovery;
 mod wal;
 
 pub use error::{Error, Result};
-pub use format::{FORMAT_VERSION, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC};
+pub use format::{
+    FORMAT_VERSION, FORMAT_VERSION_NO_END_MARK, FRAME_END_MARK, FRAME_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
+};
 pub use iter::{Record, WalIter};
 pub use options::{RecoveryMode, SyncPolicy, WalOptions};
 pub use recovery::{Damage, Recovery, SegmentInfo, TailCut};

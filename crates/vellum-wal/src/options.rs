@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, frame_len};
+use crate::format::{FORMAT_VERSION, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, frame_len};
 
 /// When appended records are made durable.
 ///
@@ -118,7 +118,7 @@ impl WalOptions {
                 u32::MAX
             )));
         }
-        let need = SEGMENT_HEADER_BYTES as u64 + frame_len(self.max_record_bytes);
+        let need = SEGMENT_HEADER_BYTES as u64 + frame_len(self.max_record_bytes, FORMAT_VERSION);
         if self.segment_size_bytes < need {
             return Err(Error::InvalidOptions(format!(
                 "segment_size_bytes {} cannot hold a segment header and one frame of \

@@ -7,8 +7,9 @@ use vellum_fs::Fs;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    FRAME_ALIGN_BYTES, FRAME_KIND_OFFSET, FrameFault, FrameHeader, KIND_BATCH, KIND_SINGLE,
-    SEGMENT_HEADER_BYTES, SegmentHeader, check_frame, decode_frame, parse_segment_name,
+    FORMAT_VERSION, FRAME_ALIGN_BYTES, FRAME_END_MARK, FRAME_HEADER_BYTES, FRAME_KIND_OFFSET,
+    FRAME_LEN_OFFSET, FrameFault, FrameHeader, KIND_BATCH, KIND_SINGLE, SEGMENT_HEADER_BYTES,
+    SegmentHeader, all_zero, check_frame, decode_frame, frame_len, le_u32, parse_segment_name,
 };
 use crate::options::RecoveryMode;
 
@@ -60,6 +61,8 @@ pub struct TailCut {
     pub reason: String,
     /// Valid but unacknowledged frames found after the damage and dropped with it.
     pub dropped_frames: usize,
+    /// Bytes from `offset` to the last byte that is not zero: what the cut drops.
+    pub bytes: u64,
 }
 
 /// Damage skipped by `RecoveryMode::Salvage`.
@@ -82,6 +85,8 @@ pub(crate) struct SegMeta {
     pub path: PathBuf,
     pub first_lsn: u64,
     pub salt: u64,
+    /// The segment's format version (its frames' shape).
+    pub version: u32,
     /// End of the valid frames (where the next frame goes in the active segment).
     pub end_offset: u64,
     /// The LSN after the last frame.
@@ -135,6 +140,48 @@ fn later_frames(bytes: &[u8], from: usize, salt: u64, max: u64) -> Vec<(u64, Fra
     found
 }
 
+/// The sector size of the disk model: a write torn by a crash loses whole sectors (any
+/// multiple of this, aligned to file offsets), never part of one.
+pub(crate) const SECTOR_BYTES: usize = 512;
+
+/// Whether the frame starting at `pos` was written whole: the segment's frames carry an
+/// end mark (version 2 on), its header's length is plausible, the frame with its end mark
+/// lies inside the file, the end mark is there, and every sector's share of the frame holds
+/// a byte that is not zero. Returns the frame's length.
+///
+/// Space after the valid frames is zero when a frame is written there (preallocation,
+/// `set_len` and the tail cut all zero-fill). A write a crash tore therefore leaves the end
+/// mark missing (a short write, or writeback in order, keeps a prefix), or at least one
+/// sector's share of the frame all zero (sectors reach the disk in any order), or the file
+/// shorter than the frame. A frame with none of these whose checksum still fails was
+/// changed after it reached the disk: damage, not a crash state. A frame whose own bytes
+/// hold a sector's worth of zeros gets the benefit of the doubt and is cut as torn;
+/// version-1 segments, without the mark, are always given it.
+fn whole_on_disk(bytes: &[u8], pos: usize, version: u32, max_record_bytes: u64) -> Option<usize> {
+    if version < FORMAT_VERSION {
+        return None;
+    }
+    let header = bytes.get(pos..pos + FRAME_HEADER_BYTES)?;
+    let payload_len = u64::from(le_u32(header, FRAME_LEN_OFFSET));
+    if payload_len > max_record_bytes {
+        return None;
+    }
+    let end = pos.checked_add(usize::try_from(frame_len(payload_len, version)).ok()?)?;
+    let frame = bytes.get(pos..end)?;
+    if frame.last() != Some(&FRAME_END_MARK) {
+        return None;
+    }
+    let mut at = pos;
+    while at < end {
+        let sector_end = (at / SECTOR_BYTES + 1) * SECTOR_BYTES;
+        if all_zero(&frame[at - pos..sector_end.min(end) - pos]) {
+            return None;
+        }
+        at = sector_end;
+    }
+    Some(frame.len())
+}
+
 fn scan_segment(
     bytes: &[u8],
     header: SegmentHeader,
@@ -156,7 +203,7 @@ fn scan_segment(
             Ok(h) if h.lsn == lsn => {
                 // The padding may lie past the end of the file (torn off): the next frame
                 // still starts at the aligned offset.
-                pos += h.frame_len() as usize;
+                pos += h.frame_len(header.version) as usize;
                 lsn = h.next_lsn();
                 continue;
             }
@@ -178,12 +225,19 @@ fn scan_segment(
             Some(format!(
                 "{reason}; the segment has a successor, so it was synced whole at rotation"
             ))
+        } else if let Some((off, h)) = evidence {
+            Some(format!(
+                "{reason}; the valid frame at offset {off} (LSN {}) was written after LSN \
+                 {lsn} had been synced (its synced LSN is {})",
+                h.lsn, h.synced_lsn
+            ))
         } else {
-            evidence.map(|(off, h)| {
+            whole_on_disk(bytes, pos, header.version, max_record_bytes).map(|extent| {
                 format!(
-                    "{reason}; the valid frame at offset {off} (LSN {}) was written after LSN \
-                     {lsn} had been synced (its synced LSN is {})",
-                    h.lsn, h.synced_lsn
+                    "{reason}; all {extent} bytes of the frame reached the disk (its end mark \
+                     is there and none of its {SECTOR_BYTES}-byte sectors reads as the zeros a \
+                     crash leaves where a write did not arrive), so it was damaged after it was \
+                     written, not torn by a crash"
                 )
             })
         };
@@ -233,6 +287,10 @@ fn scan_segment(
                         lsn,
                         reason,
                         dropped_frames: later.len(),
+                        bytes: bytes[pos..]
+                            .iter()
+                            .rposition(|&b| b != 0)
+                            .map_or(0, |last| last as u64 + 1),
                     }),
                 });
             }
@@ -357,6 +415,7 @@ pub(crate) fn recover(
             path,
             first_lsn: header.first_lsn,
             salt: header.salt,
+            version: header.version,
             end_offset: scan.end_offset,
             end_lsn: scan.end_lsn,
             file_len: bytes.len() as u64,
@@ -406,5 +465,6 @@ fn skip_bad_header(
     Ok(SegmentHeader {
         first_lsn: 0,
         salt: 0,
+        version: FORMAT_VERSION,
     })
 }

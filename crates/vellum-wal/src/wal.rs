@@ -10,8 +10,8 @@ use vellum_fs::{DynFs, FailStop, File, create_dir_all_durable, tmp_path};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame, frame_len, fresh_salt, payload_len,
-    segment_name,
+    FORMAT_VERSION, SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame, frame_len, fresh_salt,
+    payload_len, segment_name,
 };
 use crate::iter::WalIter;
 use crate::options::{RecoveryMode, SyncPolicy, WalOptions};
@@ -338,7 +338,9 @@ impl Shared {
                 max_bytes: self.opts.max_record_bytes,
             });
         }
-        let flen = frame_len(len);
+        // The longest a frame of this payload can be (the active segment may be of the older
+        // version, whose frames have no end mark): enough to decide on rotation.
+        let flen = frame_len(len, FORMAT_VERSION);
         let mut st = self.state.lock();
         self.fail.check()?;
         if st.next_lsn.checked_add(records.len() as u64).is_none() {
@@ -362,8 +364,17 @@ impl Shared {
                 .active
                 .as_ref()
                 .expect("a writable log has an active file");
+            let flen = frame_len(len, seg.version);
             st.buf.clear();
-            encode_frame(&mut st.buf, seg.salt, lsn, st.synced_lsn, records, batch);
+            encode_frame(
+                &mut st.buf,
+                seg.version,
+                seg.salt,
+                lsn,
+                st.synced_lsn,
+                records,
+                batch,
+            );
             let need = seg.end_offset + flen;
             if self.opts.preallocate && need > seg.file_len {
                 // The next step of space, zeros, before the frame: the sync that makes
@@ -480,7 +491,12 @@ pub(crate) fn create_segment(
     let path = dir.join(segment_name(first_lsn));
     let tmp = tmp_path(&path);
     let file = fs.create(&tmp)?;
-    file.write_at(&SegmentHeader { first_lsn, salt }.encode(), 0)?;
+    let header = SegmentHeader {
+        first_lsn,
+        salt,
+        version: FORMAT_VERSION,
+    };
+    file.write_at(&header.encode(), 0)?;
     let first_len = opts.allocation_for(SEGMENT_HEADER_BYTES as u64 + 1);
     if opts.preallocate {
         file.allocate(first_len)?;
@@ -496,6 +512,7 @@ pub(crate) fn create_segment(
             path,
             first_lsn,
             salt,
+            version: FORMAT_VERSION,
             end_offset: SEGMENT_HEADER_BYTES as u64,
             end_lsn: first_lsn,
             file_len: if opts.preallocate {

@@ -298,3 +298,126 @@ fn stale_frames_in_preallocated_space_never_validate() {
     stale_frames_never_validate(&SimFs::new());
     stale_frames_never_validate(&RealDisk::new());
 }
+
+/// The last frame reached the disk whole and was damaged afterwards (bit rot, a stray
+/// write): no crash leaves that, so it is refused with its segment, offset and LSN instead
+/// of being cut as a torn tail (which would silently drop an acknowledged record).
+fn damage_to_a_whole_last_frame(disk: &dyn Disk, step: usize) -> usize {
+    let acked = write(disk, opts(), 6);
+    let seg = segments(disk)[0].clone();
+    let name = seg.file_name().unwrap().to_string_lossy().into_owned();
+    let start = frame_start(5);
+    let orig = disk.read(&seg);
+    // The checksum and every payload byte (header fields are checked on their own: a bad
+    // kind or length there reads as a torn frame, which is what a crash can also leave).
+    let bytes: Vec<usize> = (0..4).chain(32..PAYLOAD_END).step_by(step).collect();
+    for &at in &bytes {
+        disk.tamper(&seg, &mut |b| b[start + at] ^= 0x5A);
+        for mode in [
+            RecoveryMode::TolerateTornTail,
+            RecoveryMode::AbsoluteConsistency,
+        ] {
+            match open(disk, mode) {
+                Err(e @ Error::Corruption { .. }) => {
+                    let text = e.to_string();
+                    assert!(text.contains(&name), "{text}");
+                    assert!(text.contains(&format!("offset {start}")), "{text}");
+                    assert!(text.contains("LSN 6"), "{text}");
+                    assert!(text.contains("damaged after it was written"), "{text}");
+                }
+                other => panic!("byte {at}, {mode:?}: expected corruption, got {other:?}"),
+            }
+        }
+        let mut damaged = orig.clone();
+        damaged[start + at] ^= 0x5A;
+        assert_eq!(
+            disk.read(&seg),
+            damaged,
+            "a refused open changed the segment"
+        );
+        let (wal, rec) = open(disk, RecoveryMode::Salvage).unwrap();
+        assert_eq!(rec.damage.len(), 1, "byte {at}");
+        assert_eq!((rec.damage[0].lsn, rec.damage[0].offset), (6, start as u64));
+        assert_eq!(read_all(&wal).unwrap(), &acked[..5]);
+        drop(wal);
+        disk.tamper(&seg, &mut |b| b[start + at] ^= 0x5A);
+    }
+    let (wal, rec) = open(disk, RecoveryMode::AbsoluteConsistency).unwrap();
+    assert!(rec.tail_cut.is_none());
+    assert_eq!(read_all(&wal).unwrap(), acked);
+    bytes.len()
+}
+
+#[test]
+fn damage_to_a_last_frame_that_reached_the_disk_whole_is_refused_not_cut_sim() {
+    let n = damage_to_a_whole_last_frame(&SimFs::new(), 1);
+    println!("damaged last frame (sim): {n} bytes");
+}
+
+#[test]
+fn damage_to_a_last_frame_that_reached_the_disk_whole_is_refused_not_cut_real() {
+    let n = damage_to_a_whole_last_frame(&RealDisk::new(), 5);
+    println!("damaged last frame (real fs): {n} bytes");
+}
+
+/// Every state a crash can leave the last frame in is still a torn tail, cut at open: a
+/// prefix of it (a short write, or in-order writeback, at any byte), or any one of its
+/// sectors missing (sectors reach the disk in any order). The frame spans several sectors
+/// and starts inside one.
+fn every_crash_tear_of_a_long_last_frame(disk: &dyn Disk, step: usize) -> usize {
+    let o = WalOptions {
+        segment_size_bytes: 8192,
+        max_record_bytes: 2048,
+        ..opts()
+    };
+    let (wal, _) = Wal::open(disk.fs(), disk.dir(), o).unwrap();
+    let mut acked = Vec::new();
+    for i in 0..3 {
+        let p = payload(0, i, 0, 1, 40);
+        acked.push((wal.append(&p).unwrap(), p));
+    }
+    let long = payload(0, 9, 0, 1, 1500);
+    let last = wal.append(&long).unwrap();
+    drop(wal);
+    let seg = segments(disk)[0].clone();
+    let orig = disk.read(&seg);
+    let start = 32 + 3 * 80; // three frames of 32 + 40 + end mark, padded to 80
+    let end = start + (32 + 1500 + 1_usize).div_ceil(8) * 8; // padded, the mark last
+    assert_eq!(orig[end - 1], vellum_wal::FRAME_END_MARK);
+    let mut tears: Vec<Box<dyn Fn(&mut Vec<u8>)>> = Vec::new();
+    // (Keeping nothing of it is a clean end, and keeping its payload whole leaves a valid
+    // frame: neither is a tear.)
+    for keep in (start + 1..start + 32 + 1500).step_by(step) {
+        tears.push(Box::new(move |b: &mut Vec<u8>| b[keep..end].fill(0)));
+    }
+    let mut sector = start / 512 * 512;
+    while sector < end {
+        let (a, z) = (sector.max(start), (sector + 512).min(end));
+        tears.push(Box::new(move |b: &mut Vec<u8>| b[a..z].fill(0)));
+        sector += 512;
+    }
+    for (i, tear) in tears.iter().enumerate() {
+        disk.tamper(&seg, &mut |b| {
+            b.clone_from(&orig);
+            tear(b);
+        });
+        let (wal, rec) =
+            Wal::open(disk.fs(), disk.dir(), o).unwrap_or_else(|e| panic!("tear {i} refused: {e}"));
+        let cut = rec.tail_cut.unwrap_or_else(|| panic!("tear {i} not cut"));
+        assert_eq!((cut.lsn, cut.offset), (last, start as u64), "tear {i}");
+        assert_eq!(read_all(&wal).unwrap(), acked, "tear {i}");
+    }
+    tears.len()
+}
+
+#[test]
+fn every_tear_a_crash_can_leave_in_a_long_last_frame_is_cut_not_refused_sim() {
+    let n = every_crash_tear_of_a_long_last_frame(&SimFs::new(), 1);
+    println!("crash tears of the last frame (sim): {n}");
+}
+
+#[test]
+fn every_tear_a_crash_can_leave_in_a_long_last_frame_is_cut_not_refused_real() {
+    let n = every_crash_tear_of_a_long_last_frame(&RealDisk::new(), 13);
+    println!("crash tears of the last frame (real fs): {n}");
+}

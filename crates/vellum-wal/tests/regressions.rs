@@ -28,14 +28,16 @@ fn torn_tail_is_cut_durably_before_the_next_append() {
         wal.append(&payload(0, i, 0, 1, 60)).unwrap();
     }
     wal.sync().unwrap();
-    // Two more, both reach the disk, then the first of them is torn (bytes damaged).
+    // Two more, both reach the disk, then the first of them is torn as a crash tears a
+    // write: its tail never arrived and reads as the zeros that were there before.
     let a = wal.append(&payload(0, 3, 0, 1, 60)).unwrap();
     let b = wal.append(&payload(0, 4, 0, 1, 60)).unwrap();
     wal.sync().unwrap();
     drop(wal);
     let seg = segments(&fs)[0].clone();
-    let frame_a = 32 + 3 * 96; // header + three frames of 32 + 64 bytes
-    fs.tamper(&seg, |b| b[frame_a + 40] ^= 0xFF).unwrap();
+    let frame_a = 32 + 3 * 96; // header + three frames of 32 + 60 + end mark, padded to 96
+    fs.tamper(&seg, |b| b[frame_a + 40..frame_a + 96].fill(0))
+        .unwrap();
 
     // `a` was synced by the second sync, but `b` (written before that sync) carries a
     // synced LSN below `a`, so nothing proves `a` durable: a torn tail, cut at `a`.

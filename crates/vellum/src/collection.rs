@@ -210,6 +210,9 @@ pub struct CollectionStats {
     /// Vectors the index has read from the store since open (searches and inserts; zero
     /// right after open, because opening reads no vector).
     pub vectors_read_since_open: u64,
+    /// The torn tail opening cut off the log (writes a crash interrupted before they were
+    /// acknowledged), if there was one: where, the first LSN dropped, the bytes dropped.
+    pub tail_cut_at_open: Option<vellum_wal::TailCut>,
 }
 
 /// One record of a collection's log, as `vellum wal dump` shows it.
@@ -257,6 +260,9 @@ pub struct VerifyReport {
     pub generations_checked: u64,
     /// What is wrong (empty when all is well).
     pub problems: Vec<String>,
+    /// The torn tail opening cut off the log, if any: not damage (a crash interrupted
+    /// writes that were never acknowledged), reported so the operator knows.
+    pub tail_cut_at_open: Option<vellum_wal::TailCut>,
 }
 
 impl VerifyReport {
@@ -444,6 +450,7 @@ pub(crate) struct CollectionInner {
     options: DatabaseOptions,
     graph_loaded: bool,
     replayed_at_open: u64,
+    tail_cut_at_open: Option<vellum_wal::TailCut>,
 }
 
 fn encode_meta(id: u64, config: &CollectionConfig, points: u64) -> Vec<u8> {
@@ -725,6 +732,7 @@ impl CollectionInner {
             options: options.clone(),
             graph_loaded,
             replayed_at_open: replayed,
+            tail_cut_at_open: recovery.tail_cut,
         };
         Ok(inner)
     }
@@ -1091,6 +1099,7 @@ impl CollectionInner {
             graph_loaded_from_checkpoint: self.graph_loaded,
             replayed_at_open: self.replayed_at_open,
             vectors_read_since_open: state.vector_reads.load(Ordering::Relaxed),
+            tail_cut_at_open: self.tail_cut_at_open.clone(),
         }
     }
 
@@ -1125,6 +1134,7 @@ impl CollectionInner {
     pub(crate) fn verify(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport {
             collection: self.name.clone(),
+            tail_cut_at_open: self.tail_cut_at_open.clone(),
             ..VerifyReport::default()
         };
         // One consistent look at headers, ids and the index; then the slots a page at a
@@ -1162,6 +1172,12 @@ impl CollectionInner {
             }
         }
         let cp = self.checkpointer.lock();
+        for (generation, why) in cp.damaged_generations() {
+            report.problems.push(format!(
+                "checkpoint generation {generation}, which retention keeps for a fallback, \
+                 cannot be read: {why}"
+            ));
+        }
         for generation in cp.retained_generations() {
             match cp.load_generation(generation) {
                 Ok(_) => report.generations_checked += 1,
@@ -1170,10 +1186,19 @@ impl CollectionInner {
                     .push(format!("checkpoint generation {generation}: {e}")),
             }
         }
-        let first = cp
-            .oldest_retained_wal_lsn()
-            .map_or(1, |l| l + 1)
-            .max(self.wal.stats().first_lsn);
+        // Every retained generation must be able to roll forward: the log has to hold
+        // every record after the oldest one's LSN.
+        let wal_first = self.wal.stats().first_lsn;
+        let needed = cp.oldest_retained_wal_lsn().map_or(1, |l| l + 1);
+        if wal_first > needed {
+            report.problems.push(format!(
+                "the log in {} starts at LSN {wal_first}, but checkpoint generation {} needs \
+                 every record from LSN {needed}: the segments before it are missing",
+                self.dir.join(WAL_DIR).display(),
+                cp.oldest_retained_generation().unwrap_or(0),
+            ));
+        }
+        let first = needed.max(wal_first);
         // The checkpointer lock stays held while the log is read: a checkpoint meanwhile
         // could remove the segments being checked and look like damage.
         let mut iter = self.wal.iter_from(first)?;

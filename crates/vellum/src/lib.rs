@@ -51,6 +51,7 @@ pub use options::{
 };
 pub use snapshot::{COLLECTION_META_FILE, SnapshotSummary};
 pub use vellum_snapshot_format::{Chunk, ChunkReceiver, ImportLimits, SnapshotMeta};
+pub use vellum_wal::TailCut;
 
 /// The I/O seam, for tests that run Vellum on the crash simulator.
 pub use vellum_fs as fs;
