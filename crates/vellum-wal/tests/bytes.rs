@@ -384,22 +384,22 @@ fn every_crash_tear_of_a_long_last_frame(disk: &dyn Disk, step: usize) -> usize 
     let start = 32 + 3 * 80; // three frames of 32 + 40 + end mark, padded to 80
     let end = start + (32 + 1500 + 1_usize).div_ceil(8) * 8; // padded, the mark last
     assert_eq!(orig[end - 1], vellum_wal::FRAME_END_MARK);
-    let mut tears: Vec<Box<dyn Fn(&mut Vec<u8>)>> = Vec::new();
+    // Each tear is the byte range that never arrived (and reads as zeros).
+    let mut tears: Vec<(usize, usize)> = Vec::new();
     // (Keeping nothing of it is a clean end, and keeping its payload whole leaves a valid
     // frame: neither is a tear.)
     for keep in (start + 1..start + 32 + 1500).step_by(step) {
-        tears.push(Box::new(move |b: &mut Vec<u8>| b[keep..end].fill(0)));
+        tears.push((keep, end));
     }
     let mut sector = start / 512 * 512;
     while sector < end {
-        let (a, z) = (sector.max(start), (sector + 512).min(end));
-        tears.push(Box::new(move |b: &mut Vec<u8>| b[a..z].fill(0)));
+        tears.push((sector.max(start), (sector + 512).min(end)));
         sector += 512;
     }
-    for (i, tear) in tears.iter().enumerate() {
+    for (i, &(a, z)) in tears.iter().enumerate() {
         disk.tamper(&seg, &mut |b| {
             b.clone_from(&orig);
-            tear(b);
+            b[a..z].fill(0);
         });
         let (wal, rec) =
             Wal::open(disk.fs(), disk.dir(), o).unwrap_or_else(|e| panic!("tear {i} refused: {e}"));
