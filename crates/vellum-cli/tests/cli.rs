@@ -327,3 +327,36 @@ fn an_import_whose_ids_would_pass_the_largest_id_is_refused_and_writes_nothing()
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["collections"][0]["points"], 2, "{out}");
 }
+
+#[test]
+fn the_read_tools_open_a_database_made_with_non_default_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("db");
+    let db_s = db_path.to_str().unwrap();
+    {
+        let options = vellum::DatabaseOptions::default()
+            .with_slots_per_segment(256)
+            .with_background_checkpoints(false);
+        let db = vellum::Database::open(&db_path, options).unwrap();
+        let c = db
+            .create_collection("c", vellum::CollectionConfig::new(3, vellum::Metric::L2))
+            .unwrap();
+        for i in 0..300u64 {
+            c.upsert(vellum::Point::new(i, vec![i as f32, 1.0, 2.0]))
+                .unwrap();
+        }
+        c.checkpoint().unwrap();
+        c.upsert(vellum::Point::new(1000, vec![0.0, 1.0, 2.0]))
+            .unwrap();
+    }
+    let out = ok(&["verify", db_s]);
+    assert!(out.contains("c: ok"), "{out}");
+    let out = ok(&["inspect", db_s]);
+    assert!(out.contains("301 points"), "{out}");
+    let out = ok(&["--json", "search", db_s, "c", "--query", "5,1,2", "-k", "1"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["hits"][0]["id"], 5, "{out}");
+    let out = ok(&["checkpoint", db_s]);
+    assert!(out.contains("c: generation 2"), "{out}");
+    ok(&["verify", db_s]);
+}

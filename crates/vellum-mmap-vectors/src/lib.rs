@@ -290,7 +290,7 @@ impl VectorStore {
             in_flight: None,
             failstop: Arc::new(FailStop::new()),
         };
-        let sps = u64::from(config.slots_per_segment);
+        let mut sps = u64::from(config.slots_per_segment);
         let mut needed_segments = 0u64;
         if let Some(from) = from {
             let generation = from.loaded.generation();
@@ -330,11 +330,12 @@ impl VectorStore {
                 ));
             }
             if meta.slots_per_segment != config.slots_per_segment {
-                return Err(mismatch(
-                    "slots per segment",
-                    meta.slots_per_segment.to_string(),
-                    config.slots_per_segment.to_string(),
-                ));
+                // What is stored wins: the segment geometry is chosen when a store is
+                // created, and the option only applies to new stores (a tool opening a
+                // store made with another setting must not be refused).
+                store.config.slots_per_segment = meta.slots_per_segment;
+                store.config.validate()?;
+                sps = u64::from(meta.slots_per_segment);
             }
             let idmap = IdMapView::decode(file(IDMAP_FILE)?).map_err(|e| corrupt(IDMAP_FILE, e))?;
             if idmap.len() as u64 != meta.live_count {

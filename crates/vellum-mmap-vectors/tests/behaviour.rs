@@ -480,3 +480,46 @@ fn slots_name_the_current_vector_of_each_id_through_replace_delete_and_reopen() 
         assert_eq!(store.slot_of(id), Some(slot), "slots survive a reopen");
     }
 }
+
+#[test]
+fn reopening_with_another_slots_per_segment_setting_keeps_the_stored_geometry() {
+    let fs = SimFs::new();
+    let (mut cp, mut store, _) = open(&fs).unwrap();
+    for id in 0..10u64 {
+        store.upsert(id, &vector(id, 0)).unwrap();
+    }
+    store.checkpoint(&mut cp, 1, b"").unwrap();
+    let segments = store.stats().segments;
+    drop((cp, store));
+    let other = StoreConfig {
+        slots_per_segment: 64,
+        ..StoreConfig::new(4)
+    };
+    for round in 0..2u64 {
+        let (mut cp, loaded) =
+            Checkpointer::open(fs.shared(), Path::new(CK_DIR), ck_config()).unwrap();
+        let mut store = VectorStore::open_from(
+            fs.shared(),
+            Path::new(STORE_DIR),
+            other,
+            &cp,
+            loaded.as_ref(),
+        )
+        .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(store.len() as u64, 10 + round * 5);
+        for id in 0..store.len() as u64 {
+            assert_eq!(
+                store.get(id).unwrap().unwrap(),
+                &vector(id, 0)[..],
+                "id {id}"
+            );
+        }
+        if round == 0 {
+            assert_eq!(store.stats().segments, segments);
+            for id in 10..15u64 {
+                store.upsert(id, &vector(id, 0)).unwrap();
+            }
+            store.checkpoint(&mut cp, 2, b"").unwrap();
+        }
+    }
+}
