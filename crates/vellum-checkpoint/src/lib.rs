@@ -32,8 +32,46 @@
 //! Files left by a checkpoint that crashed before publishing (and files of generations
 //! beyond retention) are removed on open. Those removals, like retention's, are not synced:
 //! if a crash undoes one, the file is an orphan again and the next open removes it again.
+//!
+//! # On the real file system
+//!
+//! [`Checkpointer::open_path`] opens a directory by path, so a user of this crate alone needs
+//! nothing from `vellum-fs`:
+//!
+//! ```
+//! use vellum_checkpoint::{CheckpointConfig, Checkpointer, Codec, FileSpec};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let checkpoints = dir.path().join("checkpoints");
+//! {
+//!     let (mut cp, loaded) = Checkpointer::open_path(&checkpoints, CheckpointConfig::default())?;
+//!     assert!(loaded.is_none()); // nothing committed yet
+//!     let ids = vec![1u8; 4096];
+//!     let info = cp.commit(
+//!         42, // the WAL LSN this generation covers
+//!         b"my metadata",
+//!         &[
+//!             FileSpec { name: "ids", bytes: &ids, codec: Codec::Zstd { level: 3 } },
+//!             FileSpec { name: "settings", bytes: b"dim=3", codec: Codec::None },
+//!         ],
+//!     )?;
+//!     assert_eq!(info.generation, 1);
+//! }
+//! // Reopen, as after a crash: the committed generation loads whole, every file verified.
+//! let (cp, loaded) = Checkpointer::open_path(&checkpoints, CheckpointConfig::default())?;
+//! let loaded = loaded.expect("generation 1 was committed");
+//! assert_eq!((loaded.generation(), loaded.wal_lsn()), (1, 42));
+//! assert_eq!(loaded.metadata(), b"my metadata");
+//! assert_eq!(loaded.file("ids"), Some(&[1u8; 4096][..]));
+//! assert_eq!(loaded.file("settings"), Some(&b"dim=3"[..]));
+//! assert_eq!(cp.oldest_retained_wal_lsn(), Some(42)); // truncate the WAL only below this
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
+mod by_path;
 mod codec;
 #[doc(hidden)]
 pub mod fuzzing;

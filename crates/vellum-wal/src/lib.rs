@@ -15,8 +15,37 @@
 //!   [`Wal::truncate_before`] drops whole segments below a checkpoint, durably.
 //! * Fail-stop: the first failed write or sync poisons the log; every later call says to
 //!   reopen; no sync is ever retried.
+//!
+//! [`Wal::open_path`] opens a log on the real file system by path, so a user of this crate
+//! alone needs nothing from `vellum-fs`:
+//!
+//! ```
+//! use vellum_wal::{Wal, WalOptions};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let log = dir.path().join("wal");
+//! {
+//!     let (wal, recovery) = Wal::open_path(&log, WalOptions::default())?;
+//!     assert_eq!(recovery.last_lsn, 0);
+//!     assert_eq!(wal.append(b"first")?, 1);
+//!     let lsns = wal.append_batch(&[b"second".as_slice(), b"third"])?;
+//!     assert_eq!(lsns, 2..=3);
+//!     wal.sync()?; // a barrier in every sync policy (the default policy syncs each append)
+//! }
+//! // Reopen, as after a crash: every synced record is read back, in LSN order.
+//! let (wal, recovery) = Wal::open_path(&log, WalOptions::default())?;
+//! assert_eq!(recovery.last_lsn, 3);
+//! let records = wal.iter_from(1)?.collect::<Result<Vec<_>, _>>()?;
+//! let data: Vec<&[u8]> = records.iter().map(|r| r.data.as_slice()).collect();
+//! assert_eq!(data, [b"first".as_slice(), b"second", b"third"]);
+//! assert_eq!(wal.append(b"fourth")?, 4);
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
+mod by_path;
 mod error;
 mod format;
 #[doc(hidden)]
