@@ -46,7 +46,41 @@
 //! The segment files are mapped. If another process writes or truncates them while the store
 //! is open, `get` may return changed bytes or the process may be killed by `SIGBUS`. The
 //! store's directory must belong to this store alone.
+//!
+//! # On the real file system
+//!
+//! [`VectorStore::open_path`] opens a store and its checkpointer under one directory by
+//! path, so a user of this crate alone needs nothing from `vellum-fs` (the checkpoint crate
+//! is re-exported as [`checkpoint`]):
+//!
+//! ```
+//! use vellum_mmap_vectors::{StoreConfig, VectorStore};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! {
+//!     let (mut store, mut checkpointer) =
+//!         VectorStore::open_path(dir.path(), StoreConfig::new(3))?;
+//!     store.upsert(7, &[1.0, 2.0, 3.0])?;
+//!     store.upsert(8, &[4.0, 5.0, 6.0])?;
+//!     store.delete(8)?;
+//!     // Durable from here on, as of LSN 3 of the caller's WAL (which logged the writes).
+//!     let info = store.checkpoint(&mut checkpointer, 3, b"")?;
+//!     assert_eq!(info.generation, 1);
+//!     store.upsert(9, &[7.0, 8.0, 9.0])?; // after the checkpoint: the WAL's to replay
+//! }
+//! // Reopen, as after a crash: the store is at the checkpoint; replay the WAL after its LSN.
+//! let (store, checkpointer) = VectorStore::open_path(dir.path(), StoreConfig::new(3))?;
+//! assert_eq!(checkpointer.current().map(|m| m.wal_lsn), Some(3));
+//! assert_eq!(store.get(7)?, Some(&[1.0, 2.0, 3.0][..]));
+//! assert_eq!(store.get(8)?, None);
+//! assert_eq!(store.get(9)?, None);
+//! assert!(store.verify()?.damaged.is_empty());
+//! # Ok(())
+//! # }
+//! ```
 
+mod by_path;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -63,9 +97,12 @@ use rustc_hash::FxHashMap;
 use vellum_checkpoint::{Checkpointer, Codec, CommitInfo, FileSpec, LoadedGeneration};
 use vellum_fs::{DynFs, FailStop, File, MapMut, create_dir_all_durable};
 
+pub use by_path::{CHECKPOINTS_DIR, VECTORS_DIR};
 pub use error::{Error, Result};
 pub use segment::{ElementType, HeaderError, SegmentHeader};
 pub use state::StateError;
+/// The checkpoint crate this store commits through ([`Checkpointer`] and its configuration).
+pub use vellum_checkpoint as checkpoint;
 
 use segment::{HEADER_BYTES, segment_file_name, segment_index_of, slot_bytes_for};
 use state::{IdMapView, StoreMeta, encode_idmap};
