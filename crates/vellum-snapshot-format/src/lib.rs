@@ -32,8 +32,49 @@
 //! restore_chain(&fs, &[PathBuf::from("/snap.vsnap")], Path::new("/restored")).unwrap();
 //! assert_eq!(fs.read_file(Path::new("/restored/vectors")).unwrap(), vec![7u8; 100_000]);
 //! ```
+//!
+//! # On the real file system
+//!
+//! The `*_path` functions ([`export_dir_to_path`], [`verify_path`], [`restore_chain_path`],
+//! [`recover_swap_path`], [`list_generation_path`], [`Catalog::open_path`]) work on the
+//! operating system's file system by path, so a user of this crate alone needs nothing from
+//! `vellum-fs`:
+//!
+//! ```
+//! use std::fs;
+//! use vellum_snapshot_format::{
+//!     ExportOptions, SnapshotId, export_dir_to_path, restore_chain_path, verify_path,
+//! };
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let source = dir.path().join("generation");
+//! fs::create_dir_all(source.join("vectors"))?;
+//! fs::write(source.join("meta"), b"dim=3")?;
+//! fs::write(source.join("vectors/segment-0"), vec![7u8; 100_000])?;
+//!
+//! // Write an archive of the directory (atomically: the file appears whole or not at all).
+//! let archive = dir.path().join("full.vsnap");
+//! let opts = ExportOptions::full(SnapshotId::from_seed(1), 42);
+//! let summary = export_dir_to_path(&source, &opts, &archive)?;
+//!
+//! // Verify every byte of it (block CRCs, per-file and whole-archive BLAKE3).
+//! let info = verify_path(&archive)?;
+//! assert_eq!(info.archive_hash, summary.archive_hash);
+//! assert_eq!(info.footer.state.len(), 2);
+//!
+//! // Restore it into a directory (staged, then swapped in atomically).
+//! let target = dir.path().join("restored");
+//! let report = restore_chain_path(&[&archive], &target)?;
+//! assert_eq!(report.files, 2);
+//! assert_eq!(fs::read(target.join("meta"))?, b"dim=3");
+//! assert_eq!(fs::read(target.join("vectors/segment-0"))?, vec![7u8; 100_000]);
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
+mod by_path;
 mod catalog;
 mod chunk;
 mod error;
@@ -47,6 +88,9 @@ mod restore;
 mod verify_stream;
 mod writer;
 
+pub use by_path::{
+    export_dir_to_path, list_generation_path, recover_swap_path, restore_chain_path, verify_path,
+};
 pub use catalog::{ARCHIVE_EXT, Catalog, INDEX_FILE, SnapshotMeta};
 pub use chunk::{
     CHUNK_HEADER_BYTES, Chunk, DEFAULT_CHUNK_BYTES, FinalTotals, MAX_CHUNK_PAYLOAD_BYTES,
