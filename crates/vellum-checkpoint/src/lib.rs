@@ -103,13 +103,12 @@ pub enum Error {
     #[error(transparent)]
     Fs(#[from] vellum_fs::Error),
     /// A manifest file is not a valid manifest.
-    #[error("checkpoint manifest {path} is damaged: {source}")]
+    #[error("checkpoint manifest {path} is damaged: {detail}")]
     ManifestCorrupt {
         /// The manifest file.
         path: PathBuf,
         /// What is wrong with it.
-        #[source]
-        source: ManifestError,
+        detail: ManifestError,
     },
     /// A file a manifest names is missing.
     #[error("checkpoint file {path} of generation {generation} is missing")]
@@ -134,8 +133,8 @@ pub enum Error {
     /// (losing what the damaged one added unless the WAL still holds it).
     #[error(
         "the current checkpoint in {dir} (generation {generation:?}) is damaged: {cause}; \
-         open with LoadOptions::fallback_to_previous to use an earlier retained generation{}",
-        match previous { Some(g) => format!(" (newest: {g})"), None => " (none is retained)".to_owned() }
+         loading with the fallback to an earlier retained generation enabled can use {}",
+        match previous { Some(g) => format!("generation {g}"), None => "none: none is retained".to_owned() }
     )]
     CurrentDamaged {
         /// The checkpoint directory.
@@ -144,8 +143,8 @@ pub enum Error {
         generation: Option<u64>,
         /// The newest earlier generation that still has a manifest, if any.
         previous: Option<u64>,
-        /// What is damaged.
-        #[source]
+        /// What is damaged (its text is part of this error's message, so it is not returned
+        /// again as the `source()`).
         cause: Box<Error>,
     },
     /// A fallback was asked for, but no retained generation is intact.
@@ -171,13 +170,12 @@ pub enum Error {
         requested: u64,
     },
     /// A commit's files or metadata break the manifest's rules (name, count, size).
-    #[error("invalid checkpoint request for {dir}: {source}")]
+    #[error("invalid checkpoint request for {dir}: {detail}")]
     InvalidRequest {
         /// The checkpoint directory.
         dir: PathBuf,
         /// The rule broken.
-        #[source]
-        source: ManifestError,
+        detail: ManifestError,
     },
     /// The configuration is not usable.
     #[error("invalid checkpoint configuration: {reason}")]
@@ -186,21 +184,20 @@ pub enum Error {
         reason: String,
     },
     /// A compressor failed while writing a file.
-    #[error("compressing checkpoint file {path} with {codec} failed: {source}")]
+    #[error("compressing checkpoint file {path} with {codec} failed: {error}")]
     Compress {
         /// The file being written.
         path: PathBuf,
         /// The codec.
         codec: Codec,
         /// The compressor's error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The current generation is missing its `CURRENT` pointer while older generations are
     /// present (someone removed it); use the fallback option to load the newest intact one.
     #[error(
-        "{dir} holds checkpoint generations up to {newest} but no {CURRENT_NAME}; open with \
-         LoadOptions::fallback_to_previous to load the newest intact one"
+        "{dir} holds checkpoint generations up to {newest} but no {CURRENT_NAME}; loading \
+         with the fallback to an earlier retained generation enabled uses the newest intact one"
     )]
     CurrentMissing {
         /// The checkpoint directory.
@@ -208,6 +205,17 @@ pub enum Error {
         /// The newest generation found.
         newest: u64,
     },
+}
+
+impl Error {
+    /// Whether this error means "stopped after an earlier I/O error: reopen".
+    pub fn is_poisoned(&self) -> bool {
+        match self {
+            Error::Fs(e) => e.is_poisoned(),
+            Error::CurrentDamaged { cause, .. } => cause.is_poisoned(),
+            _ => false,
+        }
+    }
 }
 
 /// How checkpoints are written and retained.
@@ -667,7 +675,7 @@ impl Checkpointer {
         if len > manifest::MAX_MANIFEST_BYTES as u64 {
             return Err(Error::ManifestCorrupt {
                 path: path.to_path_buf(),
-                source: ManifestError::TooLong {
+                detail: ManifestError::TooLong {
                     len: usize::try_from(len).unwrap_or(usize::MAX),
                     max: manifest::MAX_MANIFEST_BYTES,
                 },
@@ -675,9 +683,9 @@ impl Checkpointer {
         }
         let mut bytes = vec![0u8; len as usize];
         file.read_at(&mut bytes, 0)?;
-        Manifest::decode(&bytes).map_err(|source| Error::ManifestCorrupt {
+        Manifest::decode(&bytes).map_err(|detail| Error::ManifestCorrupt {
             path: path.to_path_buf(),
-            source,
+            detail,
         })
     }
 
@@ -831,9 +839,9 @@ impl Checkpointer {
         };
         manifest
             .check_limits()
-            .map_err(|source| Error::InvalidRequest {
+            .map_err(|detail| Error::InvalidRequest {
                 dir: self.dir.clone(),
-                source,
+                detail,
             })?;
         match self.write_generation(&mut manifest, files) {
             Ok(()) => {}
@@ -874,11 +882,11 @@ impl Checkpointer {
             ) {
                 Ok(v) => v,
                 Err(codec::EncodeError::Fs(e)) => return Err(e.into()),
-                Err(codec::EncodeError::Codec(source)) => {
+                Err(codec::EncodeError::Codec(error)) => {
                     return Err(Error::Compress {
                         path,
                         codec: spec.codec,
-                        source,
+                        error,
                     });
                 }
             };

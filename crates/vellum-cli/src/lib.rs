@@ -166,6 +166,13 @@ enum SnapshotCommand {
         /// Archive files, full first.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Refuse archives whose files add up to more than this many bytes once
+        /// decompressed (default 1 TiB: lower it for archives you do not trust).
+        #[arg(long, default_value_t = vellum::ImportLimits::DEFAULT_MAX_TOTAL_BYTES)]
+        max_import_bytes: u64,
+        /// Refuse archives holding more files than this.
+        #[arg(long, default_value_t = vellum::ImportLimits::DEFAULT_MAX_FILES)]
+        max_import_files: u64,
     },
     /// Add a snapshot to a collection's catalog.
     Create {
@@ -277,6 +284,21 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// created by accident.
 fn tool_options() -> DatabaseOptions {
     DatabaseOptions::default().with_background_checkpoints(false)
+}
+
+/// Opens an existing database without changing it ([`Database::open_read_only`]): for the
+/// commands that only read, so they work beside a process that holds the database, and on a
+/// read-only copy.
+fn open_for_reading(db: &Path) -> Result<Database, BoxError> {
+    if !db.join(vellum::CATALOG_FILE).exists() {
+        return Err(format!(
+            "{} is not a Vellum database (no {} file)",
+            db.display(),
+            vellum::CATALOG_FILE
+        )
+        .into());
+    }
+    Ok(Database::open_read_only(db, tool_options())?)
 }
 
 fn open_existing(db: &Path) -> Result<Database, BoxError> {
@@ -450,7 +472,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                         .map_err(|e| format!("query component {s:?}: {e}"))
                 })
                 .collect::<Result<_, _>>()?;
-            let database = open_existing(&db)?;
+            let database = open_for_reading(&db)?;
             let c = database.collection(&collection)?;
             let started = Instant::now();
             let hits = c.search_with(
@@ -478,7 +500,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { db } => {
-            let database = open_existing(&db)?;
+            let database = open_for_reading(&db)?;
             let stats = database.stats();
             if json {
                 let rows: Vec<_> = stats
@@ -494,6 +516,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                             "checkpoint_stored_bytes": s.checkpoint_stored_bytes,
                             "checkpoint_raw_bytes": s.checkpoint_raw_bytes,
                             "vector_segment_bytes": s.vector_segment_bytes, "indexed": s.indexed,
+                            "tail_cut_at_open": s.tail_cut_at_open.as_ref().map(tail_cut_json),
                         })
                     })
                     .collect();
@@ -549,16 +572,19 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                         HumanBytes(s.vector_segment_bytes),
                         s.indexed
                     );
+                    if let Some(cut) = &s.tail_cut_at_open {
+                        println!("  recovery:    {}", describe_tail_cut(cut));
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { db } => {
-            let database = open_existing(&db)?;
+            let database = open_for_reading(&db)?;
             let reports = database.verify()?;
             let damaged = reports.iter().any(|r| !r.is_ok());
             if json {
-                let rows: Vec<_> = reports.iter().map(|r| json!({"collection": r.collection, "vectors_checked": r.vectors_checked, "wal_records_checked": r.wal_records_checked, "generations_checked": r.generations_checked, "problems": r.problems})).collect();
+                let rows: Vec<_> = reports.iter().map(|r| json!({"collection": r.collection, "vectors_checked": r.vectors_checked, "wal_records_checked": r.wal_records_checked, "generations_checked": r.generations_checked, "problems": r.problems, "tail_cut_at_open": r.tail_cut_at_open.as_ref().map(tail_cut_json)})).collect();
                 println!("{}", json!({"ok": !damaged, "collections": rows}));
             } else {
                 for r in &reports {
@@ -572,6 +598,9 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                     );
                     for p in &r.problems {
                         println!("  - {p}");
+                    }
+                    if let Some(cut) = &r.tail_cut_at_open {
+                        println!("  note: {}", describe_tail_cut(cut));
                     }
                 }
             }
@@ -590,7 +619,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                     limit,
                 },
         } => {
-            let database = open_existing(&db)?;
+            let database = open_for_reading(&db)?;
             let c = database.collection(&collection)?;
             let entries = c.wal_entries(from, limit)?;
             if json {
@@ -663,8 +692,17 @@ fn snapshot(command: SnapshotCommand, json: bool) -> Result<ExitCode, BoxError> 
                 );
             }
         }
-        SnapshotCommand::Import { db, name, files } => {
-            let database = Database::open(&db, tool_options())?;
+        SnapshotCommand::Import {
+            db,
+            name,
+            files,
+            max_import_bytes,
+            max_import_files,
+        } => {
+            let limits = vellum::ImportLimits::default()
+                .with_max_total_bytes(max_import_bytes)
+                .with_max_files(max_import_files);
+            let database = Database::open(&db, tool_options().with_import_limits(limits))?;
             let c = database.import_snapshot(&files, &name)?;
             if json {
                 println!("{}", json!({"imported": name, "points": c.len()}));
@@ -696,7 +734,7 @@ fn snapshot(command: SnapshotCommand, json: bool) -> Result<ExitCode, BoxError> 
             }
         }
         SnapshotCommand::List { db, collection } => {
-            let database = open_existing(&db)?;
+            let database = open_for_reading(&db)?;
             let list = database.list_snapshots(&collection)?;
             if json {
                 let rows: Vec<_> = list.iter().map(snapshot_json).collect();
@@ -751,5 +789,30 @@ fn snapshot_json(m: &vellum::SnapshotMeta) -> serde_json::Value {
         "id": m.id.to_hex(), "kind": format!("{:?}", m.kind), "parent": m.parent.map(|p| p.to_hex()),
         "lsn_start": m.lsn_start, "lsn_end": m.lsn_end, "created_unix_ms": m.created_unix_ms,
         "archive_bytes": m.archive_bytes,
+    })
+}
+
+/// What opening did about a torn log tail, in one line for people.
+fn describe_tail_cut(cut: &vellum::TailCut) -> String {
+    format!(
+        "opening cut a torn log tail: {} bytes from offset {} of {} (LSN {} on{}), written \
+         when a crash interrupted writes that were never acknowledged ({})",
+        cut.bytes,
+        cut.offset,
+        cut.segment.display(),
+        cut.lsn,
+        if cut.dropped_frames > 0 {
+            format!(", and {} later unacknowledged frame(s)", cut.dropped_frames)
+        } else {
+            String::new()
+        },
+        cut.reason
+    )
+}
+
+fn tail_cut_json(cut: &vellum::TailCut) -> serde_json::Value {
+    json!({
+        "segment": cut.segment.display().to_string(), "offset": cut.offset, "lsn": cut.lsn,
+        "bytes": cut.bytes, "dropped_frames": cut.dropped_frames, "reason": cut.reason,
     })
 }

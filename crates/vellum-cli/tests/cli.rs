@@ -201,6 +201,20 @@ fn snapshot_commands_export_import_create_list_restore_and_delete() {
     ]);
     assert!(out.contains("BLAKE3"), "{out}");
     let other = dir.path().join("other");
+    // A budget below the archive's size refuses it by name and creates no collection.
+    let out = vellum(&[
+        "snapshot",
+        "import",
+        other.to_str().unwrap(),
+        "--name",
+        "copy",
+        archive.to_str().unwrap(),
+        "--max-import-bytes",
+        "1000",
+    ]);
+    assert!(!out.status.success(), "an import over budget succeeded");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("limit of 1000"), "{err}");
     let out = ok(&[
         "snapshot",
         "import",
@@ -236,15 +250,64 @@ fn a_database_open_in_another_process_is_refused_with_a_clear_error() {
     let db_s = db_path.to_str().unwrap();
     ok(&["create", db_s, "c", "--dim", "3"]);
     let held = vellum::Database::open(&db_path, vellum::DatabaseOptions::default()).unwrap();
-    let out = vellum(&["inspect", db_s]);
+    let out = vellum(&["checkpoint", db_s]);
     assert!(
         !out.status.success(),
-        "inspect of a locked database succeeded"
+        "a checkpoint of a locked database succeeded"
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use") && err.contains(db_s), "{err}");
     drop(held);
-    ok(&["inspect", db_s]);
+    ok(&["checkpoint", db_s]);
+}
+
+#[test]
+fn the_read_tools_run_beside_a_process_that_holds_the_database_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("db");
+    let db_s = db_path.to_str().unwrap();
+    ok(&["create", db_s, "c", "--dim", "3", "--metric", "l2"]);
+    let held = vellum::Database::open(&db_path, vellum::DatabaseOptions::default()).unwrap();
+    let c = held.collection("c").unwrap();
+    c.upsert_batch((0..50u64).map(|i| vellum::Point::new(i, vec![i as f32, 0.0, 1.0])))
+        .unwrap();
+    c.checkpoint().unwrap();
+    c.upsert(vellum::Point::new(77, vec![77.0, 0.0, 1.0]))
+        .unwrap();
+    let snapshot = |dir: &Path| {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    files.push((p.clone(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    };
+    let before = snapshot(&db_path);
+    let out = ok(&["--json", "inspect", db_s]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["collections"][0]["points"], 51, "{out}");
+    let out = ok(&["verify", db_s]);
+    assert!(out.contains("c: ok"), "{out}");
+    let out = ok(&[
+        "--json", "search", db_s, "c", "--query", "77,0,1", "-k", "1",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["hits"][0]["id"], 77, "{out}");
+    let out = ok(&["wal", "dump", db_s, "c"]);
+    assert!(out.contains("upsert"), "{out}");
+    assert!(snapshot(&db_path) == before, "a read tool changed a file");
+    // The holder goes on writing.
+    c.upsert(vellum::Point::new(78, vec![78.0, 0.0, 1.0]))
+        .unwrap();
+    c.checkpoint().unwrap();
 }
 
 #[test]

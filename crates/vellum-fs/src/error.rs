@@ -100,15 +100,15 @@ impl fmt::Display for OpKind {
 #[non_exhaustive]
 pub enum Error {
     /// The operating system (or the simulator's fault injection) reported an error.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {error}")]
     Io {
         /// The operation that failed.
         op: OpKind,
         /// The file or directory it concerned.
         path: PathBuf,
-        /// The underlying error, with its `ErrorKind` and OS code kept.
-        #[source]
-        source: io::Error,
+        /// The underlying error, with its `ErrorKind` and OS code kept. Its text is part of
+        /// this error's message, so it is not returned again as the `source()`.
+        error: io::Error,
     },
     /// A read asked for bytes beyond the end of a file.
     #[error(
@@ -144,18 +144,18 @@ pub enum Error {
 
 impl Error {
     /// Wraps an `io::Error` with the operation and path.
-    pub fn io(op: OpKind, path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub fn io(op: OpKind, path: impl Into<PathBuf>, error: io::Error) -> Self {
         Error::Io {
             op,
             path: path.into(),
-            source,
+            error,
         }
     }
 
     /// The `io::ErrorKind` behind this error, if it came from an I/O call.
     pub fn io_kind(&self) -> Option<io::ErrorKind> {
         match self {
-            Error::Io { source, .. } => Some(source.kind()),
+            Error::Io { error, .. } => Some(error.kind()),
             Error::ReadPastEnd { .. } => Some(io::ErrorKind::UnexpectedEof),
             _ => None,
         }

@@ -49,6 +49,10 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// Opens an existing file for reading and writing.
     fn open(&self, path: &Path) -> Result<Box<dyn File>>;
 
+    /// Opens an existing file for reading only (it may sit on a read-only mount). Writes
+    /// through the handle fail; [`File::map_private`] works.
+    fn open_read(&self, path: &Path) -> Result<Box<dyn File>>;
+
     /// Renames `from` to `to`, atomically replacing `to` if it exists. Durable only after the
     /// directories of both names are synced.
     fn rename(&self, from: &Path, to: &Path) -> Result<()>;
@@ -130,6 +134,11 @@ pub trait File: Send + Sync + fmt::Debug {
     /// least that long and must not shrink below it while the map lives).
     fn map_mut(&self, len_bytes: usize) -> Result<MapMut>;
 
+    /// Maps the first `len_bytes` of the file copy-on-write: stores through the map stay in
+    /// this process's memory and never reach the file; [`MapMut::flush`] does nothing. For
+    /// opening a database without changing it.
+    fn map_private(&self, len_bytes: usize) -> Result<MapMut>;
+
     /// Takes an advisory exclusive lock on the file, held until this handle is dropped (or
     /// the process dies). `Ok(false)` when another handle, in this process or another,
     /// holds it. Locks only exclude other lockers; they do not stop reads or writes.
@@ -162,6 +171,16 @@ pub(crate) enum ReadMapInner {
     Empty,
     Real(memmap2::Mmap),
     Sim(crate::sim::SimReadMap),
+    Owned(Vec<u8>),
+}
+
+impl ReadMap {
+    /// A view of bytes held in memory (a file of a copy-on-write overlay).
+    pub(crate) fn owned(bytes: Vec<u8>) -> ReadMap {
+        ReadMap {
+            inner: ReadMapInner::Owned(bytes),
+        }
+    }
 }
 
 impl ReadMap {
@@ -171,6 +190,7 @@ impl ReadMap {
             ReadMapInner::Empty => &[],
             ReadMapInner::Real(map) => map,
             ReadMapInner::Sim(map) => map.bytes(),
+            ReadMapInner::Owned(bytes) => bytes,
         }
     }
 }
@@ -217,9 +237,26 @@ pub struct MapMut {
 pub(crate) enum MapBackend {
     Real,
     Sim(crate::sim::SimMapLink),
+    /// Copy-on-write or anonymous: stores never reach a file, flushing does nothing.
+    Private,
 }
 
 impl MapMut {
+    /// Private memory holding a copy of `bytes` followed by zeros up to `len_bytes`
+    /// (anonymous, never backed by a file).
+    pub(crate) fn private_copy(path: &Path, bytes: &[u8], len_bytes: usize) -> Result<MapMut> {
+        let mut map = memmap2::MmapMut::map_anon(len_bytes.max(1))
+            .map_err(|e| crate::Error::io(crate::OpKind::Map, path, e))?;
+        let n = bytes.len().min(len_bytes);
+        map[..n].copy_from_slice(&bytes[..n]);
+        Ok(MapMut {
+            raw: Arc::new(memmap2::MmapRaw::from(map)),
+            len: len_bytes,
+            path: path.to_path_buf(),
+            backend: MapBackend::Private,
+        })
+    }
+
     /// Length of the mapping in bytes.
     pub fn len(&self) -> usize {
         self.len
@@ -278,6 +315,7 @@ impl MapMut {
                 .flush_range(offset, len)
                 .map_err(|e| crate::Error::io(crate::OpKind::FlushMap, &self.path, e)),
             MapBackend::Sim(link) => link.flush(self, offset, len),
+            MapBackend::Private => Ok(()),
         }
     }
 }

@@ -40,6 +40,7 @@ pub mod fs;
 #[allow(unsafe_code)]
 pub mod fuzzing;
 mod harness;
+mod overlay;
 #[allow(unsafe_code)]
 mod real;
 pub mod rng;
@@ -54,6 +55,7 @@ pub use error::{Error, OpKind, Result};
 pub use failstop::FailStop;
 pub use fs::{DirLock, DynFs, File, Fs, MapMut, ReadMap};
 pub use harness::{CrashFailure, CrashHarness, CrashPoints, CrashReport};
+pub use overlay::OverlayFs;
 pub use real::RealFs;
 pub use sim::{
     CrashImages, CrashModel, DirSurvival, FailAction, Fault, FaultRule, Pause, SimFs, SimStats,

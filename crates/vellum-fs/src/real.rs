@@ -66,6 +66,10 @@ impl Fs for RealFs {
         )
     }
 
+    fn open_read(&self, path: &Path) -> Result<Box<dyn File>> {
+        open_with(path, OpKind::Open, fs::OpenOptions::new().read(true))
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         fs::rename(from, to).map_err(|e| {
             Error::io(
@@ -249,6 +253,35 @@ impl File for RealFile {
             Err(fs::TryLockError::WouldBlock) => Ok(false),
             Err(fs::TryLockError::Error(e)) => Err(self.err(OpKind::Lock, e)),
         }
+    }
+
+    fn map_private(&self, len_bytes: usize) -> Result<MapMut> {
+        let file_len = self.len()?;
+        if (len_bytes as u64) > file_len {
+            return Err(Error::Contract {
+                path: self.path.clone(),
+                rule: "map_private longer than the file",
+            });
+        }
+        if len_bytes == 0 {
+            return MapMut::private_copy(&self.path, &[], 0);
+        }
+        // SAFETY: a private (copy-on-write) map: stores go to this process's copies of the
+        // pages and never to the file. Another process changing the file may still show
+        // through pages not yet copied (documented at `MapMut` and on `map_private`'s
+        // callers: a read-only open sees the files as they are while it reads them).
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(len_bytes)
+                .map_copy(&self.file)
+        }
+        .map_err(|e| self.err(OpKind::Map, e))?;
+        Ok(MapMut {
+            raw: Arc::new(memmap2::MmapRaw::from(map)),
+            len: len_bytes,
+            path: self.path.clone(),
+            backend: MapBackend::Private,
+        })
     }
 
     fn map_mut(&self, len_bytes: usize) -> Result<MapMut> {

@@ -42,13 +42,12 @@ pub enum Error {
     },
     /// A segment file has a bad header (magic, version, checksum, unknown element type,
     /// inconsistent fields).
-    #[error("segment file {path}: {source}")]
+    #[error("segment file {path}: {detail}")]
     SegmentHeader {
         /// The segment file.
         path: PathBuf,
         /// What is wrong.
-        #[source]
-        source: HeaderError,
+        detail: HeaderError,
     },
     /// A segment file has the wrong length.
     #[error("segment file {path} is {found} bytes, expected {expected}")]
@@ -84,15 +83,14 @@ pub enum Error {
         computed: u32,
     },
     /// The checkpointed state (meta or id map) does not decode or is inconsistent.
-    #[error("checkpoint file {name} of generation {generation}: {source}")]
+    #[error("checkpoint file {name} of generation {generation}: {detail}")]
     StateCorrupt {
         /// The checkpoint file name.
         name: String,
         /// The generation.
         generation: u64,
         /// What is wrong.
-        #[source]
-        source: StateError,
+        detail: StateError,
     },
     /// The checkpoint holds the id map but not the meta file, or the reverse.
     #[error("checkpoint generation {generation} lacks the store file {name}")]
@@ -116,4 +114,15 @@ pub enum Error {
         /// The store's directory.
         dir: std::path::PathBuf,
     },
+}
+
+impl Error {
+    /// Whether this error means "stopped after an earlier I/O error: reopen", at any depth.
+    pub fn is_poisoned(&self) -> bool {
+        match self {
+            Error::Fs(e) => e.is_poisoned(),
+            Error::Checkpoint(e) => e.is_poisoned(),
+            _ => false,
+        }
+    }
 }

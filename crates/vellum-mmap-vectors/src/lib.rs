@@ -338,10 +338,10 @@ impl VectorStore {
                     generation,
                 })
             };
-            let corrupt = |name: &str, source: StateError| Error::StateCorrupt {
+            let corrupt = |name: &str, detail: StateError| Error::StateCorrupt {
                 name: format!("{}{name}", from.file_prefix),
                 generation,
-                source,
+                detail,
             };
             let meta = StoreMeta::decode(file(META_FILE)?).map_err(|e| corrupt(META_FILE, e))?;
             let meta_path = PathBuf::from(format!("{}{META_FILE}", from.file_prefix));
@@ -504,9 +504,9 @@ impl VectorStore {
         }
         let mut page = vec![0u8; HEADER_BYTES];
         file.read_at(&mut page, 0)?;
-        let header = SegmentHeader::decode(&page).map_err(|source| Error::SegmentHeader {
+        let header = SegmentHeader::decode(&page).map_err(|detail| Error::SegmentHeader {
             path: path.clone(),
-            source,
+            detail,
         })?;
         if header != expected {
             let (field, stored, configured) = if header.dimension != expected.dimension {
@@ -984,16 +984,16 @@ impl VectorStore {
     /// Checks that every segment file's header names this store's shape and its index.
     pub fn verify_headers(&self) -> Result<()> {
         for (index, seg) in self.segments.iter().enumerate() {
-            let header = SegmentHeader::decode(&self.header_page(seg)).map_err(|source| {
+            let header = SegmentHeader::decode(&self.header_page(seg)).map_err(|detail| {
                 Error::SegmentHeader {
                     path: seg.path.clone(),
-                    source,
+                    detail,
                 }
             })?;
             if header != self.expected_header(index as u32) {
                 return Err(Error::SegmentHeader {
                     path: seg.path.clone(),
-                    source: HeaderError::InvalidField {
+                    detail: HeaderError::InvalidField {
                         field: "segment shape or index",
                         value: u64::from(header.segment_index),
                     },
@@ -1125,6 +1125,17 @@ pub struct FlushedCheckpoint {
 }
 
 impl FlushedCheckpoint {
+    /// Gives the checkpoint up after committing its files failed: stops the store (as
+    /// dropping it would) with `cause` as the reason, so the first error a writer sees names
+    /// what went wrong (a full disk, say) rather than "a prepared checkpoint was dropped".
+    pub fn abandon(mut self, cause: &dyn std::fmt::Display) {
+        self.ticket.failstop.poison(&format!(
+            "a checkpoint failed before it was published ({cause}); whether it reached the \
+             disk is unknown"
+        ));
+        self.ticket.done = true;
+    }
+
     /// The files to commit: the meta file (stored as is) and the id map (with the
     /// configured codec).
     pub fn files(&self) -> [FileSpec<'_>; 2] {

@@ -138,7 +138,7 @@ fn a_segment_of_an_unknown_version_or_element_type_is_a_typed_error() {
         matches!(
             err,
             Error::SegmentHeader {
-                source: HeaderError::UnsupportedVersion { version: 9 },
+                detail: HeaderError::UnsupportedVersion { version: 9 },
                 ..
             }
         ),
@@ -153,7 +153,7 @@ fn a_segment_of_an_unknown_version_or_element_type_is_a_typed_error() {
         matches!(
             err,
             Error::SegmentHeader {
-                source: HeaderError::UnknownElementType { id: 2 },
+                detail: HeaderError::UnknownElementType { id: 2 },
                 ..
             }
         ),
@@ -165,7 +165,7 @@ fn a_segment_of_an_unknown_version_or_element_type_is_a_typed_error() {
         matches!(
             err,
             Error::SegmentHeader {
-                source: HeaderError::ChecksumMismatch { .. },
+                detail: HeaderError::ChecksumMismatch { .. },
                 ..
             }
         ),
@@ -522,4 +522,25 @@ fn reopening_with_another_slots_per_segment_setting_keeps_the_stored_geometry() 
             store.checkpoint(&mut cp, 2, b"").unwrap();
         }
     }
+}
+
+#[test]
+fn a_checkpoint_given_up_after_a_failed_commit_stops_the_store_naming_the_cause() {
+    let fs = SimFs::new();
+    let (_cp, mut store, _) = open(&fs).unwrap();
+    store.upsert(1, &vector(1, 0)).unwrap();
+    let flushed = store.prepare_checkpoint("").unwrap().flush().unwrap();
+    flushed.abandon(&"No space left on device (os error 28)");
+    let e = store.upsert(2, &vector(2, 0)).unwrap_err();
+    assert!(e.is_poisoned(), "{e}");
+    assert!(e.to_string().contains("os error 28"), "{e}");
+    // Dropping one without a word still stops the store, with the generic reason.
+    let fs = SimFs::new();
+    let (_cp, mut store, _) = open(&fs).unwrap();
+    drop(store.prepare_checkpoint("").unwrap());
+    let e = store.upsert(2, &vector(2, 0)).unwrap_err();
+    assert!(
+        e.to_string().contains("dropped without being published"),
+        "{e}"
+    );
 }

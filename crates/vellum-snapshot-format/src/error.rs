@@ -13,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The file system reported an error (the path and operation are in the message).
-    #[error("snapshot i/o: {0}")]
+    #[error(transparent)]
     Fs(#[from] vellum_fs::Error),
 
     /// The archive ended before a structure it promised was complete.
@@ -273,6 +273,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this error means "stopped after an earlier I/O error: reopen".
+    pub fn is_poisoned(&self) -> bool {
+        matches!(self, Error::Fs(e) if e.is_poisoned())
+    }
+
     pub(crate) fn corrupt(offset: u64, what: impl Into<String>) -> Self {
         Error::Corrupt {
             offset,

@@ -12,7 +12,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The file system failed, or an earlier failure stopped the log (fail-stop: the
     /// message then says to reopen; see [`Error::is_poisoned`]).
-    #[error("write-ahead log: {0}")]
+    #[error(transparent)]
     Fs(#[from] vellum_fs::Error),
 
     /// A record that was durable is damaged: a valid frame written after it was synced

@@ -379,11 +379,13 @@ impl VectorSource for StoreSource<'_> {
         match self.store.vector_at(slot) {
             Ok(Some(v)) => v,
             Ok(None) => {
-                self.failure.lock().get_or_insert_with(|| {
-                    Error::InvalidArgument(format!(
-                        "the index names vector slot {slot}, which holds no live vector"
-                    ))
-                });
+                self.failure
+                    .lock()
+                    .get_or_insert_with(|| Error::Inconsistent {
+                        reason: format!(
+                            "the index names vector slot {slot}, which holds no live vector"
+                        ),
+                    });
                 self.zeros()
             }
             Err(e) => {
@@ -737,6 +739,17 @@ impl CollectionInner {
         Ok(inner)
     }
 
+    /// Refuses `operation` on a collection opened read-only.
+    pub(crate) fn check_writable(&self, operation: &'static str) -> Result<()> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly {
+                operation,
+                path: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
     fn check_usable(&self) -> Result<()> {
         if self.dropped.load(Ordering::Acquire) {
             return Err(Error::UnknownCollection {
@@ -785,6 +798,7 @@ impl CollectionInner {
     /// Writes a batch durably (per the sync policy) and applies it; returns its last LSN.
     pub(crate) fn write(&self, batch: WriteBatch) -> Result<u64> {
         self.check_usable()?;
+        self.check_writable("writing")?;
         if batch.is_empty() {
             return Ok(self.order.lock().applied);
         }
@@ -863,6 +877,7 @@ impl CollectionInner {
     /// segments no retained generation needs.
     pub(crate) fn checkpoint(&self) -> Result<CheckpointInfo> {
         self.check_usable()?;
+        self.check_writable("checkpointing")?;
         let mut cp = self.checkpointer.lock();
         // Dropped while this call waited for the lock: the directory is going away.
         self.check_usable()?;
@@ -921,7 +936,18 @@ impl CollectionInner {
                 codec: Codec::None,
             });
         }
-        let info = cp.commit(lsn, &meta, &files)?;
+        let info = match cp.commit(lsn, &meta, &files) {
+            Ok(info) => info,
+            Err(e) => {
+                // Stop the collection with the real cause before the store learns the
+                // checkpoint was given up, so every caller's first error names it.
+                let e = Error::from(e);
+                self.stop(&e);
+                drop(files);
+                flushed.abandon(&e);
+                return Err(e);
+            }
+        };
         drop(files);
         *self.checkpoint_stats.lock() = GenerationStats::of(cp);
         // 3. Another short handover: slots the new generation no longer references become
@@ -1057,10 +1083,12 @@ impl CollectionInner {
                     id,
                     distance: n.distance,
                 }),
-                None => Err(Error::InvalidArgument(format!(
-                    "the index returned vector slot {}, which holds no live vector",
-                    n.id
-                ))),
+                None => Err(Error::Inconsistent {
+                    reason: format!(
+                        "the index returned vector slot {}, which holds no live vector",
+                        n.id
+                    ),
+                }),
             })
             .collect()
     }
@@ -1305,10 +1333,8 @@ fn unindex(
 
 /// The slot `id` was just stored in.
 fn slot_after_upsert(store: &VectorStore, id: u64) -> Result<u64> {
-    store.slot_of(id).ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "id {id} is missing from the store right after its upsert"
-        ))
+    store.slot_of(id).ok_or_else(|| Error::Inconsistent {
+        reason: format!("id {id} is missing from the store right after its upsert"),
     })
 }
 

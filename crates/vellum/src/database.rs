@@ -230,6 +230,71 @@ impl Database {
         options.validate()?;
         let root = path.as_ref().to_path_buf();
         create_dir_all_durable(fs.as_ref(), &root)?;
+        Database::open_checked(fs, root, options)
+    }
+
+    /// Opens the database in `path` on the real file system without changing a byte of it:
+    /// for inspecting a database another process holds, or one on a read-only mount or in
+    /// a backup. See [`Database::open_read_only_with_fs`].
+    pub fn open_read_only(path: impl AsRef<Path>, options: DatabaseOptions) -> Result<Database> {
+        Database::open_read_only_with_fs(RealFs::shared(), path, options)
+    }
+
+    /// Opens the database in `path` read-only on the given file system.
+    ///
+    /// Recovery runs as in [`Database::open_with_fs`], over a copy-on-write overlay
+    /// ([`vellum_fs::OverlayFs`]) that keeps every change in memory: a torn log tail is read
+    /// up to and reported (`CollectionStats::tail_cut_at_open`) but not cut, the log tail is
+    /// replayed into private copies of the mapped pages, nothing is removed, no lock is
+    /// taken and no file is created. Searches, reads, `stats` and `verify` work; every
+    /// change fails with [`Error::ReadOnly`]. No background checkpoints run.
+    ///
+    /// It may run beside a writer in another process: it sees the files as they are while
+    /// it opens them. A checkpoint the writer finishes meanwhile can remove files the
+    /// read-only handle still names (an error then; open again), and later reads of slots
+    /// the writer reuses fail their checksums rather than return wrong vectors.
+    pub fn open_read_only_with_fs(
+        fs: DynFs,
+        path: impl AsRef<Path>,
+        mut options: DatabaseOptions,
+    ) -> Result<Database> {
+        options.validate()?;
+        options.read_only = true;
+        options.background_checkpoints = false;
+        let root = path.as_ref().to_path_buf();
+        if !fs.is_dir(&root)? {
+            return Err(Error::NotADatabase {
+                path: root,
+                reason: "there is no such directory".into(),
+            });
+        }
+        if !fs.exists(&root.join(CATALOG_FILE))? {
+            return Err(Error::NotADatabase {
+                path: root,
+                reason: format!("it has no {CATALOG_FILE} file (a read-only open creates none)"),
+            });
+        }
+        Database::open_checked(vellum_fs::OverlayFs::new(fs).shared(), root, options)
+    }
+
+    /// Whether this handle was opened with [`Database::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.inner.options.read_only
+    }
+
+    /// Refuses `operation` on a database opened read-only.
+    fn check_writable(&self, operation: &'static str) -> Result<()> {
+        if self.inner.options.read_only {
+            return Err(Error::ReadOnly {
+                operation,
+                path: self.inner.root.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The shared part of both opens, once the directory exists.
+    fn open_checked(fs: DynFs, root: PathBuf, options: DatabaseOptions) -> Result<Database> {
         let catalog_path = root.join(CATALOG_FILE);
         if !fs.exists(&catalog_path)? {
             // Checked before the lock file is made: a directory that is not a database is
@@ -348,6 +413,7 @@ impl Database {
 
     /// Creates a collection. Durable when this returns.
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
+        self.check_writable("creating a collection")?;
         validate_name(name)?;
         config.validate()?;
         let mut catalog = self.inner.catalog.lock();
@@ -425,6 +491,7 @@ impl Database {
     /// Drops a collection and deletes its files. Durable when this returns; handles to it
     /// fail from now on with [`Error::UnknownCollection`].
     pub fn drop_collection(&self, name: &str) -> Result<()> {
+        self.check_writable("dropping a collection")?;
         let mut catalog = self.inner.catalog.lock();
         let Some(pos) = catalog.entries.iter().position(|e| e.name == name) else {
             return Err(Error::UnknownCollection {
@@ -504,6 +571,7 @@ impl Database {
         path: impl AsRef<Path>,
         zstd: bool,
     ) -> Result<SnapshotSummary> {
+        self.check_writable("exporting a snapshot")?;
         let coll = self.collection_inner(name)?;
         crate::snapshot::export_file(&self.inner.root, &coll, self.id(), path.as_ref(), zstd)
     }
@@ -517,6 +585,7 @@ impl Database {
         chunk_bytes: usize,
         emit: &mut dyn FnMut(Chunk) -> Result<()>,
     ) -> Result<SnapshotSummary> {
+        self.check_writable("exporting a snapshot")?;
         let coll = self.collection_inner(name)?;
         crate::snapshot::export_stream(&self.inner.root, &coll, self.id(), chunk_bytes, emit)
     }
@@ -524,6 +593,7 @@ impl Database {
     /// Adds a snapshot of collection `name` to its catalog: full, or incremental from the
     /// newest snapshot there (only files that changed since it are stored).
     pub fn create_snapshot(&self, name: &str, incremental: bool) -> Result<SnapshotMeta> {
+        self.check_writable("creating a snapshot")?;
         let coll = self.collection_inner(name)?;
         crate::snapshot::create_in_catalog(&self.inner.root, &coll, self.id(), incremental)
     }
@@ -536,6 +606,7 @@ impl Database {
 
     /// Deletes a snapshot (refused while an incremental snapshot still names it as parent).
     pub fn delete_snapshot(&self, name: &str, id: &str) -> Result<()> {
+        self.check_writable("deleting a snapshot")?;
         let coll = self.collection_inner(name)?;
         let id = parse_snapshot_id(id)?;
         Ok(crate::snapshot::open_catalog(&self.inner.root, &coll)?.delete(id)?)
@@ -544,6 +615,7 @@ impl Database {
     /// Keeps the newest `keep` snapshots of collection `name` (and every parent they need);
     /// returns the ids removed.
     pub fn retain_snapshots(&self, name: &str, keep: usize) -> Result<Vec<String>> {
+        self.check_writable("removing snapshots")?;
         let coll = self.collection_inner(name)?;
         let removed = crate::snapshot::open_catalog(&self.inner.root, &coll)?.retain(keep)?;
         Ok(removed.iter().map(|id| id.to_hex()).collect())
@@ -553,6 +625,7 @@ impl Database {
     /// collection `new_name`. Everything is verified and staged before the new collection
     /// becomes visible; after a crash it is wholly there or not at all.
     pub fn restore_snapshot(&self, source: &str, id: &str, new_name: &str) -> Result<Collection> {
+        self.check_writable("restoring a snapshot")?;
         let coll = self.collection_inner(source)?;
         let id = parse_snapshot_id(id)?;
         let catalog = crate::snapshot::open_catalog(&self.inner.root, &coll)?;
@@ -567,6 +640,7 @@ impl Database {
     /// Imports snapshot archive files (a full one, then its incrementals in order) as the
     /// new collection `new_name`, from this or any other database.
     pub fn import_snapshot(&self, archives: &[PathBuf], new_name: &str) -> Result<Collection> {
+        self.check_writable("importing a snapshot")?;
         let mut catalog = self.inner.catalog.lock();
         let inner = crate::snapshot::restore_as_new(
             &self.inner.fs,

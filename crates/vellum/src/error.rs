@@ -20,7 +20,30 @@ pub enum Error {
     Store(#[from] vellum_mmap_vectors::Error),
     /// A checkpoint failed or a generation is damaged.
     #[error(transparent)]
-    Checkpoint(#[from] vellum_checkpoint::Error),
+    Checkpoint(vellum_checkpoint::Error),
+    /// The current checkpoint generation of a collection cannot be loaded (damaged, or its
+    /// `CURRENT` pointer removed); the source says what is wrong.
+    #[error(
+        "the current checkpoint in {dir} cannot be loaded; reopen with \
+         DatabaseOptions::with_fallback_to_previous_checkpoint(true) to load the newest intact \
+         retained generation and roll forward from the log"
+    )]
+    CheckpointDamaged {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// What is wrong, with the generations involved.
+        #[source]
+        source: vellum_checkpoint::Error,
+    },
+    /// An internal invariant broke: a bug in Vellum, not a problem with the input or the
+    /// disk. The collection should be verified (`vellum verify`) and the case reported.
+    #[error(
+        "internal inconsistency: {reason} (a bug; please report it with the output of `vellum verify`)"
+    )]
+    Inconsistent {
+        /// What broke.
+        reason: String,
+    },
     /// The index failed (bad parameters, damaged graph file).
     #[error(transparent)]
     Index(#[from] vellum_index::Error),
@@ -125,6 +148,14 @@ pub enum Error {
         /// What was found instead (directory entries and collection directories).
         found: String,
     },
+    /// The database was opened with [`crate::Database::open_read_only`]: nothing may change.
+    #[error("{operation} is not possible: {path} is open read-only")]
+    ReadOnly {
+        /// What was refused.
+        operation: &'static str,
+        /// The database or collection directory.
+        path: PathBuf,
+    },
     /// Another open handle (in this process or another) holds the database's lock.
     #[error(
         "the database is in use: {path} is locked by another open handle (close it, or wait for \
@@ -152,10 +183,25 @@ impl Error {
             Error::Poisoned { .. } => true,
             Error::Fs(e) => e.is_poisoned(),
             Error::Wal(e) => e.is_poisoned(),
-            Error::Store(vellum_mmap_vectors::Error::Fs(e)) => e.is_poisoned(),
-            Error::Checkpoint(vellum_checkpoint::Error::Fs(e)) => e.is_poisoned(),
-            Error::Snapshot(vellum_snapshot_format::Error::Fs(e)) => e.is_poisoned(),
+            Error::Store(e) => e.is_poisoned(),
+            Error::Checkpoint(e) | Error::CheckpointDamaged { source: e, .. } => e.is_poisoned(),
+            Error::Snapshot(e) => e.is_poisoned(),
             _ => false,
+        }
+    }
+}
+
+impl From<vellum_checkpoint::Error> for Error {
+    /// A damaged current generation gets the facade's advice (the option to set is
+    /// `DatabaseOptions`'s, not the checkpoint crate's `LoadOptions`).
+    fn from(e: vellum_checkpoint::Error) -> Self {
+        match &e {
+            vellum_checkpoint::Error::CurrentDamaged { dir, .. }
+            | vellum_checkpoint::Error::CurrentMissing { dir, .. } => Error::CheckpointDamaged {
+                dir: dir.clone(),
+                source: e,
+            },
+            _ => Error::Checkpoint(e),
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct DatabaseOptions {
     pub(crate) fallback_to_previous_checkpoint: bool,
     pub(crate) slots_per_segment: Option<u32>,
     pub(crate) import_limits: ImportLimits,
+    /// Set by [`crate::Database::open_read_only`]: every change is refused.
+    pub(crate) read_only: bool,
 }
 
 impl Default for DatabaseOptions {
@@ -42,6 +44,7 @@ impl Default for DatabaseOptions {
             fallback_to_previous_checkpoint: false,
             slots_per_segment: None,
             import_limits: ImportLimits::default(),
+            read_only: false,
         }
     }
 }

@@ -84,11 +84,12 @@ fn source_files(
     meta_path: &Path,
     database_id: u64,
 ) -> Result<(Vec<SourceFile>, u64)> {
-    let manifest = cp.current().ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "collection {:?} has no checkpoint to snapshot",
+    // Export checkpoints first, so a generation always exists here.
+    let manifest = cp.current().ok_or_else(|| Error::Inconsistent {
+        reason: format!(
+            "collection {:?} has no checkpoint to snapshot right after checkpointing",
             coll.name
-        ))
+        ),
     })?;
     let cp_dir = coll.dir.join(CHECKPOINTS_DIR);
     let manifest_name = manifest_file_name(manifest.generation);

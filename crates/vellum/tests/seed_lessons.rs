@@ -164,7 +164,7 @@ fn a_corrupt_checkpoint_file_is_refused_or_rolled_back_from_the_previous_generat
         .expect("the newest generation's graph file exists");
     flip(&fs, &graph, 100);
     let e = Database::open_with_fs(fs.shared(), "/db", options()).unwrap_err();
-    assert!(matches!(e, Error::Checkpoint(_)), "{e}");
+    assert!(matches!(e, Error::CheckpointDamaged { .. }), "{e}");
     // With fallback, the previous generation plus the log give back everything.
     let db = Database::open_with_fs(
         fs.shared(),

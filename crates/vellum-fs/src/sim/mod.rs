@@ -834,6 +834,12 @@ impl Fs for SimFs {
         Ok(Box::new(self.handle(ino, path)))
     }
 
+    fn open_read(&self, path: &Path) -> Result<Box<dyn File>> {
+        // The simulator has no permissions: a read-only handle is an ordinary one that the
+        // caller promises not to write through.
+        self.open(path)
+    }
+
     fn open(&self, path: &Path) -> Result<Box<dyn File>> {
         let mut st = self.lock();
         st.begin(OpKind::Open, path)?;
@@ -1349,6 +1355,20 @@ impl File for SimFile {
                     ino: self.ino,
                 }),
             })
+        })
+    }
+
+    fn map_private(&self, len_bytes: usize) -> Result<MapMut> {
+        self.fs.file_op(self, OpKind::Map, |st, _| {
+            st.absorb_maps(self.ino);
+            let file = st.file_mut(self.ino);
+            if len_bytes > file.live.len() {
+                return Err(Error::Contract {
+                    path: self.path.clone(),
+                    rule: "map_private longer than the file",
+                });
+            }
+            MapMut::private_copy(&self.path, &file.live[..len_bytes], len_bytes)
         })
     }
 
