@@ -101,6 +101,11 @@ enum Command {
         /// Database directory.
         db: PathBuf,
     },
+    /// Rebuild a lost catalog (VELLUM) from the collections' own descriptions.
+    RepairCatalog {
+        /// Database directory.
+        db: PathBuf,
+    },
     /// Re-read every checksum; exit non-zero if anything is damaged.
     Verify {
         /// Database directory.
@@ -290,7 +295,8 @@ fn tool_options() -> DatabaseOptions {
 /// commands that only read, so they work beside a process that holds the database, and on a
 /// read-only copy.
 fn open_for_reading(db: &Path) -> Result<Database, BoxError> {
-    if !db.join(vellum::CATALOG_FILE).exists() {
+    // Without a catalog, the library tells a database that lost it from a stranger.
+    if !db.join(vellum::CATALOG_FILE).exists() && !db.join("collections").exists() {
         return Err(format!(
             "{} is not a Vellum database (no {} file)",
             db.display(),
@@ -302,7 +308,7 @@ fn open_for_reading(db: &Path) -> Result<Database, BoxError> {
 }
 
 fn open_existing(db: &Path) -> Result<Database, BoxError> {
-    if !db.join(vellum::CATALOG_FILE).exists() {
+    if !db.join(vellum::CATALOG_FILE).exists() && !db.join("collections").exists() {
         return Err(format!(
             "{} is not a Vellum database (no {} file)",
             db.display(),
@@ -575,6 +581,38 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                     if let Some(cut) = &s.tail_cut_at_open {
                         println!("  recovery:    {}", describe_tail_cut(cut));
                     }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RepairCatalog { db } => {
+            let report = Database::repair_catalog(&db)?;
+            if json {
+                let recovered: Vec<_> = report
+                    .recovered
+                    .iter()
+                    .map(|(name, dir)| json!({"name": name, "dir": dir.display().to_string()}))
+                    .collect();
+                let skipped: Vec<_> = report
+                    .skipped
+                    .iter()
+                    .map(|(dir, why)| json!({"dir": dir.display().to_string(), "reason": why}))
+                    .collect();
+                println!(
+                    "{}",
+                    json!({"catalog": report.catalog.display().to_string(), "recovered": recovered, "skipped": skipped})
+                );
+            } else {
+                println!(
+                    "wrote {} naming {} collection(s)",
+                    report.catalog.display(),
+                    report.recovered.len()
+                );
+                for (name, dir) in &report.recovered {
+                    println!("  {name:?}: {}", dir.display());
+                }
+                for (dir, why) in &report.skipped {
+                    println!("  left out (still on disk): {}: {why}", dir.display());
                 }
             }
             Ok(ExitCode::SUCCESS)

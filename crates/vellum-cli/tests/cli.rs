@@ -423,3 +423,37 @@ fn the_read_tools_open_a_database_made_with_non_default_options() {
     assert!(out.contains("c: generation 2"), "{out}");
     ok(&["verify", db_s]);
 }
+
+#[test]
+fn a_database_that_lost_its_catalog_is_refused_then_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("db");
+    let db = db_path.to_str().unwrap();
+    let file = dir.path().join("v.fvecs");
+    write_fvecs(&file, 20, 4);
+    ok(&["create", db, "c", "--dim", "4", "--metric", "l2"]);
+    ok(&["import", db, "c", file.to_str().unwrap()]);
+    std::fs::remove_file(db_path.join("VELLUM")).unwrap();
+    for args in [
+        vec!["inspect", db],
+        vec!["import", db, "c", file.to_str().unwrap()],
+    ] {
+        let out = vellum(&args);
+        assert!(!out.status.success(), "{args:?} ran without a catalog");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("VELLUM") && err.contains("repair-catalog"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!db_path.join("VELLUM").exists(), "a catalog was written");
+    let out = ok(&["repair-catalog", db]);
+    assert!(
+        out.contains("1 collection(s)") && out.contains("\"c\""),
+        "{out}"
+    );
+    let out = ok(&["--json", "inspect", db]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["collections"][0]["points"], 20, "{out}");
+    ok(&["verify", db]);
+}

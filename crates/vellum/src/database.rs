@@ -18,6 +18,7 @@ use crate::collection::{
 };
 use crate::error::{Error, Result};
 use crate::options::{CollectionConfig, DatabaseOptions};
+use crate::repair::CatalogRepair;
 use crate::snapshot::SnapshotSummary;
 use vellum_snapshot_format::{Chunk, SnapshotId, SnapshotMeta};
 
@@ -142,7 +143,7 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn fresh_database_id(root: &Path) -> u64 {
+pub(crate) fn fresh_database_id(root: &Path) -> u64 {
     // Not a secret, just distinct: time, process and path mixed through SplitMix64.
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -168,6 +169,49 @@ pub(crate) fn remove_tree(fs: &dyn Fs, dir: &Path) -> Result<()> {
         }
     }
     fs.remove_dir(dir)?;
+    Ok(())
+}
+
+/// Refuses a directory with no catalog that is not empty enough to become a new database:
+/// one holding foreign files (`NotADatabase`), or a database that lost its catalog
+/// (`CatalogMissing`). Checked before anything, even the lock file, is made: such a
+/// directory is left exactly as it was.
+fn refuse_without_catalog(fs: &dyn Fs, root: &Path) -> Result<()> {
+    let foreign: Vec<String> = fs
+        .list_dir(root)?
+        .into_iter()
+        .filter(|n| {
+            n != COLLECTIONS_DIR
+                && n != SNAPSHOTS_DIR
+                && n != LOCK_FILE
+                && !n.ends_with(vellum_fs::TMP_SUFFIX)
+        })
+        .collect();
+    if !foreign.is_empty() {
+        return Err(Error::NotADatabase {
+            path: root.to_path_buf(),
+            reason: format!("it has no {CATALOG_FILE} file but holds {foreign:?}"),
+        });
+    }
+    // A database whose catalog was lost: its collections (or snapshots) are still there.
+    // Creating a fresh catalog would orphan them all; refuse instead.
+    let mut found = Vec::new();
+    for dir in [COLLECTIONS_DIR, SNAPSHOTS_DIR] {
+        let path = root.join(dir);
+        if fs.exists(&path)? && fs.is_dir(&path)? {
+            let names = fs.list_dir(&path)?;
+            if !names.is_empty() {
+                found.push(format!("{dir}/ with {} entries: {names:?}", names.len()));
+            }
+        }
+    }
+    if !found.is_empty() {
+        return Err(Error::CatalogMissing {
+            path: root.to_path_buf(),
+            catalog: root.join(CATALOG_FILE),
+            found: found.join("; "),
+        });
+    }
     Ok(())
 }
 
@@ -204,7 +248,7 @@ fn remove_abandoned_collections(fs: &dyn Fs, coll_root: &Path, catalog: &Catalog
 }
 
 /// The collection id in a directory name made by [`collection_dir_name`].
-fn parse_collection_dir_name(name: &str) -> Option<u64> {
+pub(crate) fn parse_collection_dir_name(name: &str) -> Option<u64> {
     let hex = name.strip_prefix("c-")?;
     if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
@@ -269,12 +313,39 @@ impl Database {
             });
         }
         if !fs.exists(&root.join(CATALOG_FILE))? {
+            refuse_without_catalog(fs.as_ref(), &root)?;
             return Err(Error::NotADatabase {
                 path: root,
                 reason: format!("it has no {CATALOG_FILE} file (a read-only open creates none)"),
             });
         }
         Database::open_checked(vellum_fs::OverlayFs::new(fs).shared(), root, options)
+    }
+
+    /// Rebuilds a lost catalog (`VELLUM`) of the database in `path` on the real file system
+    /// from the description each collection directory holds. See
+    /// [`Database::repair_catalog_with_fs`].
+    pub fn repair_catalog(path: impl AsRef<Path>) -> Result<CatalogRepair> {
+        Database::repair_catalog_with_fs(RealFs::shared(), path)
+    }
+
+    /// Rebuilds a lost catalog from the collections' descriptions (`collection.meta` in each
+    /// collection directory, written when it was created or imported), under the
+    /// database's directory lock. Refused when the catalog exists. Directories without a
+    /// usable description (made by a version before descriptions, damaged, or being
+    /// dropped) are left out, listed in the report, and stay on disk untouched.
+    pub fn repair_catalog_with_fs(fs: DynFs, path: impl AsRef<Path>) -> Result<CatalogRepair> {
+        let root = path.as_ref().to_path_buf();
+        if !fs.is_dir(&root)? {
+            return Err(Error::NotADatabase {
+                path: root,
+                reason: "there is no such directory".into(),
+            });
+        }
+        let Some(_lock) = fs.try_lock_dir(&root)? else {
+            return Err(Error::Locked { path: root });
+        };
+        crate::repair::repair_catalog(&fs, &root)
     }
 
     /// Whether this handle was opened with [`Database::open_read_only`].
@@ -297,43 +368,7 @@ impl Database {
     fn open_checked(fs: DynFs, root: PathBuf, options: DatabaseOptions) -> Result<Database> {
         let catalog_path = root.join(CATALOG_FILE);
         if !fs.exists(&catalog_path)? {
-            // Checked before the lock file is made: a directory that is not a database is
-            // left exactly as it was.
-            let foreign: Vec<String> = fs
-                .list_dir(&root)?
-                .into_iter()
-                .filter(|n| {
-                    n != COLLECTIONS_DIR
-                        && n != SNAPSHOTS_DIR
-                        && n != LOCK_FILE
-                        && !n.ends_with(vellum_fs::TMP_SUFFIX)
-                })
-                .collect();
-            if !foreign.is_empty() {
-                return Err(Error::NotADatabase {
-                    path: root,
-                    reason: format!("it has no {CATALOG_FILE} file but holds {foreign:?}"),
-                });
-            }
-            // A database whose catalog was lost: its collections (or snapshots) are still
-            // there. Creating a fresh catalog would orphan them all; refuse instead.
-            let mut found = Vec::new();
-            for dir in [COLLECTIONS_DIR, SNAPSHOTS_DIR] {
-                let path = root.join(dir);
-                if fs.exists(&path)? && fs.is_dir(&path)? {
-                    let names = fs.list_dir(&path)?;
-                    if !names.is_empty() {
-                        found.push(format!("{dir}/ with {} entries: {names:?}", names.len()));
-                    }
-                }
-            }
-            if !found.is_empty() {
-                return Err(Error::CatalogMissing {
-                    path: root,
-                    catalog: catalog_path,
-                    found: found.join("; "),
-                });
-            }
+            refuse_without_catalog(fs.as_ref(), &root)?;
         }
         // The directory itself is locked: a lock on a file inside it would be lost to
         // anyone who removes or replaces that file, and two processes would then write one
@@ -382,6 +417,11 @@ impl Database {
                         e.name
                     ),
                 });
+            }
+            // A collection made before descriptions existed gets one now, so a lost catalog
+            // can be rebuilt whatever version made the database.
+            if !fs.exists(&dir.join(crate::snapshot::COLLECTION_META_FILE))? {
+                crate::repair::write_description(fs.as_ref(), &dir, catalog.database_id, e)?;
             }
             let inner = CollectionInner::open(fs.clone(), &dir, e.id, &e.name, e.config, &options)?;
             collections.insert(e.name.clone(), Arc::new(inner));
@@ -436,14 +476,23 @@ impl Database {
             config,
             &self.inner.options,
         )?);
-        let mut next = catalog.clone();
-        next.next_collection_id += 1;
-        next.entries.push(Entry {
+        let entry = Entry {
             id,
             name: name.to_owned(),
             config,
             created_ms: now_ms(),
-        });
+        };
+        // The collection's own description, durable before the catalog names it: a lost
+        // catalog can be rebuilt from these (`Database::repair_catalog`).
+        crate::repair::write_description(
+            self.inner.fs.as_ref(),
+            &dir,
+            catalog.database_id,
+            &entry,
+        )?;
+        let mut next = catalog.clone();
+        next.next_collection_id += 1;
+        next.entries.push(entry);
         // The catalog is the commit point: a crash before this leaves an orphan directory
         // that the next open removes.
         atomic_replace(

@@ -137,8 +137,9 @@ pub enum Error {
     /// database is refused and left exactly as it is.
     #[error(
         "{path} holds database files ({found}) but its catalog {catalog} is missing: refusing \
-         to open it, since a new empty catalog would not name the collections there. Restore \
-         {catalog} from a backup, or move the files away to start a new database"
+         to open it, since a new empty catalog would not name the collections there. Rebuild \
+         it from the collections' own descriptions with Database::repair_catalog (`vellum \
+         repair-catalog`), or restore it from a backup"
     )]
     CatalogMissing {
         /// The database directory.

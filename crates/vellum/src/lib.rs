@@ -37,6 +37,7 @@ mod database;
 mod error;
 mod options;
 mod record;
+mod repair;
 mod snapshot;
 
 pub use catalog::{CATALOG_FILE, validate_name};
@@ -49,6 +50,7 @@ pub use error::{Error, Result};
 pub use options::{
     CollectionConfig, DatabaseOptions, HnswParams, IndexKind, Metric, RecoveryMode, SyncPolicy,
 };
+pub use repair::CatalogRepair;
 pub use snapshot::{COLLECTION_META_FILE, SnapshotSummary};
 pub use vellum_snapshot_format::{Chunk, ChunkReceiver, ImportLimits, SnapshotMeta};
 pub use vellum_wal::TailCut;

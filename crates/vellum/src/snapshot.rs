@@ -354,14 +354,18 @@ pub(crate) fn restore_as_new(
             return Err(e);
         }
     };
-    let mut next = catalog.clone();
-    next.next_collection_id += 1;
-    next.entries.push(Entry {
+    let entry = Entry {
         id,
         name: name.to_owned(),
         config: entry.config,
         created_ms: now_ms(),
-    });
+    };
+    // The archive's description names the source; this database's replaces it before the
+    // catalog names the collection (a lost catalog is rebuilt from these).
+    crate::repair::write_description(fs.as_ref(), &target, catalog.database_id, &entry)?;
+    let mut next = catalog.clone();
+    next.next_collection_id += 1;
+    next.entries.push(entry);
     vellum_fs::atomic_replace(
         fs.as_ref(),
         &root.join(crate::catalog::CATALOG_FILE),

@@ -205,3 +205,84 @@ fn a_removed_or_replaced_lock_file_still_excludes_a_second_open_real() {
     let dir = tempfile::tempdir().unwrap();
     a_removed_or_replaced_lock_file_still_excludes_a_second_open(RealFs::shared(), dir.path());
 }
+
+fn a_lost_catalog_is_rebuilt_from_the_collections_descriptions(fs: DynFs, root: &Path) {
+    fill(&fs, root);
+    {
+        // A second collection, and a third imported from a snapshot of the first (its
+        // description came from the archive and names the source).
+        let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
+        let d = db
+            .create_collection("d", CollectionConfig::new(3, Metric::Cosine).flat())
+            .unwrap();
+        d.upsert(Point::new(7, vec![1.0, 2.0, 3.0])).unwrap();
+        let archive = root.join("c.vsnap");
+        db.export_snapshot("c", &archive, true).unwrap();
+        db.import_snapshot(std::slice::from_ref(&archive), "copy")
+            .unwrap();
+        fs.remove_file(&archive).unwrap();
+        db.drop_collection("d").unwrap();
+        db.create_collection("d", CollectionConfig::new(3, Metric::Cosine).flat())
+            .unwrap()
+            .upsert(Point::new(8, vec![1.0, 2.0, 3.0]))
+            .unwrap();
+    }
+    let before: Vec<(String, CollectionConfig, usize)> = {
+        let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
+        db.list_collections()
+            .into_iter()
+            .map(|(n, cfg)| {
+                let len = db.collection(&n).unwrap().len();
+                (n, cfg, len)
+            })
+            .collect()
+    };
+    assert_eq!(before.len(), 3);
+    fs.remove_file(&root.join("VELLUM")).unwrap();
+    assert!(matches!(
+        Database::open_with_fs(fs.clone(), root, options()).unwrap_err(),
+        Error::CatalogMissing { .. }
+    ));
+    // A directory from before descriptions existed is left out and left alone.
+    let old = root.join("collections").join("c-0000000000000000");
+    vellum_fs::create_dir_all_durable(fs.as_ref(), &old).unwrap();
+    let report = Database::repair_catalog_with_fs(fs.clone(), root).unwrap();
+    let mut names: Vec<&str> = report.recovered.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["c", "copy", "d"], "{report:?}");
+    assert_eq!(report.skipped.len(), 1, "{report:?}");
+    assert!(fs.exists(&old).unwrap());
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
+    let after: Vec<(String, CollectionConfig, usize)> = db
+        .list_collections()
+        .into_iter()
+        .map(|(n, cfg)| {
+            let len = db.collection(&n).unwrap().len();
+            (n, cfg, len)
+        })
+        .collect();
+    assert_eq!(after, before);
+    assert_eq!(
+        db.collection("d").unwrap().get(8).unwrap().unwrap().vector,
+        vec![1.0, 2.0, 3.0]
+    );
+    // New collections get fresh ids; the repaired catalog is refused a second repair.
+    db.create_collection("e", CollectionConfig::new(2, Metric::L2))
+        .unwrap();
+    drop(db);
+    assert!(Database::repair_catalog_with_fs(fs.clone(), root).is_err());
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
+    assert_eq!(db.list_collections().len(), 4);
+}
+
+#[test]
+fn a_lost_catalog_is_rebuilt_from_the_collections_descriptions_sim() {
+    let fs = SimFs::new();
+    a_lost_catalog_is_rebuilt_from_the_collections_descriptions(fs.shared(), Path::new("/db"));
+}
+
+#[test]
+fn a_lost_catalog_is_rebuilt_from_the_collections_descriptions_real() {
+    let dir = tempfile::tempdir().unwrap();
+    a_lost_catalog_is_rebuilt_from_the_collections_descriptions(RealFs::shared(), dir.path());
+}
