@@ -1,4 +1,4 @@
-//! The seed systems of issue 7 behind the `seed-peers` feature: velesdb-core 8.0.0 and
+//! The systems Vellum replaces (regressions R1–R14 of docs/PROPERTIES.md) behind the `seed-peers` feature: velesdb-core 8.0.0 and
 //! foxstash-core 0.9.0, each driven through its documented API at its strongest durability
 //! setting. Included by `src/bin/seed_compare.rs` (`#[path]`), not part of the library.
 

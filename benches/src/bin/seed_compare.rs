@@ -1,4 +1,4 @@
-//! The `vellum` facade side by side with the seed systems it replaces (issue 7):
+//! The `vellum` facade side by side with the seed systems it replaces:
 //! `velesdb-core` 8.0.0 and `foxstash-core` 0.9.0 on the same data, machine and run.
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! Snapshot benchmark (issue 6): export and import throughput of a generation (default
+//! Snapshot benchmark: export and import throughput of a generation (default
 //! 1 GiB) without and with zstd, next to `cp` of the same files, and restore time including
 //! the atomic swap, in one run on one file system. Prints a Markdown table for
 //! docs/BENCHMARKS.md.

@@ -1,4 +1,4 @@
-//! Vector store and checkpoint benchmark (issue 4), on the real file system. Prints a
+//! Vector store and checkpoint benchmark, on the real file system. Prints a
 //! Markdown table for docs/BENCHMARKS.md.
 //!
 //! ```sh

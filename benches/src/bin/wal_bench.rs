@@ -1,4 +1,4 @@
-//! Write-ahead log benchmark (issue 3): the machine's limits, Vellum's WAL, and okaywal
+//! Write-ahead log benchmark: the machine's limits, Vellum's WAL, and okaywal
 //! (with `--features wal-peers`, included in `compare`), in one run on one file system. Prints a Markdown table
 //! for docs/BENCHMARKS.md.
 //!

@@ -1,4 +1,4 @@
-//! Behaviour of checkpoints: codecs, retention (seed failure 4), damage and fallback,
+//! Behaviour of checkpoints: codecs, retention (regression R4, docs/PROPERTIES.md), damage and fallback,
 //! decompression bounds, orphans, fail-stop, and the same scenario on the real file system.
 
 use std::path::Path;
@@ -66,7 +66,7 @@ proptest! {
 
 #[test]
 fn retention_keeps_n_generations_and_reports_the_wal_they_need() {
-    // Seed failure 4: a retained checkpoint is useless without the WAL that rolls it forward,
+    // Regression R4: a retained checkpoint is useless without the WAL that rolls it forward,
     // so the oldest retained generation's LSN is what bounds WAL truncation.
     let fs = SimFs::new();
     let (mut cp, _) = open(&fs, 3);
@@ -108,7 +108,7 @@ fn retention_keeps_n_generations_and_reports_the_wal_they_need() {
 
 #[test]
 fn a_short_file_in_the_current_generation_is_a_clear_error_and_fallback_opens_the_previous() {
-    // Row 9: the manifest is durable but the file's growth is not (shortened here on purpose).
+    // Property P9: the manifest is durable but the file's growth is not (shortened here on purpose).
     let fs = SimFs::new();
     let (mut cp, _) = open(&fs, 2);
     one(&mut cp, 10, &[1; 3000]);

@@ -1,6 +1,7 @@
 //! Crash tests: a power cut at every operation of a run of checkpoints, every image reopened.
-//! Crash-checklist rows 8 (atomic switch), 9 (nothing referenced before it is durable),
-//! 14 (recovery idempotent, survives a crash during recovery), 15 (close is not a sync).
+//! Properties of docs/PROPERTIES.md: P8 (atomic switch), P9 (nothing referenced before it is
+//! durable), P14 (recovery idempotent, survives a crash during recovery), P15 (close is not a
+//! sync).
 
 use std::path::Path;
 

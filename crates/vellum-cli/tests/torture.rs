@@ -1,4 +1,4 @@
-//! Kill -9 torture in CI (checklist rows 1 and 20): 200 SIGKILLs of a durable writer at
+//! Kill -9 torture in CI (properties P1 and P20 of docs/PROPERTIES.md): 200 SIGKILLs of a durable writer at
 //! random moments; after each, everything it acknowledged is recovered bit-exact, nothing
 //! but the one in-flight batch beyond it, and search agrees with exact search. Run
 //! thousands locally with `vellum torture DIR --kills 5000`.

@@ -1,7 +1,7 @@
 //! A tiny deterministic generator (SplitMix64) for the simulator.
 //!
 //! Hand-written on purpose: crash images and regression seeds are pinned in tests and in
-//! issue notes, so the stream for a seed must never change with a dependency upgrade, and
+//! closing notes, so the stream for a seed must never change with a dependency upgrade, and
 //! SplitMix64 is eight lines with published constants.
 
 /// SplitMix64 (Steele, Lea, Flood 2014).

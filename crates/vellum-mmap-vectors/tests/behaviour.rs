@@ -1,5 +1,5 @@
 //! Behaviour of the store: typed errors, torn-page detection, idempotent replay,
-//! copy-on-write, seed failures 6 and 7, and the real file system.
+//! copy-on-write, regressions R6 and R7 (docs/PROPERTIES.md), and the real file system.
 
 mod common;
 
@@ -175,7 +175,7 @@ fn a_segment_of_an_unknown_version_or_element_type_is_a_typed_error() {
 
 #[test]
 fn a_torn_slot_is_detected_by_get_and_verify_and_never_served() {
-    // Row 11: a slot of the checkpoint whose bytes changed on disk (a torn or rotted page).
+    // Property P11: a slot of the checkpoint whose bytes changed on disk (a torn or rotted page).
     let fs = SimFs::new();
     let (mut cp, mut store, _) = open(&fs).unwrap();
     for id in 0..4u64 {
@@ -243,7 +243,7 @@ fn replaying_operations_already_applied_changes_nothing() {
 
 #[test]
 fn a_checkpointed_slot_is_never_overwritten_before_the_next_checkpoint() {
-    // Row 10 / copy-on-write: after a checkpoint, update and delete everything many times
+    // Property P10 / copy-on-write: after a checkpoint, update and delete everything many times
     // without checkpointing: the durable bytes of the checkpointed slots never change.
     let fs = SimFs::new();
     let (mut cp, mut store, _) = open(&fs).unwrap();
@@ -278,7 +278,7 @@ fn a_checkpointed_slot_is_never_overwritten_before_the_next_checkpoint() {
 
 #[test]
 fn the_id_map_is_a_new_file_per_checkpoint_and_never_rewritten_in_place() {
-    // Seed failure 6: the id map was rewritten in place, so a crash tore it.
+    // Regression R6: the id map was rewritten in place, so a crash tore it.
     let fs = SimFs::new();
     let (mut cp, mut store, _) = open(&fs).unwrap();
     store.upsert(1, &vector(1, 0)).unwrap();
@@ -299,7 +299,7 @@ fn the_id_map_is_a_new_file_per_checkpoint_and_never_rewritten_in_place() {
 
 #[test]
 fn reclaiming_free_segments_then_writing_loses_nothing() {
-    // Seed failure 7: after compaction, later writes were lost on recovery.
+    // Regression R7: after compaction, later writes were lost on recovery.
     let fs = SimFs::new();
     let (mut cp, mut store, _) = open(&fs).unwrap();
     let mut model = Model::new();

@@ -6,7 +6,7 @@
 //! Checkpoints also run split in three (prepare, writes meanwhile, then flush, commit and
 //! publish), as the facade runs them without blocking writers: a slot the prepared
 //! checkpoint names must survive deletes and replacements made while it is in flight.
-//! Crash-checklist rows 8, 9, 10, 11, 14, 15.
+//! Properties P8, P9, P10, P11, P14 and P15 of docs/PROPERTIES.md.
 
 mod common;
 
@@ -277,7 +277,7 @@ proptest! {
 
 #[test]
 fn a_crash_during_recovery_still_recovers_the_checkpointed_state() {
-    // Row 14: recovery removes leftover segments and orphaned checkpoint files; a crash at
+    // Property P14: recovery removes leftover segments and orphaned checkpoint files; a crash at
     // any of its operations must leave a state the next recovery handles the same way.
     let ops = standard_ops();
     let fs = SimFs::new();

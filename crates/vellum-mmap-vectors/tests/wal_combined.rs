@@ -4,7 +4,7 @@
 //! below the oldest retained generation's LSN. A crash anywhere (mid-append, mid-checkpoint,
 //! mid-truncation, any subset of dirty map pages written back, torn sectors) must reopen as
 //! checkpoint + WAL replay = the acknowledged state (plus possibly the one in-flight record),
-//! from the current generation *and* from the older retained one (seed failure 4), and a
+//! from the current generation *and* from the older retained one (regression R4, docs/PROPERTIES.md), and a
 //! replay applied twice gives the same state (idempotent).
 
 mod common;

@@ -136,7 +136,7 @@ impl Wal {
                     file.set_len(last.end_offset)?;
                 }
                 if let Some(cut) = &rec.report.tail_cut {
-                    // Seed failure 1: cut the torn tail physically and durably before any
+                    // Regression R1 (docs/PROPERTIES.md): cut the torn tail physically and durably before any
                     // append, so old bytes after it can never pass for frames that follow
                     // new ones.
                     file.set_len(cut.offset)?;

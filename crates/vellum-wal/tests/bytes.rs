@@ -1,5 +1,5 @@
-//! Byte-level damage, run on the simulated and on the real file system (crash-checklist
-//! rows 4, 5, 6, 11): a tail cut at every byte offset, a tail overwritten with zeros or
+//! Byte-level damage, run on the simulated and on the real file system (properties
+//! P4, P5, P6 and P11 of docs/PROPERTIES.md): a tail cut at every byte offset, a tail overwritten with zeros or
 //! garbage, every bit of a middle record flipped, a missing segment, a bad header, stale
 //! frames in preallocated space. Outcomes per recovery mode.
 
@@ -222,7 +222,7 @@ fn bad_segment_header(disk: &dyn Disk) {
     assert_eq!(rec.damage.len(), 1);
 }
 
-/// Row 6: valid frames of another segment (another salt) copied into the preallocated
+/// Property P6: valid frames of another segment (another salt) copied into the preallocated
 /// space after the last frame never validate.
 fn stale_frames_never_validate(disk: &dyn Disk) {
     let (acked, segs) = multi_segment(disk);

@@ -1,5 +1,5 @@
-//! Crash properties on the simulated file system (crash-checklist rows 1–4, 6, 7, 14, 15,
-//! 19): random operation sequences from several threads, the power cut at many moments,
+//! Crash properties on the simulated file system (P1–P4, P6, P7, P14, P15 and P19 of
+//! docs/PROPERTIES.md): random operation sequences from several threads, the power cut at many moments,
 //! every image reopened and checked against what was acknowledged.
 
 mod common;

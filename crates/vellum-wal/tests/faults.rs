@@ -1,4 +1,4 @@
-//! Injected faults (crash-checklist rows 12, 13, 14): EIO, ENOSPC and short writes at every
+//! Injected faults (properties P12, P13 and P14 of docs/PROPERTIES.md): EIO, ENOSPC and short writes at every
 //! n-th operation of a standard scenario; the log stops (fail-stop), nothing is
 //! acknowledged after the fault, and reopening recovers every acknowledged record, both on
 //! the live file system and on every crash image.

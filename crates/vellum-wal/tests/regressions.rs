@@ -1,4 +1,4 @@
-//! Regression tests for the seed systems' failures (../shared/SEED-LESSONS.md 1–3 and 5)
+//! Regression tests for the seed systems' failures (regressions R1–R3 and R5 of docs/PROPERTIES.md)
 //! and for the lessons learned building this crate.
 
 mod common;
@@ -15,7 +15,7 @@ fn records(fs: &SimFs, opts: WalOptions) -> Vec<(u64, Vec<u8>)> {
     read_all(&wal).expect("read")
 }
 
-/// Seed failure 1 (foxstash): a torn tail was skipped once but not cut off, the next append
+/// Regression R1: a torn tail was skipped once but not cut off, the next append
 /// landed after the garbage, and every later recovery failed. Here the tail holds a stale
 /// but valid frame right where the new append's successor would be: if the cut were not
 /// physical and durable, it would come back after the new record.
@@ -67,10 +67,10 @@ fn torn_tail_is_cut_durably_before_the_next_append() {
         assert_eq!(records(&image, opts), got);
         n += 1;
     }
-    println!("seed failure 1: {n} crash images checked");
+    println!("regression R1: {n} crash images checked");
 }
 
-/// Seed failure 2 (foxstash): sequence numbers lived in a lazily saved manifest and were
+/// Regression R2: sequence numbers lived in a lazily saved manifest and were
 /// reused after a crash. LSNs here live in the log itself.
 #[test]
 fn lsns_continue_after_a_crash_without_any_explicit_sync() {
@@ -90,7 +90,7 @@ fn lsns_continue_after_a_crash_without_any_explicit_sync() {
     assert_eq!(wal.append(b"next").unwrap(), 151);
 }
 
-/// Seed failure 3 (foxstash): acknowledged writes sat in a user-space buffer. Here an
+/// Regression R3: acknowledged writes sat in a user-space buffer. Here an
 /// append under `Always` returns only after `sync_data`, and under `Never` the bytes have at
 /// least been handed to the file system (a process crash loses nothing).
 #[test]
@@ -115,7 +115,7 @@ fn nothing_acknowledged_sits_in_a_user_space_buffer() {
     assert_eq!(w2.stats().last_lsn, lsn);
 }
 
-/// Seed failure 5 (VelesDB): the advertised group commit never called fsync. Here many
+/// Regression R5: the advertised group commit never called fsync. Here many
 /// concurrent `Always` appenders share syncs, every acknowledged record is durable, and the
 /// number of syncs is smaller than the number of appends.
 #[test]

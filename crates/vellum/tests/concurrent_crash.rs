@@ -1,4 +1,4 @@
-//! Several writer threads, background checkpoints, and a power cut (checklist row 19 at the
+//! Several writer threads, background checkpoints, and a power cut (property P19 at the
 //! facade): every batch a writer saw acknowledged is recovered whole; every recovered batch
 //! was written by someone (acknowledged or in flight); no batch is ever partly there.
 

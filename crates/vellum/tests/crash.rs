@@ -264,7 +264,7 @@ fn a_fixed_history_with_checkpoints_survives_every_sync_point() {
 
 #[test]
 fn the_facade_files_exist_where_the_crash_tests_expect_them() {
-    // Guards against crash tests that pass because they test nothing (seed lesson 9).
+    // Guards against crash tests that pass because they test nothing (regression R9, docs/PROPERTIES.md).
     let fs = SimFs::new();
     let out = scenario(&fs, &[Op::Upsert(vec![(1, 1, true)]), Op::Checkpoint], true);
     assert!(out.created);

@@ -1,4 +1,4 @@
-//! Injected I/O errors at the facade (checklist rows 12 and 13): an EIO, ENOSPC or short
+//! Injected I/O errors at the facade (properties P12 and P13, docs/PROPERTIES.md): an EIO, ENOSPC or short
 //! write at the n-th operation of a standard scenario, swept over n. After the first failure
 //! nothing more is acknowledged, the collection says "reopen", and a reopen recovers every
 //! write acknowledged before the failure, bit-exact.

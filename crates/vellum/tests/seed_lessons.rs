@@ -1,4 +1,4 @@
-//! Regression tests for the failures of the seed systems (shared SEED-LESSONS.md) that the
+//! Regression tests for the failures of the seed systems (regressions R1–R14 of docs/PROPERTIES.md) that the
 //! facade owns: 8 (graph saved but never loaded), 9 (corruption tests that corrupted files
 //! which did not exist), 14 (index rebuilt on the first search after a restart that followed
 //! a write), plus corrupt and foreign files giving typed errors.
@@ -98,8 +98,8 @@ fn a_write_after_a_restart_does_not_rebuild_the_index() {
     assert_eq!(s.indexed, n + 1);
 }
 
-/// Finds the one file under `dir` whose path contains `needle`, asserting it exists (seed
-/// lesson 9: a corruption test must corrupt something real).
+/// Finds the one file under `dir` whose path contains `needle`, asserting it exists (regression
+/// R9: a corruption test must corrupt something real).
 fn find(fs: &SimFs, needle: &str) -> PathBuf {
     let hits: Vec<PathBuf> = fs
         .all_paths()

@@ -69,7 +69,7 @@ fn a_snapshot_file_imported_into_another_database_answers_the_same_queries() {
     let summary = a.export_snapshot("docs", &archive, false).unwrap();
     assert!(
         summary.archive_bytes > 64 << 10,
-        "more than 64 KiB (seed lesson 11)"
+        "more than 64 KiB (regression R11, docs/PROPERTIES.md)"
     );
     // Writes after the export are not in the snapshot.
     fill(&a, "docs", 600..610);

@@ -1,4 +1,4 @@
-//! Vellum's HNSW against its peers on real embeddings (issue 5).
+//! Vellum's HNSW against its peers on real embeddings.
 //!
 //! ```text
 //! benches/scripts/get-datasets.sh            # installs and converts the data sets
