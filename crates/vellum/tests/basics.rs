@@ -1,29 +1,24 @@
-//! The facade's everyday behaviour on the real file system: write, read, search, reopen,
-//! checkpoint, bad input.
+//! The facade's everyday behaviour: write, read, search, reopen, checkpoint, bad input,
+//! locking. Every scenario runs on the simulated and on the real file system.
 
+mod common;
+
+use std::path::Path;
+
+use common::{overlap_with_exact, read_file, vector, write_file};
 use vellum::{
     CollectionConfig, Database, DatabaseOptions, Error, HnswParams, Metric, Point, SearchFilter,
     SearchParams,
 };
+use vellum_fs::DynFs;
 
 fn options() -> DatabaseOptions {
-    DatabaseOptions::default()
-        .with_background_checkpoints(false)
-        .with_wal_segment_size_bytes(1 << 20)
-        .with_slots_per_segment(64)
+    common::options(1 << 20, 64)
 }
 
-fn vector(i: u64, dim: usize) -> Vec<f32> {
-    (0..dim)
-        .map(|d| ((i * 31 + d as u64 * 7) % 97) as f32 / 97.0)
-        .collect()
-}
-
-#[test]
-fn points_survive_reopen_with_vectors_and_payloads_bit_exact() {
-    let dir = tempfile::tempdir().unwrap();
+fn points_survive_reopen_with_vectors_and_payloads_bit_exact(fs: DynFs, root: &Path) {
     {
-        let db = Database::open(dir.path(), options()).unwrap();
+        let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
         let c = db
             .create_collection("c", CollectionConfig::new(8, Metric::L2))
             .unwrap();
@@ -34,7 +29,7 @@ fn points_survive_reopen_with_vectors_and_payloads_bit_exact() {
         c.delete(7).unwrap();
         c.upsert(Point::new(8, vector(1000, 8))).unwrap();
     }
-    let db = Database::open(dir.path(), options()).unwrap();
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
     let c = db.collection("c").unwrap();
     assert_eq!(c.len(), 99);
     assert!(c.get(7).unwrap().is_none());
@@ -49,15 +44,16 @@ fn points_survive_reopen_with_vectors_and_payloads_bit_exact() {
     assert_eq!(nine.payload.as_deref(), Some(&b"p9"[..]));
 }
 
-#[test]
-fn a_checkpoint_then_more_writes_reopen_to_the_same_state_and_search_agrees_with_exact() {
-    let dir = tempfile::tempdir().unwrap();
+fn a_checkpoint_then_more_writes_reopen_to_the_same_state_and_search_agrees_with_exact(
+    fs: DynFs,
+    root: &Path,
+) {
     let params = HnswParams {
         ef_search: 200,
         ..HnswParams::default()
     };
     {
-        let db = Database::open(dir.path(), options()).unwrap();
+        let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
         let c = db
             .create_collection("h", CollectionConfig::new(16, Metric::Cosine).hnsw(params))
             .unwrap();
@@ -71,7 +67,7 @@ fn a_checkpoint_then_more_writes_reopen_to_the_same_state_and_search_agrees_with
             c.delete(i * 3).unwrap();
         }
     }
-    let db = Database::open(dir.path(), options()).unwrap();
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
     let c = db.collection("h").unwrap();
     assert_eq!(c.len(), 350);
     let stats = c.stats();
@@ -79,20 +75,7 @@ fn a_checkpoint_then_more_writes_reopen_to_the_same_state_and_search_agrees_with
     assert_eq!(stats.generation, 1);
     let q = vector(12345, 16);
     let approx = c.search(&q, 10).unwrap();
-    let exact = c
-        .search_with(
-            &q,
-            10,
-            &SearchParams {
-                exact: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let overlap = approx
-        .iter()
-        .filter(|h| exact.iter().any(|e| e.id == h.id))
-        .count();
+    let overlap = overlap_with_exact(&c, &q, 10);
     assert!(overlap >= 9, "recall@10 {overlap}/10");
     assert!(
         approx.iter().all(|h| h.id % 3 != 0 || h.id >= 150),
@@ -101,10 +84,8 @@ fn a_checkpoint_then_more_writes_reopen_to_the_same_state_and_search_agrees_with
     assert!(c.verify().unwrap().is_ok());
 }
 
-#[test]
-fn filters_on_ids_and_payloads_restrict_results() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), options()).unwrap();
+fn filters_on_ids_and_payloads_restrict_results(fs: DynFs, root: &Path) {
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
     let c = db
         .create_collection("f", CollectionConfig::new(4, Metric::L2).flat())
         .unwrap();
@@ -144,10 +125,8 @@ fn filters_on_ids_and_payloads_restrict_results() {
     assert_eq!(ids, allowed);
 }
 
-#[test]
-fn bad_input_gets_a_typed_error_and_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), options()).unwrap();
+fn bad_input_gets_a_typed_error_and_loses_nothing(fs: DynFs, root: &Path) {
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
     let c = db
         .create_collection("b", CollectionConfig::new(3, Metric::Dot))
         .unwrap();
@@ -194,22 +173,19 @@ fn bad_input_gets_a_typed_error_and_loses_nothing() {
     assert_eq!(c.get(1).unwrap().unwrap().vector, vec![1.0, 2.0, 3.0]);
 }
 
-#[test]
-fn a_directory_holding_foreign_files_is_not_opened_as_a_database() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("important.txt"), b"do not touch").unwrap();
-    let e = Database::open(dir.path(), options()).unwrap_err();
+fn a_directory_holding_foreign_files_is_not_opened_as_a_database(fs: DynFs, root: &Path) {
+    fs.create_dir_all(root).unwrap();
+    write_file(fs.as_ref(), &root.join("important.txt"), b"do not touch");
+    let e = Database::open_with_fs(fs.clone(), root, options()).unwrap_err();
     assert!(matches!(e, Error::NotADatabase { .. }), "{e}");
     assert_eq!(
-        std::fs::read(dir.path().join("important.txt")).unwrap(),
+        read_file(fs.as_ref(), &root.join("important.txt")),
         b"do not touch"
     );
 }
 
-#[test]
-fn dropping_a_collection_removes_it_durably_and_its_handles_fail() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), options()).unwrap();
+fn dropping_a_collection_removes_it_durably_and_its_handles_fail(fs: DynFs, root: &Path) {
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
     let c = db
         .create_collection("gone", CollectionConfig::new(2, Metric::L2))
         .unwrap();
@@ -222,22 +198,16 @@ fn dropping_a_collection_removes_it_durably_and_its_handles_fail() {
         Err(Error::UnknownCollection { .. })
     ));
     drop((c, db));
-    let db = Database::open(dir.path(), options()).unwrap();
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
     let names: Vec<String> = db.list_collections().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, vec!["kept".to_owned()]);
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("collections"))
-            .unwrap()
-            .count(),
-        1
-    );
+    assert_eq!(fs.list_dir(&root.join("collections")).unwrap().len(), 1);
 }
 
-#[test]
-fn many_threads_write_and_search_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(
-        dir.path(),
+fn many_threads_write_and_search_at_once(fs: DynFs, root: &Path) {
+    let db = Database::open_with_fs(
+        fs.clone(),
+        root,
         options()
             .with_checkpoint_after_ops(300)
             .with_background_checkpoints(true),
@@ -267,15 +237,16 @@ fn many_threads_write_and_search_at_once() {
     });
     assert_eq!(c.len(), 600);
     drop((c, db));
-    let db = Database::open(dir.path(), options()).unwrap();
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
     let c = db.collection("t").unwrap();
     assert_eq!(c.len(), 600);
     assert_eq!(c.stats().indexed, 600);
 }
 
-#[test]
-fn replacing_and_deleting_the_same_ids_many_times_keeps_index_and_store_in_step() {
-    let dir = tempfile::tempdir().unwrap();
+fn replacing_and_deleting_the_same_ids_many_times_keeps_index_and_store_in_step(
+    fs: DynFs,
+    root: &Path,
+) {
     let params = HnswParams {
         m: 8,
         ef_construction: 32,
@@ -284,7 +255,7 @@ fn replacing_and_deleting_the_same_ids_many_times_keeps_index_and_store_in_step(
     };
     let mut rng = vellum::fs::rng::SplitMix64::new(5);
     {
-        let db = Database::open(dir.path(), options()).unwrap();
+        let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
         let c = db
             .create_collection("r", CollectionConfig::new(8, Metric::L2).hnsw(params))
             .unwrap();
@@ -305,22 +276,27 @@ fn replacing_and_deleting_the_same_ids_many_times_keeps_index_and_store_in_step(
         assert_eq!(c.stats().indexed, c.len() as u64);
         c.search(&vector(1, 8), 5).unwrap();
     }
-    let db = Database::open(dir.path(), options()).unwrap();
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
     let c = db.collection("r").unwrap();
     assert_eq!(c.stats().indexed, c.len() as u64);
     c.search(&vector(1, 8), 5).unwrap();
 }
 
-#[test]
-fn a_long_log_tail_replays_through_grouped_inserts_to_the_same_points_and_a_whole_index() {
-    let dir = tempfile::tempdir().unwrap();
+fn a_long_log_tail_replays_through_grouped_inserts_to_the_same_points_and_a_whole_index(
+    fs: DynFs,
+    root: &Path,
+) {
     let params = HnswParams {
         ef_search: 128,
         ..HnswParams::default()
     };
     {
-        let db =
-            Database::open(dir.path(), options().with_wal_segment_size_bytes(4 << 20)).unwrap();
+        let db = Database::open_with_fs(
+            fs.clone(),
+            root,
+            options().with_wal_segment_size_bytes(4 << 20),
+        )
+        .unwrap();
         let c = db
             .create_collection("tail", CollectionConfig::new(16, Metric::L2).hnsw(params))
             .unwrap();
@@ -334,7 +310,12 @@ fn a_long_log_tail_replays_through_grouped_inserts_to_the_same_points_and_a_whol
             c.upsert(Point::new(i, vector(i, 16))).unwrap();
         }
     }
-    let db = Database::open(dir.path(), options().with_wal_segment_size_bytes(4 << 20)).unwrap();
+    let db = Database::open_with_fs(
+        fs.clone(),
+        root,
+        options().with_wal_segment_size_bytes(4 << 20),
+    )
+    .unwrap();
     let c = db.collection("tail").unwrap();
     let s = c.stats();
     assert_eq!(s.replayed_at_open, 1502);
@@ -342,47 +323,30 @@ fn a_long_log_tail_replays_through_grouped_inserts_to_the_same_points_and_a_whol
     assert_eq!(s.indexed, 1499);
     assert_eq!(c.get(5).unwrap().unwrap().vector, vector(5000, 16));
     assert!(c.get(6).unwrap().is_none());
-    let q = vector(777, 16);
-    let approx = c.search(&q, 10).unwrap();
-    let exact = c
-        .search_with(
-            &q,
-            10,
-            &SearchParams {
-                exact: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let overlap = approx
-        .iter()
-        .filter(|h| exact.iter().any(|e| e.id == h.id))
-        .count();
+    let overlap = overlap_with_exact(&c, &vector(777, 16), 10);
     assert!(
         overlap >= 9,
         "recall@10 after a grouped replay: {overlap}/10"
     );
 }
 
-#[test]
-fn a_second_open_of_the_same_directory_is_refused_while_any_handle_lives() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), options()).unwrap();
+fn a_second_open_of_the_same_directory_is_refused_while_any_handle_lives(fs: DynFs, root: &Path) {
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
     let c = db
         .create_collection("c", CollectionConfig::new(2, Metric::L2))
         .unwrap();
     c.upsert(Point::new(1, vec![0.0, 1.0])).unwrap();
     let locked = |e: Error| match e {
-        Error::Locked { path } => assert_eq!(path, dir.path()),
+        Error::Locked { path } => assert_eq!(path, root),
         other => panic!("expected Error::Locked, got {other}"),
     };
-    locked(Database::open(dir.path(), options()).unwrap_err());
+    locked(Database::open_with_fs(fs.clone(), root, options()).unwrap_err());
     // A collection handle keeps the lock after the database handle is gone, and still works.
     drop(db);
-    locked(Database::open(dir.path(), options()).unwrap_err());
+    locked(Database::open_with_fs(fs.clone(), root, options()).unwrap_err());
     c.upsert(Point::new(2, vec![1.0, 0.0])).unwrap();
     drop(c);
-    let db = Database::open(dir.path(), options()).unwrap();
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
     assert_eq!(db.collection("c").unwrap().len(), 2);
 }
 
@@ -406,10 +370,8 @@ fn the_simulated_file_system_locks_like_the_real_one_and_a_crash_releases_the_lo
     Database::open_with_fs(fs.shared(), "/db", options()).unwrap();
 }
 
-#[test]
-fn points_iterate_in_id_order_in_pages_and_see_changes_made_between_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), options()).unwrap();
+fn points_iterate_in_id_order_in_pages_and_see_changes_made_between_pages(fs: DynFs, root: &Path) {
+    let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
     let c = db
         .create_collection("c", CollectionConfig::new(3, Metric::L2).flat())
         .unwrap();
@@ -442,3 +404,17 @@ fn points_iterate_in_id_order_in_pages_and_see_changes_made_between_pages() {
     assert_eq!(q.payload.as_deref(), Some(&b"p20"[..]));
     assert_eq!(q.vector, vector(20, 3));
 }
+
+on_both_file_systems!(
+    points_survive_reopen_with_vectors_and_payloads_bit_exact,
+    a_checkpoint_then_more_writes_reopen_to_the_same_state_and_search_agrees_with_exact,
+    filters_on_ids_and_payloads_restrict_results,
+    bad_input_gets_a_typed_error_and_loses_nothing,
+    a_directory_holding_foreign_files_is_not_opened_as_a_database,
+    dropping_a_collection_removes_it_durably_and_its_handles_fail,
+    many_threads_write_and_search_at_once,
+    replacing_and_deleting_the_same_ids_many_times_keeps_index_and_store_in_step,
+    a_long_log_tail_replays_through_grouped_inserts_to_the_same_points_and_a_whole_index,
+    a_second_open_of_the_same_directory_is_refused_while_any_handle_lives,
+    points_iterate_in_id_order_in_pages_and_see_changes_made_between_pages,
+);

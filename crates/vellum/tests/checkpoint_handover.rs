@@ -7,6 +7,8 @@
 //! that the slots the checkpoint names were never reused under it. The same scenario runs on
 //! the real file system with a checkpoint thread racing the writers.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -23,10 +25,7 @@ type Model = BTreeMap<u64, Vec<f32>>;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 fn options() -> DatabaseOptions {
-    DatabaseOptions::default()
-        .with_background_checkpoints(false)
-        .with_wal_segment_size_bytes(16 << 10)
-        .with_slots_per_segment(16)
+    common::options(16 << 10, 16)
 }
 
 fn config() -> CollectionConfig {

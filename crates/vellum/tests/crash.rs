@@ -4,6 +4,8 @@
 //! vectors and payloads bit-exact; the index holding exactly the live ids; exact search
 //! equal to brute force over the model; a second recovery giving the same state.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -40,11 +42,7 @@ fn vector(seed: u16) -> Vec<f32> {
 }
 
 fn options() -> DatabaseOptions {
-    DatabaseOptions::default()
-        .with_background_checkpoints(false)
-        .with_wal_segment_size_bytes(16 << 10)
-        .with_slots_per_segment(8)
-        .with_retained_checkpoints(2)
+    common::options(16 << 10, 8).with_retained_checkpoints(2)
 }
 
 fn config(hnsw: bool) -> CollectionConfig {

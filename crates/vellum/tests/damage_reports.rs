@@ -3,30 +3,17 @@
 //! log segment a retained generation needs. Each runs on the simulated and the real file
 //! system.
 
+mod common;
+
+use common::{read_file, write_file};
+
 use std::path::{Path, PathBuf};
 
 use vellum::{CollectionConfig, Database, DatabaseOptions, Error, Metric, Point};
 use vellum_fs::{DynFs, Fs, RealFs, SimFs};
 
 fn options() -> DatabaseOptions {
-    DatabaseOptions::default()
-        .with_background_checkpoints(false)
-        .with_wal_segment_size_bytes(4096)
-        .with_slots_per_segment(64)
-        .with_retained_checkpoints(2)
-}
-
-fn read(fs: &dyn Fs, path: &Path) -> Vec<u8> {
-    let f = fs.open(path).unwrap();
-    let mut b = vec![0; f.len().unwrap() as usize];
-    f.read_at(&mut b, 0).unwrap();
-    b
-}
-
-fn write(fs: &dyn Fs, path: &Path, bytes: &[u8]) {
-    let f = fs.create(path).unwrap();
-    f.write_at(bytes, 0).unwrap();
-    f.sync_data().unwrap();
+    common::options(4096, 64).with_retained_checkpoints(2)
 }
 
 /// The one collection's directory.
@@ -65,7 +52,7 @@ fn setup(fs: &DynFs, root: &Path) -> Database {
 /// The last frame of the log: (segment, offset of the frame, its length with padding).
 fn last_frame(fs: &dyn Fs, wal_dir: &Path) -> (PathBuf, usize, usize) {
     let seg = files_in(fs, wal_dir, "wal-").pop().unwrap();
-    let bytes = read(fs, &seg);
+    let bytes = read_file(fs, &seg);
     // Frames: 32-byte header with the payload length at offset 8; the first after the
     // 32-byte segment header. Walk them to the last one.
     let (mut pos, mut last) = (32, None);
@@ -85,12 +72,12 @@ fn a_damaged_last_record_is_refused_and_a_torn_one_is_reported(fs: DynFs, root: 
     drop(db);
     let wal_dir = collection_dir(fs.as_ref(), root).join("wal");
     let (seg, at, whole) = last_frame(fs.as_ref(), &wal_dir);
-    let orig = read(fs.as_ref(), &seg);
+    let orig = read_file(fs.as_ref(), &seg);
 
     // One flipped byte inside the acknowledged last record: refused, named, nothing cut.
     let mut damaged = orig.clone();
     damaged[at + 40] ^= 0x21;
-    write(fs.as_ref(), &seg, &damaged);
+    write_file(fs.as_ref(), &seg, &damaged);
     let e = Database::open_with_fs(fs.clone(), root, options()).unwrap_err();
     let text = e.to_string();
     assert!(matches!(e, Error::Wal(_)), "{e}");
@@ -99,7 +86,7 @@ fn a_damaged_last_record_is_refused_and_a_torn_one_is_reported(fs: DynFs, root: 
         "{text}"
     );
     assert_eq!(
-        read(fs.as_ref(), &seg),
+        read_file(fs.as_ref(), &seg),
         damaged,
         "the refused open cut the log"
     );
@@ -107,7 +94,7 @@ fn a_damaged_last_record_is_refused_and_a_torn_one_is_reported(fs: DynFs, root: 
     // The same record torn as a crash tears it (its end never arrived): cut, and said so.
     let mut torn = orig.clone();
     torn[at + 40..at + whole].fill(0);
-    write(fs.as_ref(), &seg, &torn);
+    write_file(fs.as_ref(), &seg, &torn);
     let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
     let c = db.collection("c").unwrap();
     assert_eq!(c.len(), 9);
@@ -165,7 +152,7 @@ fn every_damaged_older_generation_is_reported(fs: DynFs, root: &Path) {
     let manifests = files_in(fs.as_ref(), &cp_dir, "manifest-");
     assert_eq!(manifests.len(), 2, "{manifests:?}");
     let older = manifests[0].clone();
-    let orig = read(fs.as_ref(), &older);
+    let orig = read_file(fs.as_ref(), &older);
     assert!(problems(&fs, root).is_empty());
     let mut cases = 0;
     let mut damage: Vec<Vec<u8>> = (0..orig.len())
@@ -178,7 +165,7 @@ fn every_damaged_older_generation_is_reported(fs: DynFs, root: &Path) {
         .collect();
     damage.extend((0..orig.len()).step_by(11).map(|n| orig[..n].to_vec()));
     for bad in damage {
-        write(fs.as_ref(), &older, &bad);
+        write_file(fs.as_ref(), &older, &bad);
         let found = problems(&fs, root);
         assert!(
             found

@@ -1,6 +1,8 @@
 //! Errors a caller can act on: the first error names the root cause, poisoning is seen at
 //! any depth, advice names the facade's own options, and no cause is told twice.
 
+mod common;
+
 use std::error::Error as _;
 use std::path::Path;
 
@@ -8,10 +10,7 @@ use vellum::{CollectionConfig, Database, DatabaseOptions, Error, Metric, Point};
 use vellum_fs::{Fault, FaultRule, SimFs};
 
 fn options() -> DatabaseOptions {
-    DatabaseOptions::default()
-        .with_background_checkpoints(false)
-        .with_wal_segment_size_bytes(1 << 16)
-        .with_slots_per_segment(64)
+    common::options(1 << 16, 64)
 }
 
 /// Every message in the chain, outermost first.

@@ -3,16 +3,15 @@
 //! nothing more is acknowledged, the collection says "reopen", and a reopen recovers every
 //! write acknowledged before the failure, bit-exact.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use vellum::fs::{Fault, FaultRule, SimFs};
 use vellum::{CollectionConfig, Database, DatabaseOptions, Error, HnswParams, Metric, Point};
 
 fn options() -> DatabaseOptions {
-    DatabaseOptions::default()
-        .with_background_checkpoints(false)
-        .with_wal_segment_size_bytes(16 << 10)
-        .with_slots_per_segment(16)
+    common::options(16 << 10, 16)
 }
 
 fn vector(i: u64) -> Vec<f32> {

@@ -5,6 +5,8 @@
 //! `database-next` to the new version and note it in docs/format/database.md):
 //! `VELLUM_WRITE_FIXTURE=1 cargo test -p vellum --test golden`
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use vellum::{
@@ -12,10 +14,7 @@ use vellum::{
 };
 
 fn options() -> DatabaseOptions {
-    DatabaseOptions::default()
-        .with_background_checkpoints(false)
-        .with_wal_segment_size_bytes(16 << 10)
-        .with_slots_per_segment(16)
+    common::options(16 << 10, 16)
 }
 
 fn fixtures() -> PathBuf {

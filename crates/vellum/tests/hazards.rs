@@ -2,35 +2,17 @@
 //! catalog, a named collection whose directory is gone, a directory nobody named. Each
 //! scenario runs on the simulated and on the real file system; none may delete data.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::tree;
+
+use std::path::Path;
 
 use vellum::{CollectionConfig, Database, DatabaseOptions, Error, Metric, Point};
-use vellum_fs::{DynFs, Fs, RealFs, SimFs};
+use vellum_fs::{DynFs, RealFs, SimFs};
 
 fn options() -> DatabaseOptions {
-    DatabaseOptions::default()
-        .with_background_checkpoints(false)
-        .with_wal_segment_size_bytes(1 << 20)
-        .with_slots_per_segment(64)
-}
-
-/// Every file under `dir` (relative path, length), sorted.
-fn tree(fs: &dyn Fs, dir: &Path) -> Vec<(PathBuf, u64)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for name in fs.list_dir(&d).unwrap() {
-            let p = d.join(name);
-            if fs.is_dir(&p).unwrap() {
-                stack.push(p);
-            } else {
-                let len = fs.open(&p).unwrap().len().unwrap();
-                out.push((p.strip_prefix(dir).unwrap().to_path_buf(), len));
-            }
-        }
-    }
-    out.sort();
-    out
+    common::options(1 << 20, 64)
 }
 
 fn fill(fs: &DynFs, root: &Path) {

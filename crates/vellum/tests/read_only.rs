@@ -2,38 +2,17 @@
 //! another handle holds, reports a torn tail without cutting it, replays the log tail in
 //! memory, refuses every change, and leaves every byte as it was, on both file systems.
 
+mod common;
+
+use common::tree;
+
 use std::path::{Path, PathBuf};
 
 use vellum::{CollectionConfig, Database, DatabaseOptions, Error, HnswParams, Metric, Point};
 use vellum_fs::{DynFs, Fs, RealFs, SimFs};
 
 fn options() -> DatabaseOptions {
-    DatabaseOptions::default()
-        .with_background_checkpoints(false)
-        .with_wal_segment_size_bytes(1 << 16)
-        .with_slots_per_segment(64)
-}
-
-/// Every file under `dir` with its bytes, sorted: what must not change.
-fn tree(fs: &dyn Fs, dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for name in fs.list_dir(&d).unwrap() {
-            let p = d.join(name);
-            if fs.is_dir(&p).unwrap() {
-                out.push((p.clone(), b"<dir>".to_vec()));
-                stack.push(p);
-            } else {
-                let f = fs.open(&p).unwrap();
-                let mut b = vec![0; f.len().unwrap() as usize];
-                f.read_at(&mut b, 0).unwrap();
-                out.push((p, b));
-            }
-        }
-    }
-    out.sort();
-    out
+    common::options(1 << 16, 64)
 }
 
 fn vector(i: u64) -> Vec<f32> {

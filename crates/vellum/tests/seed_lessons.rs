@@ -3,16 +3,15 @@
 //! which did not exist), 14 (index rebuilt on the first search after a restart that followed
 //! a write), plus corrupt and foreign files giving typed errors.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use vellum::fs::{Fs, SimFs};
 use vellum::{CollectionConfig, Database, DatabaseOptions, Error, HnswParams, Metric, Point};
 
 fn options() -> DatabaseOptions {
-    DatabaseOptions::default()
-        .with_background_checkpoints(false)
-        .with_wal_segment_size_bytes(64 << 10)
-        .with_slots_per_segment(256)
+    common::options(64 << 10, 256)
 }
 
 fn vector(i: u64) -> Vec<f32> {

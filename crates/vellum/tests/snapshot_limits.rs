@@ -4,6 +4,8 @@
 //! before a byte is written, and the database keeps its collections. Runs on the simulator
 //! (which counts the bytes written) and on the real file system.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use vellum::fs::{DynFs, RealFs, SimFs};
@@ -13,10 +15,7 @@ use vellum::{
 use vellum_snapshot_format as snap;
 
 fn options() -> DatabaseOptions {
-    DatabaseOptions::default()
-        .with_background_checkpoints(false)
-        .with_wal_segment_size_bytes(64 << 10)
-        .with_slots_per_segment(128)
+    common::options(64 << 10, 128)
 }
 
 fn vector(i: u64) -> Vec<f32> {

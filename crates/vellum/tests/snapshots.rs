@@ -1,6 +1,8 @@
 //! Snapshots through the facade: export to a file or a chunk stream, import into another
 //! database, incremental chains, hostile archives, and a crash at every step of a restore.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use vellum::fs::{CrashHarness, CrashModel, CrashPoints, Fs, RealFs, SimFs};
@@ -9,10 +11,7 @@ use vellum::{
 };
 
 fn options() -> DatabaseOptions {
-    DatabaseOptions::default()
-        .with_background_checkpoints(false)
-        .with_wal_segment_size_bytes(64 << 10)
-        .with_slots_per_segment(128)
+    common::options(64 << 10, 128)
 }
 
 fn vector(i: u64) -> Vec<f32> {
