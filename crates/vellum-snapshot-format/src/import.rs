@@ -476,7 +476,7 @@ impl ChunkReceiver {
         let log_len = self.log_len;
         self.failstop.run(|| {
             part.sync_data()?;
-            fs.fail_point("snapshot::import::after_payload_sync")?;
+            fs.fail_point(crate::fail_points::IMPORT_AFTER_PAYLOAD_SYNC)?;
             log.write_at(&records, log_len)?;
             log.sync_data()
         })?;
@@ -570,7 +570,7 @@ impl ChunkReceiver {
         let fs = self.fs.as_ref();
         let from = self.staging.join(PART_FILE);
         // (The part file was synced by `sync` above: its bytes are durable before the rename.)
-        fs.fail_point("snapshot::import::before_publish")?;
+        fs.fail_point(crate::fail_points::IMPORT_BEFORE_PUBLISH)?;
         // The part file's bytes were synced chunk by chunk.
         crate::restore::rename_same_fs(fs, &from, dest)?;
         // One sync makes the rename durable (it names both directories' entries).

@@ -78,6 +78,7 @@ mod by_path;
 mod catalog;
 mod chunk;
 mod error;
+pub mod fail_points;
 pub mod format;
 pub mod fuzzing;
 mod id;

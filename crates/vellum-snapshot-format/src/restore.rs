@@ -266,7 +266,8 @@ impl SectionSink for StagingWriter<'_> {
 
     fn end_section(&mut self, entry: &SectionEntry) -> Result<()> {
         if let Some((file, _)) = self.current.take() {
-            self.fs.fail_point("snapshot::restore::before_file_sync")?;
+            self.fs
+                .fail_point(crate::fail_points::RESTORE_BEFORE_FILE_SYNC)?;
             file.sync_data()?;
             self.state.insert(
                 entry.name.clone(),
@@ -409,15 +410,15 @@ fn fill_staging(
 
 /// Steps 4-7 of the swap (see the format doc): old aside, staging in, sync, old removed.
 fn swap_in(fs: &dyn Fs, p: &SwapPaths) -> Result<()> {
-    fs.fail_point("snapshot::restore::before_swap")?;
+    fs.fail_point(crate::fail_points::RESTORE_BEFORE_SWAP)?;
     if fs.exists(&p.target)? {
         rename_same_fs(fs, &p.target, &p.old)?;
-        fs.fail_point("snapshot::restore::after_target_aside")?;
+        fs.fail_point(crate::fail_points::RESTORE_AFTER_TARGET_ASIDE)?;
     }
     rename_same_fs(fs, &p.staging, &p.target)?;
-    fs.fail_point("snapshot::restore::before_swap_sync")?;
+    fs.fail_point(crate::fail_points::RESTORE_BEFORE_SWAP_SYNC)?;
     fs.sync_dir(&p.parent)?;
-    fs.fail_point("snapshot::restore::after_swap_sync")?;
+    fs.fail_point(crate::fail_points::RESTORE_AFTER_SWAP_SYNC)?;
     if fs.exists(&p.old)? {
         remove_tree(fs, &p.old)?;
         fs.sync_dir(&p.parent)?;

@@ -47,6 +47,7 @@
 
 mod by_path;
 mod error;
+pub mod fail_points;
 mod format;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -143,7 +143,7 @@ impl Wal {
                     if options.preallocate {
                         file.allocate(options.allocation_for(cut.offset))?;
                     }
-                    fs.fail_point("wal::tail_cut_before_sync")?;
+                    fs.fail_point(crate::fail_points::TAIL_CUT_BEFORE_SYNC)?;
                 }
                 // Also without a cut: after a process crash (no reboot) the recovered tail
                 // may still sit unsynced in the page cache. The log is about to claim it
@@ -421,7 +421,7 @@ impl Shared {
                     .expect("a writable log has an active file"),
             );
             let result = MutexGuard::unlocked(&mut st, || {
-                self.fs.fail_point("wal::before_group_sync")?;
+                self.fs.fail_point(crate::fail_points::BEFORE_GROUP_SYNC)?;
                 file.sync_data()
             });
             st.sync_in_progress = false;
@@ -503,7 +503,7 @@ pub(crate) fn create_segment(
     }
     file.sync_data()?;
     drop(file);
-    fs.fail_point("wal::segment_before_rename")?;
+    fs.fail_point(crate::fail_points::SEGMENT_BEFORE_RENAME)?;
     fs.rename(&tmp, &path)?;
     fs.sync_dir(dir)?;
     let file: Arc<dyn File> = Arc::from(fs.open(&path)?);

@@ -164,9 +164,13 @@ fn a_power_cut_inside_recovery_leaves_a_log_the_next_recovery_accepts() {
     fs.cut_power();
     let mut checked = 0;
     for image in fs.crash_images(&CrashModel::torn_512(), 64, 9) {
-        image.arm_fail_point("wal::tail_cut_before_sync", 1, FailAction::PowerCut);
+        image.arm_fail_point(
+            vellum_wal::fail_points::TAIL_CUT_BEFORE_SYNC,
+            1,
+            FailAction::PowerCut,
+        );
         let opened = Wal::open(image.shared(), DIR, never);
-        if image.fail_point_hits("wal::tail_cut_before_sync") == 0 {
+        if image.fail_point_hits(vellum_wal::fail_points::TAIL_CUT_BEFORE_SYNC) == 0 {
             // No torn tail in this image.
             assert!(opened.is_ok());
             continue;

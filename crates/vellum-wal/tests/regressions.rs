@@ -210,7 +210,11 @@ fn an_interrupted_segment_creation_leaves_nothing_behind() {
     let fs = SimFs::new();
     let opts = small_opts(SyncPolicy::Always);
     let (wal, _) = Wal::open(fs.shared(), DIR, opts).unwrap();
-    fs.arm_fail_point("wal::segment_before_rename", 1, FailAction::PowerCut);
+    fs.arm_fail_point(
+        vellum_wal::fail_points::SEGMENT_BEFORE_RENAME,
+        1,
+        FailAction::PowerCut,
+    );
     let mut acked = Vec::new();
     for i in 0..40 {
         match wal.append(&payload(0, i, 0, 1, 120)) {
@@ -218,7 +222,10 @@ fn an_interrupted_segment_creation_leaves_nothing_behind() {
             Err(_) => break,
         }
     }
-    assert_eq!(fs.fail_point_hits("wal::segment_before_rename"), 1);
+    assert_eq!(
+        fs.fail_point_hits(vellum_wal::fail_points::SEGMENT_BEFORE_RENAME),
+        1
+    );
     drop(wal);
     for image in fs.crash_images(&CrashModel::torn_512(), 32, 4) {
         let (wal, rec) = Wal::open(image.shared(), DIR, opts).unwrap();

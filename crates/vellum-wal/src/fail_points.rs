@@ -1,0 +1,19 @@
+//! The named fail points of the log: where a test on the simulated file system can fail or
+//! pause an operation half way (`SimFs::arm_fail_point`, `SimFs::pause_at`). Every point is
+//! declared here and nowhere else; `tests/fail_points.rs` proves each is reached.
+
+/// After a new segment's header is written, allocated and synced under its temporary name,
+/// before the rename that makes it part of the log.
+pub const SEGMENT_BEFORE_RENAME: &str = "wal::segment_before_rename";
+/// After a torn tail is cut (`set_len`, re-allocation), before the sync that makes the cut
+/// durable.
+pub const TAIL_CUT_BEFORE_SYNC: &str = "wal::tail_cut_before_sync";
+/// In the group-commit leader, before it syncs the active segment for every waiter.
+pub const BEFORE_GROUP_SYNC: &str = "wal::before_group_sync";
+
+/// Every fail point of the crate.
+pub const ALL: &[&str] = &[
+    SEGMENT_BEFORE_RENAME,
+    TAIL_CUT_BEFORE_SYNC,
+    BEFORE_GROUP_SYNC,
+];
