@@ -1,9 +1,9 @@
-//! Crash images: the disk states a power loss could leave behind.
+//! Cutting the power, and crash images: the disk states a power loss could leave behind.
 
 use std::collections::BTreeMap;
 
-use super::{Ino, Inode, Pending, State, build_image};
-use crate::SimFs;
+use super::sim_fs::SimFs;
+use super::state::{DirNode, FileNode, Ino, Inode, Pending, ROOT, State, apply_pending};
 use crate::rng::SplitMix64;
 
 /// Which unsynced file writes may survive a crash.
@@ -261,7 +261,7 @@ fn clone_state_for_images(st: &State) -> State {
     for (ino, node) in &st.inodes {
         let node = match node {
             Inode::Dir(d) => Inode::Dir(d.clone()),
-            Inode::File(f) => Inode::File(super::FileNode {
+            Inode::File(f) => Inode::File(FileNode {
                 live: Vec::new(),
                 durable: f.durable.clone(),
                 pending: f.pending.clone(),
@@ -273,4 +273,111 @@ fn clone_state_for_images(st: &State) -> State {
     copy.dir_ops = st.dir_ops.clone();
     copy.next_ino = st.next_ino;
     copy
+}
+
+impl SimFs {
+    /// Cuts the power once `ops` operations have run: the next operation and every later one
+    /// fail, and the state stays frozen for [`SimFs::crash_images`].
+    pub fn cut_power_after(&self, ops: u64) {
+        self.lock().power_cut_after = Some(ops);
+    }
+
+    /// Cuts the power now.
+    pub fn cut_power(&self) {
+        self.lock().powered_off = true;
+    }
+
+    /// Whether the power has been cut.
+    pub fn is_powered_off(&self) -> bool {
+        self.lock().powered_off
+    }
+
+    /// The disk states a power loss now could leave; see [`CrashModel`]. At most
+    /// `max_images` images: every one when there are that few, else a deterministic sample
+    /// from `seed` that always includes "nothing unsynced survived" and "everything did".
+    pub fn crash_images(&self, model: &CrashModel, max_images: usize, seed: u64) -> CrashImages {
+        let mut st = self.lock();
+        let files: Vec<Ino> = st
+            .inodes
+            .iter()
+            .filter(|(_, n)| matches!(n, Inode::File(_)))
+            .map(|(i, _)| *i)
+            .collect();
+        for ino in files {
+            st.absorb_maps(ino);
+        }
+        CrashImages::new(&st, model, max_images, seed)
+    }
+
+    /// One crash image: everything unsynced lost (the most common expectation to test).
+    pub fn crash_drop_unsynced(&self) -> SimFs {
+        self.crash_images(&CrashModel::drop_unsynced(), 1, 0)
+            .next()
+            .expect("a crash always leaves one image")
+    }
+}
+
+/// Builds the post-crash state from chosen pending operations; used by [`CrashImages`].
+fn build_image(
+    st: &State,
+    dir_ops_kept: &[bool],
+    file_pending_kept: &BTreeMap<Ino, Vec<Pending>>,
+) -> SimFs {
+    let mut dirs: BTreeMap<Ino, DirNode> = st
+        .inodes
+        .iter()
+        .filter_map(|(i, n)| match n {
+            Inode::Dir(d) => Some((*i, d.clone())),
+            Inode::File(_) => None,
+        })
+        .collect();
+    for (op, kept) in st.dir_ops.iter().zip(dir_ops_kept) {
+        if *kept {
+            op.apply_durable(&mut dirs);
+        }
+    }
+    let mut new = State::new();
+    new.inodes.clear();
+    // Walk from the root through durable entries: only reachable inodes survive.
+    let mut stack = vec![ROOT];
+    while let Some(ino) = stack.pop() {
+        if new.inodes.contains_key(&ino) {
+            continue;
+        }
+        match st.inodes.get(&ino) {
+            Some(Inode::Dir(_)) => {
+                let durable = dirs
+                    .get(&ino)
+                    .map(|d| d.durable.clone())
+                    .unwrap_or_default();
+                stack.extend(durable.values().copied());
+                new.inodes.insert(
+                    ino,
+                    Inode::Dir(DirNode {
+                        live: durable.clone(),
+                        durable,
+                    }),
+                );
+            }
+            Some(Inode::File(f)) => {
+                let mut bytes = f.durable.clone();
+                if let Some(kept) = file_pending_kept.get(&ino) {
+                    for p in kept {
+                        apply_pending(&mut bytes, p);
+                    }
+                }
+                new.inodes.insert(
+                    ino,
+                    Inode::File(FileNode {
+                        live: bytes.clone(),
+                        durable: bytes,
+                        ..FileNode::default()
+                    }),
+                );
+            }
+            None => {}
+        }
+    }
+    new.next_ino = st.next_ino;
+    SimFs::from_state(new)
 }

@@ -1,8 +1,12 @@
-//! Fault injection for the simulator: countdown faults and named fail points.
+//! Fault injection for the simulator: countdown faults, and the check every operation
+//! starts with (power, countdown, faults). Named fail points are in `failpoints.rs`.
 
 use std::io;
+use std::path::Path;
 
-use crate::error::OpKind;
+use super::sim_fs::SimFs;
+use super::state::State;
+use crate::error::{Error, OpKind, Result};
 
 /// What an injected fault does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,5 +110,61 @@ impl FaultRule {
             return Some(self.fault);
         }
         None
+    }
+}
+
+impl State {
+    /// Every operation starts here: power, countdown, faults.
+    pub(super) fn begin(&mut self, op: OpKind, path: &Path) -> Result<Option<Fault>> {
+        if self.powered_off {
+            return Err(Error::io(op, path, power_loss_error()));
+        }
+        if self.power_cut_after.is_some_and(|n| self.stats.ops >= n) {
+            self.powered_off = true;
+            return Err(Error::io(op, path, power_loss_error()));
+        }
+        self.stats.ops += 1;
+        if let Some(log) = &mut self.op_log {
+            log.push(op);
+        }
+        let path_text = path.to_string_lossy();
+        let mut fired = None;
+        for rule in &mut self.faults {
+            if let Some(f) = rule.check(op, &path_text) {
+                fired.get_or_insert(f);
+            }
+        }
+        match fired {
+            None => Ok(None),
+            Some(Fault::PowerCut) => {
+                self.powered_off = true;
+                self.stats.faults_fired += 1;
+                Err(Error::io(op, path, power_loss_error()))
+            }
+            Some(Fault::ShortWrite) if op == OpKind::Write => {
+                self.stats.faults_fired += 1;
+                Ok(Some(Fault::ShortWrite))
+            }
+            Some(f) => {
+                self.stats.faults_fired += 1;
+                Err(Error::io(op, path, f.to_io_error()))
+            }
+        }
+    }
+}
+
+impl SimFs {
+    /// Adds a countdown fault.
+    pub fn inject(&self, rule: FaultRule) {
+        self.lock().faults.push(rule);
+    }
+
+    /// Removes every countdown fault and disarms every fail point.
+    pub fn clear_faults(&self) {
+        let mut st = self.lock();
+        st.faults.clear();
+        for fp in st.fail_points.values_mut() {
+            fp.action = None;
+        }
     }
 }
