@@ -5,6 +5,11 @@
 
 use crate::segment::{ElementType, MAX_DIMENSION, MAX_SLOTS_PER_SEGMENT};
 
+/// Name of the meta file inside a checkpoint generation (after the caller's prefix).
+pub const META_FILE: &str = "vectors.meta";
+/// Name of the id map file inside a checkpoint generation (after the caller's prefix).
+pub const IDMAP_FILE: &str = "vectors.idmap";
+
 /// The first eight bytes of the meta file.
 pub const META_MAGIC: [u8; 8] = *b"VLMVMETA";
 /// The first eight bytes of the id map file.

@@ -1,0 +1,130 @@
+//! Slot access: the one place this crate touches mapped memory, and so its only `unsafe`.
+//!
+//! A [`Segment`] owns the map of one segment file and is the only code that reads or writes
+//! through it. The map stays private to this module: a slice of it borrows the `Segment`,
+//! and a store into it takes `&mut Segment`, so the borrow checker keeps every read and
+//! write apart. A prepared checkpoint holds a second reference to the map
+//! ([`Segment::shared_map`]) only to flush it; storing through that reference would need
+//! `unsafe`, which the rest of the crate denies.
+//!
+//! Which slot may be written (copy-on-write, free lists, protected slots) is the store's
+//! business and a matter of durability, not of memory safety: see `store.rs`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use vellum_fs::{File, MapMut};
+
+use crate::segment::HEADER_BYTES;
+
+/// One mapped segment file.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) path: PathBuf,
+    /// Shared with a prepared checkpoint that flushes it while the store goes on.
+    map: Arc<MapMut>,
+    /// Kept open for the life of the map.
+    _file: Box<dyn File>,
+    /// One bit per slot: its bytes were checked against (or written with) its CRC.
+    verified: Box<[AtomicU64]>,
+    /// The CRC of each live slot's vector bytes.
+    pub(crate) crcs: Box<[u32]>,
+    /// The id each live slot holds (stale for free slots).
+    pub(crate) owners: Box<[u64]>,
+    /// One bit per slot: live (holds the current vector of `owners[slot]`).
+    live: Box<[u64]>,
+    /// Written since the last checkpoint.
+    pub(crate) dirty: bool,
+}
+
+impl Segment {
+    /// A segment over `map` of `file` (which covers the whole file), with no slot live,
+    /// checked or written yet.
+    pub(crate) fn new(
+        path: PathBuf,
+        file: Box<dyn File>,
+        map: MapMut,
+        slots_per_segment: u32,
+    ) -> Segment {
+        let slots = slots_per_segment as usize;
+        Segment {
+            path,
+            map: Arc::new(map),
+            _file: file,
+            verified: fresh_bits(slots_per_segment),
+            crcs: vec![0; slots].into_boxed_slice(),
+            owners: vec![0; slots].into_boxed_slice(),
+            live: vec![0; slots.div_ceil(64)].into_boxed_slice(),
+            dirty: false,
+        }
+    }
+
+    pub(crate) fn is_live(&self, i: usize) -> bool {
+        self.live[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    pub(crate) fn set_live(&mut self, i: usize, id: u64) {
+        self.owners[i] = id;
+        self.live[i / 64] |= 1 << (i % 64);
+    }
+
+    pub(crate) fn clear_live(&mut self, i: usize) {
+        self.live[i / 64] &= !(1 << (i % 64));
+    }
+
+    pub(crate) fn is_verified(&self, i: usize) -> bool {
+        self.verified[i / 64].load(Ordering::Relaxed) & (1 << (i % 64)) != 0
+    }
+
+    /// Sets the bit; returns whether it was clear before.
+    pub(crate) fn set_verified(&self, i: usize) -> bool {
+        let mask = 1 << (i % 64);
+        self.verified[i / 64].fetch_or(mask, Ordering::Relaxed) & mask == 0
+    }
+
+    /// The `len` bytes at `offset` of the map, borrowed for as long as the segment is.
+    pub(crate) fn bytes(&self, offset: usize, len: usize) -> &[u8] {
+        assert!(offset + len <= self.map.len());
+        // SAFETY: in bounds (asserted above; the map covers the whole segment file). The
+        // mapping lives as long as `self.map`, which `self` owns (a prepared checkpoint may
+        // hold another reference, which only extends it), and the slice borrows `self`, so
+        // no store into the map can run while it lives: the only store is
+        // `Segment::write`, which takes `&mut self`, and the checkpoint's reference only
+        // flushes. An unmap (segment reclaim) drops the segment, which the borrow prevents
+        // too; growth adds new segments without touching existing maps. The memory is
+        // initialised (file bytes) and `u8` has no invalid values.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset), len) }
+    }
+
+    /// The header page, copied out of the map (the header page is written only before
+    /// the map exists).
+    pub(crate) fn header_page(&self) -> Vec<u8> {
+        // A segment file is a header page plus at least one slot: the map covers it.
+        self.bytes(0, HEADER_BYTES).to_vec()
+    }
+
+    /// Stores `bytes` at `offset` of the map (out of bounds panics). Not durable until the
+    /// map is flushed.
+    pub(crate) fn write(&mut self, offset: usize, bytes: &[u8]) {
+        // SAFETY: `&mut self` means no slice of this map exists (slices borrow the segment,
+        // see `Segment::bytes`) and no other store into it runs: only this method stores,
+        // and only through `&mut self`. In bounds: `MapMut::write` asserts it. A prepared
+        // checkpoint may be flushing this map on another thread: a flush only writes pages
+        // back (the kernel's msync, or the simulator's copy of the map), never stores into
+        // it.
+        unsafe { self.map.write(offset, bytes) };
+    }
+
+    /// Another reference to the map, for a checkpoint to flush while the store goes on.
+    /// Only [`MapMut::flush`] may be called on it.
+    pub(crate) fn shared_map(&self) -> Arc<MapMut> {
+        Arc::clone(&self.map)
+    }
+}
+
+fn fresh_bits(slots: u32) -> Box<[AtomicU64]> {
+    (0..(slots as usize).div_ceil(64))
+        .map(|_| AtomicU64::new(0))
+        .collect()
+}
