@@ -41,6 +41,7 @@ pub mod fs;
 #[allow(unsafe_code)]
 pub mod fuzzing;
 mod harness;
+pub mod le;
 mod overlay;
 #[allow(unsafe_code)]
 mod real;

@@ -6,6 +6,8 @@
 
 use std::ops::Range;
 
+use vellum_fs::le::{u32_at, u64_at};
+
 use crate::distance::Metric;
 use crate::error::{Error, Result, corrupt};
 use crate::graph::Graph;
@@ -121,18 +123,6 @@ impl Layout {
     }
 }
 
-fn read_u32(bytes: &[u8], offset: usize) -> u32 {
-    let mut word = [0; 4];
-    word.copy_from_slice(&bytes[offset..offset + 4]);
-    u32::from_le_bytes(word)
-}
-
-fn read_u64(bytes: &[u8], offset: usize) -> u64 {
-    let mut word = [0; 8];
-    word.copy_from_slice(&bytes[offset..offset + 8]);
-    u64::from_le_bytes(word)
-}
-
 /// Checks the header and every section of `bytes`, which must be 8-byte aligned.
 ///
 /// On success every neighbour id is below the node count, every link at level `l` points
@@ -151,28 +141,28 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Header, Layout)> {
             "bad magic: not a Vellum graph file",
         ));
     }
-    let version = read_u32(bytes, VERSION_OFFSET);
+    let version = u32_at(bytes, VERSION_OFFSET);
     if version != VERSION {
         return Err(Error::UnsupportedVersion {
             found: version,
             supported: VERSION,
         });
     }
-    let stored_crc = read_u32(bytes, HEADER_CRC_OFFSET);
+    let stored_crc = u32_at(bytes, HEADER_CRC_OFFSET);
     if crc32fast::hash(&bytes[..HEADER_CRC_OFFSET]) != stored_crc {
         return Err(corrupt(
             HEADER_CRC_OFFSET as u64,
             "header checksum mismatch",
         ));
     }
-    let header_len = read_u32(bytes, HEADER_LEN_OFFSET);
+    let header_len = u32_at(bytes, HEADER_LEN_OFFSET);
     if header_len as usize != HEADER_LEN {
         return Err(corrupt(
             HEADER_LEN_OFFSET as u64,
             format!("header length {header_len}"),
         ));
     }
-    let metric_code = read_u32(bytes, METRIC_OFFSET);
+    let metric_code = u32_at(bytes, METRIC_OFFSET);
     let metric = Metric::from_code(metric_code).ok_or_else(|| {
         corrupt(
             METRIC_OFFSET as u64,
@@ -181,19 +171,19 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Header, Layout)> {
     })?;
     let header = Header {
         metric,
-        dim: read_u32(bytes, DIM_OFFSET),
-        m: read_u32(bytes, M_OFFSET),
-        m0: read_u32(bytes, M0_OFFSET),
-        ef_construction: read_u32(bytes, EF_CONSTRUCTION_OFFSET),
-        ef_search: read_u32(bytes, EF_SEARCH_OFFSET),
-        node_count: read_u32(bytes, NODE_COUNT_OFFSET),
-        entry_node: read_u32(bytes, ENTRY_NODE_OFFSET),
-        max_level: read_u32(bytes, MAX_LEVEL_OFFSET),
-        seed: read_u64(bytes, SEED_OFFSET),
-        upper_words: read_u64(bytes, UPPER_WORDS_OFFSET),
+        dim: u32_at(bytes, DIM_OFFSET),
+        m: u32_at(bytes, M_OFFSET),
+        m0: u32_at(bytes, M0_OFFSET),
+        ef_construction: u32_at(bytes, EF_CONSTRUCTION_OFFSET),
+        ef_search: u32_at(bytes, EF_SEARCH_OFFSET),
+        node_count: u32_at(bytes, NODE_COUNT_OFFSET),
+        entry_node: u32_at(bytes, ENTRY_NODE_OFFSET),
+        max_level: u32_at(bytes, MAX_LEVEL_OFFSET),
+        seed: u64_at(bytes, SEED_OFFSET),
+        upper_words: u64_at(bytes, UPPER_WORDS_OFFSET),
     };
     check_params(&header)?;
-    if read_u32(bytes, FLAGS_OFFSET) != 0 {
+    if u32_at(bytes, FLAGS_OFFSET) != 0 {
         return Err(corrupt(FLAGS_OFFSET as u64, "unknown flags"));
     }
     if bytes[RESERVED_OFFSET..HEADER_CRC_OFFSET]
@@ -216,7 +206,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Header, Layout)> {
         ));
     }
     for (index, range) in layout.sections.iter().enumerate() {
-        let stored = read_u32(bytes, SECTION_CRCS_OFFSET + 4 * index);
+        let stored = u32_at(bytes, SECTION_CRCS_OFFSET + 4 * index);
         if crc32fast::hash(&bytes[range.clone()]) != stored {
             return Err(corrupt(
                 range.start as u64,

@@ -8,7 +8,7 @@ use vellum_fs::{DynFs, Fs};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    SnapshotKind, crc32, get_16, get_32, get_u16, get_u32, get_u64, put_u16, put_u32, put_u64,
+    SnapshotKind, array_at, crc32, put_u16, put_u32, put_u64, u16_at, u32_at, u64_at,
 };
 use crate::id::SnapshotId;
 use crate::import::ChunkReceiver;
@@ -89,12 +89,12 @@ impl SnapshotMeta {
     }
 
     fn decode(b: &[u8]) -> Option<Self> {
-        let parent = SnapshotId(get_16(b, 16));
+        let parent = SnapshotId(array_at(b, 16));
         let kind = SnapshotKind::from_code(b[32])?;
         if b[33..40].iter().any(|&x| x != 0) || b[104..112].iter().any(|&x| x != 0) {
             return None;
         }
-        let id = SnapshotId(get_16(b, 0));
+        let id = SnapshotId(array_at(b, 0));
         if id.is_none() || (kind == SnapshotKind::Incremental) == parent.is_none() {
             return None;
         }
@@ -102,11 +102,11 @@ impl SnapshotMeta {
             id,
             kind,
             parent: (!parent.is_none()).then_some(parent),
-            lsn_start: get_u64(b, 40),
-            lsn_end: get_u64(b, 48),
-            created_unix_ms: get_u64(b, 56),
-            archive_bytes: get_u64(b, 64),
-            archive_hash: get_32(b, 72),
+            lsn_start: u64_at(b, 40),
+            lsn_end: u64_at(b, 48),
+            created_unix_ms: u64_at(b, 56),
+            archive_bytes: u64_at(b, 64),
+            archive_hash: array_at(b, 72),
         })
     }
 }
@@ -380,15 +380,15 @@ fn decode_index(path: &Path, b: &[u8]) -> Result<BTreeMap<SnapshotId, SnapshotMe
     if b.len() < INDEX_HEAD_BYTES + 4 || b[..8] != INDEX_MAGIC {
         return Err(bad("bad magic or too short"));
     }
-    if get_u16(b, 8) != INDEX_VERSION {
+    if u16_at(b, 8) != INDEX_VERSION {
         return Err(bad("unsupported version"));
     }
-    let count = get_u32(b, 12) as usize;
+    let count = u32_at(b, 12) as usize;
     let body = b.len() - INDEX_HEAD_BYTES - 4;
     if !body.is_multiple_of(INDEX_ENTRY_BYTES) || body / INDEX_ENTRY_BYTES != count {
         return Err(bad("entry count does not match the length"));
     }
-    if crc32(&[&b[..b.len() - 4]]) != get_u32(b, b.len() - 4) {
+    if crc32(&[&b[..b.len() - 4]]) != u32_at(b, b.len() - 4) {
         return Err(bad("CRC mismatch"));
     }
     let mut entries = BTreeMap::new();

@@ -1,7 +1,7 @@
 //! Chunks: how an archive travels as a stream of numbered, offset-carrying pieces.
 
 use crate::error::{Error, Result};
-use crate::format::{crc32, get_16, get_32, get_u16, get_u32, get_u64, put_u16, put_u32, put_u64};
+use crate::format::{array_at, crc32, put_u16, put_u32, put_u64, u16_at, u32_at, u64_at};
 use crate::id::SnapshotId;
 
 /// Chunk header magic.
@@ -132,22 +132,22 @@ impl Chunk {
         if bytes.len() < CHUNK_HEADER_BYTES {
             return Err(bad(0, 0, "shorter than a chunk header"));
         }
-        let seq = get_u64(bytes, c::SEQ);
-        let offset = get_u64(bytes, c::OFFSET);
+        let seq = u64_at(bytes, c::SEQ);
+        let offset = u64_at(bytes, c::OFFSET);
         if bytes[c::MAGIC..c::MAGIC + 4] != CHUNK_MAGIC {
             return Err(bad(seq, offset, "bad magic"));
         }
-        if crc32(&[&bytes[..c::CRC]]) != get_u32(bytes, c::CRC) {
+        if crc32(&[&bytes[..c::CRC]]) != u32_at(bytes, c::CRC) {
             return Err(bad(seq, offset, "header CRC mismatch"));
         }
-        if get_u16(bytes, c::VERSION) != CHUNK_VERSION {
+        if u16_at(bytes, c::VERSION) != CHUNK_VERSION {
             return Err(bad(seq, offset, "unsupported chunk version"));
         }
-        let flags = get_u16(bytes, c::FLAGS);
+        let flags = u16_at(bytes, c::FLAGS);
         if flags & !FLAG_FINAL != 0 {
             return Err(bad(seq, offset, "unknown flag bits"));
         }
-        let len = get_u32(bytes, c::PAYLOAD_LEN);
+        let len = u32_at(bytes, c::PAYLOAD_LEN);
         if len == 0 || len > MAX_CHUNK_PAYLOAD_BYTES {
             return Err(bad(seq, offset, "payload length outside 1..=64 MiB"));
         }
@@ -156,13 +156,13 @@ impl Chunk {
             return Err(bad(seq, offset, "payload truncated"));
         }
         let payload = bytes[CHUNK_HEADER_BYTES..end].to_vec();
-        if crc32(&[&payload]) != get_u32(bytes, c::PAYLOAD_CRC) {
+        if crc32(&[&payload]) != u32_at(bytes, c::PAYLOAD_CRC) {
             return Err(bad(seq, offset, "payload CRC mismatch"));
         }
         let totals = FinalTotals {
-            total_bytes: get_u64(bytes, c::TOTAL_BYTES),
-            total_chunks: get_u64(bytes, c::TOTAL_CHUNKS),
-            archive_hash: get_32(bytes, c::HASH),
+            total_bytes: u64_at(bytes, c::TOTAL_BYTES),
+            total_chunks: u64_at(bytes, c::TOTAL_CHUNKS),
+            archive_hash: array_at(bytes, c::HASH),
         };
         let final_totals = if flags & FLAG_FINAL != 0 {
             Some(totals)
@@ -174,7 +174,7 @@ impl Chunk {
             None
         };
         let chunk = Chunk {
-            snapshot: crate::id::SnapshotId(get_16(bytes, c::SNAPSHOT)),
+            snapshot: crate::id::SnapshotId(array_at(bytes, c::SNAPSHOT)),
             seq,
             offset,
             final_totals,

@@ -7,6 +7,9 @@
 
 use std::collections::BTreeSet;
 
+use vellum_fs::le::LeReader;
+pub(crate) use vellum_fs::le::{array_at, u16_at, u32_at, u64_at};
+
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
 
@@ -126,32 +129,6 @@ pub(crate) fn put_u32(buf: &mut [u8], at: usize, v: u32) {
 pub(crate) fn put_u64(buf: &mut [u8], at: usize, v: u64) {
     buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
-pub(crate) fn get_u16(buf: &[u8], at: usize) -> u16 {
-    let mut b = [0u8; 2];
-    b.copy_from_slice(&buf[at..at + 2]);
-    u16::from_le_bytes(b)
-}
-pub(crate) fn get_u32(buf: &[u8], at: usize) -> u32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&buf[at..at + 4]);
-    u32::from_le_bytes(b)
-}
-pub(crate) fn get_u64(buf: &[u8], at: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&buf[at..at + 8]);
-    u64::from_le_bytes(b)
-}
-pub(crate) fn get_16(buf: &[u8], at: usize) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&buf[at..at + 16]);
-    b
-}
-pub(crate) fn get_32(buf: &[u8], at: usize) -> [u8; 32] {
-    let mut b = [0u8; 32];
-    b.copy_from_slice(&buf[at..at + 32]);
-    b
-}
-
 /// Full or incremental.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SnapshotKind {
@@ -337,13 +314,13 @@ impl ArchiveHeader {
                 "not a Vellum snapshot (bad header magic)",
             ));
         }
-        if crc32(&[&b[..h::CRC]]) != get_u32(b, h::CRC) {
+        if crc32(&[&b[..h::CRC]]) != u32_at(b, h::CRC) {
             return Err(Error::ChecksumMismatch {
                 what: "archive header".into(),
                 offset: 0,
             });
         }
-        let version = get_u16(b, h::VERSION);
+        let version = u16_at(b, h::VERSION);
         if version != FORMAT_VERSION {
             return Err(Error::UnsupportedVersion { version });
         }
@@ -356,15 +333,15 @@ impl ArchiveHeader {
                 "reserved header bits are set",
             ));
         }
-        let parent = SnapshotId(get_16(b, h::PARENT));
+        let parent = SnapshotId(array_at(b, h::PARENT));
         let header = ArchiveHeader {
             kind,
-            block_bytes: get_u32(b, h::BLOCK_BYTES),
-            id: SnapshotId(get_16(b, h::ID)),
+            block_bytes: u32_at(b, h::BLOCK_BYTES),
+            id: SnapshotId(array_at(b, h::ID)),
             parent: (!parent.is_none()).then_some(parent),
-            lsn_start: get_u64(b, h::LSN_START),
-            lsn_end: get_u64(b, h::LSN_END),
-            created_unix_ms: get_u64(b, h::CREATED_MS),
+            lsn_start: u64_at(b, h::LSN_START),
+            lsn_end: u64_at(b, h::LSN_END),
+            created_unix_ms: u64_at(b, h::CREATED_MS),
         };
         header.validate()?;
         Ok(header)
@@ -413,17 +390,17 @@ impl SectionHead {
             .ok_or_else(|| Error::corrupt(offset, format!("unknown section kind {}", b[4])))?;
         let compression = Compression::from_code(b[5])
             .ok_or_else(|| Error::corrupt(offset, format!("unknown compression {}", b[5])))?;
-        let name_len = get_u16(b, 6) as usize;
+        let name_len = u16_at(b, 6) as usize;
         if name_len == 0 || name_len > MAX_NAME_BYTES {
             return Err(Error::corrupt(
                 offset,
                 format!("section name length {name_len} outside 1..={MAX_NAME_BYTES}"),
             ));
         }
-        if get_u32(b, 12) != 0 {
+        if u32_at(b, 12) != 0 {
             return Err(Error::corrupt(offset, "reserved section bits are set"));
         }
-        Ok((kind, compression, name_len, get_u32(b, 8)))
+        Ok((kind, compression, name_len, u32_at(b, 8)))
     }
 }
 
@@ -464,17 +441,17 @@ impl SectionTotals {
     }
 
     pub(crate) fn decode_trailer(b: &[u8; SECTION_TRAILER_BYTES], offset: u64) -> Result<Self> {
-        if crc32(&[&b[..56]]) != get_u32(b, 56) {
+        if crc32(&[&b[..56]]) != u32_at(b, 56) {
             return Err(Error::ChecksumMismatch {
                 what: "section trailer".into(),
                 offset,
             });
         }
         Ok(SectionTotals {
-            raw_bytes: get_u64(b, 0),
-            stored_bytes: get_u64(b, 8),
-            block_count: get_u64(b, 16),
-            content_hash: get_32(b, 24),
+            raw_bytes: u64_at(b, 0),
+            stored_bytes: u64_at(b, 8),
+            block_count: u64_at(b, 16),
+            content_hash: array_at(b, 24),
         })
     }
 }
@@ -580,17 +557,13 @@ impl Footer {
                 offset,
             });
         }
-        if get_u64(head, 16) != body.len() as u64 {
+        if u64_at(head, 16) != body.len() as u64 {
             return Err(Error::corrupt(offset, "footer body length mismatch"));
         }
-        let n_sections = get_u32(head, 4) as usize;
-        let n_state = get_u32(head, 8) as usize;
-        let n_meta = get_u32(head, 12) as usize;
-        let mut cur = Cursor {
-            buf: body,
-            pos: 0,
-            base: offset + FOOTER_HEAD_BYTES as u64,
-        };
+        let n_sections = u32_at(head, 4) as usize;
+        let n_state = u32_at(head, 8) as usize;
+        let n_meta = u32_at(head, 12) as usize;
+        let mut cur = Cursor(LeReader::with_base(body, offset + FOOTER_HEAD_BYTES as u64));
         // Capacities are bounded by what the body could possibly hold.
         let mut sections =
             Vec::with_capacity(n_sections.min(body.len() / SECTION_ENTRY_FIXED_BYTES));
@@ -601,17 +574,17 @@ impl Footer {
                 .ok_or_else(|| Error::corrupt(at, format!("unknown section kind {}", e[0])))?;
             let compression = Compression::from_code(e[1])
                 .ok_or_else(|| Error::corrupt(at, format!("unknown compression {}", e[1])))?;
-            let name_len = get_u16(e, 2) as usize;
-            if get_u32(e, 4) != 0 {
+            let name_len = u16_at(e, 2) as usize;
+            if u32_at(e, 4) != 0 {
                 return Err(Error::corrupt(at, "reserved footer bits are set"));
             }
             let totals = SectionTotals {
-                raw_bytes: get_u64(e, 16),
-                stored_bytes: get_u64(e, 24),
-                block_count: get_u64(e, 32),
-                content_hash: get_32(e, 40),
+                raw_bytes: u64_at(e, 16),
+                stored_bytes: u64_at(e, 24),
+                block_count: u64_at(e, 32),
+                content_hash: array_at(e, 40),
             };
-            let header_offset = get_u64(e, 8);
+            let header_offset = u64_at(e, 8);
             let name = cur.name(name_len)?;
             sections.push(SectionEntry {
                 kind,
@@ -625,12 +598,12 @@ impl Footer {
         for _ in 0..n_state {
             let at = cur.offset();
             let e = cur.take(STATE_ENTRY_FIXED_BYTES)?;
-            let name_len = get_u16(e, 0) as usize;
+            let name_len = u16_at(e, 0) as usize;
             if e[2..8].iter().any(|&x| x != 0) {
                 return Err(Error::corrupt(at, "reserved footer bits are set"));
             }
-            let len = get_u64(e, 8);
-            let hash = get_32(e, 16);
+            let len = u64_at(e, 8);
+            let hash = array_at(e, 16);
             let name = cur.name(name_len)?;
             state.push(StateEntry { name, len, hash });
         }
@@ -638,16 +611,16 @@ impl Footer {
         for _ in 0..n_meta {
             let at = cur.offset();
             let e = cur.take(METADATA_ENTRY_FIXED_BYTES)?;
-            let key_len = get_u16(e, 0) as usize;
-            if get_u16(e, 2) != 0 {
+            let key_len = u16_at(e, 0) as usize;
+            if u16_at(e, 2) != 0 {
                 return Err(Error::corrupt(at, "reserved footer bits are set"));
             }
-            let value_len = get_u32(e, 4) as usize;
+            let value_len = u32_at(e, 4) as usize;
             let key = cur.name(key_len)?;
             let value = cur.take(value_len)?.to_vec();
             metadata.push((key, value));
         }
-        if cur.pos != body.len() {
+        if cur.0.remaining() != 0 {
             return Err(Error::corrupt(
                 cur.offset(),
                 "footer body has bytes after its last entry",
@@ -764,10 +737,10 @@ impl Trailer {
             return Err(Error::corrupt(offset, "bad trailer magic"));
         }
         let t = Trailer {
-            footer_offset: get_u64(b, 0),
-            footer_len: get_u64(b, 8),
-            archive_bytes: get_u64(b, 16),
-            hash: get_32(b, 32),
+            footer_offset: u64_at(b, 0),
+            footer_len: u64_at(b, 8),
+            archive_bytes: u64_at(b, 16),
+            hash: array_at(b, 32),
         };
         let sum = t
             .footer_offset
@@ -783,29 +756,21 @@ impl Trailer {
     }
 }
 
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    base: u64,
-}
+/// The footer body's reader: the shared little-endian cursor, with the footer's error.
+struct Cursor<'a>(LeReader<'a>);
 
 impl<'a> Cursor<'a> {
     fn offset(&self) -> u64 {
-        self.base + self.pos as u64
+        self.0.offset()
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        match self.pos.checked_add(n) {
-            Some(end) if end <= self.buf.len() => {
-                let s = &self.buf[self.pos..end];
-                self.pos = end;
-                Ok(s)
-            }
-            _ => Err(Error::corrupt(
-                self.offset(),
+        self.0.take(n).map_err(|short| {
+            Error::corrupt(
+                short.offset,
                 format!("footer entry of {n} bytes runs past the footer body"),
-            )),
-        }
+            )
+        })
     }
 
     fn name(&mut self, len: usize) -> Result<String> {

@@ -1,7 +1,6 @@
 //! Snapshot identifiers.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A snapshot's 128-bit identifier. Never all zero (zero means "no parent" in the header).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -11,18 +10,12 @@ impl SnapshotId {
     /// The all-zero value, used on disk for "no parent". Not a valid snapshot id.
     pub const NONE: SnapshotId = SnapshotId([0; 16]);
 
-    /// A fresh id: BLAKE3 of the clock, the process id and a counter, so two ids made on
-    /// one machine never collide and ids from different machines practically never do.
+    /// A fresh id: 128 bits from the operating system's random source.
     pub fn generate() -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"vellum snapshot id");
-        hasher.update(&nanos.to_le_bytes());
-        hasher.update(&std::process::id().to_le_bytes());
-        hasher.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+        hasher.update(&vellum_fs::rng::random_u64().to_le_bytes());
+        hasher.update(&vellum_fs::rng::random_u64().to_le_bytes());
         Self::from_hash(hasher.finalize())
     }
 

@@ -8,7 +8,7 @@ use vellum_fs::{DynFs, FailStop, File};
 
 use crate::chunk::{Chunk, FinalTotals, MAX_CHUNK_PAYLOAD_BYTES};
 use crate::error::{Error, Result};
-use crate::format::{crc32, get_16, get_32, get_u32, get_u64, put_u32, put_u64};
+use crate::format::{array_at, crc32, put_u32, put_u64, u32_at, u64_at};
 use crate::id::{SnapshotId, hex};
 use crate::reader::{ArchiveInfo, FileSource, NullSink, decode_archive, read_summary};
 
@@ -89,25 +89,25 @@ impl Received {
     }
 
     fn decode(b: &[u8]) -> Option<(Received, SnapshotId)> {
-        if b.len() != LOG_RECORD_BYTES || crc32(&[&b[..96]]) != get_u32(b, 96) {
+        if b.len() != LOG_RECORD_BYTES || crc32(&[&b[..96]]) != u32_at(b, 96) {
             return None;
         }
-        let flags = get_u32(b, 24);
-        if flags > 1 || get_u32(b, 28) != 0 || get_u32(b, 100) != 0 {
+        let flags = u32_at(b, 24);
+        if flags > 1 || u32_at(b, 28) != 0 || u32_at(b, 100) != 0 {
             return None;
         }
         let rec = Received {
-            seq: get_u64(b, 0),
-            offset: get_u64(b, 8),
-            len: get_u32(b, 16),
-            crc: get_u32(b, 20),
+            seq: u64_at(b, 0),
+            offset: u64_at(b, 8),
+            len: u32_at(b, 16),
+            crc: u32_at(b, 20),
             final_totals: (flags == 1).then(|| FinalTotals {
-                total_bytes: get_u64(b, 32),
-                total_chunks: get_u64(b, 40),
-                archive_hash: get_32(b, 48),
+                total_bytes: u64_at(b, 32),
+                total_chunks: u64_at(b, 40),
+                archive_hash: array_at(b, 48),
             }),
         };
-        Some((rec, SnapshotId(get_16(b, 80))))
+        Some((rec, SnapshotId(array_at(b, 80))))
     }
 }
 

@@ -9,7 +9,7 @@ use crate::format::{
     ArchiveHeader, BLOCK_FRAME_BYTES, Compression, FOOTER_HEAD_BYTES, FOOTER_MAGIC, Footer,
     HEADER_BYTES, MAX_FOOTER_BODY_BYTES, SECTION_HEAD_BYTES, SECTION_MAGIC, SECTION_TRAILER_BYTES,
     SectionEntry, SectionHead, SectionKind, SectionTotals, SnapshotKind, TRAILER_BYTES,
-    TRAILER_HASHED_BYTES, Trailer, crc32, get_u32, get_u64,
+    TRAILER_HASHED_BYTES, Trailer, crc32, u32_at, u64_at,
 };
 use crate::id::hex;
 
@@ -298,10 +298,10 @@ pub fn decode_archive(
         loop {
             let frame_at = d.pos;
             let frame = d.read_array::<BLOCK_FRAME_BYTES>()?;
-            let raw_len = get_u32(&frame, 0);
-            let stored_len = get_u32(&frame, 4);
+            let raw_len = u32_at(&frame, 0);
+            let stored_len = u32_at(&frame, 4);
             if raw_len == 0 {
-                if stored_len != 0 || crc32(&[&frame[..8]]) != get_u32(&frame, 8) {
+                if stored_len != 0 || crc32(&[&frame[..8]]) != u32_at(&frame, 8) {
                     return Err(Error::ChecksumMismatch {
                         what: format!("end frame of section {:?}", head.name),
                         offset: frame_at,
@@ -346,7 +346,7 @@ pub fn decode_archive(
             }
             stored.resize(stored_len as usize, 0);
             d.read_unhashed(&mut stored)?;
-            if crc32(&[&frame[..8], &stored]) != get_u32(&frame, 8) {
+            if crc32(&[&frame[..8], &stored]) != u32_at(&frame, 8) {
                 return Err(Error::ChecksumMismatch {
                     what: format!("block of section {:?}", head.name),
                     offset: frame_at,
@@ -416,7 +416,7 @@ pub fn decode_archive(
     let mut head = [0u8; FOOTER_HEAD_BYTES];
     head[..4].copy_from_slice(&FOOTER_MAGIC);
     d.read(&mut head[4..])?;
-    let body_len = get_u64(&head, 16);
+    let body_len = u64_at(&head, 16);
     if body_len > MAX_FOOTER_BODY_BYTES {
         return Err(Error::limit(
             "footer body bytes",

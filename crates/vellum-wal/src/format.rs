@@ -1,8 +1,7 @@
 //! The on-disk layout (docs/format/wal.md): segment header and frames, encoders and total
 //! decoders. Every offset is derived from the previous one and checked at compile time.
 
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use vellum_fs::le::{u32_at, u64_at};
 
 /// Format version written in every new segment's header (docs/format/wal.md).
 pub const FORMAT_VERSION: u32 = 2;
@@ -87,36 +86,24 @@ impl SegmentHeader {
         if b[SEG_MAGIC_OFFSET..SEG_VERSION_OFFSET] != SEGMENT_MAGIC {
             return Err("bad magic");
         }
-        let crc = le_u32(b, SEG_CRC_OFFSET);
+        let crc = u32_at(b, SEG_CRC_OFFSET);
         if crc != crc32fast::hash(&b[..SEG_CRC_OFFSET]) {
             return Err("header checksum mismatch");
         }
-        let version = le_u32(b, SEG_VERSION_OFFSET);
+        let version = u32_at(b, SEG_VERSION_OFFSET);
         if version != FORMAT_VERSION && version != FORMAT_VERSION_NO_END_MARK {
             return Err("unsupported format version");
         }
-        let first_lsn = le_u64(b, SEG_FIRST_LSN_OFFSET);
+        let first_lsn = u64_at(b, SEG_FIRST_LSN_OFFSET);
         if first_lsn == 0 {
             return Err("first LSN is zero");
         }
         Ok(SegmentHeader {
             first_lsn,
-            salt: le_u64(b, SEG_SALT_OFFSET),
+            salt: u64_at(b, SEG_SALT_OFFSET),
             version,
         })
     }
-}
-
-pub(crate) fn le_u32(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(a)
-}
-
-pub(crate) fn le_u64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
 }
 
 /// A decoded, plausible frame header (rules 1–3 of the format; length and CRC come later).
@@ -144,12 +131,12 @@ impl FrameHeader {
             return Err("reserved bytes not zero");
         }
         let h = FrameHeader {
-            crc: le_u32(b, FRAME_CRC_OFFSET),
+            crc: u32_at(b, FRAME_CRC_OFFSET),
             kind,
-            payload_len: le_u32(b, FRAME_LEN_OFFSET),
-            count: le_u32(b, FRAME_COUNT_OFFSET),
-            lsn: le_u64(b, FRAME_LSN_OFFSET),
-            synced_lsn: le_u64(b, FRAME_SYNCED_LSN_OFFSET),
+            payload_len: u32_at(b, FRAME_LEN_OFFSET),
+            count: u32_at(b, FRAME_COUNT_OFFSET),
+            lsn: u64_at(b, FRAME_LSN_OFFSET),
+            synced_lsn: u64_at(b, FRAME_SYNCED_LSN_OFFSET),
         };
         if h.count == 0 {
             return Err("record count is zero");
@@ -252,7 +239,7 @@ pub(crate) fn check_frame(
             let Some(len_bytes) = rest.get(..BATCH_LEN_BYTES) else {
                 return Err("batch record length runs past the payload");
             };
-            let n = le_u32(len_bytes, 0) as usize;
+            let n = u32_at(len_bytes, 0) as usize;
             rest = &rest[BATCH_LEN_BYTES..];
             let Some(tail) = rest.get(n..) else {
                 return Err("batch record runs past the payload");
@@ -335,18 +322,9 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// A fresh random salt for a new segment. Drawn from the standard library's randomly keyed
-/// hasher (seeded by the OS), mixed with the time and a counter so two calls never agree.
+/// A fresh random salt for a new segment, from the operating system's random source.
 pub(crate) fn fresh_salt() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    h.write_u128(nanos);
-    h.write_u32(std::process::id());
-    h.finish()
+    vellum_fs::rng::random_u64()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use vellum_fs::{DynFs, File};
 use crate::error::{Error, Result};
 use crate::format::{
     BATCH_LEN_BYTES, FRAME_HEADER_BYTES, FrameHeader, KIND_SINGLE, SEGMENT_HEADER_BYTES,
-    check_frame, le_u32,
+    check_frame, u32_at,
 };
 use crate::recovery::SegMeta;
 
@@ -141,7 +141,7 @@ impl WalIter {
                     let (a, b) = if fc.single {
                         (fc.sub, fc.end)
                     } else {
-                        let n = le_u32(&self.buf, fc.sub) as usize;
+                        let n = u32_at(&self.buf, fc.sub) as usize;
                         (fc.sub + BATCH_LEN_BYTES, fc.sub + BATCH_LEN_BYTES + n)
                     };
                     fc.sub = b;

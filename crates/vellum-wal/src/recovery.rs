@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::format::{
     FORMAT_VERSION, FRAME_ALIGN_BYTES, FRAME_END_MARK, FRAME_HEADER_BYTES, FRAME_KIND_OFFSET,
     FRAME_LEN_OFFSET, FrameFault, FrameHeader, KIND_BATCH, KIND_SINGLE, SEGMENT_HEADER_BYTES,
-    SegmentHeader, all_zero, check_frame, decode_frame, frame_len, le_u32, parse_segment_name,
+    SegmentHeader, all_zero, check_frame, decode_frame, frame_len, parse_segment_name, u32_at,
 };
 use crate::options::RecoveryMode;
 
@@ -162,7 +162,7 @@ fn whole_on_disk(bytes: &[u8], pos: usize, version: u32, max_record_bytes: u64) 
         return None;
     }
     let header = bytes.get(pos..pos + FRAME_HEADER_BYTES)?;
-    let payload_len = u64::from(le_u32(header, FRAME_LEN_OFFSET));
+    let payload_len = u64::from(u32_at(header, FRAME_LEN_OFFSET));
     if payload_len > max_record_bytes {
         return None;
     }

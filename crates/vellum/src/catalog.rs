@@ -13,6 +13,8 @@
 
 use std::path::Path;
 
+use vellum_fs::le::{LeReader, Short, u32_at};
+
 use crate::error::{Error, Result};
 use crate::options::{CollectionConfig, HnswParams, IndexKind, Metric};
 
@@ -25,7 +27,18 @@ pub const CATALOG_VERSION: u32 = 1;
 pub const MAX_NAME_BYTES: usize = 64;
 /// Most collections in one database (bounds the decoder's allocation).
 pub const MAX_COLLECTIONS: u32 = 4096;
+/// Fixed part of the catalog before its entries: magic, version, database id, next
+/// collection id, entry count.
+const HEADER_BYTES: usize = MAGIC.len() + 4 + 8 + 8 + 4;
+/// The CRC-32 that ends the file.
+const CRC_BYTES: usize = 4;
+/// The shortest catalog: a header, no entries, the CRC.
+const MIN_BYTES: usize = HEADER_BYTES + CRC_BYTES;
+const _: () = assert!(MIN_BYTES == 36);
+/// Fixed part of one entry: id, name length, (name), dimension, metric, index kind, m,
+/// ef_construction, ef_search, seed, creation time.
 const ENTRY_FIXED_BYTES: usize = 8 + 2 + 4 + 1 + 1 + 4 + 4 + 4 + 8 + 8;
+const _: () = assert!(ENTRY_FIXED_BYTES == 44);
 
 /// One collection as the catalog knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +146,7 @@ impl Catalog {
             path: path.to_path_buf(),
             reason,
         };
-        if bytes.len() < 8 + 4 + 8 + 8 + 4 + 4 {
+        if bytes.len() < MIN_BYTES {
             return Err(bad(format!(
                 "{} bytes is too short for a catalog",
                 bytes.len()
@@ -142,58 +155,49 @@ impl Catalog {
         if &bytes[..8] != MAGIC {
             return Err(bad("not a Vellum catalog (bad magic)".into()));
         }
-        let (body, crc_bytes) = bytes.split_at(bytes.len() - 4);
-        let stored = u32::from_le_bytes(crc_bytes.try_into().expect("4 bytes"));
+        let (body, crc_bytes) = bytes.split_at(bytes.len() - CRC_BYTES);
+        let stored = u32_at(crc_bytes, 0);
         let actual = crc32fast::hash(body);
         if stored != actual {
             return Err(bad(format!(
                 "checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"
             )));
         }
-        let mut pos = 8;
-        let mut take = |n: usize| -> Result<&[u8]> {
-            let end = pos + n;
-            if end > body.len() {
-                return Err(bad(format!("ends early at offset {pos}")));
-            }
-            let s = &body[pos..end];
-            pos = end;
-            Ok(s)
-        };
-        let u32_at = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes"));
-        let u64_at = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-        let version = u32_at(take(4)?);
+        let mut r = LeReader::with_base(&body[MAGIC.len()..], MAGIC.len() as u64);
+        let short = |e: Short| bad(format!("ends early at offset {}", e.offset));
+        let version = r.u32().map_err(short)?;
         if version != CATALOG_VERSION {
             return Err(bad(format!(
                 "catalog version {version} is not supported (this build reads {CATALOG_VERSION})"
             )));
         }
-        let database_id = u64_at(take(8)?);
-        let next_collection_id = u64_at(take(8)?);
-        let count = u32_at(take(4)?);
+        let database_id = r.u64().map_err(short)?;
+        let next_collection_id = r.u64().map_err(short)?;
+        let count = r.u32().map_err(short)?;
         if count > MAX_COLLECTIONS {
             return Err(bad(format!(
                 "{count} collections exceeds the limit of {MAX_COLLECTIONS}"
             )));
         }
-        let mut entries = Vec::with_capacity(count as usize);
+        let mut entries =
+            Vec::with_capacity((count as usize).min(r.remaining() / ENTRY_FIXED_BYTES));
         for i in 0..count {
-            let id = u64_at(take(8)?);
-            let name_len = u16::from_le_bytes(take(2)?.try_into().expect("2 bytes")) as usize;
-            let name = std::str::from_utf8(take(name_len)?)
+            let id = r.u64().map_err(short)?;
+            let name_len = usize::from(r.u16().map_err(short)?);
+            let name = std::str::from_utf8(r.take(name_len).map_err(short)?)
                 .map_err(|_| bad(format!("collection {i}: name is not UTF-8")))?
                 .to_owned();
             validate_name(&name).map_err(|e| bad(format!("collection {i}: {e}")))?;
-            let dim = u32_at(take(4)?) as usize;
-            let metric_byte = take(1)?[0];
+            let dim = r.u32().map_err(short)? as usize;
+            let metric_byte = r.u8().map_err(short)?;
             let metric = metric_from(metric_byte)
                 .ok_or_else(|| bad(format!("collection {name:?}: unknown metric {metric_byte}")))?;
-            let kind = take(1)?[0];
-            let m = u32_at(take(4)?) as usize;
-            let ef_construction = u32_at(take(4)?) as usize;
-            let ef_search = u32_at(take(4)?) as usize;
-            let seed = u64_at(take(8)?);
-            let created_ms = u64_at(take(8)?);
+            let kind = r.u8().map_err(short)?;
+            let m = r.u32().map_err(short)? as usize;
+            let ef_construction = r.u32().map_err(short)? as usize;
+            let ef_search = r.u32().map_err(short)? as usize;
+            let seed = r.u64().map_err(short)?;
+            let created_ms = r.u64().map_err(short)?;
             let index = match kind {
                 0 => IndexKind::Flat,
                 1 => IndexKind::Hnsw(HnswParams {
@@ -222,13 +226,12 @@ impl Catalog {
                 created_ms,
             });
         }
-        if pos != body.len() {
+        if r.remaining() != 0 {
             return Err(bad(format!(
                 "{} unexpected bytes after the last entry",
-                body.len() - pos
+                r.remaining()
             )));
         }
-        let _ = ENTRY_FIXED_BYTES;
         Ok(Catalog {
             database_id,
             next_collection_id,

@@ -26,6 +26,7 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use vellum_checkpoint::{CheckpointConfig, Checkpointer, Codec, FileSpec, LoadOptions};
+use vellum_fs::le::{LeReader, u32_at};
 use vellum_fs::{DynFs, FailStop, create_dir_all_durable};
 use vellum_index::{Filter, Hnsw, SearchOptions, VectorSource};
 use vellum_mmap_vectors::{StoreConfig, VectorStore};
@@ -455,17 +456,31 @@ pub(crate) struct CollectionInner {
     tail_cut_at_open: Option<vellum_wal::TailCut>,
 }
 
+// Checkpoint metadata layout (docs/format/database.md): every offset derived from the
+// previous one.
+const META_MAGIC_OFFSET: usize = 0;
+const META_VERSION_OFFSET: usize = META_MAGIC_OFFSET + META_MAGIC.len();
+const META_ID_OFFSET: usize = META_VERSION_OFFSET + 4;
+const META_DIM_OFFSET: usize = META_ID_OFFSET + 8;
+const META_INDEX_KIND_OFFSET: usize = META_DIM_OFFSET + 4;
+const META_POINTS_OFFSET: usize = META_INDEX_KIND_OFFSET + 1;
+/// Bytes of the checkpoint metadata.
+const META_BYTES: usize = META_POINTS_OFFSET + 8;
+const _: () = assert!(META_BYTES == 33);
+
 fn encode_meta(id: u64, config: &CollectionConfig, points: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(40);
-    out.extend_from_slice(META_MAGIC);
-    out.extend_from_slice(&META_VERSION.to_le_bytes());
-    out.extend_from_slice(&id.to_le_bytes());
-    out.extend_from_slice(&(config.dim as u32).to_le_bytes());
-    out.push(match config.index {
+    let mut out = vec![0u8; META_BYTES];
+    out[META_MAGIC_OFFSET..META_VERSION_OFFSET].copy_from_slice(META_MAGIC);
+    out[META_VERSION_OFFSET..META_ID_OFFSET].copy_from_slice(&META_VERSION.to_le_bytes());
+    out[META_ID_OFFSET..META_DIM_OFFSET].copy_from_slice(&id.to_le_bytes());
+    // The dimension was validated (`CollectionConfig::validate`) to fit a u32.
+    let dim = u32::try_from(config.dim).unwrap_or(u32::MAX);
+    out[META_DIM_OFFSET..META_INDEX_KIND_OFFSET].copy_from_slice(&dim.to_le_bytes());
+    out[META_INDEX_KIND_OFFSET] = match config.index {
         IndexKind::Flat => 0,
         IndexKind::Hnsw(_) => 1,
-    });
-    out.extend_from_slice(&points.to_le_bytes());
+    };
+    out[META_POINTS_OFFSET..META_BYTES].copy_from_slice(&points.to_le_bytes());
     out
 }
 
@@ -475,12 +490,12 @@ fn check_meta(bytes: &[u8], id: u64, config: &CollectionConfig, path: &Path) -> 
         path: path.to_path_buf(),
         reason,
     };
-    if bytes.len() != 8 + 4 + 8 + 4 + 1 + 8 || &bytes[..8] != META_MAGIC {
+    if bytes.len() != META_BYTES || &bytes[META_MAGIC_OFFSET..META_VERSION_OFFSET] != META_MAGIC {
         return Err(bad(
             "checkpoint metadata is not a Vellum collection's".into()
         ));
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let version = u32_at(bytes, META_VERSION_OFFSET);
     if version != META_VERSION && version != META_VERSION_ID_KEYED {
         return Err(bad(format!(
             "checkpoint metadata version {version} is not supported"
@@ -489,7 +504,7 @@ fn check_meta(bytes: &[u8], id: u64, config: &CollectionConfig, path: &Path) -> 
     // The collection id recorded at checkpoint time is informational: a collection restored
     // from a snapshot gets a new id in its new database.
     let _ = id;
-    let dim = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes")) as usize;
+    let dim = u32_at(bytes, META_DIM_OFFSET) as usize;
     if dim != config.dim {
         return Err(bad(format!(
             "checkpoint holds {dim}-dimensional vectors, the catalog says {}",
@@ -520,38 +535,32 @@ fn decode_payloads(bytes: &[u8], path: &Path) -> Result<FxHashMap<u64, Vec<u8>>>
         path: path.to_path_buf(),
         reason,
     };
-    if bytes.len() < 8 {
-        return Err(bad("payload file shorter than its count".into()));
-    }
-    let count = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let mut r = LeReader::new(bytes);
+    let count = r
+        .u64()
+        .map_err(|_| bad("payload file shorter than its count".into()))?;
     // Each entry takes at least 12 bytes: bound the count before allocating.
-    if count > (bytes.len() as u64 - 8) / 12 {
+    if count > r.remaining() as u64 / 12 {
         return Err(bad(format!("payload count {count} does not fit the file")));
     }
     let mut map = FxHashMap::with_capacity_and_hasher(count as usize, Default::default());
-    let mut pos = 8usize;
     for i in 0..count {
-        if bytes.len() - pos < 12 {
-            return Err(bad(format!("payload {i} ends early at offset {pos}")));
-        }
-        let id = u64::from_le_bytes(bytes[pos..pos + 8].try_into().expect("8 bytes"));
-        let len =
-            u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().expect("4 bytes")) as usize;
-        pos += 12;
-        if bytes.len() - pos < len {
-            return Err(bad(format!(
-                "payload of id {id} ends early at offset {pos}"
-            )));
-        }
-        if map.insert(id, bytes[pos..pos + len].to_vec()).is_some() {
+        let at = r.offset();
+        let (Ok(id), Ok(len)) = (r.u64(), r.u32()) else {
+            return Err(bad(format!("payload {i} ends early at offset {at}")));
+        };
+        let at = r.offset();
+        let payload = r
+            .take(len as usize)
+            .map_err(|_| bad(format!("payload of id {id} ends early at offset {at}")))?;
+        if map.insert(id, payload.to_vec()).is_some() {
             return Err(bad(format!("id {id} has two payloads")));
         }
-        pos += len;
     }
-    if pos != bytes.len() {
+    if r.remaining() != 0 {
         return Err(bad(format!(
             "{} bytes after the last payload",
-            bytes.len() - pos
+            r.remaining()
         )));
     }
     Ok(map)

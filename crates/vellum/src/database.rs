@@ -143,16 +143,8 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-pub(crate) fn fresh_database_id(root: &Path) -> u64 {
-    // Not a secret, just distinct: time, process and path mixed through SplitMix64.
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let path_hash = crc32fast::hash(root.to_string_lossy().as_bytes());
-    let mut rng = vellum_fs::rng::SplitMix64::new(
-        nanos ^ (u64::from(std::process::id()) << 32) ^ u64::from(path_hash),
-    );
-    rng.next_u64()
+pub(crate) fn fresh_database_id() -> u64 {
+    vellum_fs::rng::random_u64()
 }
 
 /// Removes a directory tree through the file system seam (files, then directories).
@@ -396,7 +388,7 @@ impl Database {
             file.read_at(&mut bytes, 0)?;
             Catalog::decode(&bytes, &catalog_path)?
         } else {
-            let catalog = Catalog::new(fresh_database_id(&root));
+            let catalog = Catalog::new(fresh_database_id());
             atomic_replace(fs.as_ref(), &catalog_path, &catalog.encode())?;
             catalog
         };

@@ -9,6 +9,8 @@
 //! decoder is still total (a record from a newer version, or one damaged in a way the
 //! checksum cannot see, is an error naming the LSN, never a panic).
 
+use vellum_fs::le::LeReader;
+
 use crate::error::{Error, Result};
 
 const TAG_UPSERT: u8 = 1;
@@ -54,35 +56,35 @@ pub(crate) fn encode_delete(id: u64) -> Vec<u8> {
     out
 }
 
+/// The shared little-endian cursor, with the record's error (its LSN).
 struct Reader<'a> {
-    bytes: &'a [u8],
+    bytes: LeReader<'a>,
     lsn: u64,
 }
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if self.bytes.len() < n {
-            return Err(bad(self.lsn, "record ends early"));
-        }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(head)
+        self.bytes
+            .take(n)
+            .map_err(|_| bad(self.lsn, "record ends early"))
     }
 
     fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
+        self.bytes
+            .u8()
+            .map_err(|_| bad(self.lsn, "record ends early"))
     }
 
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+        self.bytes
+            .u32()
+            .map_err(|_| bad(self.lsn, "record ends early"))
     }
 
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+        self.bytes
+            .u64()
+            .map_err(|_| bad(self.lsn, "record ends early"))
     }
 }
 
@@ -95,7 +97,10 @@ fn bad(lsn: u64, what: &str) -> Error {
 
 /// Decodes the record at `lsn`, checking its dimension against `dim`.
 pub(crate) fn decode(bytes: &[u8], lsn: u64, dim: usize) -> Result<Op> {
-    let mut r = Reader { bytes, lsn };
+    let mut r = Reader {
+        bytes: LeReader::new(bytes),
+        lsn,
+    };
     let op = match r.u8()? {
         TAG_UPSERT => {
             let id = r.u64()?;
@@ -132,7 +137,7 @@ pub(crate) fn decode(bytes: &[u8], lsn: u64, dim: usize) -> Result<Op> {
         TAG_DELETE => Op::Delete { id: r.u64()? },
         other => return Err(bad(lsn, &format!("unknown record tag {other}"))),
     };
-    if !r.bytes.is_empty() {
+    if r.bytes.remaining() != 0 {
         return Err(bad(lsn, "trailing bytes after the record"));
     }
     Ok(op)

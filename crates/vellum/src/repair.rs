@@ -114,7 +114,7 @@ pub(crate) fn repair_catalog(fs: &DynFs, root: &Path) -> Result<CatalogRepair> {
     let database_id = database_ids
         .iter()
         .max_by_key(|(_, n)| **n)
-        .map_or_else(|| crate::database::fresh_database_id(root), |(id, _)| *id);
+        .map_or_else(crate::database::fresh_database_id, |(id, _)| *id);
     entries.sort_by_key(|e| e.id);
     let catalog = Catalog {
         database_id,
