@@ -85,9 +85,11 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// cannot be undone by removing or replacing that file.
     fn try_lock_dir(&self, path: &Path) -> Result<Option<DirLock>>;
 
-    /// A named fail point: engine code calls this at interesting moments (for example
-    /// `"wal::after_header"`). The real file system always returns `Ok`; the simulator returns
-    /// the error a test armed for that name, so tests can fail an exact step.
+    /// A named fail point: engine code calls this at interesting moments. Each crate declares
+    /// its points as constants in its `fail_points` module (for example
+    /// `vellum_wal::fail_points::SEGMENT_BEFORE_RENAME`, `"wal::segment_before_rename"`), and
+    /// a test proves each is reached. The real file system always returns `Ok`; the simulator
+    /// returns the error a test armed for that name, so tests can fail an exact step.
     fn fail_point(&self, name: &str) -> Result<()>;
 }
 

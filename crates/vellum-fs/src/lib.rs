@@ -27,10 +27,10 @@
 //! }
 //! ```
 
-// `unsafe` lives in three places here, each with a SAFETY argument: mapping a real file
+// `unsafe` lives in four places here, each with a SAFETY argument: mapping a real file
 // (`real.rs`), copying into or out of mapped memory (`MapMut::write`, the simulator's map
-// coherence in `sim/maps.rs`, which allows it for that file alone). Everything else is safe
-// code.
+// coherence in `sim/maps.rs`, which allows it for that file alone), and the fuzzing entry
+// points (`fuzzing.rs`, hidden from the docs). Everything else is safe code.
 #![deny(unsafe_code)]
 
 mod atomic;
