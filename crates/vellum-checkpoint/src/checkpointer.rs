@@ -1,0 +1,633 @@
+//! The [`Checkpointer`]: opening a checkpoint directory (load the current generation, or
+//! fall back to an older retained one, and remove orphans), loading a retained generation,
+//! committing the next one, and retention.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use vellum_fs::{DynFs, FailStop, atomic_replace, create_dir_all_durable};
+
+use crate::codec::{self, ZSTD_MAX_LEVEL};
+use crate::error::{Error, Result};
+use crate::generation::{
+    CheckpointStats, CommitInfo, FileBytes, FileStats, LoadedGeneration, Retained,
+};
+use crate::manifest::{self, Codec, FileEntry, Manifest, ManifestError};
+use crate::names::{
+    CURRENT_NAME, MANIFEST_PREFIX, data_file_name, generation_of, manifest_file_name,
+};
+
+/// How checkpoints are written and retained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointConfig {
+    /// How many generations to keep (at least 1; the current one counts).
+    pub retain_generations: u32,
+    /// The zstd level used by [`Codec::ZSTD`]-style requests that ask for the default
+    /// (see [`CheckpointConfig::zstd`]).
+    pub zstd_level: i32,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            retain_generations: 2,
+            zstd_level: 3,
+        }
+    }
+}
+
+impl CheckpointConfig {
+    /// zstd at this configuration's level.
+    pub fn zstd(&self) -> Codec {
+        Codec::Zstd {
+            level: self.zstd_level,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.retain_generations == 0 {
+            return Err(Error::InvalidConfig {
+                reason: "retain_generations must be at least 1".into(),
+            });
+        }
+        check_codec(self.zstd())
+    }
+}
+
+fn check_codec(codec: Codec) -> Result<()> {
+    match codec {
+        Codec::Zstd { level } if !(1..=ZSTD_MAX_LEVEL).contains(&level) => {
+            Err(Error::InvalidConfig {
+                reason: format!("zstd level {level} is outside 1..={ZSTD_MAX_LEVEL}"),
+            })
+        }
+        Codec::Gzip { level } if level > 9 => Err(Error::InvalidConfig {
+            reason: format!("gzip level {level} is outside 0..=9"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Options for loading at open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// If the current generation is damaged, load the newest intact retained generation
+    /// instead of failing. Nothing is deleted in that case; the next commit gets a number
+    /// above every generation found, and its retention pass removes the damaged one.
+    pub fallback_to_previous: bool,
+}
+
+/// One file to commit.
+#[derive(Debug, Clone, Copy)]
+pub struct FileSpec<'a> {
+    /// Its name within the generation (`[A-Za-z0-9._-]`, at most 128 bytes, no leading dot).
+    pub name: &'a str,
+    /// Its contents.
+    pub bytes: &'a [u8],
+    /// How to store it.
+    pub codec: Codec,
+}
+
+/// Commits and loads checkpoint generations in one directory. One writer per directory.
+#[derive(Debug)]
+pub struct Checkpointer {
+    fs: DynFs,
+    dir: PathBuf,
+    config: CheckpointConfig,
+    current: Option<Manifest>,
+    /// Retained generations, oldest first; the last is the current one.
+    retained: Vec<Retained>,
+    /// Older generations the retention window expected but open could not read (their files
+    /// are kept for inspection until retention moves past them), as (generation, why).
+    damaged: Vec<(u64, String)>,
+    next_generation: u64,
+    failstop: FailStop,
+}
+
+impl Checkpointer {
+    /// Opens (creating if needed) the checkpoint directory `dir`, loads and verifies the
+    /// current generation (if any), and removes orphans. See [`Checkpointer::open_with`].
+    pub fn open(
+        fs: DynFs,
+        dir: &Path,
+        config: CheckpointConfig,
+    ) -> Result<(Checkpointer, Option<LoadedGeneration>)> {
+        Checkpointer::open_with(fs, dir, config, LoadOptions::default())
+    }
+
+    /// As [`Checkpointer::open`], with load options.
+    pub fn open_with(
+        fs: DynFs,
+        dir: &Path,
+        config: CheckpointConfig,
+        options: LoadOptions,
+    ) -> Result<(Checkpointer, Option<LoadedGeneration>)> {
+        config.validate()?;
+        create_dir_all_durable(fs.as_ref(), dir)?;
+        let mut cp = Checkpointer {
+            fs,
+            dir: dir.to_path_buf(),
+            config,
+            current: None,
+            retained: Vec::new(),
+            damaged: Vec::new(),
+            next_generation: 1,
+            failstop: FailStop::new(),
+        };
+        let names = cp.fs.list_dir(dir)?;
+        let manifest_gens: BTreeSet<u64> = names
+            .iter()
+            .filter(|n| n.starts_with(MANIFEST_PREFIX))
+            .filter_map(|n| generation_of(n))
+            .collect();
+        let newest_seen = names.iter().filter_map(|n| generation_of(n)).max();
+        let has_current = names.iter().any(|n| n == CURRENT_NAME);
+
+        let loaded = if has_current {
+            match cp.load_current() {
+                Ok(g) => Some(g),
+                Err(cause) => {
+                    let generation = match &cause {
+                        Error::FileMissing { generation, .. }
+                        | Error::FileCorrupt { generation, .. } => Some(*generation),
+                        _ => None,
+                    };
+                    if !options.fallback_to_previous {
+                        let previous = manifest_gens
+                            .iter()
+                            .rev()
+                            .copied()
+                            .find(|g| generation.is_none_or(|cur| *g < cur));
+                        return Err(Error::CurrentDamaged {
+                            dir: cp.dir.clone(),
+                            generation,
+                            previous,
+                            cause: Box::new(cause),
+                        });
+                    }
+                    Some(cp.load_fallback(&manifest_gens, generation)?)
+                }
+            }
+        } else if manifest_gens.iter().any(|&g| g > 1) {
+            // `CURRENT` is only ever replaced atomically, so it cannot vanish once generation
+            // 1 was published: its absence next to later generations is damage.
+            if !options.fallback_to_previous {
+                return Err(Error::CurrentMissing {
+                    dir: cp.dir.clone(),
+                    newest: manifest_gens.iter().max().copied().unwrap_or(0),
+                });
+            }
+            Some(cp.load_fallback(&manifest_gens, None)?)
+        } else {
+            // No generation was ever published (a first checkpoint may have crashed before
+            // its rename: its files are orphans).
+            None
+        };
+
+        match &loaded {
+            None => {
+                cp.next_generation = 1;
+                cp.remove_orphans(&names, &BTreeSet::new())?;
+            }
+            Some(g) => {
+                let current_gen = g.generation();
+                // Retained: the newest `retain` generations up to the loaded one whose
+                // manifests still read (their files are verified when loaded).
+                let mut retained = vec![Retained {
+                    generation: current_gen,
+                    wal_lsn: g.wal_lsn(),
+                }];
+                // Every older generation that left a file behind is a candidate, newest
+                // first, until the window is full: one that cannot be read takes its place
+                // in the window and is reported, never silently replaced by an older one.
+                let older_gens: BTreeSet<u64> = names
+                    .iter()
+                    .filter_map(|n| generation_of(n))
+                    .filter(|&x| x < current_gen)
+                    .collect();
+                let mut damaged = Vec::new();
+                for &older in older_gens.iter().rev() {
+                    if retained.len() + damaged.len() >= config.retain_generations as usize {
+                        break;
+                    }
+                    let path = cp.dir.join(manifest_file_name(older));
+                    match cp.read_manifest(&path) {
+                        Ok(m) if m.generation == older && m.wal_lsn <= g.wal_lsn() => {
+                            retained.push(Retained {
+                                generation: older,
+                                wal_lsn: m.wal_lsn,
+                            });
+                        }
+                        Ok(m) => damaged.push((
+                            older,
+                            format!(
+                                "{}: names generation {} at LSN {}, beside current generation \
+                                 {current_gen} at LSN {}",
+                                path.display(),
+                                m.generation,
+                                m.wal_lsn,
+                                g.wal_lsn()
+                            ),
+                        )),
+                        Err(e) => damaged.push((older, e.to_string())),
+                    }
+                }
+                cp.damaged = damaged;
+                retained.reverse();
+                cp.retained = retained;
+                cp.current = Some(g.manifest.clone());
+                if g.fell_back_from.is_some() {
+                    // Keep the damaged generation's files for inspection; number past them.
+                    cp.next_generation = newest_seen.unwrap_or(current_gen).max(current_gen) + 1;
+                } else {
+                    cp.next_generation = current_gen + 1;
+                    let keep: BTreeSet<u64> = cp
+                        .retained
+                        .iter()
+                        .map(|r| r.generation)
+                        .chain(cp.damaged.iter().map(|(g, _)| *g))
+                        .collect();
+                    cp.remove_orphans(&names, &keep)?;
+                }
+            }
+        }
+        Ok((cp, loaded))
+    }
+
+    /// Removes our files whose generation is not in `keep`, and the temporary manifest.
+    /// Not synced: see the crate docs.
+    fn remove_orphans(&self, names: &[String], keep: &BTreeSet<u64>) -> Result<()> {
+        for name in names {
+            let orphan = match generation_of(name) {
+                Some(g) => !keep.contains(&g),
+                None => *name == vellum_fs::tmp_path(Path::new(CURRENT_NAME)).to_string_lossy(),
+            };
+            if orphan {
+                self.fs.remove_file(&self.dir.join(name))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn load_current(&self) -> Result<LoadedGeneration> {
+        let manifest = self.read_manifest(&self.dir.join(CURRENT_NAME))?;
+        self.load_manifest(manifest)
+    }
+
+    fn load_fallback(
+        &self,
+        manifest_gens: &BTreeSet<u64>,
+        damaged: Option<u64>,
+    ) -> Result<LoadedGeneration> {
+        let mut tried = Vec::new();
+        for &g in manifest_gens.iter().rev() {
+            if damaged.is_some_and(|d| g >= d) {
+                continue;
+            }
+            tried.push(g);
+            if let Ok(mut loaded) = self.load_generation(g) {
+                loaded.fell_back_from = Some(damaged);
+                return Ok(loaded);
+            }
+        }
+        Err(Error::NoIntactGeneration {
+            dir: self.dir.clone(),
+            tried,
+        })
+    }
+
+    fn read_manifest(&self, path: &Path) -> Result<Manifest> {
+        let file = self.fs.open(path)?;
+        let len = file.len()?;
+        if len > manifest::MAX_MANIFEST_BYTES as u64 {
+            return Err(Error::ManifestCorrupt {
+                path: path.to_path_buf(),
+                detail: ManifestError::TooLong {
+                    len: usize::try_from(len).unwrap_or(usize::MAX),
+                    max: manifest::MAX_MANIFEST_BYTES,
+                },
+            });
+        }
+        let mut bytes = vec![0u8; len as usize];
+        file.read_at(&mut bytes, 0)?;
+        Manifest::decode(&bytes).map_err(|detail| Error::ManifestCorrupt {
+            path: path.to_path_buf(),
+            detail,
+        })
+    }
+
+    /// Loads and verifies a retained generation by number (from its manifest copy).
+    pub fn load_generation(&self, generation: u64) -> Result<LoadedGeneration> {
+        let path = self.dir.join(manifest_file_name(generation));
+        let manifest = self.read_manifest(&path)?;
+        if manifest.generation != generation {
+            return Err(Error::FileCorrupt {
+                path,
+                generation,
+                reason: format!("it names generation {}", manifest.generation),
+            });
+        }
+        self.load_manifest(manifest)
+    }
+
+    fn load_manifest(&self, manifest: Manifest) -> Result<LoadedGeneration> {
+        let mut files = Vec::with_capacity(manifest.files.len());
+        for entry in &manifest.files {
+            let bytes = self.read_entry(manifest.generation, entry)?;
+            files.push((entry.name.clone(), bytes));
+        }
+        Ok(LoadedGeneration {
+            manifest,
+            files,
+            fell_back_from: None,
+        })
+    }
+
+    fn read_entry(&self, generation: u64, entry: &FileEntry) -> Result<FileBytes> {
+        let path = self.dir.join(data_file_name(generation, &entry.name));
+        let corrupt = |reason: String| Error::FileCorrupt {
+            path: path.clone(),
+            generation,
+            reason,
+        };
+        let file = match self.fs.open(&path) {
+            Ok(f) => f,
+            Err(e) if e.is_not_found() => {
+                return Err(Error::FileMissing {
+                    path: path.clone(),
+                    generation,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let len = file.len()?;
+        if len != entry.stored_len_bytes {
+            return Err(corrupt(format!(
+                "it is {len} bytes long, the manifest says {}",
+                entry.stored_len_bytes
+            )));
+        }
+        if entry.codec == Codec::None {
+            // Stored as is: map it instead of copying it, and check the one checksum over
+            // the mapped bytes (stored and decoded bytes are the same).
+            let map = file.map_read()?;
+            let crc = crc32fast::hash(&map);
+            if crc != entry.stored_crc32 || crc != entry.raw_crc32 {
+                return Err(corrupt(format!(
+                    "stored checksum {crc:#010x}, the manifest says {:#010x}",
+                    entry.stored_crc32
+                )));
+            }
+            if map.len() as u64 != entry.raw_len_bytes {
+                return Err(corrupt(format!(
+                    "it is {} bytes, the manifest says {} decoded",
+                    map.len(),
+                    entry.raw_len_bytes
+                )));
+            }
+            return Ok(FileBytes(std::sync::Arc::new(map)));
+        }
+        let mut source = codec::FileSource::new(file.as_ref(), len);
+        let decoded = codec::decode_from(entry.codec, &mut source, entry.raw_len_bytes);
+        if let Some(e) = source.error.take() {
+            return Err(e.into());
+        }
+        let (read, stored_crc) = source.drain()?;
+        if read != len || stored_crc != entry.stored_crc32 {
+            return Err(corrupt(format!(
+                "stored checksum {stored_crc:#010x}, the manifest says {:#010x}",
+                entry.stored_crc32
+            )));
+        }
+        let bytes =
+            decoded.map_err(|e| corrupt(format!("{} decoding failed: {e}", entry.codec)))?;
+        if bytes.len() as u64 != entry.raw_len_bytes {
+            return Err(corrupt(format!(
+                "it decodes to {}{} bytes, the manifest says {}",
+                bytes.len(),
+                if bytes.len() as u64 > entry.raw_len_bytes {
+                    "+"
+                } else {
+                    ""
+                },
+                entry.raw_len_bytes
+            )));
+        }
+        let raw_crc = crc32fast::hash(&bytes);
+        if raw_crc != entry.raw_crc32 {
+            return Err(corrupt(format!(
+                "decoded checksum {raw_crc:#010x}, the manifest says {:#010x}",
+                entry.raw_crc32
+            )));
+        }
+        Ok(bytes.into())
+    }
+
+    /// Commits `files` and `metadata` as the next generation covering WAL LSN `wal_lsn`.
+    /// When this returns `Ok`, the new generation survives any crash; if it fails or the power
+    /// is lost before, a reopen sees the previous generation. An I/O error stops this
+    /// checkpointer (fail-stop): reopen to continue.
+    pub fn commit(
+        &mut self,
+        wal_lsn: u64,
+        metadata: &[u8],
+        files: &[FileSpec<'_>],
+    ) -> Result<CommitInfo> {
+        self.failstop.check()?;
+        if let Some(cur) = &self.current
+            && wal_lsn < cur.wal_lsn
+        {
+            return Err(Error::LsnBackwards {
+                dir: self.dir.clone(),
+                generation: cur.generation,
+                current: cur.wal_lsn,
+                requested: wal_lsn,
+            });
+        }
+        for f in files {
+            check_codec(f.codec)?;
+        }
+        let generation = self.next_generation;
+        let mut manifest = Manifest {
+            generation,
+            wal_lsn,
+            metadata: metadata.to_vec(),
+            files: files
+                .iter()
+                .map(|f| FileEntry {
+                    name: f.name.to_owned(),
+                    codec: f.codec,
+                    raw_len_bytes: f.bytes.len() as u64,
+                    raw_crc32: 0,
+                    stored_len_bytes: 0,
+                    stored_crc32: 0,
+                })
+                .collect(),
+        };
+        manifest
+            .check_limits()
+            .map_err(|detail| Error::InvalidRequest {
+                dir: self.dir.clone(),
+                detail,
+            })?;
+        match self.write_generation(&mut manifest, files) {
+            Ok(()) => {}
+            Err(e) => {
+                if !matches!(e, Error::Fs(ref fe) if fe.is_poisoned()) {
+                    self.failstop.poison(&e);
+                }
+                return Err(e);
+            }
+        }
+        self.next_generation = generation + 1;
+        self.retained.push(Retained {
+            generation,
+            wal_lsn,
+        });
+        self.current = Some(manifest);
+        self.apply_retention()?;
+        let oldest = self.retained[0];
+        Ok(CommitInfo {
+            generation,
+            wal_lsn,
+            oldest_retained_generation: oldest.generation,
+            oldest_retained_wal_lsn: oldest.wal_lsn,
+        })
+    }
+
+    fn write_generation(&self, manifest: &mut Manifest, files: &[FileSpec<'_>]) -> Result<()> {
+        let fs = self.fs.as_ref();
+        let generation = manifest.generation;
+        fs.fail_point("checkpoint::before_files")?;
+        for (spec, entry) in files.iter().zip(&mut manifest.files) {
+            let path = self.dir.join(data_file_name(generation, spec.name));
+            let file = fs.create(&path)?;
+            let (stored_len, stored_crc) = match codec::encode_into(
+                spec.codec,
+                spec.bytes,
+                codec::FileSink::new(file.as_ref()),
+            ) {
+                Ok(v) => v,
+                Err(codec::EncodeError::Fs(e)) => return Err(e.into()),
+                Err(codec::EncodeError::Codec(error)) => {
+                    return Err(Error::Compress {
+                        path,
+                        codec: spec.codec,
+                        error,
+                    });
+                }
+            };
+            // Data and length durable before anything names the file.
+            file.sync_data()?;
+            entry.raw_crc32 = crc32fast::hash(spec.bytes);
+            entry.stored_len_bytes = stored_len;
+            entry.stored_crc32 = stored_crc;
+            fs.fail_point("checkpoint::after_file")?;
+        }
+        let bytes = manifest.encode();
+        let copy = fs.create(&self.dir.join(manifest_file_name(generation)))?;
+        copy.write_at(&bytes, 0)?;
+        // The copy is what a later fallback to this generation reads: durable before it can
+        // be needed.
+        copy.sync_data()?;
+        drop(copy);
+        // Every new name above durable before the manifest that names them is published.
+        fs.sync_dir(&self.dir)?;
+        fs.fail_point("checkpoint::before_publish")?;
+        atomic_replace(fs, &self.dir.join(CURRENT_NAME), &bytes)?;
+        fs.fail_point("checkpoint::after_publish")?;
+        Ok(())
+    }
+
+    /// Drops generations beyond the retention count, and the files of every generation that
+    /// is neither retained nor newer than the current one (for example a damaged generation
+    /// skipped by a fallback). Removals are not synced: see the crate docs.
+    fn apply_retention(&mut self) -> Result<()> {
+        let keep = self.config.retain_generations as usize;
+        if self.retained.len() > keep {
+            let excess = self.retained.len() - keep;
+            self.retained.drain(..excess);
+        }
+        let current = self.current_generation().unwrap_or(0);
+        let retained: BTreeSet<u64> = self.retained.iter().map(|r| r.generation).collect();
+        let names = self
+            .failstop
+            .guard(self.fs.list_dir(&self.dir))
+            .map_err(Error::from)?;
+        for name in names {
+            if generation_of(&name).is_some_and(|g| g < current && !retained.contains(&g)) {
+                self.failstop
+                    .guard(self.fs.remove_file(&self.dir.join(&name)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current generation's manifest, if any generation exists.
+    pub fn current(&self) -> Option<&Manifest> {
+        self.current.as_ref()
+    }
+
+    /// The current generation number.
+    pub fn current_generation(&self) -> Option<u64> {
+        self.current.as_ref().map(|m| m.generation)
+    }
+
+    /// Retained generations, oldest first (the current one last).
+    pub fn retained_generations(&self) -> Vec<u64> {
+        self.retained.iter().map(|r| r.generation).collect()
+    }
+
+    /// Older generations the retention window expected but open could not read (manifest
+    /// missing, truncated or damaged), as (generation, what is wrong). Their files are kept
+    /// for inspection; a fallback cannot use them.
+    pub fn damaged_generations(&self) -> &[(u64, String)] {
+        &self.damaged
+    }
+
+    /// The oldest retained generation.
+    pub fn oldest_retained_generation(&self) -> Option<u64> {
+        self.retained.first().map(|r| r.generation)
+    }
+
+    /// The WAL LSN the oldest retained generation covers. The WAL must keep every record
+    /// after it, so that any retained generation can be rolled forward: truncate only below
+    /// `oldest_retained_wal_lsn + 1`.
+    pub fn oldest_retained_wal_lsn(&self) -> Option<u64> {
+        self.retained.first().map(|r| r.wal_lsn)
+    }
+
+    /// Statistics of the current generation.
+    pub fn stats(&self) -> Option<CheckpointStats> {
+        let m = self.current.as_ref()?;
+        let files: Vec<FileStats> = m
+            .files
+            .iter()
+            .map(|f| FileStats {
+                name: f.name.clone(),
+                codec: f.codec,
+                raw_len_bytes: f.raw_len_bytes,
+                stored_len_bytes: f.stored_len_bytes,
+            })
+            .collect();
+        Some(CheckpointStats {
+            generation: m.generation,
+            wal_lsn: m.wal_lsn,
+            raw_bytes_total: files.iter().map(|f| f.raw_len_bytes).sum(),
+            stored_bytes_total: files.iter().map(|f| f.stored_len_bytes).sum(),
+            files,
+            retained_generations: self.retained_generations(),
+            oldest_retained_wal_lsn: self.oldest_retained_wal_lsn().unwrap_or(0),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CheckpointConfig {
+        &self.config
+    }
+}
