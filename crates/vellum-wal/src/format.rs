@@ -1,6 +1,9 @@
 //! The on-disk layout (docs/format/wal.md): segment header and frames, encoders and total
 //! decoders. Every offset is derived from the previous one and checked at compile time.
 
+// A length field narrowed by `as` would encode a different length than it claims.
+#![deny(clippy::cast_possible_truncation)]
+
 pub(crate) use vellum_fs::le::{u32_at, u64_at};
 
 /// Format version written in every new segment's header (docs/format/wal.md).
@@ -229,7 +232,9 @@ pub(crate) fn check_frame(
     if end > buf.len() as u64 {
         return Err("frame runs past the end of the file");
     }
-    let payload = &buf[FRAME_HEADER_BYTES..end as usize];
+    // At most `buf.len()` (checked just above), so it fits; the error is the same one.
+    let end = usize::try_from(end).map_err(|_| "frame runs past the end of the file")?;
+    let payload = &buf[FRAME_HEADER_BYTES..end];
     if frame_crc(salt, &buf[FRAME_KIND_OFFSET..FRAME_HEADER_BYTES], payload) != h.crc {
         return Err("checksum mismatch");
     }
@@ -255,6 +260,10 @@ pub(crate) fn check_frame(
 
 /// Encodes one frame (header, payload, padding, end mark) into `out`, as a segment of
 /// `version` holds it.
+///
+/// The caller has checked [`payload_len`] of `records` against `max_record_bytes`, which
+/// `WalOptions::validate` caps at `u32::MAX` (`Shared::append` does both before it calls
+/// this): every length below then fits its 32-bit field.
 pub(crate) fn encode_frame<B: AsRef<[u8]>>(
     out: &mut Vec<u8>,
     version: u32,
@@ -266,17 +275,23 @@ pub(crate) fn encode_frame<B: AsRef<[u8]>>(
 ) {
     let start = out.len();
     out.resize(start + FRAME_HEADER_BYTES, 0);
-    let count = records.len() as u32;
+    // A batch spends BATCH_LEN_BYTES of its (at most u32::MAX byte) payload on each record;
+    // a single-record frame holds one.
+    let count = u32::try_from(records.len())
+        .expect("record count fits u32: bounded by the payload length the caller validated");
     if batch {
         for r in records {
             let r = r.as_ref();
-            out.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            let len = u32::try_from(r.len())
+                .expect("record length fits u32: bounded by the validated payload length");
+            out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(r);
         }
     } else {
         out.extend_from_slice(records[0].as_ref());
     }
-    let payload_len = (out.len() - start - FRAME_HEADER_BYTES) as u32;
+    let payload_len = u32::try_from(out.len() - start - FRAME_HEADER_BYTES)
+        .expect("payload length fits u32: the caller validated it against max_record_bytes");
     let h = &mut out[start..start + FRAME_HEADER_BYTES];
     h[FRAME_KIND_OFFSET] = if batch { KIND_BATCH } else { KIND_SINGLE };
     h[FRAME_LEN_OFFSET..FRAME_COUNT_OFFSET].copy_from_slice(&payload_len.to_le_bytes());
@@ -289,8 +304,11 @@ pub(crate) fn encode_frame<B: AsRef<[u8]>>(
         &out[start + FRAME_HEADER_BYTES..],
     );
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
-    let padded = start as u64 + frame_len(u64::from(payload_len), version);
-    out.resize(padded as usize, 0);
+    // The header and payload are already in `out`; padding and end mark add at most
+    // FRAME_ALIGN_BYTES more, so the padded length is an in-memory length too.
+    let padded = usize::try_from(start as u64 + frame_len(u64::from(payload_len), version))
+        .expect("padded frame length fits usize: the unpadded frame is already in memory");
+    out.resize(padded, 0);
     if version >= FORMAT_VERSION {
         *out.last_mut().expect("a frame is not empty") = FRAME_END_MARK;
     }
