@@ -578,6 +578,28 @@ impl Checkpointer {
         self.current.as_ref().map(|m| m.generation)
     }
 
+    /// The files that make the current generation, as names in [`Checkpointer::dir`]:
+    /// [`CURRENT_NAME`], the generation's copy of its manifest (what a fallback to it reads),
+    /// then each committed file in manifest order. Empty when no generation exists. Copying
+    /// these while no commit runs copies the generation; [`CheckpointFileName::parse`]
+    /// recognises each of them.
+    ///
+    /// [`CheckpointFileName::parse`]: crate::CheckpointFileName::parse
+    pub fn current_generation_files(&self) -> Vec<String> {
+        let Some(m) = &self.current else {
+            return Vec::new();
+        };
+        let mut files = Vec::with_capacity(m.files.len() + 2);
+        files.push(CURRENT_NAME.to_owned());
+        files.push(manifest_file_name(m.generation));
+        files.extend(
+            m.files
+                .iter()
+                .map(|f| data_file_name(m.generation, &f.name)),
+        );
+        files
+    }
+
     /// Retained generations, oldest first (the current one last).
     pub fn retained_generations(&self) -> Vec<u64> {
         self.retained.iter().map(|r| r.generation).collect()

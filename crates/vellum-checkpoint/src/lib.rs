@@ -86,4 +86,8 @@ pub use codec::ZSTD_MAX_LEVEL;
 pub use error::{Error, Result};
 pub use generation::{CheckpointStats, CommitInfo, FileBytes, FileStats, LoadedGeneration};
 pub use manifest::{Codec, FileEntry, Manifest, ManifestError, valid_file_name};
-pub use names::{CURRENT_NAME, data_file_name, manifest_file_name};
+pub use names::{CURRENT_NAME, CheckpointFileName};
+// For tests: `Checkpointer::current_generation_files` and `CheckpointFileName` are the way
+// to list and recognise a generation's files.
+#[doc(hidden)]
+pub use names::{data_file_name, manifest_file_name};

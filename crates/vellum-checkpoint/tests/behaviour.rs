@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use vellum_checkpoint::{
-    CheckpointConfig, Checkpointer, Codec, Error, FileEntry, FileSpec, LoadOptions, Manifest,
-    data_file_name, manifest_file_name,
+    CheckpointConfig, CheckpointFileName, Checkpointer, Codec, Error, FileEntry, FileSpec,
+    LoadOptions, Manifest, data_file_name, manifest_file_name,
 };
 use vellum_fs::{DynFs, FailAction, Fault, FaultRule, Fs, OpKind, RealFs, SimFs};
 
@@ -406,4 +406,49 @@ fn the_same_checkpoints_work_on_the_real_file_system() {
         .collect();
     names.sort();
     assert_eq!(names.len(), 5, "{names:?}");
+}
+
+#[test]
+fn the_current_generation_files_are_exactly_what_a_single_retained_generation_leaves() {
+    let fs = SimFs::new();
+    let (mut cp, _) = open(&fs, 1);
+    assert!(cp.current_generation_files().is_empty());
+    for g in 1..=3u64 {
+        cp.commit(
+            g,
+            b"",
+            &[
+                FileSpec {
+                    name: "state",
+                    bytes: &[g as u8; 64],
+                    codec: Codec::ZSTD,
+                },
+                FileSpec {
+                    name: "raw.bin",
+                    bytes: b"raw",
+                    codec: Codec::None,
+                },
+            ],
+        )
+        .unwrap();
+    }
+    let files = cp.current_generation_files();
+    assert_eq!(
+        files,
+        [
+            "CURRENT".to_owned(),
+            manifest_file_name(3),
+            data_file_name(3, "state"),
+            data_file_name(3, "raw.bin"),
+        ]
+    );
+    let mut on_disk = fs.list_dir(Path::new(DIR)).unwrap();
+    on_disk.sort();
+    let mut listed = files.clone();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+    for name in &files {
+        let parsed = CheckpointFileName::parse(name).unwrap();
+        assert!(parsed.generation().is_none_or(|g| g == 3), "{name}");
+    }
 }

@@ -251,12 +251,23 @@ pub fn validate_segment(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
 }
 
 /// The file name of segment `index`.
+///
+/// Not the way to find a store's files: use
+/// [`VectorStore::segment_files`](crate::VectorStore::segment_files) to list them and
+/// [`is_segment_file_name`] to recognise one. Public for tests only.
+#[doc(hidden)]
 pub fn segment_file_name(index: u32) -> String {
     format!("segment-{index:08}.vec")
 }
 
+/// Whether `name` is spelled exactly as a store names a segment file in its directory:
+/// what a copy of the directory (a snapshot, say) may check a name against.
+pub fn is_segment_file_name(name: &str) -> bool {
+    segment_index_of(name).is_some()
+}
+
 /// The index in a segment file name, if it is one.
-pub fn segment_index_of(name: &str) -> Option<u32> {
+pub(crate) fn segment_index_of(name: &str) -> Option<u32> {
     let digits = name.strip_prefix("segment-")?.strip_suffix(".vec")?;
     if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -293,5 +304,7 @@ mod tests {
         assert_eq!(slot_bytes_for(ElementType::F32, 17), 128);
         assert_eq!(segment_index_of(&segment_file_name(42)), Some(42));
         assert_eq!(segment_index_of("segment-1.vec"), None);
+        assert!(is_segment_file_name(&segment_file_name(7)));
+        assert!(!is_segment_file_name("segment-00000000.vec\n"));
     }
 }

@@ -649,4 +649,16 @@ impl VectorStore {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// The segment files of the store as it is now, as names in [`VectorStore::dir`], in
+    /// segment order: every slot the store or its last published checkpoint references is
+    /// in one of them (and no other segment file is left in the directory). Copying these
+    /// with the files of that checkpoint, while the store is not written, copies the store
+    /// at the checkpoint; [`is_segment_file_name`](crate::segment::is_segment_file_name)
+    /// recognises each of them.
+    pub fn segment_files(&self) -> Vec<String> {
+        (0..self.segments.len() as u32)
+            .map(segment_file_name)
+            .collect()
+    }
 }

@@ -10,7 +10,7 @@ use common::*;
 use vellum_checkpoint::{Checkpointer, data_file_name};
 use vellum_fs::{DynFs, Fs, RealFs, SimFs};
 use vellum_mmap_vectors::segment::{HEADER_BYTES, segment_file_name};
-use vellum_mmap_vectors::{Error, HeaderError, StoreConfig, VectorStore};
+use vellum_mmap_vectors::{Error, HeaderError, StoreConfig, VectorStore, is_segment_file_name};
 
 fn seg_path(i: u32) -> std::path::PathBuf {
     Path::new(STORE_DIR).join(segment_file_name(i))
@@ -542,5 +542,40 @@ fn a_checkpoint_given_up_after_a_failed_commit_stops_the_store_naming_the_cause(
     assert!(
         e.to_string().contains("dropped without being published"),
         "{e}"
+    );
+}
+
+#[test]
+fn the_segment_files_are_the_segments_in_the_directory_through_growth_and_reclaim() {
+    let fs = SimFs::new();
+    let (mut cp, mut store, _) = open(&fs).unwrap();
+    let listed = |fs: &SimFs| {
+        let mut names = fs.list_dir(Path::new(STORE_DIR)).unwrap();
+        names.sort();
+        names
+    };
+    assert!(store.segment_files().is_empty());
+    for id in 0..12u64 {
+        store.upsert(id, &vector(id, 0)).unwrap();
+    }
+    assert_eq!(store.segment_files().len(), 3);
+    assert_eq!(store.segment_files(), listed(&fs));
+    assert!(
+        store
+            .segment_files()
+            .iter()
+            .all(|n| is_segment_file_name(n))
+    );
+    for id in 4..12u64 {
+        store.delete(id).unwrap();
+    }
+    for lsn in 1..=3 {
+        store.checkpoint(&mut cp, lsn, b"").unwrap();
+    }
+    assert_eq!(store.segment_files().len(), 1, "{:?}", store.stats());
+    assert_eq!(store.segment_files(), listed(&fs));
+    assert_eq!(
+        Path::new(STORE_DIR).join(&store.segment_files()[0]),
+        seg_path(0)
     );
 }

@@ -18,9 +18,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use vellum_checkpoint::{CURRENT_NAME, data_file_name, manifest_file_name};
+use vellum_checkpoint::CheckpointFileName;
 use vellum_fs::Fs;
-use vellum_mmap_vectors::segment::segment_index_of;
+use vellum_mmap_vectors::is_segment_file_name;
 use vellum_snapshot_format::{
     Catalog as SnapshotCatalog, Chunk, ExportOptions, ExportSummary, SnapshotId, SnapshotMeta,
     SourceFile, export_chunks, export_to_file,
@@ -91,34 +91,21 @@ fn source_files(
             coll.name
         ),
     })?;
-    let cp_dir = coll.dir.join(CHECKPOINTS_DIR);
-    let manifest_name = manifest_file_name(manifest.generation);
-    let mut files = vec![
-        SourceFile {
-            name: format!("{CHECKPOINTS_DIR}/{CURRENT_NAME}"),
-            path: cp_dir.join(CURRENT_NAME),
-        },
-        SourceFile {
-            name: format!("{CHECKPOINTS_DIR}/{manifest_name}"),
-            path: cp_dir.join(&manifest_name),
-        },
-    ];
-    for entry in &manifest.files {
-        let name = data_file_name(manifest.generation, &entry.name);
-        files.push(SourceFile {
-            name: format!("{CHECKPOINTS_DIR}/{name}"),
-            path: cp_dir.join(&name),
-        });
-    }
-    let vec_dir = coll.dir.join(VECTORS_DIR);
-    for name in coll.fs.list_dir(&vec_dir)? {
-        if segment_index_of(&name).is_some() {
-            files.push(SourceFile {
-                name: format!("{VECTORS_DIR}/{name}"),
-                path: vec_dir.join(&name),
-            });
-        }
-    }
+    // Each lower crate names its own files: the checkpointer those of the pinned
+    // generation, the store its segments (read under the state lock, which writers hold
+    // while they add or remove one; the checkpointer lock is taken first, as everywhere).
+    let in_dir = |dir: &str, names: Vec<String>| -> Vec<SourceFile> {
+        names
+            .into_iter()
+            .map(|name| SourceFile {
+                path: coll.dir.join(dir).join(&name),
+                name: format!("{dir}/{name}"),
+            })
+            .collect()
+    };
+    let mut files = in_dir(CHECKPOINTS_DIR, cp.current_generation_files());
+    let segments = coll.state.read().store.segment_files();
+    files.extend(in_dir(VECTORS_DIR, segments));
     let meta = Catalog {
         database_id,
         next_collection_id: coll.id + 1,
@@ -240,13 +227,6 @@ const GENERATION_FILES: [&str; 4] = [
     GRAPH_FILE,
 ];
 
-/// The generation number in `digits` if they are exactly how checkpoint file names spell one
-/// (16 lowercase hex digits).
-fn generation_digits(digits: &str) -> Option<u64> {
-    let g = u64::from_str_radix(digits, 16).ok()?;
-    (manifest_file_name(g).strip_prefix("manifest-") == Some(digits)).then_some(g)
-}
-
 /// Whether `name` is one of the files a collection snapshot (snapshot format version 1)
 /// consists of: what export writes and nothing else. Import refuses any other name before
 /// writing a byte.
@@ -258,7 +238,7 @@ pub(crate) fn is_collection_file(name: &str) -> bool {
         .strip_prefix(VECTORS_DIR)
         .and_then(|n| n.strip_prefix('/'))
     {
-        return segment_index_of(file).is_some();
+        return is_segment_file_name(file);
     }
     let Some(file) = name
         .strip_prefix(CHECKPOINTS_DIR)
@@ -266,22 +246,9 @@ pub(crate) fn is_collection_file(name: &str) -> bool {
     else {
         return false;
     };
-    if file == CURRENT_NAME {
-        return true;
-    }
-    if let Some(digits) = file.strip_prefix("manifest-") {
-        return generation_digits(digits).is_some();
-    }
-    let Some((digits, tail)) = file
-        .strip_prefix("data-")
-        .and_then(|rest| rest.split_at_checked(16))
-    else {
-        return false;
-    };
-    match (generation_digits(digits), tail.strip_prefix('-')) {
-        (Some(g), Some(data)) => {
-            GENERATION_FILES.contains(&data) && data_file_name(g, data) == file
-        }
+    match CheckpointFileName::parse(file) {
+        Some(CheckpointFileName::Current | CheckpointFileName::Manifest { .. }) => true,
+        Some(CheckpointFileName::Data { name, .. }) => GENERATION_FILES.contains(&name),
         _ => false,
     }
 }
