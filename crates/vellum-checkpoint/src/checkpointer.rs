@@ -498,7 +498,7 @@ impl Checkpointer {
     fn write_generation(&self, manifest: &mut Manifest, files: &[FileSpec<'_>]) -> Result<()> {
         let fs = self.fs.as_ref();
         let generation = manifest.generation;
-        fs.fail_point("checkpoint::before_files")?;
+        fs.fail_point(crate::fail_points::BEFORE_FILES)?;
         for (spec, entry) in files.iter().zip(&mut manifest.files) {
             let path = self.dir.join(data_file_name(generation, spec.name));
             let file = fs.create(&path)?;
@@ -522,7 +522,7 @@ impl Checkpointer {
             entry.raw_crc32 = crc32fast::hash(spec.bytes);
             entry.stored_len_bytes = stored_len;
             entry.stored_crc32 = stored_crc;
-            fs.fail_point("checkpoint::after_file")?;
+            fs.fail_point(crate::fail_points::AFTER_FILE)?;
         }
         let bytes = manifest.encode();
         let copy = fs.create(&self.dir.join(manifest_file_name(generation)))?;
@@ -533,9 +533,9 @@ impl Checkpointer {
         drop(copy);
         // Every new name above durable before the manifest that names them is published.
         fs.sync_dir(&self.dir)?;
-        fs.fail_point("checkpoint::before_publish")?;
+        fs.fail_point(crate::fail_points::BEFORE_PUBLISH)?;
         atomic_replace(fs, &self.dir.join(CURRENT_NAME), &bytes)?;
-        fs.fail_point("checkpoint::after_publish")?;
+        fs.fail_point(crate::fail_points::AFTER_PUBLISH)?;
         Ok(())
     }
 

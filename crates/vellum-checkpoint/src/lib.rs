@@ -75,6 +75,7 @@ mod by_path;
 mod checkpointer;
 mod codec;
 mod error;
+pub mod fail_points;
 #[doc(hidden)]
 pub mod fuzzing;
 mod generation;

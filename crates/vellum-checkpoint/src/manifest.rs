@@ -6,6 +6,10 @@
 //! length is checked against a fixed limit and the bytes remaining before anything is
 //! allocated for it.
 
+#![deny(clippy::cast_possible_truncation)]
+
+use vellum_fs::le::{LeReader, Short, u32_at};
+
 use std::fmt;
 
 /// The first eight bytes of every manifest.
@@ -241,12 +245,12 @@ impl Manifest {
         out.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
         out.extend_from_slice(&self.generation.to_le_bytes());
         out.extend_from_slice(&self.wal_lsn.to_le_bytes());
-        out.extend_from_slice(&(self.files.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(self.metadata.len() as u32).to_le_bytes());
+        out.extend_from_slice(&field_u32(self.files.len()).to_le_bytes());
+        out.extend_from_slice(&field_u32(self.metadata.len()).to_le_bytes());
         debug_assert_eq!(out.len(), HEADER_BYTES);
         out.extend_from_slice(&self.metadata);
         for f in &self.files {
-            out.extend_from_slice(&(f.name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&field_u16(f.name.len()).to_le_bytes());
             out.extend_from_slice(f.name.as_bytes());
             out.push(f.codec.id());
             out.extend_from_slice(&f.raw_len_bytes.to_le_bytes());
@@ -308,7 +312,7 @@ impl Manifest {
                 len: bytes.len(),
             });
         }
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = Reader::new(bytes, 0);
         let magic: [u8; 8] = r.array()?;
         if magic != MANIFEST_MAGIC {
             return Err(ManifestError::BadMagic { found: magic });
@@ -318,15 +322,12 @@ impl Manifest {
             return Err(ManifestError::UnsupportedVersion { version });
         }
         let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_BYTES);
-        let stored = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        let stored = u32_at(trailer, 0);
         let computed = crc32fast::hash(body);
         if stored != computed {
             return Err(ManifestError::ChecksumMismatch { stored, computed });
         }
-        let mut r = Reader {
-            bytes: body,
-            pos: GENERATION_OFFSET,
-        };
+        let mut r = Reader::new(body, GENERATION_OFFSET);
         let generation = r.u64()?;
         if generation == 0 {
             return Err(ManifestError::ZeroGeneration);
@@ -388,9 +389,9 @@ impl Manifest {
                 stored_crc32,
             });
         }
-        if r.pos != body.len() {
+        if r.inner.remaining() != 0 {
             return Err(ManifestError::TrailingBytes {
-                extra: body.len() - r.pos,
+                extra: r.inner.remaining(),
             });
         }
         Ok(Manifest {
@@ -407,49 +408,64 @@ impl Manifest {
     }
 }
 
-/// A bounds-checked little-endian cursor.
+/// The shared little-endian cursor, reporting a short read as the manifest's error.
 struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+    inner: LeReader<'a>,
+    /// Length of the bytes read (for the error).
+    len: usize,
 }
 
 impl<'a> Reader<'a> {
+    /// A reader over `bytes` starting at `from`.
+    fn new(bytes: &'a [u8], from: usize) -> Self {
+        Reader {
+            inner: LeReader::with_base(&bytes[from..], from as u64),
+            len: bytes.len(),
+        }
+    }
+
+    fn short(&self, e: Short) -> ManifestError {
+        ManifestError::Truncated {
+            offset: usize::try_from(e.offset).unwrap_or(usize::MAX),
+            needed: e.wanted,
+            len: self.len,
+        }
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], ManifestError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or(ManifestError::Truncated {
-                offset: self.pos,
-                needed: n,
-                len: self.bytes.len(),
-            })?;
-        let out = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(out)
+        self.inner.take(n).map_err(|e| self.short(e))
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], ManifestError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
+        self.inner.array().map_err(|e| self.short(e))
     }
 
     fn u8(&mut self) -> Result<u8, ManifestError> {
-        Ok(self.array::<1>()?[0])
+        self.inner.u8().map_err(|e| self.short(e))
     }
 
     fn u16(&mut self) -> Result<u16, ManifestError> {
-        Ok(u16::from_le_bytes(self.array()?))
+        self.inner.u16().map_err(|e| self.short(e))
     }
 
     fn u32(&mut self) -> Result<u32, ManifestError> {
-        Ok(u32::from_le_bytes(self.array()?))
+        self.inner.u32().map_err(|e| self.short(e))
     }
 
     fn u64(&mut self) -> Result<u64, ManifestError> {
-        Ok(u64::from_le_bytes(self.array()?))
+        self.inner.u64().map_err(|e| self.short(e))
     }
+}
+
+/// A count or length for a field of `u32`/`u16` width. `check_limits` bounds every one
+/// before a manifest is encoded (the commit path calls it first), so the conversion never
+/// saturates there; if it ever did, the manifest would fail to decode, never wrap.
+fn field_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn field_u16(n: usize) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
 }
 
 #[cfg(test)]

@@ -249,7 +249,11 @@ fn files_of_a_checkpoint_that_crashed_before_publishing_are_removed_on_open() {
     let fs = SimFs::new();
     let (mut cp, _) = open(&fs, 2);
     one(&mut cp, 1, b"one");
-    fs.arm_fail_point("checkpoint::before_publish", 1, FailAction::PowerCut);
+    fs.arm_fail_point(
+        vellum_checkpoint::fail_points::BEFORE_PUBLISH,
+        1,
+        FailAction::PowerCut,
+    );
     assert!(
         cp.commit(
             2,

@@ -181,7 +181,11 @@ fn a_crash_during_recovery_after_a_crashed_checkpoint_still_recovers() {
     let (mut cp, _) = Checkpointer::open(base.shared(), Path::new(DIR), config()).unwrap();
     commit(&mut cp, 1).unwrap();
     commit(&mut cp, 2).unwrap();
-    base.arm_fail_point("checkpoint::after_file", 2, vellum_fs::FailAction::PowerCut);
+    base.arm_fail_point(
+        vellum_checkpoint::fail_points::AFTER_FILE,
+        2,
+        vellum_fs::FailAction::PowerCut,
+    );
     assert!(commit(&mut cp, 3).is_err());
     drop(cp);
     let mut images = 0;

@@ -5,7 +5,10 @@
 //! [`SLOT_ALIGN_BYTES`]); its fields are followed by a CRC-32 of the bytes before it and
 //! zeros up to the end of the page.
 
+#![deny(clippy::cast_possible_truncation)]
+
 use std::fmt;
+use vellum_fs::le::u32_at;
 
 /// The first eight bytes of a segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"VLMVSEG\x01";
@@ -168,18 +171,16 @@ impl SegmentHeader {
         if bytes.len() < HEADER_BYTES {
             return Err(HeaderError::Truncated { len: bytes.len() });
         }
-        let u32_at =
-            |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
         let mut magic = [0u8; 8];
         magic.copy_from_slice(&bytes[MAGIC_OFFSET..VERSION_OFFSET]);
         if magic != SEGMENT_MAGIC {
             return Err(HeaderError::BadMagic { found: magic });
         }
-        let version = u32_at(VERSION_OFFSET);
+        let version = u32_at(bytes, VERSION_OFFSET);
         if version != SEGMENT_VERSION {
             return Err(HeaderError::UnsupportedVersion { version });
         }
-        let stored = u32_at(CRC_OFFSET);
+        let stored = u32_at(bytes, CRC_OFFSET);
         let computed = crc32fast::hash(&bytes[..CRC_OFFSET]);
         if stored != computed {
             return Err(HeaderError::ChecksumMismatch { stored, computed });
@@ -199,10 +200,10 @@ impl SegmentHeader {
         }
         let header = SegmentHeader {
             element,
-            dimension: u32_at(DIMENSION_OFFSET),
-            slot_bytes: u32_at(SLOT_BYTES_OFFSET),
-            slots_per_segment: u32_at(SLOTS_OFFSET),
-            segment_index: u32_at(INDEX_OFFSET),
+            dimension: u32_at(bytes, DIMENSION_OFFSET),
+            slot_bytes: u32_at(bytes, SLOT_BYTES_OFFSET),
+            slots_per_segment: u32_at(bytes, SLOTS_OFFSET),
+            segment_index: u32_at(bytes, INDEX_OFFSET),
         };
         header.check()?;
         Ok(header)

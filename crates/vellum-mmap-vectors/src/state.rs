@@ -3,6 +3,10 @@
 //! `docs/format/vectors.md`; all integers little-endian; decoders are total and allocate
 //! only after checking a count against the bytes actually present.
 
+#![deny(clippy::cast_possible_truncation)]
+
+use vellum_fs::le::{u32_at, u64_at};
+
 use crate::segment::{ElementType, MAX_DIMENSION, MAX_SLOTS_PER_SEGMENT};
 
 /// Name of the meta file inside a checkpoint generation (after the caller's prefix).
@@ -17,9 +21,25 @@ pub const IDMAP_MAGIC: [u8; 8] = *b"VLMVIDMP";
 /// The version of both files.
 pub const STATE_VERSION: u32 = 1;
 
-const META_FIXED_BYTES: usize = 8 + 4 + 1 + 3 + 4 + 4 + 4 + 4 + 8 + 8;
-const PENDING_ENTRY_BYTES: usize = 16;
-const IDMAP_FIXED_BYTES: usize = 8 + 4 + 4 + 8;
+// Meta file layout: every offset derived from the previous one.
+const META_MAGIC_OFFSET: usize = 0;
+const META_VERSION_OFFSET: usize = META_MAGIC_OFFSET + META_MAGIC.len();
+const META_ELEMENT_OFFSET: usize = META_VERSION_OFFSET + 4;
+/// Three reserved zero bytes follow the element type.
+const META_DIMENSION_OFFSET: usize = META_ELEMENT_OFFSET + 1 + 3;
+const META_SLOTS_OFFSET: usize = META_DIMENSION_OFFSET + 4;
+const META_SEGMENTS_OFFSET: usize = META_SLOTS_OFFSET + 4;
+/// Four reserved zero bytes follow the segment count.
+const META_LIVE_OFFSET: usize = META_SEGMENTS_OFFSET + 4 + 4;
+const META_PENDING_COUNT_OFFSET: usize = META_LIVE_OFFSET + 8;
+const META_FIXED_BYTES: usize = META_PENDING_COUNT_OFFSET + 8;
+const PENDING_ENTRY_BYTES: usize = 8 + 8;
+// Id map layout.
+const IDMAP_MAGIC_OFFSET: usize = 0;
+const IDMAP_VERSION_OFFSET: usize = IDMAP_MAGIC_OFFSET + IDMAP_MAGIC.len();
+/// Four reserved zero bytes follow the version.
+const IDMAP_COUNT_OFFSET: usize = IDMAP_VERSION_OFFSET + 4 + 4;
+const IDMAP_FIXED_BYTES: usize = IDMAP_COUNT_OFFSET + 8;
 const IDMAP_ENTRY_BYTES: usize = 8 + 8 + 4;
 const TRAILER_BYTES: usize = 4;
 const _: () = assert!(META_FIXED_BYTES == 48 && IDMAP_FIXED_BYTES == 24);
@@ -86,16 +106,6 @@ pub struct StoreMeta {
     pub pending: Vec<(u64, u64)>,
 }
 
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-}
-
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[o..o + 8]);
-    u64::from_le_bytes(a)
-}
-
 fn check_trailer(bytes: &[u8]) -> Result<(), StateError> {
     let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_BYTES);
     if crc32fast::hash(body) != u32_at(trailer, 0) {
@@ -136,14 +146,14 @@ impl StoreMeta {
                 expected: None,
             });
         }
-        if bytes[..8] != META_MAGIC {
+        if bytes[META_MAGIC_OFFSET..META_VERSION_OFFSET] != META_MAGIC {
             return Err(StateError::BadMagic);
         }
-        let version = u32_at(bytes, 8);
+        let version = u32_at(bytes, META_VERSION_OFFSET);
         if version != STATE_VERSION {
             return Err(StateError::UnsupportedVersion { version });
         }
-        let pending_count = u64_at(bytes, 40);
+        let pending_count = u64_at(bytes, META_PENDING_COUNT_OFFSET);
         let expected = usize::try_from(pending_count)
             .ok()
             .and_then(|n| n.checked_mul(PENDING_ENTRY_BYTES))
@@ -155,18 +165,19 @@ impl StoreMeta {
             });
         }
         check_trailer(bytes)?;
-        let element = ElementType::from_id(bytes[12]).ok_or(StateError::InvalidField {
+        let element_id = bytes[META_ELEMENT_OFFSET];
+        let element = ElementType::from_id(element_id).ok_or(StateError::InvalidField {
             field: "element type",
-            value: u64::from(bytes[12]),
+            value: u64::from(element_id),
         })?;
-        let dimension = u32_at(bytes, 16);
+        let dimension = u32_at(bytes, META_DIMENSION_OFFSET);
         if dimension == 0 || dimension > MAX_DIMENSION {
             return Err(StateError::InvalidField {
                 field: "dimension",
                 value: u64::from(dimension),
             });
         }
-        let slots_per_segment = u32_at(bytes, 20);
+        let slots_per_segment = u32_at(bytes, META_SLOTS_OFFSET);
         if slots_per_segment == 0 || slots_per_segment > MAX_SLOTS_PER_SEGMENT {
             return Err(StateError::InvalidField {
                 field: "slots_per_segment",
@@ -181,8 +192,8 @@ impl StoreMeta {
             element,
             dimension,
             slots_per_segment,
-            segment_count: u32_at(bytes, 24),
-            live_count: u64_at(bytes, 32),
+            segment_count: u32_at(bytes, META_SEGMENTS_OFFSET),
+            live_count: u64_at(bytes, META_LIVE_OFFSET),
             pending,
         })
     }
@@ -229,14 +240,14 @@ impl<'a> IdMapView<'a> {
                 expected: None,
             });
         }
-        if bytes[..8] != IDMAP_MAGIC {
+        if bytes[IDMAP_MAGIC_OFFSET..IDMAP_VERSION_OFFSET] != IDMAP_MAGIC {
             return Err(StateError::BadMagic);
         }
-        let version = u32_at(bytes, 8);
+        let version = u32_at(bytes, IDMAP_VERSION_OFFSET);
         if version != STATE_VERSION {
             return Err(StateError::UnsupportedVersion { version });
         }
-        let count = u64_at(bytes, 16);
+        let count = u64_at(bytes, IDMAP_COUNT_OFFSET);
         let expected = usize::try_from(count)
             .ok()
             .and_then(|n| n.checked_mul(IDMAP_ENTRY_BYTES))
@@ -248,7 +259,8 @@ impl<'a> IdMapView<'a> {
             });
         }
         check_trailer(bytes)?;
-        let n = count as usize;
+        // The entries fill the file exactly (checked above): the count fits in memory.
+        let n = (bytes.len() - IDMAP_FIXED_BYTES - TRAILER_BYTES) / IDMAP_ENTRY_BYTES;
         let body = &bytes[IDMAP_FIXED_BYTES..bytes.len() - TRAILER_BYTES];
         let (ids, rest) = body.split_at(n * 8);
         let (slots, crcs) = rest.split_at(n * 8);

@@ -112,7 +112,7 @@ fn writers_readers_and_stats_go_on_while_a_checkpoint_writes_its_files() {
         upsert(&c, &mut model, b * 10..b * 10 + 10, 1);
     }
     let covered = c.stats().last_lsn;
-    let pause: Pause = fs.pause_at("checkpoint::before_publish");
+    let pause: Pause = fs.pause_at(vellum_checkpoint::fail_points::BEFORE_PUBLISH);
     let checkpointing = {
         let c = c.clone();
         std::thread::spawn(move || c.checkpoint())
@@ -207,7 +207,7 @@ fn dropping_a_collection_waits_for_its_checkpoint_in_flight_and_leaves_nothing_b
     let c = db.create_collection("c", config()).expect("create");
     let mut model = Model::new();
     upsert(&c, &mut model, 0..30, 1);
-    let pause = fs.pause_at("checkpoint::before_publish");
+    let pause = fs.pause_at(vellum_checkpoint::fail_points::BEFORE_PUBLISH);
     let checkpointing = {
         let c = c.clone();
         std::thread::spawn(move || c.checkpoint())
