@@ -148,3 +148,17 @@ fn cutting_power_after_n_operations_lets_exactly_n_run() {
     assert!(matches!(file.append(b"c"), Err(Error::Io { .. })));
     assert!(fs.is_powered_off());
 }
+
+#[test]
+fn check_fail_points_names_points_never_reached_and_points_never_declared() {
+    let fs = SimFs::new();
+    fs.fail_point("x::reached").unwrap();
+    fs.fail_point("x::stray").unwrap();
+    fs.fail_point("other::ignored").unwrap();
+    let err = fs
+        .check_fail_points("x::", &["x::reached", "x::missed"])
+        .unwrap_err();
+    assert!(err.contains("x::missed") && err.contains("x::stray"), "{err}");
+    assert!(!err.contains("other::ignored"), "{err}");
+    fs.check_fail_points("x::", &["x::reached", "x::stray"]).unwrap();
+}

@@ -18,17 +18,6 @@ fn every_declared_fail_point_is_reached_and_no_other() {
     restore_chain(&fs, &[p("/a.vsnap")], &p("/db")).unwrap();
     restore_chain(&fs, &[p("/a.vsnap")], &p("/db")).unwrap();
     assert!(fs.exists(&p("/db")).unwrap());
-    let seen = fs.fail_points_seen();
-    for point in fail_points::ALL {
-        assert!(
-            fs.fail_point_hits(point) > 0,
-            "{point} never reached: {seen:?}"
-        );
-    }
-    for name in &seen {
-        assert!(
-            fail_points::ALL.contains(&name.as_str()),
-            "{name} is reached but not declared"
-        );
-    }
+    fs.check_fail_points("snapshot::", fail_points::ALL)
+        .unwrap();
 }

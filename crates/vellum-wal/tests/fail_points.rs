@@ -27,17 +27,5 @@ fn every_declared_fail_point_is_reached_and_no_other() {
     .unwrap();
     let (_wal, rec) = Wal::open(fs.shared(), DIR, opts).unwrap();
     assert!(rec.tail_cut.is_some());
-    let seen = fs.fail_points_seen();
-    for point in fail_points::ALL {
-        assert!(
-            fs.fail_point_hits(point) > 0,
-            "{point} never reached: {seen:?}"
-        );
-    }
-    for name in &seen {
-        assert!(
-            fail_points::ALL.contains(&name.as_str()),
-            "{name} is reached but not declared"
-        );
-    }
+    fs.check_fail_points("wal::", fail_points::ALL).unwrap();
 }

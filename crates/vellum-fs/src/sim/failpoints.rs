@@ -126,6 +126,28 @@ impl SimFs {
             .collect()
     }
 
+    /// Checks a crate's declared fail points against what this file system saw: `Err` names
+    /// every declared point that was never reached and every reached point whose name starts
+    /// with `prefix` but is not declared (a test arming it by name would arm nothing).
+    pub fn check_fail_points(&self, prefix: &str, declared: &[&str]) -> Result<(), String> {
+        let seen = self.fail_points_seen();
+        let missed: Vec<&str> = declared
+            .iter()
+            .copied()
+            .filter(|p| !seen.iter().any(|s| s == p))
+            .collect();
+        let undeclared: Vec<&String> = seen
+            .iter()
+            .filter(|s| s.starts_with(prefix) && !declared.contains(&s.as_str()))
+            .collect();
+        if missed.is_empty() && undeclared.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "declared but never reached: {missed:?}; reached but not declared: {undeclared:?}"
+        ))
+    }
+
     /// Engine code reached the fail point `name` (the body of [`crate::Fs::fail_point`]):
     /// hold here if a test paused it, count the hit, and act if it is armed to.
     pub(super) fn hit_fail_point(&self, name: &str) -> Result<()> {
