@@ -10,8 +10,8 @@ use vellum_fs::{DynFs, FailStop, File, create_dir_all_durable, tmp_path};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    FORMAT_VERSION, SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame, frame_len, fresh_salt,
-    payload_len, segment_name,
+    FORMAT_VERSION, FRAME_END_MARK, SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame, frame_len,
+    fresh_salt, payload_len, segment_name,
 };
 use crate::iter::WalIter;
 use crate::options::{RecoveryMode, SyncPolicy, WalOptions};
@@ -130,15 +130,13 @@ impl Wal {
         let active: Arc<dyn File> = match rec.segments.last() {
             Some(last) => {
                 let file: Arc<dyn File> = Arc::from(fs.open(&last.path)?);
-                if rec.report.tail_cut.is_none() && last.file_len < last.end_offset {
-                    // The last frame's zero padding was torn off: put it back so the next
-                    // frame starts aligned.
-                    file.set_len(last.end_offset)?;
+                if rec.report.tail_cut.is_none() {
+                    restore_last_padding(file.as_ref(), last)?;
                 }
                 if let Some(cut) = &rec.report.tail_cut {
-                    // Regression R1 (docs/PROPERTIES.md): cut the torn tail physically and durably before any
-                    // append, so old bytes after it can never pass for frames that follow
-                    // new ones.
+                    // Regression R1 (docs/PROPERTIES.md): cut the torn tail physically and
+                    // durably before any append, so old bytes after it can never pass for
+                    // frames that follow new ones.
                     file.set_len(cut.offset)?;
                     if options.preallocate {
                         file.allocate(options.allocation_for(cut.offset))?;
@@ -476,6 +474,27 @@ impl Shared {
             }
         }
     }
+}
+
+/// Puts back what a crash may have lost of the last valid frame's padding: the bytes past
+/// the end of the file (so the next frame starts aligned) and, in a version-2 segment, the
+/// end mark (so later damage to the frame is still told from a tear). Made durable by the
+/// sync that follows at open.
+fn restore_last_padding(file: &dyn File, last: &SegMeta) -> vellum_fs::Result<()> {
+    if last.end_offset <= SEGMENT_HEADER_BYTES as u64 {
+        return Ok(());
+    }
+    if last.file_len < last.end_offset {
+        file.set_len(last.end_offset)?;
+    }
+    if last.version >= FORMAT_VERSION {
+        let mut mark = [0u8];
+        file.read_at(&mut mark, last.end_offset - 1)?;
+        if mark[0] != FRAME_END_MARK {
+            file.write_at(&[FRAME_END_MARK], last.end_offset - 1)?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates the segment starting at `first_lsn`: header into a temporary file, preallocate,

@@ -421,3 +421,41 @@ fn every_tear_a_crash_can_leave_in_a_long_last_frame_is_cut_not_refused_real() {
     let n = every_crash_tear_of_a_long_last_frame(&RealDisk::new(), 13);
     println!("crash tears of the last frame (real fs): {n}");
 }
+
+/// A crash can lose the last frame's end mark while its payload arrived (the mark sits in
+/// another sector, or past the end of the file): the frame is valid, and opening puts the
+/// mark back, so damage to that frame later is still refused rather than cut as a tear.
+fn a_lost_end_mark_is_restored(disk: &dyn Disk, truncate: bool) {
+    let acked = write(disk, opts(), 6);
+    let seg = segments(disk)[0].clone();
+    let end = frame_start(6);
+    disk.tamper(&seg, &mut |b| {
+        if truncate {
+            b.truncate(end - 3);
+        } else {
+            b[end - 1] = 0;
+        }
+    });
+    let (wal, rec) = open(disk, RecoveryMode::TolerateTornTail).unwrap();
+    assert!(rec.tail_cut.is_none(), "a valid frame was cut");
+    assert_eq!(read_all(&wal).unwrap(), acked);
+    drop(wal);
+    assert_eq!(disk.read(&seg)[end - 1], vellum_wal::FRAME_END_MARK);
+    disk.tamper(&seg, &mut |b| b[frame_start(5) + 40] ^= 0x5A);
+    assert!(matches!(
+        open(disk, RecoveryMode::TolerateTornTail),
+        Err(Error::Corruption { lsn: 6, .. })
+    ));
+}
+
+#[test]
+fn a_lost_end_mark_is_restored_at_open_sim() {
+    a_lost_end_mark_is_restored(&SimFs::new(), false);
+    a_lost_end_mark_is_restored(&SimFs::new(), true);
+}
+
+#[test]
+fn a_lost_end_mark_is_restored_at_open_real() {
+    a_lost_end_mark_is_restored(&RealDisk::new(), false);
+    a_lost_end_mark_is_restored(&RealDisk::new(), true);
+}
