@@ -5,6 +5,9 @@
 //! format does not allow. The streaming reader (`reader.rs`) and writer (`writer.rs`) are
 //! built from these pieces, and tests use them to build hostile archives by hand.
 
+// A length field narrowed by `as` would encode a different length than it claims.
+#![deny(clippy::cast_possible_truncation)]
+
 use std::collections::BTreeSet;
 
 use vellum_fs::le::LeReader;
@@ -37,6 +40,9 @@ pub const MAX_NAME_BYTES: usize = 1024;
 pub const MAX_FOOTER_BODY_BYTES: u64 = 256 << 20;
 /// Most metadata bytes (keys and values) in one archive.
 pub const MAX_METADATA_BYTES: u64 = 16 << 20;
+// Names go into u16 length fields, metadata values into u32 ones.
+const _: () = assert!(MAX_NAME_BYTES <= u16::MAX as usize);
+const _: () = assert!(MAX_METADATA_BYTES <= u32::MAX as u64);
 
 /// Header field offsets.
 pub mod header_layout {
@@ -129,6 +135,14 @@ pub(crate) fn put_u32(buf: &mut [u8], at: usize, v: u32) {
 pub(crate) fn put_u64(buf: &mut [u8], at: usize, v: u64) {
     buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
+
+/// A length or count for a narrower field, from a value `validated_by` already bounded:
+/// past that check, not fitting is a bug in the caller, never data.
+#[track_caller]
+fn narrow<T: TryFrom<usize>>(n: usize, validated_by: &str) -> T {
+    T::try_from(n).unwrap_or_else(|_| panic!("{n} does not fit its field: {validated_by}"))
+}
+
 /// Full or incremental.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SnapshotKind {
@@ -363,13 +377,18 @@ pub struct SectionHead {
 
 impl SectionHead {
     /// Encodes the section header (fixed part, name, CRC).
+    ///
+    /// # Panics
+    ///
+    /// If the name is longer than its u16 length field holds: [`validate_name`] (which
+    /// `ArchiveWriter::begin_section` calls first) keeps names to [`MAX_NAME_BYTES`].
     pub fn encode(&self) -> Vec<u8> {
         let name = self.name.as_bytes();
         let mut b = vec![0u8; SECTION_HEAD_BYTES + name.len() + 4];
         b[..4].copy_from_slice(&SECTION_MAGIC);
         b[4] = self.kind.code();
         b[5] = self.compression.code();
-        put_u16(&mut b, 6, name.len() as u16);
+        put_u16(&mut b, 6, narrow(name.len(), "validate_name"));
         put_u32(&mut b, 8, self.index);
         b[SECTION_HEAD_BYTES..SECTION_HEAD_BYTES + name.len()].copy_from_slice(name);
         let end = SECTION_HEAD_BYTES + name.len();
@@ -405,10 +424,16 @@ impl SectionHead {
 }
 
 /// Encodes a block frame header for `stored` bytes that decode to `raw_len` bytes.
+///
+/// # Panics
+///
+/// If `stored` is longer than a u32 length holds: the writer stores at most a block
+/// (`ArchiveHeader::validate` keeps blocks to [`MAX_BLOCK_BYTES`]).
 pub fn block_frame(raw_len: u32, stored: &[u8]) -> [u8; BLOCK_FRAME_BYTES] {
     let mut b = [0u8; BLOCK_FRAME_BYTES];
     put_u32(&mut b, 0, raw_len);
-    put_u32(&mut b, 4, stored.len() as u32);
+    let stored_len = narrow(stored.len(), "one block: MAX_BLOCK_BYTES");
+    put_u32(&mut b, 4, stored_len);
     let crc = crc32(&[&b[..8], stored]);
     put_u32(&mut b, 8, crc);
     b
@@ -495,14 +520,20 @@ pub struct Footer {
 
 impl Footer {
     /// Encodes head, body and CRC.
+    ///
+    /// # Panics
+    ///
+    /// If a name, a metadata value or a table is too long for its length or count field,
+    /// which [`Footer::validate`] rules out (`ArchiveWriter::finish` validates first).
     pub fn encode(&self) -> Vec<u8> {
+        const NAME: &str = "Footer::validate: names to MAX_NAME_BYTES";
         let mut body = Vec::new();
         for s in &self.sections {
             let name = s.name.as_bytes();
             let mut e = [0u8; SECTION_ENTRY_FIXED_BYTES];
             e[0] = s.kind.code();
             e[1] = s.compression.code();
-            put_u16(&mut e, 2, name.len() as u16);
+            put_u16(&mut e, 2, narrow(name.len(), NAME));
             put_u64(&mut e, 8, s.header_offset);
             put_u64(&mut e, 16, s.totals.raw_bytes);
             put_u64(&mut e, 24, s.totals.stored_bytes);
@@ -514,7 +545,7 @@ impl Footer {
         for s in &self.state {
             let name = s.name.as_bytes();
             let mut e = [0u8; STATE_ENTRY_FIXED_BYTES];
-            put_u16(&mut e, 0, name.len() as u16);
+            put_u16(&mut e, 0, narrow(name.len(), NAME));
             put_u64(&mut e, 8, s.len);
             e[16..48].copy_from_slice(&s.hash);
             body.extend_from_slice(&e);
@@ -522,17 +553,19 @@ impl Footer {
         }
         for (key, value) in &self.metadata {
             let mut e = [0u8; METADATA_ENTRY_FIXED_BYTES];
-            put_u16(&mut e, 0, key.len() as u16);
-            put_u32(&mut e, 4, value.len() as u32);
+            put_u16(&mut e, 0, narrow(key.len(), NAME));
+            let value_len = narrow(value.len(), "Footer::validate: MAX_METADATA_BYTES");
+            put_u32(&mut e, 4, value_len);
             body.extend_from_slice(&e);
             body.extend_from_slice(key.as_bytes());
             body.extend_from_slice(value);
         }
         let mut out = vec![0u8; FOOTER_HEAD_BYTES];
         out[..4].copy_from_slice(&FOOTER_MAGIC);
-        put_u32(&mut out, 4, self.sections.len() as u32);
-        put_u32(&mut out, 8, self.state.len() as u32);
-        put_u32(&mut out, 12, self.metadata.len() as u32);
+        const COUNT: &str = "Footer::validate: table lengths to u32::MAX";
+        put_u32(&mut out, 4, narrow(self.sections.len(), COUNT));
+        put_u32(&mut out, 8, narrow(self.state.len(), COUNT));
+        put_u32(&mut out, 12, narrow(self.metadata.len(), COUNT));
         put_u64(&mut out, 16, body.len() as u64);
         out.extend_from_slice(&body);
         let crc = crc32(&[&out]);
@@ -635,9 +668,20 @@ impl Footer {
         Ok(footer)
     }
 
-    /// The table rules: valid unique names, sorted state, metadata within limits, and the
-    /// section and state tables agreeing with each other.
+    /// The table rules: table lengths that fit their counts, valid unique names, sorted
+    /// state, metadata within limits, and the section and state tables agreeing with each
+    /// other.
     pub fn validate(&self, offset: u64) -> Result<()> {
+        // The head counts each table in a u32 (always true of a decoded footer).
+        for (what, len) in [
+            ("footer sections", self.sections.len()),
+            ("footer state entries", self.state.len()),
+            ("footer metadata entries", self.metadata.len()),
+        ] {
+            if u32::try_from(len).is_err() {
+                return Err(Error::limit(what, len as u64, u64::from(u32::MAX)));
+            }
+        }
         check_names(self.sections.iter().map(|s| s.name.as_str()), "section")?;
         check_names(self.state.iter().map(|s| s.name.as_str()), "state entry")?;
         if self.state.windows(2).any(|w| w[0].name >= w[1].name) {

@@ -1,5 +1,8 @@
 //! Export: the streaming archive writer, and exporting a generation as a file or as chunks.
 
+// A length field narrowed by `as` would encode a different length than it claims.
+#![deny(clippy::cast_possible_truncation)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -186,6 +189,14 @@ impl<'s> ArchiveWriter<'s> {
             });
         }
         crate::format::validate_name(name)?;
+        // Sections are numbered in a u32 field.
+        let index = u32::try_from(self.sections.len()).map_err(|_| {
+            Error::limit(
+                "archive sections",
+                self.sections.len() as u64,
+                u64::from(u32::MAX),
+            )
+        })?;
         let head = SectionHead {
             kind,
             compression: if kind == SectionKind::Removed {
@@ -193,7 +204,7 @@ impl<'s> ArchiveWriter<'s> {
             } else {
                 compression
             },
-            index: self.sections.len() as u32,
+            index,
             name: name.to_owned(),
         };
         let offset = self.pos;
@@ -236,7 +247,9 @@ impl<'s> ArchiveWriter<'s> {
         let Some(open) = self.open.as_mut() else {
             return Ok(());
         };
-        let raw_len = self.block.len() as u32;
+        // `write` fills a block to `header.block_bytes`, a u32, and no further.
+        let raw_len = u32::try_from(self.block.len())
+            .expect("a block holds at most header.block_bytes (a u32) bytes");
         let mut use_compressed = false;
         if open.head.compression == Compression::Zstd
             && let Some(c) = self.compressor.as_mut()
@@ -447,7 +460,7 @@ impl ExportOptions {
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn hash_file(fs: &dyn Fs, path: &Path, buf: &mut [u8]) -> Result<(u64, [u8; 32])> {
@@ -456,7 +469,7 @@ fn hash_file(fs: &dyn Fs, path: &Path, buf: &mut [u8]) -> Result<(u64, [u8; 32])
     let mut hasher = blake3::Hasher::new();
     let mut at = 0;
     while at < len {
-        let n = (len - at).min(buf.len() as u64) as usize;
+        let n = usize::try_from(len - at).map_or(buf.len(), |rest| rest.min(buf.len()));
         file.read_at(&mut buf[..n], at)?;
         hasher.update(&buf[..n]);
         at += n as u64;
@@ -516,7 +529,7 @@ pub fn export_archive(
         w.begin_section(SectionKind::File, opts.compression, &f.name)?;
         let mut at = 0;
         while at < len {
-            let n = (len - at).min(buf.len() as u64) as usize;
+            let n = usize::try_from(len - at).map_or(buf.len(), |rest| rest.min(buf.len()));
             file.read_at(&mut buf[..n], at)?;
             w.write(&buf[..n])?;
             at += n as u64;
