@@ -4,6 +4,9 @@
 //! integers are little-endian. Offsets are derived from each other and checked at compile
 //! time so the layout cannot drift.
 
+// A length field narrowed by `as` would encode a different length than it claims.
+#![deny(clippy::cast_possible_truncation)]
+
 use std::ops::Range;
 
 use vellum_fs::le::{u32_at, u64_at};
@@ -38,10 +41,13 @@ const RESERVED_OFFSET: usize = SECTION_CRCS_OFFSET + 4 * SECTION_COUNT;
 const HEADER_CRC_OFFSET: usize = 124;
 /// Length of the fixed header; the sections follow it.
 pub const HEADER_LEN: usize = HEADER_CRC_OFFSET + 4;
+/// [`HEADER_LEN`] as the header's own u32 length field stores it.
+const HEADER_LEN_FIELD: u32 = 128;
 
 const _: () = assert!(RESERVED_OFFSET <= HEADER_CRC_OFFSET);
 const _: () = assert!(SEED_OFFSET.is_multiple_of(8) && UPPER_WORDS_OFFSET.is_multiple_of(8));
 const _: () = assert!(HEADER_LEN == 128);
+const _: () = assert!(HEADER_LEN_FIELD as usize == HEADER_LEN);
 // The ids section (u64) starts right after the header and must be 8-aligned.
 const _: () = assert!(HEADER_LEN.is_multiple_of(8));
 
@@ -198,7 +204,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Header, Layout)> {
     let (layout, total_len) = Layout::for_header(&header)?;
     if total_len != bytes.len() as u64 {
         return Err(corrupt(
-            bytes.len().min(total_len as usize) as u64,
+            total_len.min(bytes.len() as u64),
             format!(
                 "file is {} bytes, header describes {total_len}",
                 bytes.len()
@@ -365,23 +371,25 @@ pub(crate) struct EncodeParams {
 /// they were deleted), so a saved file never carries tombstones.
 pub(crate) fn encode<G: Graph>(graph: &G, p: &EncodeParams) -> Result<Vec<u8>> {
     let (m, m0) = (p.m as usize, p.m0 as usize);
-    let mut order: Vec<u32> = (0..graph.node_count() as u32)
-        .filter(|&v| !graph.is_deleted(v))
-        .collect();
+    // Nodes are numbered in u32, so a graph never has more (`push_node` refuses them).
+    let node_count = u32::try_from(graph.node_count()).map_err(|_| Error::Full {
+        limit: u64::from(u32::MAX - 1),
+    })?;
+    let mut order: Vec<u32> = (0..node_count).filter(|&v| !graph.is_deleted(v)).collect();
     order.sort_unstable_by_key(|&v| graph.id(v));
     let mut remap = vec![u32::MAX; graph.node_count()];
-    for (new, &old) in order.iter().enumerate() {
-        remap[old as usize] = new as u32;
+    for (new, &old) in (0u32..).zip(&order) {
+        remap[old as usize] = new;
     }
     let n = order.len();
     // Entry: the current one when live, else the first live node on the highest level.
     let max_level = order.iter().map(|&v| graph.level(v)).max().unwrap_or(0);
     let entry = match graph.entry() {
         Some((e, level)) if !graph.is_deleted(e) && level == max_level => remap[e as usize],
-        _ => order
-            .iter()
-            .position(|&v| graph.level(v) == max_level)
-            .map_or(u32::MAX, |i| i as u32),
+        _ => (0u32..)
+            .zip(&order)
+            .find(|&(_, &v)| graph.level(v) == max_level)
+            .map_or(u32::MAX, |(i, _)| i),
     };
     let upper_words: u64 = order
         .iter()
@@ -398,19 +406,20 @@ pub(crate) fn encode<G: Graph>(graph: &G, p: &EncodeParams) -> Result<Vec<u8>> {
             limit: u64::from(u32::MAX - 1),
         })?,
         entry_node: entry,
-        max_level: max_level as u32,
+        max_level: level_field(max_level),
         seed: p.seed,
         upper_words,
     };
     let (layout, total_len) = Layout::for_header(&header)?;
-    let mut out = Vec::with_capacity(total_len as usize);
+    // The file ends where its last section does (`for_header` sized them in usize).
+    let mut out = Vec::with_capacity(layout.upper().end);
     out.resize(HEADER_LEN, 0);
     for &v in &order {
         out.extend_from_slice(&graph.id(v).to_le_bytes());
     }
     let mut upper_offset = 0u32;
     for &v in &order {
-        let level = graph.level(v) as u32;
+        let level = level_field(graph.level(v));
         out.extend_from_slice(&level.to_le_bytes());
         out.extend_from_slice(&upper_offset.to_le_bytes());
         upper_offset += level * (1 + p.m);
@@ -424,7 +433,9 @@ pub(crate) fn encode<G: Graph>(graph: &G, p: &EncodeParams) -> Result<Vec<u8>> {
                 list.push(mapped);
             }
         });
-        out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+        // At most `cap` links, and `cap` is M or M0, both u32.
+        let count = u32::try_from(list.len()).expect("a link list holds at most M0 (a u32)");
+        out.extend_from_slice(&count.to_le_bytes());
         for slot in 0..cap {
             out.extend_from_slice(&list.get(slot).copied().unwrap_or(0).to_le_bytes());
         }
@@ -442,7 +453,7 @@ pub(crate) fn encode<G: Graph>(graph: &G, p: &EncodeParams) -> Result<Vec<u8>> {
     let mut put =
         |offset: usize, value: &[u8]| out[offset..offset + value.len()].copy_from_slice(value);
     put(VERSION_OFFSET, &VERSION.to_le_bytes());
-    put(HEADER_LEN_OFFSET, &(HEADER_LEN as u32).to_le_bytes());
+    put(HEADER_LEN_OFFSET, &HEADER_LEN_FIELD.to_le_bytes());
     put(METRIC_OFFSET, &header.metric.code().to_le_bytes());
     put(DIM_OFFSET, &header.dim.to_le_bytes());
     put(M_OFFSET, &header.m.to_le_bytes());
@@ -466,4 +477,11 @@ pub(crate) fn encode<G: Graph>(graph: &G, p: &EncodeParams) -> Result<Vec<u8>> {
     let header_crc = crc32fast::hash(&out[..HEADER_CRC_OFFSET]);
     out[HEADER_CRC_OFFSET..HEADER_LEN].copy_from_slice(&header_crc.to_le_bytes());
     Ok(out)
+}
+
+/// A node's level for a u32 field. Every [`Graph`] keeps levels in u32 (a file's levels
+/// section) or u8 (the mutable graph) words, and both are capped at [`MAX_LEVEL`].
+fn level_field(level: usize) -> u32 {
+    u32::try_from(level)
+        .expect("levels are at most MAX_LEVEL: every Graph stores them in u32 or u8")
 }
