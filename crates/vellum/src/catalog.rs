@@ -11,6 +11,9 @@
 //!        | m u32 | ef_construction u32 | ef_search u32 | seed u64 | created ms u64
 //! ```
 
+// A length field narrowed by `as` would encode a different length than it claims.
+#![deny(clippy::cast_possible_truncation)]
+
 use std::path::Path;
 
 use vellum_fs::le::{LeReader, Short, u32_at};
@@ -25,6 +28,8 @@ const MAGIC: &[u8; 8] = b"VELLUMDB";
 pub const CATALOG_VERSION: u32 = 1;
 /// Longest collection name, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
+// Names go into a u16 length field.
+const _: () = assert!(MAX_NAME_BYTES <= u16::MAX as usize);
 /// Most collections in one database (bounds the decoder's allocation).
 pub const MAX_COLLECTIONS: u32 = 4096;
 /// Fixed part of the catalog before its entries: magic, version, database id, next
@@ -82,6 +87,13 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
+/// A length or parameter for a narrower field, from a value `validated_by` already bounded:
+/// past that check, not fitting is a bug in the caller, never data.
+#[track_caller]
+fn field<T: TryFrom<usize>>(value: usize, validated_by: &str) -> T {
+    T::try_from(value).unwrap_or_else(|_| panic!("{value} does not fit its field: {validated_by}"))
+}
+
 fn metric_code(m: Metric) -> u8 {
     match m {
         Metric::L2 => 0,
@@ -112,27 +124,37 @@ impl Catalog {
         }
     }
 
+    /// Encodes the catalog. Every entry's name and configuration were validated before it
+    /// joined the catalog (`validate_name` and `CollectionConfig::validate` on create, the
+    /// same checks in [`Catalog::decode`] for one read back), so each fits its field.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&CATALOG_VERSION.to_le_bytes());
         out.extend_from_slice(&self.database_id.to_le_bytes());
         out.extend_from_slice(&self.next_collection_id.to_le_bytes());
-        out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        // The decoder refuses more than MAX_COLLECTIONS entries; creating a collection does
+        // not check that bound, but 2^32 entries (each over 100 bytes) never fit in memory.
+        let count = u32::try_from(self.entries.len()).expect("fewer than 2^32 collections");
+        out.extend_from_slice(&count.to_le_bytes());
         for e in &self.entries {
             out.extend_from_slice(&e.id.to_le_bytes());
-            out.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&field::<u16>(e.name.len(), "validate_name").to_le_bytes());
             out.extend_from_slice(e.name.as_bytes());
-            out.extend_from_slice(&(e.config.dim as u32).to_le_bytes());
+            let dim: u32 = field(e.config.dim, "CollectionConfig::validate: MAX_DIM");
+            out.extend_from_slice(&dim.to_le_bytes());
             out.push(metric_code(e.config.metric));
             let (kind, p) = match e.config.index {
                 IndexKind::Flat => (0u8, HnswParams::default()),
                 IndexKind::Hnsw(p) => (1u8, p),
             };
             out.push(kind);
-            out.extend_from_slice(&(p.m as u32).to_le_bytes());
-            out.extend_from_slice(&(p.ef_construction as u32).to_le_bytes());
-            out.extend_from_slice(&(p.ef_search as u32).to_le_bytes());
+            // `vellum_index::Hnsw::new` (through `CollectionConfig::validate`) holds m to
+            // MAX_M and the ef values to u32; a flat index writes the defaults.
+            const HNSW: &str = "CollectionConfig::validate: HNSW parameters";
+            for value in [p.m, p.ef_construction, p.ef_search] {
+                out.extend_from_slice(&field::<u32>(value, HNSW).to_le_bytes());
+            }
             out.extend_from_slice(&p.seed.to_le_bytes());
             out.extend_from_slice(&e.created_ms.to_le_bytes());
         }

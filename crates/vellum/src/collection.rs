@@ -26,13 +26,15 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use vellum_checkpoint::{CheckpointConfig, Checkpointer, Codec, FileSpec, LoadOptions};
-use vellum_fs::le::{LeReader, u32_at};
 use vellum_fs::{DynFs, FailStop, create_dir_all_durable};
 use vellum_index::{Filter, Hnsw, SearchOptions, VectorSource};
 use vellum_mmap_vectors::{StoreConfig, VectorStore};
 use vellum_wal::{Wal, WalOptions};
 
 use crate::error::{Error, Result};
+use crate::meta::{
+    META_VERSION_ID_KEYED, check_meta, decode_payloads, encode_meta, encode_payloads,
+};
 use crate::options::{CollectionConfig, DatabaseOptions, IndexKind};
 use crate::record::{self, Op};
 
@@ -40,11 +42,6 @@ use crate::record::{self, Op};
 pub(crate) const PAYLOADS_FILE: &str = "payloads";
 /// Name of the graph file inside a checkpoint generation.
 pub(crate) const GRAPH_FILE: &str = "graph";
-const META_MAGIC: &[u8; 8] = b"VCOLMETA";
-/// Version 2: the graph is keyed by vector-store slot. Version 1 keyed it by point id; its
-/// graph is rebuilt once at open.
-const META_VERSION: u32 = 2;
-const META_VERSION_ID_KEYED: u32 = 1;
 
 /// Sub-directories of a collection directory.
 pub(crate) const WAL_DIR: &str = "wal";
@@ -456,116 +453,6 @@ pub(crate) struct CollectionInner {
     tail_cut_at_open: Option<vellum_wal::TailCut>,
 }
 
-// Checkpoint metadata layout (docs/format/database.md): every offset derived from the
-// previous one.
-const META_MAGIC_OFFSET: usize = 0;
-const META_VERSION_OFFSET: usize = META_MAGIC_OFFSET + META_MAGIC.len();
-const META_ID_OFFSET: usize = META_VERSION_OFFSET + 4;
-const META_DIM_OFFSET: usize = META_ID_OFFSET + 8;
-const META_INDEX_KIND_OFFSET: usize = META_DIM_OFFSET + 4;
-const META_POINTS_OFFSET: usize = META_INDEX_KIND_OFFSET + 1;
-/// Bytes of the checkpoint metadata.
-const META_BYTES: usize = META_POINTS_OFFSET + 8;
-const _: () = assert!(META_BYTES == 33);
-
-fn encode_meta(id: u64, config: &CollectionConfig, points: u64) -> Vec<u8> {
-    let mut out = vec![0u8; META_BYTES];
-    out[META_MAGIC_OFFSET..META_VERSION_OFFSET].copy_from_slice(META_MAGIC);
-    out[META_VERSION_OFFSET..META_ID_OFFSET].copy_from_slice(&META_VERSION.to_le_bytes());
-    out[META_ID_OFFSET..META_DIM_OFFSET].copy_from_slice(&id.to_le_bytes());
-    // The dimension was validated (`CollectionConfig::validate`) to fit a u32.
-    let dim = u32::try_from(config.dim).unwrap_or(u32::MAX);
-    out[META_DIM_OFFSET..META_INDEX_KIND_OFFSET].copy_from_slice(&dim.to_le_bytes());
-    out[META_INDEX_KIND_OFFSET] = match config.index {
-        IndexKind::Flat => 0,
-        IndexKind::Hnsw(_) => 1,
-    };
-    out[META_POINTS_OFFSET..META_BYTES].copy_from_slice(&points.to_le_bytes());
-    out
-}
-
-/// Checks the checkpoint metadata; returns its version.
-fn check_meta(bytes: &[u8], id: u64, config: &CollectionConfig, path: &Path) -> Result<u32> {
-    let bad = |reason: String| Error::BadDatabaseFile {
-        path: path.to_path_buf(),
-        reason,
-    };
-    if bytes.len() != META_BYTES || &bytes[META_MAGIC_OFFSET..META_VERSION_OFFSET] != META_MAGIC {
-        return Err(bad(
-            "checkpoint metadata is not a Vellum collection's".into()
-        ));
-    }
-    let version = u32_at(bytes, META_VERSION_OFFSET);
-    if version != META_VERSION && version != META_VERSION_ID_KEYED {
-        return Err(bad(format!(
-            "checkpoint metadata version {version} is not supported"
-        )));
-    }
-    // The collection id recorded at checkpoint time is informational: a collection restored
-    // from a snapshot gets a new id in its new database.
-    let _ = id;
-    let dim = u32_at(bytes, META_DIM_OFFSET) as usize;
-    if dim != config.dim {
-        return Err(bad(format!(
-            "checkpoint holds {dim}-dimensional vectors, the catalog says {}",
-            config.dim
-        )));
-    }
-    Ok(version)
-}
-
-/// Payload file: count u64 | count × (id u64 | len u32 | bytes), ids ascending.
-fn encode_payloads(payloads: &FxHashMap<u64, Vec<u8>>) -> Vec<u8> {
-    let mut ids: Vec<u64> = payloads.keys().copied().collect();
-    ids.sort_unstable();
-    let total: usize = payloads.values().map(|p| p.len() + 12).sum();
-    let mut out = Vec::with_capacity(8 + total);
-    out.extend_from_slice(&(ids.len() as u64).to_le_bytes());
-    for id in ids {
-        let p = &payloads[&id];
-        out.extend_from_slice(&id.to_le_bytes());
-        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        out.extend_from_slice(p);
-    }
-    out
-}
-
-fn decode_payloads(bytes: &[u8], path: &Path) -> Result<FxHashMap<u64, Vec<u8>>> {
-    let bad = |reason: String| Error::BadDatabaseFile {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let mut r = LeReader::new(bytes);
-    let count = r
-        .u64()
-        .map_err(|_| bad("payload file shorter than its count".into()))?;
-    // Each entry takes at least 12 bytes: bound the count before allocating.
-    if count > r.remaining() as u64 / 12 {
-        return Err(bad(format!("payload count {count} does not fit the file")));
-    }
-    let mut map = FxHashMap::with_capacity_and_hasher(count as usize, Default::default());
-    for i in 0..count {
-        let at = r.offset();
-        let (Ok(id), Ok(len)) = (r.u64(), r.u32()) else {
-            return Err(bad(format!("payload {i} ends early at offset {at}")));
-        };
-        let at = r.offset();
-        let payload = r
-            .take(len as usize)
-            .map_err(|_| bad(format!("payload of id {id} ends early at offset {at}")))?;
-        if map.insert(id, payload.to_vec()).is_some() {
-            return Err(bad(format!("id {id} has two payloads")));
-        }
-    }
-    if r.remaining() != 0 {
-        return Err(bad(format!(
-            "{} bytes after the last payload",
-            r.remaining()
-        )));
-    }
-    Ok(map)
-}
-
 impl CollectionInner {
     /// Opens (creating if needed) the collection in `dir` and recovers it.
     pub(crate) fn open(
@@ -816,7 +703,7 @@ impl CollectionInner {
             records.push(match op {
                 BatchOp::Upsert(p) => {
                     self.check_vector(Some(p.id), &p.vector)?;
-                    record::encode_upsert(p.id, &p.vector, p.payload.as_deref())
+                    record::encode_upsert(p.id, &p.vector, p.payload.as_deref())?
                 }
                 BatchOp::Delete(id) => record::encode_delete(*id),
             });
@@ -1391,24 +1278,4 @@ fn apply(state: &mut State, op: Op) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn payload_files_round_trip_and_reject_damage() {
-        let mut m = FxHashMap::default();
-        m.insert(5u64, b"five".to_vec());
-        m.insert(1u64, Vec::new());
-        let bytes = encode_payloads(&m);
-        assert_eq!(decode_payloads(&bytes, Path::new("p")).unwrap(), m);
-        for cut in 0..bytes.len() {
-            assert!(decode_payloads(&bytes[..cut], Path::new("p")).is_err());
-        }
-        let mut huge = bytes.clone();
-        huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(decode_payloads(&huge, Path::new("p")).is_err());
-    }
 }

@@ -35,6 +35,7 @@ mod catalog;
 mod collection;
 mod database;
 mod error;
+mod meta;
 mod options;
 mod record;
 mod repair;

@@ -9,6 +9,9 @@
 //! decoder is still total (a record from a newer version, or one damaged in a way the
 //! checksum cannot see, is an error naming the LSN, never a panic).
 
+// A length field narrowed by `as` would encode a different length than it claims.
+#![deny(clippy::cast_possible_truncation)]
+
 use vellum_fs::le::LeReader;
 
 use crate::error::{Error, Result};
@@ -29,24 +32,43 @@ pub(crate) enum Op {
     },
 }
 
-pub(crate) fn encode_upsert(id: u64, vector: &[f32], payload: Option<&[u8]>) -> Vec<u8> {
+/// Encodes an upsert of a vector the caller checked against the collection's dimension
+/// (`Collection::write` does, before it encodes). A payload longer than its u32 length field
+/// is refused: no WAL record could hold it either.
+pub(crate) fn encode_upsert(id: u64, vector: &[f32], payload: Option<&[u8]>) -> Result<Vec<u8>> {
+    // The payload with its length as the record stores it.
+    let payload = match payload {
+        None => None,
+        Some(p) => Some((
+            p,
+            u32::try_from(p.len()).map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "payload of id {id} is {} bytes, more than a record holds ({})",
+                    p.len(),
+                    u32::MAX
+                ))
+            })?,
+        )),
+    };
+    // The collection's dimension, which `CollectionConfig::validate` keeps to MAX_DIM.
+    let dim = u32::try_from(vector.len()).expect("a checked vector has at most MAX_DIM components");
     let mut out =
-        Vec::with_capacity(1 + 8 + 4 + vector.len() * 4 + 5 + payload.map_or(0, <[u8]>::len));
+        Vec::with_capacity(1 + 8 + 4 + vector.len() * 4 + 5 + payload.map_or(0, |(p, _)| p.len()));
     out.push(TAG_UPSERT);
     out.extend_from_slice(&id.to_le_bytes());
-    out.extend_from_slice(&(vector.len() as u32).to_le_bytes());
+    out.extend_from_slice(&dim.to_le_bytes());
     for x in vector {
         out.extend_from_slice(&x.to_le_bytes());
     }
     match payload {
         None => out.push(0),
-        Some(p) => {
+        Some((p, len)) => {
             out.push(1);
-            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(p);
         }
     }
-    out
+    Ok(out)
 }
 
 pub(crate) fn encode_delete(id: u64) -> Vec<u8> {
@@ -149,7 +171,7 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let up = encode_upsert(7, &[1.0, -2.5], Some(b"pay"));
+        let up = encode_upsert(7, &[1.0, -2.5], Some(b"pay")).unwrap();
         assert_eq!(
             decode(&up, 1, 2).unwrap(),
             Op::Upsert {
@@ -163,7 +185,7 @@ mod tests {
             Op::Delete { id: 9 }
         );
         assert_eq!(
-            decode(&encode_upsert(1, &[0.5], None), 3, 1).unwrap(),
+            decode(&encode_upsert(1, &[0.5], None).unwrap(), 3, 1).unwrap(),
             Op::Upsert {
                 id: 1,
                 vector: vec![0.5],
@@ -174,7 +196,7 @@ mod tests {
 
     #[test]
     fn every_truncation_and_wrong_dimension_is_an_error_naming_the_lsn() {
-        let up = encode_upsert(7, &[1.0, -2.5, 3.0], Some(b"payload"));
+        let up = encode_upsert(7, &[1.0, -2.5, 3.0], Some(b"payload")).unwrap();
         for cut in 0..up.len() {
             let e = decode(&up[..cut], 42, 3).unwrap_err();
             assert!(e.to_string().contains("42"), "{e}");
