@@ -158,7 +158,11 @@ fn check_fail_points_names_points_never_reached_and_points_never_declared() {
     let err = fs
         .check_fail_points("x::", &["x::reached", "x::missed"])
         .unwrap_err();
-    assert!(err.contains("x::missed") && err.contains("x::stray"), "{err}");
+    assert!(
+        err.contains("x::missed") && err.contains("x::stray"),
+        "{err}"
+    );
     assert!(!err.contains("other::ignored"), "{err}");
-    fs.check_fail_points("x::", &["x::reached", "x::stray"]).unwrap();
+    fs.check_fail_points("x::", &["x::reached", "x::stray"])
+        .unwrap();
 }
