@@ -124,6 +124,18 @@ impl Catalog {
         }
     }
 
+    /// Refuses one more collection when the catalog already names as many as its decoder
+    /// accepts: a catalog that could be written but not read back would lock the database.
+    pub(crate) fn check_room(&self) -> Result<()> {
+        if self.entries.len() >= MAX_COLLECTIONS as usize {
+            return Err(Error::InvalidArgument(format!(
+                "the database holds {} collections, the most one catalog can name",
+                self.entries.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Encodes the catalog. Every entry's name and configuration were validated before it
     /// joined the catalog (`validate_name` and `CollectionConfig::validate` on create, the
     /// same checks in [`Catalog::decode`] for one read back), so each fits its field.
@@ -133,8 +145,7 @@ impl Catalog {
         out.extend_from_slice(&CATALOG_VERSION.to_le_bytes());
         out.extend_from_slice(&self.database_id.to_le_bytes());
         out.extend_from_slice(&self.next_collection_id.to_le_bytes());
-        // The decoder refuses more than MAX_COLLECTIONS entries; creating a collection does
-        // not check that bound, but 2^32 entries (each over 100 bytes) never fit in memory.
+        // Create and import refuse past MAX_COLLECTIONS (`check_room`), as the decoder does.
         let count = u32::try_from(self.entries.len()).expect("fewer than 2^32 collections");
         out.extend_from_slice(&count.to_le_bytes());
         for e in &self.entries {
@@ -282,6 +293,25 @@ mod tests {
         });
         c.next_collection_id = 3;
         c
+    }
+
+    #[test]
+    fn a_full_catalog_refuses_one_more_collection_and_still_decodes() {
+        let mut c = sample();
+        assert!(c.check_room().is_ok());
+        c.entries.clear();
+        for id in 0..u64::from(MAX_COLLECTIONS) {
+            c.entries.push(Entry {
+                id,
+                name: format!("c{id}"),
+                config: CollectionConfig::new(2, Metric::L2),
+                created_ms: 0,
+            });
+        }
+        c.next_collection_id = u64::from(MAX_COLLECTIONS);
+        assert!(matches!(c.check_room(), Err(Error::InvalidArgument(_))));
+        let back = Catalog::decode(&c.encode(), Path::new("VELLUM")).unwrap();
+        assert_eq!(back.entries.len(), MAX_COLLECTIONS as usize);
     }
 
     #[test]

@@ -449,6 +449,7 @@ impl Database {
         validate_name(name)?;
         config.validate()?;
         let mut catalog = self.inner.catalog.lock();
+        catalog.check_room()?;
         if catalog.entries.iter().any(|e| e.name == name) {
             return Err(Error::CollectionExists {
                 name: name.to_owned(),

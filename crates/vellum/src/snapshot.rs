@@ -290,6 +290,7 @@ pub(crate) fn restore_as_new(
     name: &str,
 ) -> Result<Arc<CollectionInner>> {
     validate_name(name)?;
+    catalog.check_room()?;
     if catalog.entries.iter().any(|e| e.name == name) {
         return Err(Error::CollectionExists {
             name: name.to_owned(),
