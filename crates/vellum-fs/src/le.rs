@@ -4,7 +4,9 @@
 //! Two ways to read: `*_at` functions for fields at offsets a decoder has already checked
 //! (each offset derived from named constants in the format's module), and [`LeReader`], a
 //! bounds-checked cursor for variable-length structures that reports where it ran out.
-//! Writing is `to_le_bytes` on a fixed-width integer, so it needs no helper.
+//! Writing is `to_le_bytes` on a fixed-width integer, so it needs no helper. Every function
+//! is `#[inline]`: decoders call them per field in loops over whole files (graph, id map),
+//! and without it they would not inline across crates.
 
 /// A read that ran past the end of its bytes: where, and how many bytes it wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,7 @@ impl std::fmt::Display for Short {
 
 /// The `N` bytes at `at`. Panics if they are not all inside `bytes`: for offsets the caller
 /// has checked against the length (a fixed layout whose size was verified first).
+#[inline]
 pub fn array_at<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
     let mut out = [0u8; N];
     out.copy_from_slice(&bytes[at..at + N]);
@@ -36,16 +39,19 @@ pub fn array_at<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
 }
 
 /// The `u16` at `at` (a checked offset; see [`array_at`]).
+#[inline]
 pub fn u16_at(bytes: &[u8], at: usize) -> u16 {
     u16::from_le_bytes(array_at(bytes, at))
 }
 
 /// The `u32` at `at` (a checked offset).
+#[inline]
 pub fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(array_at(bytes, at))
 }
 
 /// The `u64` at `at` (a checked offset).
+#[inline]
 pub fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(array_at(bytes, at))
 }
@@ -61,11 +67,13 @@ pub struct LeReader<'a> {
 
 impl<'a> LeReader<'a> {
     /// A reader at the start of `bytes`.
+    #[inline]
     pub fn new(bytes: &'a [u8]) -> Self {
         LeReader::with_base(bytes, 0)
     }
 
     /// A reader whose reported offsets start at `base` (where `bytes` sits in its file).
+    #[inline]
     pub fn with_base(bytes: &'a [u8], base: u64) -> Self {
         LeReader {
             bytes,
@@ -75,21 +83,25 @@ impl<'a> LeReader<'a> {
     }
 
     /// Offset of the next read: the base plus the bytes read so far.
+    #[inline]
     pub fn offset(&self) -> u64 {
         self.base + self.pos as u64
     }
 
     /// Bytes read so far.
+    #[inline]
     pub fn position(&self) -> usize {
         self.pos
     }
 
     /// Bytes not read yet.
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
 
     /// The next `n` bytes.
+    #[inline]
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], Short> {
         match self.pos.checked_add(n) {
             Some(end) if end <= self.bytes.len() => {
@@ -106,6 +118,7 @@ impl<'a> LeReader<'a> {
     }
 
     /// The next `N` bytes as an array.
+    #[inline]
     pub fn array<const N: usize>(&mut self) -> Result<[u8; N], Short> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N)?);
@@ -113,26 +126,31 @@ impl<'a> LeReader<'a> {
     }
 
     /// The next byte.
+    #[inline]
     pub fn u8(&mut self) -> Result<u8, Short> {
         Ok(self.array::<1>()?[0])
     }
 
     /// The next `u16`.
+    #[inline]
     pub fn u16(&mut self) -> Result<u16, Short> {
         Ok(u16::from_le_bytes(self.array()?))
     }
 
     /// The next `u32`.
+    #[inline]
     pub fn u32(&mut self) -> Result<u32, Short> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
     /// The next `u64`.
+    #[inline]
     pub fn u64(&mut self) -> Result<u64, Short> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
     /// The next `f32`.
+    #[inline]
     pub fn f32(&mut self) -> Result<f32, Short> {
         Ok(f32::from_le_bytes(self.array()?))
     }
