@@ -43,10 +43,10 @@ mod snapshot;
 
 pub use catalog::{CATALOG_FILE, validate_name};
 pub use collection::{
-    CheckpointInfo, CollectionStats, Hit, Point, SearchFilter, SearchParams, VerifyReport,
-    WalEntry, WriteBatch,
+    CheckpointInfo, Collection, CollectionStats, Hit, POINTS_PAGE, Point, Points, SearchFilter,
+    SearchParams, VerifyReport, WalEntry, WriteBatch,
 };
-pub use database::{Collection, Database, LOCK_FILE, POINTS_PAGE, Points};
+pub use database::{Database, LOCK_FILE};
 pub use error::{Error, Result};
 pub use options::{
     CollectionConfig, DatabaseOptions, HnswParams, IndexKind, Metric, RecoveryMode, SyncPolicy,

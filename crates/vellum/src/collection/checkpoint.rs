@@ -1,0 +1,173 @@
+//! The checkpoint path: two short handovers under the state lock around the slow part
+//! (flush, file writes, syncs, publish), and the generation numbers `stats` reports.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use vellum_checkpoint::{Checkpointer, Codec, FileSpec};
+use vellum_mmap_vectors::PreparedCheckpoint;
+
+use super::{CheckpointInfo, CollectionInner, GRAPH_FILE, PAYLOADS_FILE};
+use crate::error::{Error, Result};
+use crate::meta::{encode_meta, encode_payloads};
+
+/// What `stats` reports of the current checkpoint generation.
+#[derive(Debug, Clone, Default)]
+pub(super) struct GenerationStats {
+    pub(super) generation: u64,
+    pub(super) wal_lsn: u64,
+    pub(super) stored_bytes: u64,
+    pub(super) raw_bytes: u64,
+    pub(super) retained: Vec<u64>,
+}
+
+impl GenerationStats {
+    pub(super) fn of(cp: &Checkpointer) -> Self {
+        match cp.stats() {
+            Some(s) => GenerationStats {
+                generation: s.generation,
+                wal_lsn: s.wal_lsn,
+                stored_bytes: s.stored_bytes_total,
+                raw_bytes: s.raw_bytes_total,
+                retained: s.retained_generations,
+            },
+            None => GenerationStats::default(),
+        }
+    }
+}
+
+/// What the first handover of a checkpoint takes from under the state lock: the state at
+/// one LSN, encoded in memory, for the slow part to write without the lock.
+struct Handover {
+    /// The last LSN applied to the state taken: the LSN the new generation covers.
+    lsn: u64,
+    /// `ops_since_checkpoint` at the handover: subtracted once the generation is published,
+    /// so writes applied meanwhile still count towards the next checkpoint.
+    ops_covered: u64,
+    /// The collection metadata file (id, config, point count).
+    meta: Vec<u8>,
+    /// The encoded payloads file.
+    payload_bytes: Vec<u8>,
+    /// The encoded HNSW graph file (`None` for a flat collection).
+    graph_bytes: Option<Vec<u8>>,
+    /// The store's half of the checkpoint: the id map, the segment maps to flush, and the
+    /// slots the id map names marked in flight.
+    prepared: PreparedCheckpoint,
+    /// How long the handover held the state lock.
+    lock_held: std::time::Duration,
+}
+
+impl CollectionInner {
+    /// Whether a checkpoint threshold is crossed.
+    pub(crate) fn wants_checkpoint(&self) -> bool {
+        if self.failstop.is_poisoned() || self.dropped.load(Ordering::Acquire) {
+            return false;
+        }
+        let ops = self.ops_since_checkpoint.load(Ordering::Relaxed);
+        if ops >= self.options.checkpoint_after_ops {
+            return true;
+        }
+        let wal_bytes = self.wal.stats().log_bytes;
+        ops > 0
+            && wal_bytes.saturating_sub(self.wal_bytes_at_checkpoint.load(Ordering::Relaxed))
+                >= self.options.checkpoint_after_wal_bytes
+    }
+
+    /// Makes the current state durable as a new checkpoint generation and drops log
+    /// segments no retained generation needs.
+    pub(crate) fn checkpoint(&self) -> Result<CheckpointInfo> {
+        self.check_usable()?;
+        self.check_writable("checkpointing")?;
+        let mut cp = self.checkpointer.lock();
+        // Dropped while this call waited for the lock: the directory is going away.
+        self.check_usable()?;
+        let result = self.checkpoint_locked(&mut cp);
+        if let Err(e) = &result {
+            self.stop(e);
+        }
+        result
+    }
+
+    fn checkpoint_locked(&self, cp: &mut Checkpointer) -> Result<CheckpointInfo> {
+        let codec = match self.options.zstd_level {
+            Some(level) => Codec::Zstd { level },
+            None => Codec::None,
+        };
+        // 1. A short handover under the state lock: the state at one LSN, encoded in memory,
+        //    with the slots it references protected from reuse.
+        let started = Instant::now();
+        let handover = {
+            let mut state = self.state.write();
+            let held = Instant::now();
+            let lsn = state.applied_lsn;
+            let ops_covered = self.ops_since_checkpoint.load(Ordering::Relaxed);
+            let points = state.store.len() as u64;
+            let payload_bytes = encode_payloads(&state.payloads);
+            let graph_bytes = match &state.index {
+                Some(index) => Some(index.to_bytes()?),
+                None => None,
+            };
+            let meta = encode_meta(self.id, &self.config, points);
+            let prepared = state.store.prepare_checkpoint("")?;
+            Handover {
+                lsn,
+                ops_covered,
+                meta,
+                payload_bytes,
+                graph_bytes,
+                prepared,
+                lock_held: held.elapsed(),
+            }
+        };
+        // 2. The slow part without the lock: readers and writers go on while the slots are
+        //    flushed and the generation's files are written, synced and published.
+        let flushed = handover.prepared.flush()?;
+        let mut files: Vec<FileSpec<'_>> = flushed.files().to_vec();
+        files.push(FileSpec {
+            name: PAYLOADS_FILE,
+            bytes: &handover.payload_bytes,
+            codec,
+        });
+        if let Some(graph) = &handover.graph_bytes {
+            files.push(FileSpec {
+                name: GRAPH_FILE,
+                bytes: graph,
+                codec: Codec::None,
+            });
+        }
+        let info = match cp.commit(handover.lsn, &handover.meta, &files) {
+            Ok(info) => info,
+            Err(e) => {
+                // Stop the collection with the real cause before the store learns the
+                // checkpoint was given up, so every caller's first error names it.
+                let e = Error::from(e);
+                self.stop(&e);
+                drop(files);
+                flushed.abandon(&e);
+                return Err(e);
+            }
+        };
+        drop(files);
+        *self.checkpoint_stats.lock() = GenerationStats::of(cp);
+        // 3. Another short handover: slots the new generation no longer references become
+        //    reusable.
+        let second_hold = {
+            let mut state = self.state.write();
+            let held = Instant::now();
+            state.store.publish_checkpoint(flushed, &info)?;
+            held.elapsed()
+        };
+        self.ops_since_checkpoint
+            .fetch_sub(handover.ops_covered, Ordering::Relaxed);
+        let removed = self.wal.truncate_before(info.oldest_retained_wal_lsn + 1)?;
+        self.wal_bytes_at_checkpoint
+            .store(self.wal.stats().log_bytes, Ordering::Relaxed);
+        Ok(CheckpointInfo {
+            generation: info.generation,
+            lsn: info.wal_lsn,
+            wal_segments_removed: removed as u64,
+            lock_held: handover.lock_held + second_hold,
+            elapsed: started.elapsed(),
+        })
+    }
+}

@@ -1,0 +1,188 @@
+//! `Collection`, the public handle to one collection, and `Points`, its paged iterator over
+//! every point.
+
+use std::sync::Arc;
+
+use super::{
+    CheckpointInfo, CollectionInner, CollectionStats, Hit, Point, SearchParams, VerifyReport,
+    WalEntry, WriteBatch,
+};
+use crate::database::DbLock;
+use crate::error::Result;
+use crate::options::CollectionConfig;
+
+/// A handle to one collection. Cheap to clone, `Send + Sync`: search from many threads
+/// while others write.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    inner: Arc<CollectionInner>,
+    /// A collection handle keeps the database's directory lock, too.
+    _lock: Arc<DbLock>,
+}
+
+/// Points read per lock by [`Collection::points`].
+pub const POINTS_PAGE: usize = 512;
+
+/// The iterator of [`Collection::points`].
+#[derive(Debug)]
+pub struct Points {
+    collection: Collection,
+    ids: Vec<u64>,
+    next: usize,
+    page: std::vec::IntoIter<Point>,
+    failed: bool,
+}
+
+impl Iterator for Points {
+    type Item = Result<Point>;
+
+    fn next(&mut self) -> Option<Result<Point>> {
+        loop {
+            if let Some(p) = self.page.next() {
+                return Some(Ok(p));
+            }
+            if self.failed || self.next >= self.ids.len() {
+                return None;
+            }
+            let end = (self.next + POINTS_PAGE).min(self.ids.len());
+            match self.collection.inner.get_many(&self.ids[self.next..end]) {
+                Ok(points) => {
+                    self.next = end;
+                    self.page = points.into_iter();
+                }
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl Collection {
+    /// A handle to `inner` that keeps the database's directory lock `lock`.
+    pub(crate) fn new(inner: Arc<CollectionInner>, lock: Arc<DbLock>) -> Collection {
+        Collection { inner, _lock: lock }
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Its shape.
+    pub fn config(&self) -> CollectionConfig {
+        self.inner.config
+    }
+
+    /// Inserts or replaces one point; returns its LSN once durable (per the sync policy).
+    pub fn upsert(&self, point: Point) -> Result<u64> {
+        let mut batch = WriteBatch::new();
+        batch.upsert(point);
+        self.inner.write(batch)
+    }
+
+    /// Inserts or replaces many points atomically: after any crash, all or none.
+    pub fn upsert_batch(&self, points: impl IntoIterator<Item = Point>) -> Result<u64> {
+        let mut batch = WriteBatch::new();
+        for p in points {
+            batch.upsert(p);
+        }
+        self.inner.write(batch)
+    }
+
+    /// Deletes a point (a no-op for an id that does not exist, still logged).
+    pub fn delete(&self, id: u64) -> Result<u64> {
+        let mut batch = WriteBatch::new();
+        batch.delete(id);
+        self.inner.write(batch)
+    }
+
+    /// Applies a batch of upserts and deletes atomically.
+    pub fn write(&self, batch: WriteBatch) -> Result<u64> {
+        self.inner.write(batch)
+    }
+
+    /// The point with this id (vector copied out, payload cloned).
+    pub fn get(&self, id: u64) -> Result<Option<Point>> {
+        self.inner.get(id)
+    }
+
+    /// Calls `f` with the vector of `id` straight from the mapped file (no copy).
+    pub fn with_vector<R>(&self, id: u64, f: impl FnOnce(&[f32]) -> R) -> Result<Option<R>> {
+        self.inner.with_vector(id, f)
+    }
+
+    /// The `k` nearest points to `query`.
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        self.inner.search(query, k, &SearchParams::default())
+    }
+
+    /// The `k` nearest points, with options (ef, filter, exact).
+    pub fn search_with(
+        &self,
+        query: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<Vec<Hit>> {
+        self.inner.search(query, k, params)
+    }
+
+    /// Live points.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether the collection is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every live id, ascending.
+    pub fn ids(&self) -> Vec<u64> {
+        self.inner.ids()
+    }
+
+    /// Every point (id, vector, payload) in ascending id order, read in pages of
+    /// `POINTS_PAGE` under the collection's read lock, so writers are held up for one page
+    /// at a time, never for the whole scan.
+    ///
+    /// The iteration visits the ids live when it began; each page shows the points as they
+    /// are when it is read (a point deleted meanwhile is skipped, one replaced meanwhile
+    /// shows its new vector, one added meanwhile is not visited). An error (a damaged
+    /// vector slot, a stopped collection) is yielded once and ends the iteration.
+    pub fn points(&self) -> Points {
+        Points {
+            collection: self.clone(),
+            ids: self.inner.ids(),
+            next: 0,
+            page: Vec::new().into_iter(),
+            failed: false,
+        }
+    }
+
+    /// Checkpoints now: the state becomes one durable generation and older log segments go.
+    pub fn checkpoint(&self) -> Result<CheckpointInfo> {
+        self.inner.checkpoint()
+    }
+
+    /// Makes every write so far durable (a barrier under every sync policy).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.sync()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> CollectionStats {
+        self.inner.stats()
+    }
+
+    /// Up to `limit` log records from `from_lsn` on (for inspection tools).
+    pub fn wal_entries(&self, from_lsn: u64, limit: usize) -> Result<Vec<WalEntry>> {
+        self.inner.wal_entries(from_lsn, limit)
+    }
+
+    /// Re-reads every checksum and reports damage.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        self.inner.verify()
+    }
+}

@@ -1,0 +1,160 @@
+//! One collection: its log, vector store, payloads, index and checkpoints, and the write,
+//! read, recovery and checkpoint paths over them (one file each below).
+
+mod checkpoint;
+mod handle;
+mod reads;
+mod recovery;
+mod source;
+mod types;
+mod verify;
+mod write;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use rustc_hash::FxHashMap;
+use vellum_checkpoint::Checkpointer;
+use vellum_fs::{DynFs, FailStop};
+use vellum_index::Hnsw;
+use vellum_mmap_vectors::VectorStore;
+use vellum_wal::Wal;
+
+use crate::error::{Error, Result};
+use crate::options::{CollectionConfig, DatabaseOptions};
+use checkpoint::GenerationStats;
+use write::ApplyOrder;
+
+pub use handle::{Collection, POINTS_PAGE, Points};
+pub use types::{
+    CheckpointInfo, CollectionStats, Hit, Point, SearchFilter, SearchParams, VerifyReport,
+    WalEntry, WriteBatch,
+};
+
+/// Name of the payload file inside a checkpoint generation.
+pub(crate) const PAYLOADS_FILE: &str = "payloads";
+/// Name of the graph file inside a checkpoint generation.
+pub(crate) const GRAPH_FILE: &str = "graph";
+
+/// Sub-directories of a collection directory.
+pub(crate) const WAL_DIR: &str = "wal";
+pub(crate) const VECTORS_DIR: &str = "vectors";
+pub(crate) const CHECKPOINTS_DIR: &str = "checkpoints";
+
+/// Batches at least this large with distinct ids and only upserts are inserted into the
+/// HNSW graph with the parallel batch build.
+const PARALLEL_INSERT_MIN_BATCH: usize = 256;
+
+/// Vector checksums `verify` checks per hold of the collection's read lock.
+const VERIFY_PAGE: usize = 4096;
+
+/// Most upserts replayed as one group at open.
+const REPLAY_GROUP_MAX: usize = 4096;
+
+/// Mutable state guarded by the collection's lock.
+pub(crate) struct State {
+    pub(crate) store: VectorStore,
+    pub(crate) payloads: FxHashMap<u64, Vec<u8>>,
+    /// The HNSW graph, keyed by vector-store slot rather than point id: a visited node's
+    /// vector is read by address, with no id lookup. A point's slot changes when its vector
+    /// is replaced, so the graph node is replaced with it.
+    pub(crate) index: Option<Hnsw>,
+    pub(crate) applied_lsn: u64,
+    /// Vectors the index has read through the store since open (searches and inserts).
+    pub(crate) vector_reads: AtomicU64,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("points", &self.store.len())
+            .field("applied_lsn", &self.applied_lsn)
+            .finish()
+    }
+}
+
+/// A collection's shared internals.
+#[derive(Debug)]
+pub(crate) struct CollectionInner {
+    pub(crate) name: String,
+    pub(crate) id: u64,
+    pub(crate) config: CollectionConfig,
+    pub(crate) dir: std::path::PathBuf,
+    pub(crate) fs: DynFs,
+    pub(crate) wal: Wal,
+    pub(crate) state: RwLock<State>,
+    order: Mutex<ApplyOrder>,
+    order_cv: Condvar,
+    /// Held for a whole checkpoint, and by snapshot export to pin the current generation.
+    /// Lock order: `checkpointer` before `state`, never the other way round.
+    pub(crate) checkpointer: Mutex<Checkpointer>,
+    /// The current generation's numbers, kept apart so `stats` never waits for a
+    /// checkpoint in flight.
+    checkpoint_stats: Mutex<GenerationStats>,
+    failstop: FailStop,
+    pub(crate) dropped: AtomicBool,
+    ops_since_checkpoint: AtomicU64,
+    wal_bytes_at_checkpoint: AtomicU64,
+    options: DatabaseOptions,
+    graph_loaded: bool,
+    replayed_at_open: u64,
+    tail_cut_at_open: Option<vellum_wal::TailCut>,
+}
+
+impl CollectionInner {
+    /// Refuses `operation` on a collection opened read-only.
+    pub(crate) fn check_writable(&self, operation: &'static str) -> Result<()> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly {
+                operation,
+                path: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.dropped.load(Ordering::Acquire) {
+            return Err(Error::UnknownCollection {
+                name: self.name.clone(),
+            });
+        }
+        self.failstop.check().map_err(|e| self.poisoned(e))
+    }
+
+    fn poisoned(&self, e: vellum_fs::Error) -> Error {
+        match e {
+            vellum_fs::Error::Poisoned { cause } => Error::Poisoned {
+                collection: self.name.clone(),
+                cause,
+            },
+            other => Error::Fs(other),
+        }
+    }
+
+    fn stop(&self, e: &Error) {
+        self.failstop.poison(e);
+        // Wake writers waiting for their turn: they will see the latch.
+        let _guard = self.order.lock();
+        self.order_cv.notify_all();
+    }
+
+    fn check_vector(&self, id: Option<u64>, v: &[f32]) -> Result<()> {
+        if v.len() != self.config.dim {
+            return Err(Error::DimensionMismatch {
+                collection: self.name.clone(),
+                expected: self.config.dim,
+                found: v.len(),
+                id,
+            });
+        }
+        if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::NonFinite {
+                collection: self.name.clone(),
+                id,
+                index,
+            });
+        }
+        Ok(())
+    }
+}

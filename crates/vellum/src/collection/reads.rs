@@ -1,0 +1,190 @@
+//! The read path: points by id, search (index or exact scan), ids, counters and the log
+//! records, each under the state read lock.
+
+use std::sync::atomic::Ordering;
+
+use vellum_index::{Filter, Hnsw, SearchOptions};
+
+use super::source::StoreSource;
+use super::{CollectionInner, CollectionStats, Hit, Point, SearchFilter, SearchParams, WalEntry};
+use crate::error::{Error, Result};
+use crate::record::{self, Op};
+
+impl CollectionInner {
+    pub(super) fn get(&self, id: u64) -> Result<Option<Point>> {
+        self.check_usable()?;
+        let state = self.state.read();
+        let Some(v) = state.store.get(id)? else {
+            return Ok(None);
+        };
+        Ok(Some(Point {
+            id,
+            vector: v.to_vec(),
+            payload: state.payloads.get(&id).cloned(),
+        }))
+    }
+
+    /// The points among `ids` that are live now, in the order given, read under one lock
+    /// (so the page is one consistent state).
+    pub(super) fn get_many(&self, ids: &[u64]) -> Result<Vec<Point>> {
+        self.check_usable()?;
+        let state = self.state.read();
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if let Some(v) = state.store.get(id)? {
+                out.push(Point {
+                    id,
+                    vector: v.to_vec(),
+                    payload: state.payloads.get(&id).cloned(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn with_vector<R>(&self, id: u64, f: impl FnOnce(&[f32]) -> R) -> Result<Option<R>> {
+        self.check_usable()?;
+        let state = self.state.read();
+        Ok(state.store.get(id)?.map(f))
+    }
+
+    pub(super) fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<Vec<Hit>> {
+        self.check_usable()?;
+        self.check_vector(None, query)?;
+        let state = self.state.read();
+        let store = &state.store;
+        let payloads = &state.payloads;
+        // The index and the scan below are keyed by slot: filters on ids are translated.
+        let id_pred;
+        let payload_pred;
+        let allowed_slots: Vec<u64>;
+        let filter = match params.filter {
+            None => None,
+            Some(SearchFilter::Ids(ids)) => {
+                allowed_slots = ids.iter().filter_map(|&id| store.slot_of(id)).collect();
+                Some(Filter::AllowIds(&allowed_slots))
+            }
+            Some(SearchFilter::Id(p)) => {
+                id_pred = move |slot: u64| store.id_at(slot).is_some_and(p);
+                Some(Filter::Allow(&id_pred))
+            }
+            Some(SearchFilter::Payload(p)) => {
+                payload_pred = move |slot: u64| {
+                    store
+                        .id_at(slot)
+                        .is_some_and(|id| p(payloads.get(&id).map(Vec::as_slice)))
+                };
+                Some(Filter::Allow(&payload_pred))
+            }
+        };
+        let source = StoreSource::new(store, &state.vector_reads);
+        let hits = match (&state.index, params.exact) {
+            (Some(index), false) => index.search_with(
+                &source,
+                query,
+                k,
+                &SearchOptions {
+                    ef: params.ef,
+                    filter,
+                },
+            )?,
+            _ => {
+                let slots: Vec<u64> = store.slots().collect();
+                vellum_index::exact_search(
+                    &source,
+                    &slots,
+                    self.config.metric,
+                    query,
+                    k,
+                    filter.as_ref(),
+                )?
+            }
+        };
+        source.into_result()?;
+        hits.into_iter()
+            .map(|n| match store.id_at(n.id) {
+                Some(id) => Ok(Hit {
+                    id,
+                    distance: n.distance,
+                }),
+                None => Err(Error::Inconsistent {
+                    reason: format!(
+                        "the index returned vector slot {}, which holds no live vector",
+                        n.id
+                    ),
+                }),
+            })
+            .collect()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.state.read().store.len()
+    }
+
+    pub(super) fn ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.state.read().store.ids().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub(crate) fn stats(&self) -> CollectionStats {
+        let state = self.state.read();
+        let wal = self.wal.stats();
+        let store = state.store.stats();
+        let cp = self.checkpoint_stats.lock().clone();
+        CollectionStats {
+            name: self.name.clone(),
+            points: state.store.len() as u64,
+            payloads: state.payloads.len() as u64,
+            wal_bytes: wal.log_bytes,
+            wal_segments: wal.segments as u64,
+            last_lsn: state.applied_lsn,
+            ops_since_checkpoint: self.ops_since_checkpoint.load(Ordering::Relaxed),
+            generation: cp.generation,
+            checkpoint_lsn: cp.wal_lsn,
+            checkpoint_stored_bytes: cp.stored_bytes,
+            checkpoint_raw_bytes: cp.raw_bytes,
+            vector_segment_bytes: store.segment_bytes,
+            indexed: state.index.as_ref().map_or(state.store.len(), Hnsw::len) as u64,
+            wal_first_lsn: wal.first_lsn,
+            retained_generations: cp.retained,
+            graph_loaded_from_checkpoint: self.graph_loaded,
+            replayed_at_open: self.replayed_at_open,
+            vectors_read_since_open: state.vector_reads.load(Ordering::Relaxed),
+            tail_cut_at_open: self.tail_cut_at_open.clone(),
+        }
+    }
+
+    pub(super) fn wal_entries(&self, from_lsn: u64, limit: usize) -> Result<Vec<WalEntry>> {
+        let mut out = Vec::new();
+        let mut iter = self
+            .wal
+            .iter_from(from_lsn.max(self.wal.stats().first_lsn))?;
+        while out.len() < limit {
+            let Some(item) = iter.next_record() else {
+                break;
+            };
+            let (lsn, bytes) = item?;
+            out.push(match record::decode(bytes, lsn, self.config.dim)? {
+                Op::Upsert { id, payload, .. } => WalEntry {
+                    lsn,
+                    kind: "upsert",
+                    id,
+                    payload_bytes: payload.map(|p| p.len() as u64),
+                },
+                Op::Delete { id } => WalEntry {
+                    lsn,
+                    kind: "delete",
+                    id,
+                    payload_bytes: None,
+                },
+            });
+        }
+        Ok(out)
+    }
+}

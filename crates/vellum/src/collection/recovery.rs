@@ -1,0 +1,217 @@
+//! The recovery path: `CollectionInner::open` loads the newest checkpoint generation and
+//! replays the log after it.
+//!
+//! # Recovery path
+//!
+//! 1. Load the newest checkpoint generation (checksums verified; optionally fall back).
+//! 2. Open the vector store at that generation (maps segment files; no vector is read).
+//! 3. Decode payloads and open the saved graph (no rebuild).
+//! 4. Open the WAL (torn tail cut, corruption refused) and replay every record after the
+//!    generation's LSN through the same apply step as the write path (idempotent).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use rustc_hash::FxHashMap;
+use vellum_checkpoint::{CheckpointConfig, Checkpointer, Codec, LoadOptions};
+use vellum_fs::{DynFs, FailStop, create_dir_all_durable};
+use vellum_index::Hnsw;
+use vellum_mmap_vectors::{StoreConfig, VectorStore};
+use vellum_wal::{Wal, WalOptions};
+
+use super::checkpoint::GenerationStats;
+use super::source::StoreSource;
+use super::types::BatchOp;
+use super::write::{ApplyOrder, apply, apply_batch};
+use super::{
+    CHECKPOINTS_DIR, CollectionInner, GRAPH_FILE, PAYLOADS_FILE, Point, REPLAY_GROUP_MAX, State,
+    VECTORS_DIR, WAL_DIR,
+};
+use crate::error::{Error, Result};
+use crate::meta::{META_VERSION_ID_KEYED, check_meta, decode_payloads};
+use crate::options::{CollectionConfig, DatabaseOptions, IndexKind};
+use crate::record::{self, Op};
+
+impl CollectionInner {
+    /// Opens (creating if needed) the collection in `dir` and recovers it.
+    pub(crate) fn open(
+        fs: DynFs,
+        dir: &Path,
+        id: u64,
+        name: &str,
+        config: CollectionConfig,
+        options: &DatabaseOptions,
+    ) -> Result<CollectionInner> {
+        create_dir_all_durable(fs.as_ref(), dir)?;
+        let cp_dir = dir.join(CHECKPOINTS_DIR);
+        let (checkpointer, loaded) = Checkpointer::open_with(
+            fs.clone(),
+            &cp_dir,
+            CheckpointConfig {
+                retain_generations: options.retain_checkpoints,
+                zstd_level: options.zstd_level.unwrap_or(3),
+            },
+            LoadOptions {
+                fallback_to_previous: options.fallback_to_previous_checkpoint,
+            },
+        )?;
+        let mut base_lsn = 0;
+        let mut payloads = FxHashMap::default();
+        let mut graph_bytes: Option<vellum_index::GraphBytes> = None;
+        let mut graph_loaded = false;
+        let mut graph_keyed_by_id = false;
+        if let Some(generation) = &loaded {
+            graph_keyed_by_id =
+                check_meta(generation.metadata(), id, &config, &cp_dir)? == META_VERSION_ID_KEYED;
+            base_lsn = generation.wal_lsn();
+            if let Some(bytes) = generation.file(PAYLOADS_FILE) {
+                payloads = decode_payloads(bytes, &cp_dir.join(PAYLOADS_FILE))?;
+            }
+            // Mapped, not copied: the graph is searched in place until its first change.
+            graph_bytes = generation.shared_file(GRAPH_FILE).map(|f| f.shared());
+            if graph_keyed_by_id {
+                // A version 1 graph names point ids, not slots: it is rebuilt below from
+                // the store, once; the next checkpoint writes version 2.
+                graph_bytes = None;
+            }
+        }
+        let mut store_config = StoreConfig::new(config.dim as u32);
+        if let Some(slots) = options.slots_per_segment {
+            store_config.slots_per_segment = slots;
+        }
+        if options.zstd_level.is_none() {
+            store_config.idmap_codec = Codec::None;
+        }
+        let store = VectorStore::open_from(
+            fs.clone(),
+            &dir.join(VECTORS_DIR),
+            store_config,
+            &checkpointer,
+            loaded.as_ref(),
+        )?;
+        let index = match config.index {
+            IndexKind::Flat => None,
+            IndexKind::Hnsw(params) => Some(match graph_bytes {
+                Some(bytes) => {
+                    let graph = Hnsw::open(bytes)?;
+                    graph_loaded = true;
+                    if graph.dim() != config.dim || graph.metric() != config.metric {
+                        return Err(Error::BadDatabaseFile {
+                            path: cp_dir.join(GRAPH_FILE),
+                            reason: format!(
+                                "graph is {}-dimensional {:?}, the collection {}-dimensional {:?}",
+                                graph.dim(),
+                                graph.metric(),
+                                config.dim,
+                                config.metric
+                            ),
+                        });
+                    }
+                    graph
+                }
+                None => Hnsw::new(config.dim, config.metric, params)?,
+            }),
+        };
+        let mut index = index;
+        if graph_keyed_by_id && let Some(graph) = index.as_mut() {
+            let mut slots: Vec<u64> = store.slots().collect();
+            slots.sort_unstable();
+            let reads = AtomicU64::new(0);
+            let source = StoreSource::new(&store, &reads);
+            graph.insert_batch_parallel(&source, &slots)?;
+            source.into_result()?;
+        }
+        let wal_options = WalOptions {
+            segment_size_bytes: options.wal_segment_size_bytes,
+            // A batch is one frame: allow up to 8 MiB, or half a segment when segments are
+            // small, so a segment always holds a whole frame.
+            max_record_bytes: (8u64 << 20).min(options.wal_segment_size_bytes / 2),
+            // A log created empty (a restored collection) continues after the checkpoint.
+            first_lsn: base_lsn + 1,
+            sync_policy: options.sync_policy,
+            recovery_mode: options.recovery_mode,
+            ..WalOptions::default()
+        };
+        let (wal, recovery) = Wal::open(fs.clone(), dir.join(WAL_DIR), wal_options)?;
+        if recovery.last_lsn >= recovery.first_lsn && recovery.first_lsn > base_lsn + 1 {
+            return Err(Error::BadDatabaseFile {
+                path: dir.join(WAL_DIR),
+                reason: format!(
+                    "the log starts at LSN {} but the checkpoint covers only up to {base_lsn}: \
+                     records in between are missing",
+                    recovery.first_lsn
+                ),
+            });
+        }
+        let mut state = State {
+            store,
+            payloads,
+            index,
+            applied_lsn: base_lsn,
+            vector_reads: AtomicU64::new(0),
+        };
+        let mut replayed = 0u64;
+        {
+            // Consecutive upserts of distinct ids are replayed as one group, so a long log
+            // tail takes the parallel graph build instead of one insert at a time. The
+            // result is the same as applying them in order: no id repeats inside a group.
+            let mut group: Vec<BatchOp> = Vec::new();
+            let mut group_ids = rustc_hash::FxHashSet::default();
+            let mut iter = wal.iter_from(base_lsn + 1)?;
+            while let Some(item) = iter.next_record() {
+                let (lsn, bytes) = item?;
+                match record::decode(bytes, lsn, config.dim)? {
+                    Op::Upsert {
+                        id,
+                        vector,
+                        payload,
+                    } if group_ids.insert(id) => {
+                        group.push(BatchOp::Upsert(Point {
+                            id,
+                            vector,
+                            payload,
+                        }));
+                        if group.len() >= REPLAY_GROUP_MAX {
+                            apply_batch(&mut state, std::mem::take(&mut group))?;
+                            group_ids.clear();
+                        }
+                    }
+                    op => {
+                        apply_batch(&mut state, std::mem::take(&mut group))?;
+                        group_ids.clear();
+                        apply(&mut state, op)?;
+                    }
+                }
+                state.applied_lsn = lsn;
+                replayed += 1;
+            }
+            apply_batch(&mut state, group)?;
+        }
+        let applied = state.applied_lsn;
+        // Count reads from here on: replaying the tail is not "opening".
+        state.vector_reads.store(0, Ordering::Relaxed);
+        let inner = CollectionInner {
+            name: name.to_owned(),
+            id,
+            config,
+            dir: dir.to_path_buf(),
+            fs,
+            wal,
+            state: RwLock::new(state),
+            order: Mutex::new(ApplyOrder { applied }),
+            order_cv: Condvar::new(),
+            checkpoint_stats: Mutex::new(GenerationStats::of(&checkpointer)),
+            checkpointer: Mutex::new(checkpointer),
+            failstop: FailStop::new(),
+            dropped: AtomicBool::new(false),
+            ops_since_checkpoint: AtomicU64::new(replayed),
+            wal_bytes_at_checkpoint: AtomicU64::new(0),
+            options: options.clone(),
+            graph_loaded,
+            replayed_at_open: replayed,
+            tail_cut_at_open: recovery.tail_cut,
+        };
+        Ok(inner)
+    }
+}

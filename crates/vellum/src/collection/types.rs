@@ -1,0 +1,226 @@
+//! The public types of a collection: points and batches to write, search parameters and
+//! results, and the reports of stats, log dumps, checkpoints and verification.
+
+use crate::error::{Error, Result};
+
+/// A point to write: id, vector, optional payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Its id, unique in the collection.
+    pub id: u64,
+    /// Its vector (the collection's dimension).
+    pub vector: Vec<f32>,
+    /// Arbitrary bytes stored and recovered with it.
+    pub payload: Option<Vec<u8>>,
+}
+
+impl Point {
+    /// A point without payload.
+    pub fn new(id: u64, vector: Vec<f32>) -> Self {
+        Point {
+            id,
+            vector,
+            payload: None,
+        }
+    }
+
+    /// With a payload.
+    pub fn with_payload(mut self, payload: impl Into<Vec<u8>>) -> Self {
+        self.payload = Some(payload.into());
+        self
+    }
+
+    /// With a JSON payload (serialised with serde_json).
+    pub fn with_json<T: serde::Serialize>(self, value: &T) -> Result<Self> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| Error::InvalidArgument(format!("payload does not serialise: {e}")))?;
+        Ok(self.with_payload(bytes))
+    }
+}
+
+/// A group of writes applied atomically: after any crash, all of them or none.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    pub(super) ops: Vec<BatchOp>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum BatchOp {
+    Upsert(Point),
+    Delete(u64),
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        WriteBatch::default()
+    }
+
+    /// Adds an insert-or-replace.
+    pub fn upsert(&mut self, point: Point) -> &mut Self {
+        self.ops.push(BatchOp::Upsert(point));
+        self
+    }
+
+    /// Adds a delete (of an id that may not exist).
+    pub fn delete(&mut self, id: u64) -> &mut Self {
+        self.ops.push(BatchOp::Delete(id));
+        self
+    }
+
+    /// Operations in the batch.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// The point's id.
+    pub id: u64,
+    /// Its distance to the query under the collection's metric (smaller is closer).
+    pub distance: f32,
+}
+
+/// Which points a search may return.
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub enum SearchFilter<'a> {
+    /// Only these ids.
+    Ids(&'a [u64]),
+    /// Only ids for which the predicate holds.
+    Id(&'a (dyn Fn(u64) -> bool + Sync)),
+    /// Only points whose payload (`None` when they have none) satisfies the predicate.
+    Payload(&'a (dyn Fn(Option<&[u8]>) -> bool + Sync)),
+}
+
+impl std::fmt::Debug for SearchFilter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SearchFilter::Ids(ids) => write!(f, "SearchFilter::Ids({} ids)", ids.len()),
+            SearchFilter::Id(_) => f.write_str("SearchFilter::Id(..)"),
+            SearchFilter::Payload(_) => f.write_str("SearchFilter::Payload(..)"),
+        }
+    }
+}
+
+/// Options of one search.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SearchParams<'a> {
+    /// HNSW candidate list size (`None`: the collection's `ef_search`). Ignored by flat
+    /// collections.
+    pub ef: Option<usize>,
+    /// Restricts the result.
+    pub filter: Option<SearchFilter<'a>>,
+    /// Scan every point instead of using the index (the ground truth).
+    pub exact: bool,
+}
+
+/// Counters of one collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CollectionStats {
+    /// The collection's name.
+    pub name: String,
+    /// Live points.
+    pub points: u64,
+    /// Points with a payload.
+    pub payloads: u64,
+    /// Bytes of log segments in use.
+    pub wal_bytes: u64,
+    /// Log segment files.
+    pub wal_segments: u64,
+    /// Last LSN applied.
+    pub last_lsn: u64,
+    /// Operations applied since the last checkpoint.
+    pub ops_since_checkpoint: u64,
+    /// Current checkpoint generation (0: none yet).
+    pub generation: u64,
+    /// LSN the current checkpoint covers.
+    pub checkpoint_lsn: u64,
+    /// Bytes of the current generation's files as stored (after compression).
+    pub checkpoint_stored_bytes: u64,
+    /// Bytes of the current generation's files before compression.
+    pub checkpoint_raw_bytes: u64,
+    /// Bytes of vector segment files.
+    pub vector_segment_bytes: u64,
+    /// Points in the HNSW index (equal to `points` unless something is wrong).
+    pub indexed: u64,
+    /// First LSN the log still holds.
+    pub wal_first_lsn: u64,
+    /// Checkpoint generations retained, oldest first.
+    pub retained_generations: Vec<u64>,
+    /// Whether the HNSW graph was opened from the checkpoint (never rebuilt at open).
+    pub graph_loaded_from_checkpoint: bool,
+    /// Log records replayed when the collection was opened.
+    pub replayed_at_open: u64,
+    /// Vectors the index has read from the store since open (searches and inserts; zero
+    /// right after open, because opening reads no vector).
+    pub vectors_read_since_open: u64,
+    /// The torn tail opening cut off the log (writes a crash interrupted before they were
+    /// acknowledged), if there was one: where, the first LSN dropped, the bytes dropped.
+    pub tail_cut_at_open: Option<vellum_wal::TailCut>,
+}
+
+/// One record of a collection's log, as `vellum wal dump` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WalEntry {
+    /// Its LSN.
+    pub lsn: u64,
+    /// `"upsert"` or `"delete"`.
+    pub kind: &'static str,
+    /// The point's id.
+    pub id: u64,
+    /// Payload size of an upsert that carries one.
+    pub payload_bytes: Option<u64>,
+}
+
+/// What a checkpoint did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckpointInfo {
+    /// The new generation.
+    pub generation: u64,
+    /// The LSN it covers.
+    pub lsn: u64,
+    /// Log segments removed because no retained generation needs them.
+    pub wal_segments_removed: u64,
+    /// How long the checkpoint held the collection's lock, both handovers together: the
+    /// longest a writer or reader waited for it.
+    pub lock_held: std::time::Duration,
+    /// The whole checkpoint, from taking the state to truncating the log.
+    pub elapsed: std::time::Duration,
+}
+
+/// What [`crate::Collection::verify`] checked and found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// The collection.
+    pub collection: String,
+    /// Vectors whose checksum was checked.
+    pub vectors_checked: u64,
+    /// Log records re-read and decoded.
+    pub wal_records_checked: u64,
+    /// Checkpoint generations re-read with every checksum.
+    pub generations_checked: u64,
+    /// What is wrong (empty when all is well).
+    pub problems: Vec<String>,
+    /// The torn tail opening cut off the log, if any: not damage (a crash interrupted
+    /// writes that were never acknowledged), reported so the operator knows.
+    pub tail_cut_at_open: Option<vellum_wal::TailCut>,
+}
+
+impl VerifyReport {
+    /// Whether nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}

@@ -1,0 +1,95 @@
+//! `verify`: re-reads every checksum of a collection (vectors a page at a time, retained
+//! generations, the log they need) and reports what is damaged.
+
+use super::{CollectionInner, VERIFY_PAGE, VerifyReport, WAL_DIR};
+use crate::error::Result;
+use crate::record;
+
+impl CollectionInner {
+    pub(crate) fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport {
+            collection: self.name.clone(),
+            tail_cut_at_open: self.tail_cut_at_open.clone(),
+            ..VerifyReport::default()
+        };
+        // One consistent look at headers, ids and the index; then the slots a page at a
+        // time, so writers wait for one page of checksums, never for the whole store.
+        let ids = {
+            let state = self.state.read();
+            state.store.verify_headers()?;
+            if let Some(index) = &state.index {
+                let mut indexed = index.ids()?;
+                indexed.sort_unstable();
+                let mut stored: Vec<u64> = state.store.slots().collect();
+                stored.sort_unstable();
+                if indexed != stored {
+                    report.problems.push(format!(
+                        "the index holds {} vectors, the store {}: they differ",
+                        indexed.len(),
+                        stored.len()
+                    ));
+                }
+            }
+            let mut ids: Vec<u64> = state.store.ids().collect();
+            ids.sort_unstable();
+            ids
+        };
+        for page in ids.chunks(VERIFY_PAGE) {
+            let store = self.state.read().store.verify_ids(page)?;
+            report.vectors_checked += store.checked;
+            for fault in &store.damaged {
+                report.problems.push(format!(
+                    "vector of id {} in {} at offset {} does not match its checksum",
+                    fault.id,
+                    fault.path.display(),
+                    fault.offset
+                ));
+            }
+        }
+        let cp = self.checkpointer.lock();
+        for (generation, why) in cp.damaged_generations() {
+            report.problems.push(format!(
+                "checkpoint generation {generation}, which retention keeps for a fallback, \
+                 cannot be read: {why}"
+            ));
+        }
+        for generation in cp.retained_generations() {
+            match cp.load_generation(generation) {
+                Ok(_) => report.generations_checked += 1,
+                Err(e) => report
+                    .problems
+                    .push(format!("checkpoint generation {generation}: {e}")),
+            }
+        }
+        // Every retained generation must be able to roll forward: the log has to hold
+        // every record after the oldest one's LSN.
+        let wal_first = self.wal.stats().first_lsn;
+        let needed = cp.oldest_retained_wal_lsn().map_or(1, |l| l + 1);
+        if wal_first > needed {
+            report.problems.push(format!(
+                "the log in {} starts at LSN {wal_first}, but checkpoint generation {} needs \
+                 every record from LSN {needed}: the segments before it are missing",
+                self.dir.join(WAL_DIR).display(),
+                cp.oldest_retained_generation().unwrap_or(0),
+            ));
+        }
+        let first = needed.max(wal_first);
+        // The checkpointer lock stays held while the log is read: a checkpoint meanwhile
+        // could remove the segments being checked and look like damage.
+        let mut iter = self.wal.iter_from(first)?;
+        while let Some(item) = iter.next_record() {
+            match item {
+                Ok((lsn, bytes)) => match record::decode(bytes, lsn, self.config.dim) {
+                    Ok(_) => report.wal_records_checked += 1,
+                    Err(e) => report.problems.push(e.to_string()),
+                },
+                Err(e) => {
+                    report.problems.push(format!("log: {e}"));
+                    break;
+                }
+            }
+        }
+        drop(cp);
+        Ok(report)
+    }
+}
