@@ -25,8 +25,8 @@ use super::source::StoreSource;
 use super::types::BatchOp;
 use super::write::{ApplyOrder, apply, apply_batch};
 use super::{
-    CHECKPOINTS_DIR, CollectionInner, GRAPH_FILE, PAYLOADS_FILE, Point, REPLAY_GROUP_MAX, State,
-    VECTORS_DIR, WAL_DIR,
+    CHECKPOINTS_DIR, CollectionInner, GRAPH_FILE, PARALLEL_INSERT_MIN_BATCH, PAYLOADS_FILE, Point,
+    REPLAY_GROUP_MAX, State, VECTORS_DIR, WAL_DIR,
 };
 use crate::error::{Error, Result};
 use crate::meta::{META_VERSION_ID_KEYED, check_meta, decode_payloads};
@@ -119,7 +119,13 @@ impl CollectionInner {
             slots.sort_unstable();
             let reads = AtomicU64::new(0);
             let source = StoreSource::new(&store, &reads);
-            graph.insert_batch_parallel(&source, &slots)?;
+            // As on the write path: small rebuilds insert in order, so the graph is the
+            // same every time (a parallel build's depends on thread timing).
+            if slots.len() >= PARALLEL_INSERT_MIN_BATCH {
+                graph.insert_batch_parallel(&source, &slots)?;
+            } else {
+                graph.insert_batch(&source, &slots)?;
+            }
             source.into_result()?;
         }
         let wal_options = WalOptions {
