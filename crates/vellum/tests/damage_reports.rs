@@ -9,7 +9,7 @@ use common::{read_file, write_file};
 
 use std::path::{Path, PathBuf};
 
-use vellum::{CollectionConfig, Database, DatabaseOptions, Error, Metric, Point};
+use vellum::{CollectionConfig, Database, DatabaseOptions, Error, Metric, Point, RecoveryMode};
 use vellum_fs::{DynFs, Fs, RealFs, SimFs};
 
 fn options() -> DatabaseOptions {
@@ -89,6 +89,23 @@ fn a_damaged_last_record_is_refused_and_a_torn_one_is_reported(fs: DynFs, root: 
         read_file(fs.as_ref(), &seg),
         damaged,
         "the refused open cut the log"
+    );
+    // Salvage mode opens it read-only: everything before the damage, nothing changed.
+    {
+        let db = Database::open_with_fs(
+            fs.clone(),
+            root,
+            options().with_recovery_mode(RecoveryMode::Salvage),
+        )
+        .unwrap();
+        let c = db.collection("c").unwrap();
+        assert_eq!(c.len(), 9);
+        assert!(c.upsert(Point::new(50, vec![1.0, 1.0])).is_err());
+    }
+    assert_eq!(
+        read_file(fs.as_ref(), &seg),
+        damaged,
+        "salvage changed the log"
     );
 
     // The same record torn as a crash tears it (its end never arrived): cut, and said so.
