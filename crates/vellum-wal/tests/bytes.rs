@@ -99,6 +99,33 @@ fn torn_tail_at_every_offset(disk: &dyn Disk, step: usize) -> usize {
     cases
 }
 
+/// Opens in both refusing modes; each must be `Corruption` naming the segment `name`, the
+/// frame's `offset` and `lsn`. Returns the message.
+fn refused_as_corruption(
+    disk: &dyn Disk,
+    name: &str,
+    offset: usize,
+    lsn: u64,
+    case: &str,
+) -> String {
+    let mut text = String::new();
+    for mode in [
+        RecoveryMode::TolerateTornTail,
+        RecoveryMode::AbsoluteConsistency,
+    ] {
+        match open(disk, mode) {
+            Err(e @ Error::Corruption { .. }) => {
+                text = e.to_string();
+                assert!(text.contains(name), "{text}");
+                assert!(text.contains(&format!("offset {offset}")), "{text}");
+                assert!(text.contains(&format!("LSN {lsn}")), "{text}");
+            }
+            other => panic!("{case}, {mode:?}: expected corruption, got {other:?}"),
+        }
+    }
+    text
+}
+
 fn bit_flips_in_a_middle_record(disk: &dyn Disk, step: usize) -> usize {
     let acked = write(disk, opts(), 8);
     let seg = segments(disk)[0].clone();
@@ -108,20 +135,7 @@ fn bit_flips_in_a_middle_record(disk: &dyn Disk, step: usize) -> usize {
     for bit in (0..PAYLOAD_END * 8).step_by(step) {
         let byte = start + bit / 8;
         disk.tamper(&seg, &mut |b| b[byte] ^= 1 << (bit % 8));
-        for mode in [
-            RecoveryMode::TolerateTornTail,
-            RecoveryMode::AbsoluteConsistency,
-        ] {
-            match open(disk, mode) {
-                Err(e @ Error::Corruption { .. }) => {
-                    let text = e.to_string();
-                    assert!(text.contains(&name), "{text}");
-                    assert!(text.contains(&format!("offset {start}")), "{text}");
-                    assert!(text.contains("LSN 4"), "{text}");
-                }
-                other => panic!("bit {bit}, {mode:?}: expected corruption, got {other:?}"),
-            }
-        }
+        refused_as_corruption(disk, &name, start, 4, &format!("bit {bit}"));
         let (wal, rec) = open(disk, RecoveryMode::Salvage).unwrap();
         assert_eq!(rec.damage.len(), 1, "bit {bit}");
         assert_eq!((rec.damage[0].lsn, rec.damage[0].offset), (4, start as u64));
@@ -313,21 +327,8 @@ fn damage_to_a_whole_last_frame(disk: &dyn Disk, step: usize) -> usize {
     let bytes: Vec<usize> = (0..4).chain(32..PAYLOAD_END).step_by(step).collect();
     for &at in &bytes {
         disk.tamper(&seg, &mut |b| b[start + at] ^= 0x5A);
-        for mode in [
-            RecoveryMode::TolerateTornTail,
-            RecoveryMode::AbsoluteConsistency,
-        ] {
-            match open(disk, mode) {
-                Err(e @ Error::Corruption { .. }) => {
-                    let text = e.to_string();
-                    assert!(text.contains(&name), "{text}");
-                    assert!(text.contains(&format!("offset {start}")), "{text}");
-                    assert!(text.contains("LSN 6"), "{text}");
-                    assert!(text.contains("damaged after it was written"), "{text}");
-                }
-                other => panic!("byte {at}, {mode:?}: expected corruption, got {other:?}"),
-            }
-        }
+        let text = refused_as_corruption(disk, &name, start, 6, &format!("byte {at}"));
+        assert!(text.contains("damaged after it was written"), "{text}");
         let mut damaged = orig.clone();
         damaged[start + at] ^= 0x5A;
         assert_eq!(
