@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::sim_fs::SimFs;
 use super::state::{
-    DirNode, DirOp, FileNode, Ino, Inode, Pending, ROOT, components, not_found, op_dirs,
+    DirNode, DirOp, FileNode, Ino, Inode, Pending, ROOT, State, components, not_found, op_dirs,
 };
 use crate::error::{Error, OpKind, Result};
 use crate::fs::{DirLock, File, Fs};
@@ -134,57 +134,18 @@ impl Fs for SimFs {
     }
 
     fn remove_file(&self, path: &Path) -> Result<()> {
-        let mut st = self.lock();
-        st.begin(OpKind::Remove, path)?;
-        let (dir, name) = st.parent_of(OpKind::Remove, path)?;
-        let ino = st
-            .dir(dir)
-            .and_then(|d| d.live.get(&name).copied())
-            .ok_or_else(|| not_found(OpKind::Remove, path))?;
-        if !matches!(st.inodes.get(&ino), Some(Inode::File(_))) {
-            return Err(Error::io(
-                OpKind::Remove,
-                path,
-                std::io::Error::from(std::io::ErrorKind::IsADirectory),
-            ));
-        }
-        if let Some(d) = st.dir_mut(dir) {
-            d.live.remove(&name);
-        }
-        st.dir_ops.push(DirOp::Unlink { dir, name, ino });
-        Ok(())
+        self.unlink_entry(path, |st, ino| {
+            (!matches!(st.inodes.get(&ino), Some(Inode::File(_))))
+                .then_some(std::io::ErrorKind::IsADirectory)
+        })
     }
 
     fn remove_dir(&self, path: &Path) -> Result<()> {
-        let mut st = self.lock();
-        st.begin(OpKind::Remove, path)?;
-        let (dir, name) = st.parent_of(OpKind::Remove, path)?;
-        let ino = st
-            .dir(dir)
-            .and_then(|d| d.live.get(&name).copied())
-            .ok_or_else(|| not_found(OpKind::Remove, path))?;
-        match st.dir(ino) {
-            None => {
-                return Err(Error::io(
-                    OpKind::Remove,
-                    path,
-                    std::io::Error::from(std::io::ErrorKind::NotADirectory),
-                ));
-            }
-            Some(d) if !d.live.is_empty() => {
-                return Err(Error::io(
-                    OpKind::Remove,
-                    path,
-                    std::io::Error::from(std::io::ErrorKind::DirectoryNotEmpty),
-                ));
-            }
-            Some(_) => {}
-        }
-        if let Some(d) = st.dir_mut(dir) {
-            d.live.remove(&name);
-        }
-        st.dir_ops.push(DirOp::Unlink { dir, name, ino });
-        Ok(())
+        self.unlink_entry(path, |st, ino| match st.dir(ino) {
+            None => Some(std::io::ErrorKind::NotADirectory),
+            Some(d) if !d.live.is_empty() => Some(std::io::ErrorKind::DirectoryNotEmpty),
+            Some(_) => None,
+        })
     }
 
     fn create_dir_all(&self, path: &Path) -> Result<()> {
@@ -285,5 +246,31 @@ impl Fs for SimFs {
 
     fn fail_point(&self, name: &str) -> Result<()> {
         self.hit_fail_point(name)
+    }
+}
+
+impl SimFs {
+    /// Removes the directory entry at `path` (a pending unlink until its directory is
+    /// synced), unless `refuse`, shown the entry's inode, names why it may not go.
+    fn unlink_entry(
+        &self,
+        path: &Path,
+        refuse: impl FnOnce(&State, Ino) -> Option<std::io::ErrorKind>,
+    ) -> Result<()> {
+        let mut st = self.lock();
+        st.begin(OpKind::Remove, path)?;
+        let (dir, name) = st.parent_of(OpKind::Remove, path)?;
+        let ino = st
+            .dir(dir)
+            .and_then(|d| d.live.get(&name).copied())
+            .ok_or_else(|| not_found(OpKind::Remove, path))?;
+        if let Some(kind) = refuse(&st, ino) {
+            return Err(Error::io(OpKind::Remove, path, std::io::Error::from(kind)));
+        }
+        if let Some(d) = st.dir_mut(dir) {
+            d.live.remove(&name);
+        }
+        st.dir_ops.push(DirOp::Unlink { dir, name, ino });
+        Ok(())
     }
 }
