@@ -10,8 +10,9 @@ use vellum::{
     CollectionConfig, Database, DatabaseOptions, HnswParams, Metric, Point, SearchParams,
 };
 
+use crate::BoxError;
 use crate::data::{self, Vectors};
-use crate::{BoxError, progress};
+use crate::output::progress;
 
 /// Where the Debian package `dataset-fashion-mnist` puts its files.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";

@@ -1,0 +1,246 @@
+//! The command line as clap types: [`Cli`] and its subcommands, and the value enums their
+//! options take.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use vellum::Metric;
+
+use crate::{demo, torture};
+
+/// A crash-safe persistence engine for vector indexes.
+#[derive(Debug, Parser)]
+#[command(name = "vellum", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// The main job: ingest a real (or generated) data set durably, checkpoint, search,
+    /// snapshot, restore, reopen, and print a summary.
+    Demo(demo::DemoArgs),
+    /// Kill -9 proof: kill a durable writer at random moments, reopen, check everything it
+    /// acknowledged (run thousands with --kills).
+    Torture(torture::TortureArgs),
+    /// The writer process `torture` kills (internal).
+    #[command(hide = true)]
+    TortureChild(torture::ChildArgs),
+    /// Create a collection (and the database, if needed).
+    Create {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// Dimensions of its vectors.
+        #[arg(long)]
+        dim: usize,
+        /// Distance metric.
+        #[arg(long, value_enum, default_value_t = MetricArg::L2)]
+        metric: MetricArg,
+        /// Exact search only (no HNSW graph).
+        #[arg(long)]
+        flat: bool,
+        #[command(flatten)]
+        hnsw: HnswArgs,
+    },
+    /// Import vectors from a .fvecs, .bvecs or .npy file into a collection.
+    Import {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// The file.
+        file: PathBuf,
+        /// File format (by extension if omitted).
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+        /// Id of the first row; rows get consecutive ids.
+        #[arg(long, default_value_t = 0)]
+        first_id: u64,
+        /// Rows per atomic batch.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+    /// Search a collection.
+    Search {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// The query vector, comma-separated.
+        #[arg(long, allow_hyphen_values = true)]
+        query: String,
+        /// Results to return.
+        #[arg(short, default_value_t = 10)]
+        k: usize,
+        /// HNSW candidate list size.
+        #[arg(long)]
+        ef: Option<usize>,
+        /// Scan every point instead of using the index.
+        #[arg(long)]
+        exact: bool,
+    },
+    /// Show collections, checkpoint generations, log segments and counters.
+    Inspect {
+        /// Database directory.
+        db: PathBuf,
+    },
+    /// Rebuild a lost catalog (VELLUM) from the collections' own descriptions.
+    RepairCatalog {
+        /// Database directory.
+        db: PathBuf,
+    },
+    /// Re-read every checksum; exit non-zero if anything is damaged.
+    Verify {
+        /// Database directory.
+        db: PathBuf,
+    },
+    /// Write-ahead log tools.
+    Wal {
+        #[command(subcommand)]
+        command: WalCommand,
+    },
+    /// Snapshot tools: export, import, create, list, delete, restore.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+    /// Checkpoint one collection or all of them now.
+    Checkpoint {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name (all if omitted).
+        collection: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WalCommand {
+    /// Print the records of a collection's log.
+    Dump {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// First LSN to print.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Most records to print.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SnapshotCommand {
+    /// Write a full snapshot of a collection to a file.
+    Export {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// Archive file to write.
+        file: PathBuf,
+        /// Compress sections with zstd.
+        #[arg(long)]
+        zstd: bool,
+    },
+    /// Import snapshot archive files (full first, then incrementals) as a new collection.
+    Import {
+        /// Database directory (created if needed).
+        db: PathBuf,
+        /// Name of the new collection.
+        #[arg(long)]
+        name: String,
+        /// Archive files, full first.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Refuse archives whose files add up to more than this many bytes once
+        /// decompressed (default 1 TiB: lower it for archives you do not trust).
+        #[arg(long, default_value_t = vellum::ImportLimits::DEFAULT_MAX_TOTAL_BYTES)]
+        max_import_bytes: u64,
+        /// Refuse archives holding more files than this.
+        #[arg(long, default_value_t = vellum::ImportLimits::DEFAULT_MAX_FILES)]
+        max_import_files: u64,
+    },
+    /// Add a snapshot to a collection's catalog.
+    Create {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// Store only what changed since the newest snapshot.
+        #[arg(long)]
+        incremental: bool,
+    },
+    /// List a collection's snapshots, newest first.
+    List {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+    },
+    /// Delete a snapshot (refused while an incremental needs it).
+    Delete {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// Snapshot id.
+        id: String,
+    },
+    /// Restore a snapshot of a collection (with its parents) as a new collection.
+    Restore {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection the snapshot belongs to.
+        collection: String,
+        /// Snapshot id.
+        id: String,
+        /// Name of the new collection.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HnswArgs {
+    /// HNSW links per node.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) m: usize,
+    /// HNSW candidate list size while building.
+    #[arg(long, default_value_t = 200)]
+    pub(crate) ef_construction: usize,
+    /// HNSW candidate list size while searching.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) ef_search: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum MetricArg {
+    L2,
+    Cosine,
+    Dot,
+}
+
+impl From<MetricArg> for Metric {
+    fn from(m: MetricArg) -> Metric {
+        match m {
+            MetricArg::L2 => Metric::L2,
+            MetricArg::Cosine => Metric::Cosine,
+            MetricArg::Dot => Metric::Dot,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum FormatArg {
+    Fvecs,
+    Bvecs,
+    Npy,
+}

@@ -1,0 +1,136 @@
+//! `create` and `import`: make a collection, and fill one from a vector file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use serde_json::json;
+use vellum::{CollectionConfig, Database, HnswParams, Point};
+
+use crate::BoxError;
+use crate::cli::{FormatArg, HnswArgs, MetricArg};
+use crate::data;
+use crate::open::{open_existing, tool_options};
+use crate::output::{metric_name, progress};
+
+/// `vellum create`: creates the collection (and the database, if needed).
+pub(crate) fn create(
+    db: PathBuf,
+    collection: String,
+    dim: usize,
+    metric: MetricArg,
+    flat: bool,
+    hnsw: HnswArgs,
+    json: bool,
+) -> Result<ExitCode, BoxError> {
+    let database = Database::open(&db, tool_options())?;
+    let mut config = CollectionConfig::new(dim, metric.into());
+    config = if flat {
+        config.flat()
+    } else {
+        config.hnsw(HnswParams {
+            m: hnsw.m,
+            ef_construction: hnsw.ef_construction,
+            ef_search: hnsw.ef_search,
+            ..HnswParams::default()
+        })
+    };
+    database.create_collection(&collection, config)?;
+    if json {
+        println!(
+            "{}",
+            json!({"created": collection, "dim": dim, "metric": metric_name(metric.into()), "flat": flat})
+        );
+    } else {
+        println!(
+            "created collection {collection:?} ({dim} dimensions, {}, {})",
+            metric_name(metric.into()),
+            if flat { "flat" } else { "hnsw" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vellum import`: upserts every row of a .fvecs, .bvecs or .npy file, in atomic batches.
+pub(crate) fn import(
+    db: PathBuf,
+    collection: String,
+    file: PathBuf,
+    format: Option<FormatArg>,
+    first_id: u64,
+    batch: usize,
+    json: bool,
+) -> Result<ExitCode, BoxError> {
+    let format = match format {
+        Some(f) => f,
+        None => match file.extension().and_then(|e| e.to_str()) {
+            Some("fvecs") => FormatArg::Fvecs,
+            Some("bvecs") => FormatArg::Bvecs,
+            Some("npy") => FormatArg::Npy,
+            _ => {
+                return Err(format!(
+                    "cannot tell the format of {} from its extension: pass --format",
+                    file.display()
+                )
+                .into());
+            }
+        },
+    };
+    let vectors = match format {
+        FormatArg::Fvecs => data::read_vecs(&file, 4)?,
+        FormatArg::Bvecs => data::read_vecs(&file, 1)?,
+        FormatArg::Npy => data::read_npy(&file)?,
+    };
+    let rows = vectors.rows();
+    // Ids are user-given: the last one must exist, checked before anything is
+    // opened or written (a wrapped id would silently replace point 0, 1, ...).
+    if let Some(last) = (rows as u64).checked_sub(1)
+        && first_id.checked_add(last).is_none()
+    {
+        return Err(format!(
+            "--first-id {first_id} with {rows} rows needs ids up to {first_id} + {last}, \
+             beyond the largest id {}: nothing was imported",
+            u64::MAX
+        )
+        .into());
+    }
+    let database = open_existing(&db)?;
+    let c = database.collection(&collection)?;
+    if vectors.dim != c.config().dim {
+        return Err(format!(
+            "{} holds {}-dimensional vectors; collection {collection:?} is {}-dimensional",
+            file.display(),
+            vectors.dim,
+            c.config().dim
+        )
+        .into());
+    }
+    let bar = (!json).then(|| progress(rows as u64, "import"));
+    let started = Instant::now();
+    let batch = batch.max(1);
+    for start in (0..rows).step_by(batch) {
+        let end = (start + batch).min(rows);
+        c.upsert_batch(
+            (start..end).map(|i| Point::new(first_id + i as u64, vectors.row(i).to_vec())),
+        )?;
+        if let Some(b) = &bar {
+            b.set_position(end as u64);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if json {
+        println!(
+            "{}",
+            json!({"imported": rows, "seconds": secs, "points_per_second": rows as f64 / secs.max(1e-9)})
+        );
+    } else {
+        println!(
+            "imported {rows} vectors into {collection:?} in {secs:.2} s ({:.0} points/s, durable)",
+            rows as f64 / secs.max(1e-9)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
