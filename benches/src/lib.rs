@@ -7,6 +7,11 @@
 //! `compare` feature.
 #![forbid(unsafe_code)]
 
+pub mod latency;
+#[cfg(feature = "seed-peers")]
+pub mod latency_peers;
+pub mod latency_report;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
