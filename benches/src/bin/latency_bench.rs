@@ -117,6 +117,8 @@ fn parse_args() -> Args {
     args
 }
 
+/// The named data set; with `auto`, fashion-mnist when it is converted, else generated data.
+/// A data set named explicitly but not found is an error, not a silent fallback.
 fn workload(args: &Args) -> Workload {
     let mut name = args.dataset.as_str();
     if name == "auto" {
@@ -124,25 +126,28 @@ fn workload(args: &Args) -> Workload {
         name = if converted {
             "fashion-mnist"
         } else {
+            eprintln!(
+                "fashion-mnist is not converted under {} (benches/scripts/get-datasets.sh): using generated data",
+                args.data_dir.display()
+            );
             "generated"
         };
     }
-    if name != "generated" {
-        let rows = args.rows.unwrap_or(usize::MAX);
-        match load_dataset(&args.data_dir, name, rows, args.queries) {
-            Ok(work) => return work,
-            Err(e) => eprintln!(
-                "{name} not loaded from {} ({e}; run benches/scripts/get-datasets.sh): using generated data",
-                args.data_dir.display()
-            ),
-        }
+    if name == "generated" {
+        return generated(
+            args.rows.unwrap_or(30_000),
+            args.dim,
+            args.queries,
+            args.seed,
+        );
     }
-    generated(
-        args.rows.unwrap_or(30_000),
-        args.dim,
-        args.queries,
-        args.seed,
-    )
+    let rows = args.rows.unwrap_or(usize::MAX);
+    load_dataset(&args.data_dir, name, rows, args.queries).unwrap_or_else(|e| {
+        panic!(
+            "{name} not loaded from {} ({e}): run benches/scripts/get-datasets.sh, pass --data-dir, or use --dataset generated",
+            args.data_dir.display()
+        )
+    })
 }
 
 fn fresh_db(dir: &Path, work: &Workload) -> (Database, vellum::Collection) {
