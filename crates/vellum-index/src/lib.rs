@@ -27,6 +27,7 @@ mod format;
 pub mod fuzzing;
 mod graph;
 mod hnsw;
+mod live;
 mod source;
 
 pub use distance::Metric;

@@ -21,7 +21,7 @@ const M0: usize = 2 * M;
 fn small_graph(rows: usize) -> (Vec<f32>, Vec<u8>) {
     let data = random_data(5, rows, 3);
     let source = FlatVectors::new(&data, 3);
-    let mut index = Hnsw::new(
+    let index = Hnsw::new(
         3,
         Metric::L2,
         HnswParams {

@@ -100,7 +100,7 @@ fn assert_matches_brute_force(
 
 fn build(data: &[f32], dim: usize, metric: Metric, params: HnswParams) -> Hnsw {
     let source = FlatVectors::new(data, dim);
-    let mut index = Hnsw::new(dim, metric, params).unwrap();
+    let index = Hnsw::new(dim, metric, params).unwrap();
     let ids: Vec<u64> = (0..source.len() as u64).collect();
     index.insert_batch(&source, &ids).unwrap();
     index
@@ -215,7 +215,7 @@ fn parallel_build_reaches_the_same_recall() {
     let data = random_data(21, 1500, dim);
     let queries = random_data(22, 40, dim);
     let source = FlatVectors::new(&data, dim);
-    let mut index = Hnsw::new(dim, Metric::L2, HnswParams::default()).unwrap();
+    let index = Hnsw::new(dim, Metric::L2, HnswParams::default()).unwrap();
     let ids: Vec<u64> = (0..1500).collect();
     index.insert_batch_parallel(&source, &ids).unwrap();
     assert_eq!(index.len(), 1500);
@@ -258,7 +258,7 @@ fn deleted_ids_are_never_returned_and_recall_holds_after_many_deletes() {
     let data = random_data(41, 1200, dim);
     let queries = random_data(42, 40, dim);
     let source = FlatVectors::new(&data, dim);
-    let mut index = build(&data, dim, Metric::L2, HnswParams::default());
+    let index = build(&data, dim, Metric::L2, HnswParams::default());
     // Delete 60%, in a scattered order.
     let deleted: Vec<u64> = (0..1200u64).filter(|i| (i * 7919) % 5 < 3).collect();
     for &id in &deleted {
@@ -300,7 +300,7 @@ fn deleted_ids_are_never_returned_and_recall_holds_after_many_deletes() {
 fn deleting_every_id_then_inserting_again_works() {
     let data = random_data(51, 200, 4);
     let source = FlatVectors::new(&data, 4);
-    let mut index = build(&data[..100 * 4], 4, Metric::L2, HnswParams::default());
+    let index = build(&data[..100 * 4], 4, Metric::L2, HnswParams::default());
     for id in 0..100 {
         index.delete(&source, id).unwrap();
     }
@@ -390,7 +390,7 @@ fn inserts_and_deletes_apply_on_top_of_an_opened_graph() {
     let queries = random_data(82, 30, dim);
     let source = FlatVectors::new(&data, dim);
     let base = build(&data[..1000 * dim], dim, Metric::L2, HnswParams::default());
-    let mut index = Hnsw::from_bytes(base.to_bytes().unwrap()).unwrap();
+    let index = Hnsw::from_bytes(base.to_bytes().unwrap()).unwrap();
     index
         .insert_batch(&source, &(1000..1600).collect::<Vec<u64>>())
         .unwrap();
@@ -485,7 +485,7 @@ impl Resolved {
 fn dimension_mismatch_and_bad_parameters_are_refused() {
     let data = random_data(1, 10, 4);
     let source = FlatVectors::new(&data, 4);
-    let mut index = Hnsw::new(3, Metric::L2, HnswParams::default()).unwrap();
+    let index = Hnsw::new(3, Metric::L2, HnswParams::default()).unwrap();
     assert!(matches!(
         index.insert(&source, 0),
         Err(vellum_index::Error::DimensionMismatch { .. })
@@ -552,7 +552,7 @@ fn the_index_never_reads_a_deleted_or_replaced_vector() {
         ef_search: 32,
         seed: 9,
     };
-    let mut index = vellum_index::Hnsw::new(dim, vellum_index::Metric::L2, params).unwrap();
+    let index = vellum_index::Hnsw::new(dim, vellum_index::Metric::L2, params).unwrap();
     let mut seed = 1u64;
     let mut next = move || {
         seed = seed

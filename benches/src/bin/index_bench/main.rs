@@ -217,7 +217,7 @@ fn run_vellum(data: &Dataset, args: &Args, pool: &rayon::ThreadPool) -> Vec<Repo
         ef_construction: EF_CONSTRUCTION,
         ..HnswParams::default()
     };
-    let mut index = Hnsw::new(data.dim, data.metric, params).expect("params");
+    let index = Hnsw::new(data.dim, data.metric, params).expect("params");
     let ids: Vec<u64> = (0..data.rows() as u64).collect();
     let (start, cpu_start) = (Instant::now(), process_cpu());
     pool.install(|| index.insert_batch_parallel(&source, &ids))

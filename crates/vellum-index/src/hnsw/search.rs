@@ -1,0 +1,339 @@
+//! Searching: the greedy descent through the upper levels, the best-first search on
+//! layer 0 and the exact scan over the graph's nodes.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rayon::prelude::*;
+
+use super::{Current, Hnsw, SearchOptions};
+use crate::distance::Metric;
+use crate::error::{Error, Result};
+use crate::exact::{Filter, Neighbour, PARALLEL_EXACT_MIN_LEN, Resolved, Scored, TopK};
+use crate::graph::{Graph, Visited};
+use crate::source::VectorSource;
+
+impl Hnsw {
+    /// The `k` nearest live ids with the default `ef`.
+    pub fn search<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &[f32],
+        k: usize,
+    ) -> Result<Vec<Neighbour>> {
+        self.search_with(source, query, k, &SearchOptions::default())
+    }
+
+    /// The `k` nearest live ids, with options.
+    ///
+    /// With a filter, the search estimates how many ids pass it (by sampling); when that is
+    /// at most [`FILTER_EXACT_MAX`] it scans them exactly, otherwise it walks the graph
+    /// with `ef` widened by the inverse of the pass rate, and falls back to an exact scan if
+    /// the walk finds fewer than `k`.
+    pub fn search_with<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &[f32],
+        k: usize,
+        options: &SearchOptions<'_>,
+    ) -> Result<Vec<Neighbour>> {
+        self.check_source(source)?;
+        if query.len() != self.dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim,
+                found: query.len(),
+            });
+        }
+        let ef = options.ef.unwrap_or(self.params.ef_search).max(k).max(1);
+        let run = Search {
+            source,
+            metric: self.metric,
+            query,
+            k,
+            ef,
+            live: self.len(),
+        };
+        match self.current()? {
+            Current::Frozen(view) => Ok(run.run(&view, options.filter.as_ref(), |ids| {
+                ids.iter().filter_map(|&id| view.find(id)).collect()
+            })),
+            Current::Live(graph) => {
+                let view = graph.view();
+                Ok(run.run(&view, options.filter.as_ref(), |ids| {
+                    let registry = graph.registry.read();
+                    ids.iter()
+                        .filter_map(|id| registry.id_map.get(id).copied())
+                        .collect()
+                }))
+            }
+        }
+    }
+
+    /// Exact top-`k` over every live id (the ground truth for recall).
+    pub fn exact_search<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &[f32],
+        k: usize,
+        filter: Option<&Filter<'_>>,
+    ) -> Result<Vec<Neighbour>> {
+        self.check_source(source)?;
+        if query.len() != self.dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim,
+                found: query.len(),
+            });
+        }
+        let run = Search {
+            source,
+            metric: self.metric,
+            query,
+            k,
+            ef: k,
+            live: self.len(),
+        };
+        let resolved = Resolved::new(filter);
+        match self.current()? {
+            Current::Frozen(view) => Ok(run.exact_nodes(&view, &resolved)),
+            Current::Live(graph) => Ok(run.exact_nodes(&graph.view(), &resolved)),
+        }
+    }
+}
+
+thread_local! {
+    static VISITED: RefCell<Visited> = RefCell::new(Visited::default());
+}
+
+/// Runs `f` with this thread's visited marks (a fresh set if they are already in use, e.g.
+/// when a filter predicate itself searches).
+pub(super) fn with_visited<R>(node_count: usize, f: impl FnOnce(&mut Visited) -> R) -> R {
+    VISITED.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut visited) => {
+            visited.reset(node_count);
+            f(&mut visited)
+        }
+        Err(_) => {
+            let mut visited = Visited::default();
+            visited.reset(node_count);
+            f(&mut visited)
+        }
+    })
+}
+
+#[inline]
+pub(super) fn node_distance<G: Graph, S: VectorSource + ?Sized>(
+    graph: &G,
+    source: &S,
+    metric: Metric,
+    query: &[f32],
+    node: u32,
+) -> f32 {
+    metric.distance(query, source.vector(graph.id(node)))
+}
+
+/// Greedy descent on one level: moves to the closest neighbour until none is closer.
+pub(super) fn greedy<G: Graph, S: VectorSource + ?Sized>(
+    graph: &G,
+    source: &S,
+    metric: Metric,
+    query: &[f32],
+    level: usize,
+    start: Scored<u32>,
+) -> Scored<u32> {
+    let mut best = start;
+    loop {
+        let from = best.key;
+        graph.for_each_neighbour(from, level, |n| {
+            // Tombstones are never read: their vectors may be gone from the source (the
+            // `VectorSource` contract covers live ids only).
+            if graph.is_deleted(n) {
+                return;
+            }
+            let d = node_distance(graph, source, metric, query, n);
+            if d < best.distance {
+                best = Scored {
+                    distance: d,
+                    key: n,
+                };
+            }
+        });
+        if best.key == from {
+            return best;
+        }
+    }
+}
+
+/// Best-first search on one level; returns up to `ef` accepted nodes, closest first.
+/// Nodes the filter rejects are walked through but never returned; tombstones are neither
+/// walked nor read.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn search_layer<G: Graph, S: VectorSource + ?Sized>(
+    graph: &G,
+    source: &S,
+    metric: Metric,
+    query: &[f32],
+    entry_points: &[Scored<u32>],
+    ef: usize,
+    level: usize,
+    visited: &mut Visited,
+    accept: impl Fn(u32) -> bool,
+) -> Vec<Scored<u32>> {
+    let mut candidates: BinaryHeap<Reverse<Scored<u32>>> = BinaryHeap::with_capacity(ef * 2);
+    let mut results: BinaryHeap<Scored<u32>> = BinaryHeap::with_capacity(ef + 1);
+    for &e in entry_points {
+        if visited.insert(e.key) {
+            candidates.push(Reverse(e));
+            if accept(e.key) {
+                results.push(e);
+                if results.len() > ef {
+                    results.pop();
+                }
+            }
+        }
+    }
+    let mut bound = results.peek().map_or(f32::INFINITY, |r| r.distance);
+    let mut fresh: Vec<(u32, &[f32])> = Vec::with_capacity(64);
+    while let Some(Reverse(current)) = candidates.pop() {
+        if current.distance > bound && results.len() >= ef {
+            break;
+        }
+        // Gather the unvisited neighbours first and touch the first element of each vector:
+        // the loads are independent, so their cache misses overlap (a safe stand-in for the
+        // explicit prefetch instructions other HNSW implementations issue).
+        fresh.clear();
+        graph.for_each_neighbour(current.key, level, |n| {
+            // Tombstones are skipped, never read (see `greedy`); repair at delete time
+            // relinks their neighbours so the live graph stays connected.
+            if !graph.is_deleted(n) && visited.insert(n) {
+                let vector = source.vector(graph.id(n));
+                std::hint::black_box(vector.first().copied());
+                fresh.push((n, vector));
+            }
+        });
+        for &(n, vector) in &fresh {
+            let d = metric.distance(query, vector);
+            if results.len() < ef || d < bound {
+                candidates.push(Reverse(Scored {
+                    distance: d,
+                    key: n,
+                }));
+                if accept(n) {
+                    results.push(Scored {
+                        distance: d,
+                        key: n,
+                    });
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                    if let Some(top) = results.peek() {
+                        bound = top.distance;
+                    }
+                }
+            }
+        }
+    }
+    results.into_sorted_vec()
+}
+
+/// One query.
+pub(super) struct Search<'a, S: ?Sized> {
+    pub(super) source: &'a S,
+    pub(super) metric: Metric,
+    pub(super) query: &'a [f32],
+    pub(super) k: usize,
+    pub(super) ef: usize,
+    pub(super) live: usize,
+}
+
+impl<S: VectorSource + ?Sized> Search<'_, S> {
+    /// Graph walk returning the top `k` accepted live nodes.
+    pub(super) fn walk<G: Graph>(
+        &self,
+        graph: &G,
+        ef: usize,
+        accept_id: impl Fn(u64) -> bool,
+    ) -> Vec<Neighbour> {
+        let Some((entry, top_level)) = graph.entry() else {
+            return Vec::new();
+        };
+        let (source, metric, query) = (self.source, self.metric, self.query);
+        let mut current = Scored {
+            distance: node_distance(graph, source, metric, query, entry),
+            key: entry,
+        };
+        for level in (1..=top_level).rev() {
+            current = greedy(graph, source, metric, query, level, current);
+        }
+        let found = with_visited(graph.node_count(), |visited| {
+            search_layer(
+                graph,
+                source,
+                metric,
+                query,
+                &[current],
+                ef,
+                0,
+                visited,
+                |v| !graph.is_deleted(v) && accept_id(graph.id(v)),
+            )
+        });
+        let mut top = TopK::new(self.k);
+        for hit in found {
+            top.push(hit.distance, graph.id(hit.key));
+        }
+        finish(top)
+    }
+
+    /// Scans every live node that passes the filter.
+    pub(super) fn exact_nodes<G: Graph>(&self, graph: &G, filter: &Resolved<'_>) -> Vec<Neighbour> {
+        let scan = |range: std::ops::Range<usize>| {
+            let mut top = TopK::new(self.k);
+            for v in range {
+                let v = v as u32;
+                if graph.is_deleted(v) {
+                    continue;
+                }
+                let id = graph.id(v);
+                if filter.accepts(id) {
+                    top.push(
+                        node_distance(graph, self.source, self.metric, self.query, v),
+                        id,
+                    );
+                }
+            }
+            top
+        };
+        let n = graph.node_count();
+        let top = if n >= PARALLEL_EXACT_MIN_LEN {
+            let chunk = n
+                .div_ceil(rayon::current_num_threads().max(1) * 4)
+                .max(1024);
+            (0..n.div_ceil(chunk))
+                .into_par_iter()
+                .map(|c| scan(c * chunk..((c + 1) * chunk).min(n)))
+                .reduce(
+                    || TopK::new(self.k),
+                    |mut a, b| {
+                        for item in b.into_sorted() {
+                            a.push(item.distance, item.key);
+                        }
+                        a
+                    },
+                )
+        } else {
+            scan(0..n)
+        };
+        finish(top)
+    }
+}
+
+pub(super) fn finish(top: TopK<u64>) -> Vec<Neighbour> {
+    top.into_sorted()
+        .into_iter()
+        .map(|s| Neighbour {
+            id: s.key,
+            distance: s.distance,
+        })
+        .collect()
+}
