@@ -136,8 +136,12 @@ fn read_model(dir: &Path) -> Result<Option<Model>, BoxError> {
         model.insert(id, (p.vector, p.payload.unwrap_or_default()));
     }
     let stats = c.stats();
-    if stats.indexed != stats.points {
-        return Err(format!("index holds {} ids, store {}", stats.indexed, stats.points).into());
+    if stats.indexed + stats.index_pending != stats.points {
+        return Err(format!(
+            "index holds {} ids and {} wait to be indexed, store {}",
+            stats.indexed, stats.index_pending, stats.points
+        )
+        .into());
     }
     let q = vec![0.5f32; DIM];
     let got: Vec<u64> = c

@@ -13,7 +13,7 @@ use vellum_fs::{DynFs, Fs, RealFs, atomic_replace, create_dir_all_durable, paren
 
 use crate::catalog::{CATALOG_FILE, Catalog, Entry, validate_name};
 use crate::collection::{
-    CheckpointInfo, Collection, CollectionInner, CollectionStats, VerifyReport,
+    CheckpointInfo, Collection, CollectionInner, CollectionStats, Indexers, VerifyReport,
 };
 use crate::error::{Error, Result};
 use crate::options::{CollectionConfig, DatabaseOptions};
@@ -54,8 +54,18 @@ pub const LOCK_FILE: &str = "LOCK";
 /// with [`Error::Locked`] instead of writing beside the first.
 #[derive(Debug)]
 pub(crate) struct DbLock {
+    /// The collections' indexer threads, joined before the locks below are released.
+    pub(crate) indexers: Arc<Indexers>,
     _file: Box<dyn vellum_fs::File>,
     _dir: vellum_fs::DirLock,
+}
+
+impl Drop for DbLock {
+    fn drop(&mut self) {
+        // The last handle is gone: no indexer may still run over these files when the next
+        // open takes the directory.
+        self.indexers.shutdown();
+    }
 }
 
 #[derive(Debug)]
@@ -330,6 +340,7 @@ impl Database {
             return Err(Error::Locked { path: lock_path });
         }
         let lock = Arc::new(DbLock {
+            indexers: Arc::new(Indexers::default()),
             _file: lock_file,
             _dir: dir_lock,
         });
@@ -380,6 +391,10 @@ impl Database {
         });
         if inner.options.background_checkpoints {
             start_background(&inner);
+        }
+        // A pending tail found at open is indexed in the background from now on.
+        for c in inner.collections.read().values() {
+            c.kick_indexer(&inner.lock.indexers);
         }
         Ok(Database { inner })
     }

@@ -49,7 +49,8 @@ pub use collection::{
 pub use database::{Database, LOCK_FILE};
 pub use error::{Error, Result};
 pub use options::{
-    CollectionConfig, DatabaseOptions, HnswParams, IndexKind, Metric, RecoveryMode, SyncPolicy,
+    CollectionConfig, DatabaseOptions, HnswParams, IndexKind, IndexerHook, Metric, RecoveryMode,
+    SyncPolicy,
 };
 pub use repair::CatalogRepair;
 pub use snapshot::{COLLECTION_META_FILE, SnapshotSummary};

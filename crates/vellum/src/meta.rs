@@ -155,8 +155,67 @@ pub(crate) fn decode_payloads(bytes: &[u8], path: &Path) -> Result<FxHashMap<u64
     Ok(map)
 }
 
+/// Encodes the pending-tail file (docs/format/pending.md): a u64 count, then that many
+/// u64 slots, ascending, little-endian.
+pub(crate) fn encode_pending(slots: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + 8 * slots.len());
+    out.extend_from_slice(&(slots.len() as u64).to_le_bytes());
+    for slot in slots {
+        out.extend_from_slice(&slot.to_le_bytes());
+    }
+    out
+}
+
+/// Decodes the pending-tail file; refuses a count that does not match the length, and
+/// slots that are not strictly ascending, naming the offset.
+pub(crate) fn decode_pending(bytes: &[u8], path: &Path) -> Result<Vec<u64>> {
+    let bad = |reason: String| Error::BadDatabaseFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut r = LeReader::new(bytes);
+    let count = r
+        .u64()
+        .map_err(|_| bad("pending file shorter than its count".into()))?;
+    if count != (r.remaining() / 8) as u64 || !r.remaining().is_multiple_of(8) {
+        return Err(bad(format!(
+            "pending count {count} does not match the {} bytes that follow it",
+            r.remaining()
+        )));
+    }
+    let mut slots = Vec::with_capacity(r.remaining() / 8);
+    while r.remaining() > 0 {
+        let at = r.offset();
+        let slot = r
+            .u64()
+            .map_err(|_| bad(format!("slot ends early at offset {at}")))?;
+        if slots.last().is_some_and(|&last| last >= slot) {
+            return Err(bad(format!("slot {slot} at offset {at} is not ascending")));
+        }
+        slots.push(slot);
+    }
+    Ok(slots)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_pending_file_round_trips_and_refuses_a_wrong_count_or_order() {
+        let path = std::path::Path::new("pending");
+        let bytes = super::encode_pending(&[3, 9, 12]);
+        assert_eq!(super::decode_pending(&bytes, path).unwrap(), vec![3, 9, 12]);
+        assert!(super::decode_pending(&bytes[..20], path).is_err());
+        let unsorted = super::encode_pending(&[9, 3]);
+        let e = super::decode_pending(&unsorted, path)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("offset 16"), "{e}");
+        assert!(
+            super::decode_pending(&super::encode_pending(&[]), path)
+                .unwrap()
+                .is_empty()
+        );
+    }
     use super::*;
 
     #[test]

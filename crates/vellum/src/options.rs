@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 
 /// How a database is opened. Build one with [`DatabaseOptions::default`] and the `with_*`
 /// methods; every default is documented on its method.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DatabaseOptions {
     pub(crate) sync_policy: SyncPolicy,
     pub(crate) recovery_mode: RecoveryMode,
@@ -27,6 +27,37 @@ pub struct DatabaseOptions {
     pub(crate) import_limits: ImportLimits,
     /// Set by [`crate::Database::open_read_only`]: every change is refused.
     pub(crate) read_only: bool,
+    pub(crate) index_lag_max_points: usize,
+    pub(crate) index_lag_max_bytes: u64,
+    /// Called by an indexer with a chunk taken, before inserting it (tests pause it here).
+    pub(crate) indexer_hook: Option<IndexerHook>,
+    pub(crate) background_indexing: bool,
+}
+
+/// A function an indexer calls before inserting each chunk (see
+/// [`DatabaseOptions::with_indexer_hook`]).
+pub type IndexerHook = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+impl std::fmt::Debug for DatabaseOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseOptions")
+            .field("sync_policy", &self.sync_policy)
+            .field("recovery_mode", &self.recovery_mode)
+            .field("wal_segment_size_bytes", &self.wal_segment_size_bytes)
+            .field("checkpoint_after_ops", &self.checkpoint_after_ops)
+            .field(
+                "checkpoint_after_wal_bytes",
+                &self.checkpoint_after_wal_bytes,
+            )
+            .field("background_checkpoints", &self.background_checkpoints)
+            .field("retain_checkpoints", &self.retain_checkpoints)
+            .field("zstd_level", &self.zstd_level)
+            .field("read_only", &self.read_only)
+            .field("index_lag_max_points", &self.index_lag_max_points)
+            .field("index_lag_max_bytes", &self.index_lag_max_bytes)
+            .field("indexer_hook", &self.indexer_hook.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for DatabaseOptions {
@@ -45,6 +76,10 @@ impl Default for DatabaseOptions {
             slots_per_segment: None,
             import_limits: ImportLimits::default(),
             read_only: false,
+            index_lag_max_points: 16_384,
+            index_lag_max_bytes: 32 << 20,
+            indexer_hook: None,
+            background_indexing: true,
         }
     }
 }
@@ -139,7 +174,41 @@ impl DatabaseOptions {
         self
     }
 
+    /// How far the HNSW graph may lag behind acknowledged writes: at most `points` points
+    /// and `bytes` bytes of their vectors wait to be indexed (searches scan them exactly,
+    /// so these bound the extra cost of a search as well as the backlog); a writer whose
+    /// batch does not fit waits for the indexer. A batch larger than the bound waits for an
+    /// empty tail. Defaults 16,384 points and 32 MiB.
+    pub fn with_index_lag(mut self, points: usize, bytes: u64) -> Self {
+        self.index_lag_max_points = points;
+        self.index_lag_max_bytes = bytes;
+        self
+    }
+
+    /// A function every indexer calls with a chunk of pending points taken, before
+    /// inserting it, holding the collection's state lock shared. For tests that need the
+    /// indexer paused at a known point; it must not write to the collection.
+    #[doc(hidden)]
+    pub fn with_indexer_hook(mut self, hook: IndexerHook) -> Self {
+        self.indexer_hook = Some(hook);
+        self
+    }
+
+    /// Whether a background thread indexes the pending tail (default on). Off, the tail is
+    /// indexed only by `Collection::wait_indexed` and by writers that find it full: for
+    /// tests that need a tail of a known size.
+    #[doc(hidden)]
+    pub fn with_background_indexing(mut self, on: bool) -> Self {
+        self.background_indexing = on;
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.index_lag_max_points == 0 || self.index_lag_max_bytes == 0 {
+            return Err(Error::InvalidArgument(
+                "the index lag bound must allow at least one point and one byte".into(),
+            ));
+        }
         if self.retain_checkpoints == 0 {
             return Err(Error::InvalidArgument(
                 "retained checkpoints must be at least 1".into(),

@@ -27,7 +27,9 @@ use vellum_snapshot_format::{
 };
 
 use crate::catalog::{Catalog, Entry, validate_name};
-use crate::collection::{CHECKPOINTS_DIR, CollectionInner, GRAPH_FILE, PAYLOADS_FILE, VECTORS_DIR};
+use crate::collection::{
+    CHECKPOINTS_DIR, CollectionInner, GRAPH_FILE, PAYLOADS_FILE, PENDING_FILE, VECTORS_DIR,
+};
 use crate::database::{COLLECTIONS_DIR, SNAPSHOTS_DIR, collection_dir_name, now_ms, remove_tree};
 use crate::error::{Error, Result};
 
@@ -220,11 +222,12 @@ pub(crate) fn create_in_catalog(
 
 /// The files of a checkpoint generation a collection writes (see `CollectionInner`'s
 /// checkpoint and `VectorStore::prepare_checkpoint`).
-const GENERATION_FILES: [&str; 4] = [
+const GENERATION_FILES: [&str; 5] = [
     vellum_mmap_vectors::META_FILE,
     vellum_mmap_vectors::IDMAP_FILE,
     PAYLOADS_FILE,
     GRAPH_FILE,
+    PENDING_FILE,
 ];
 
 /// Whether `name` is one of the files a collection snapshot (snapshot format version 1)

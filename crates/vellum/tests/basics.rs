@@ -71,7 +71,15 @@ fn a_checkpoint_then_more_writes_reopen_to_the_same_state_and_search_agrees_with
     let c = db.collection("h").unwrap();
     assert_eq!(c.len(), 350);
     let stats = c.stats();
+    assert_eq!(
+        stats.indexed + stats.index_pending,
+        350,
+        "graph and pending tail hold exactly the live ids"
+    );
+    c.wait_indexed().unwrap();
+    let stats = c.stats();
     assert_eq!(stats.indexed, 350, "index holds exactly the live ids");
+    assert_eq!(stats.index_pending, 0);
     assert_eq!(stats.generation, 1);
     let q = vector(12345, 16);
     let approx = c.search(&q, 10).unwrap();
@@ -240,6 +248,7 @@ fn many_threads_write_and_search_at_once(fs: DynFs, root: &Path) {
     let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
     let c = db.collection("t").unwrap();
     assert_eq!(c.len(), 600);
+    c.wait_indexed().unwrap();
     assert_eq!(c.stats().indexed, 600);
 }
 
@@ -273,11 +282,15 @@ fn replacing_and_deleting_the_same_ids_many_times_keeps_index_and_store_in_step(
                 c.checkpoint().unwrap();
             }
         }
+        let s = c.stats();
+        assert_eq!(s.indexed + s.index_pending, c.len() as u64);
+        c.wait_indexed().unwrap();
         assert_eq!(c.stats().indexed, c.len() as u64);
         c.search(&vector(1, 8), 5).unwrap();
     }
     let db = Database::open_with_fs(fs.clone(), root, options()).unwrap();
     let c = db.collection("r").unwrap();
+    c.wait_indexed().unwrap();
     assert_eq!(c.stats().indexed, c.len() as u64);
     c.search(&vector(1, 8), 5).unwrap();
 }
@@ -320,7 +333,9 @@ fn a_long_log_tail_replays_through_grouped_inserts_to_the_same_points_and_a_whol
     let s = c.stats();
     assert_eq!(s.replayed_at_open, 1502);
     assert_eq!(c.len(), 1499);
-    assert_eq!(s.indexed, 1499);
+    assert_eq!(s.indexed + s.index_pending, 1499);
+    c.wait_indexed().unwrap();
+    assert_eq!(c.stats().indexed, 1499);
     assert_eq!(c.get(5).unwrap().unwrap().vector, vector(5000, 16));
     assert!(c.get(6).unwrap().is_none());
     let overlap = overlap_with_exact(&c, &vector(777, 16), 10);

@@ -73,6 +73,9 @@ fn writes_during_the_checkpoint(c: &Collection, model: &mut Model) {
 fn check(fs: DynFs, root: &str, model: &Model) -> Result<CollectionStats, String> {
     let db = Database::open_with_fs(fs, root, options()).map_err(|e| format!("reopen: {e}"))?;
     let c = db.collection("c").map_err(|e| format!("collection: {e}"))?;
+    // The graph is approximate while the background indexer builds it; the k=1 checks
+    // below ask for the fully built one.
+    c.wait_indexed().map_err(|e| format!("wait_indexed: {e}"))?;
     let mut ids = c.ids();
     ids.sort_unstable();
     let want: Vec<u64> = model.keys().copied().collect();

@@ -2,6 +2,8 @@
 //! facade): every batch a writer saw acknowledged is recovered whole; every recovered batch
 //! was written by someone (acknowledged or in flight); no batch is ever partly there.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -120,9 +122,7 @@ fn check(image: &SimFs, out: &Outcome) -> Result<(), String> {
             return Err(format!("acknowledged batch {key:?} lost"));
         }
     }
-    if c.stats().indexed != c.len() as u64 {
-        return Err("index and store differ".into());
-    }
+    common::graph_and_tail_agree(&c)?;
     Ok(())
 }
 

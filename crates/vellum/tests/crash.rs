@@ -134,16 +134,20 @@ fn read_state(fs: &SimFs) -> Result<Option<Model>, String> {
             .ok_or("listed id has no point")?;
         model.insert(id, (p.vector, p.payload));
     }
-    let stats = c.stats();
-    if stats.indexed != stats.points {
-        return Err(format!(
-            "index holds {} ids, store {}",
-            stats.indexed, stats.points
-        ));
-    }
+    // Every live slot is in the graph or the pending tail exactly once (verify checks it
+    // slot by slot) ...
     let report = c.verify().map_err(|e| e.to_string())?;
     if !report.is_ok() {
         return Err(format!("verify after recovery: {:?}", report.problems));
+    }
+    // ... and the background indexer brings the graph to every point.
+    c.wait_indexed().map_err(|e| e.to_string())?;
+    let stats = c.stats();
+    if stats.indexed != stats.points {
+        return Err(format!(
+            "index holds {} ids after wait_indexed, store {}",
+            stats.indexed, stats.points
+        ));
     }
     // Exact search equals brute force over what was recovered.
     let q = vector(999);

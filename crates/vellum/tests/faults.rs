@@ -82,9 +82,7 @@ fn recovered(fs: &SimFs) -> Result<Option<Model>, String> {
                 .vector,
         );
     }
-    if c.stats().indexed != m.len() as u64 {
-        return Err("index and store differ".into());
-    }
+    common::graph_and_tail_agree(&c)?;
     Ok(Some(m))
 }
 

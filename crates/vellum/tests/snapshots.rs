@@ -42,6 +42,8 @@ fn fill(db: &Database, name: &str, ids: std::ops::Range<u64>) {
                 .map(|&i| Point::new(i, vector(i)).with_payload(format!("p{i}"))),
         )
         .unwrap();
+        // Snapshots carry the whole graph (their sizes below assume it).
+        c.wait_indexed().unwrap();
     }
 }
 

@@ -29,7 +29,7 @@ pub(crate) fn inspect(db: PathBuf, json: bool) -> Result<ExitCode, BoxError> {
                     "retained_generations": s.retained_generations,
                     "checkpoint_stored_bytes": s.checkpoint_stored_bytes,
                     "checkpoint_raw_bytes": s.checkpoint_raw_bytes,
-                    "vector_segment_bytes": s.vector_segment_bytes, "indexed": s.indexed,
+                    "vector_segment_bytes": s.vector_segment_bytes, "indexed": s.indexed, "index_pending": s.index_pending,
                     "tail_cut_at_open": s.tail_cut_at_open.as_ref().map(tail_cut_json),
                 })
             })
@@ -82,9 +82,10 @@ pub(crate) fn inspect(db: PathBuf, json: bool) -> Result<ExitCode, BoxError> {
                 HumanBytes(s.checkpoint_raw_bytes)
             );
             println!(
-                "  vectors:     {} in segment files, {} indexed",
+                "  vectors:     {} in segment files, {} indexed, {} waiting to be indexed",
                 HumanBytes(s.vector_segment_bytes),
-                s.indexed
+                s.indexed,
+                s.index_pending
             );
             if let Some(cut) = &s.tail_cut_at_open {
                 println!("  recovery:    {}", describe_tail_cut(cut));

@@ -7,9 +7,9 @@ use std::time::Instant;
 use vellum_checkpoint::{Checkpointer, Codec, FileSpec};
 use vellum_mmap_vectors::PreparedCheckpoint;
 
-use super::{CheckpointInfo, CollectionInner, GRAPH_FILE, PAYLOADS_FILE};
+use super::{CheckpointInfo, CollectionInner, GRAPH_FILE, PAYLOADS_FILE, PENDING_FILE};
 use crate::error::{Error, Result};
-use crate::meta::{encode_meta, encode_payloads};
+use crate::meta::{encode_meta, encode_payloads, encode_pending};
 
 /// What `stats` reports of the current checkpoint generation.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +50,8 @@ struct Handover {
     payload_bytes: Vec<u8>,
     /// The encoded HNSW graph file (`None` for a flat collection).
     graph_bytes: Option<Vec<u8>>,
+    /// The encoded pending tail: live slots the graph does not hold yet (HNSW only).
+    pending_bytes: Option<Vec<u8>>,
     /// The store's half of the checkpoint: the id map, the segment maps to flush, and the
     /// slots the id map names marked in flight.
     prepared: PreparedCheckpoint,
@@ -96,6 +98,16 @@ impl CollectionInner {
         // 1. A short handover under the state lock: the state at one LSN, encoded in memory,
         //    with the slots it references protected from reuse.
         let started = Instant::now();
+        // Deleted graph nodes are repaired first, outside the exclusive hold (a node
+        // deleted after this is saved without its repair: its neighbours lose that link).
+        {
+            let state = self.state.read();
+            if let Some(index) = &state.index {
+                let source = super::source::StoreSource::new(&state.store, &state.vector_reads);
+                index.repair_deferred(&source, usize::MAX)?;
+                source.into_result()?;
+            }
+        }
         let handover = {
             let mut state = self.state.write();
             let held = Instant::now();
@@ -107,6 +119,13 @@ impl CollectionInner {
                 Some(index) => Some(index.to_bytes()?),
                 None => None,
             };
+            // No indexer is inside an insert while the lock is held exclusively: the graph
+            // and the tail are disjoint and together hold every live slot.
+            let pending_bytes = state.index.as_ref().map(|_| {
+                let mut slots = self.pending.lock().slots();
+                slots.sort_unstable();
+                encode_pending(&slots)
+            });
             let meta = encode_meta(self.id, &self.config, points);
             let prepared = state.store.prepare_checkpoint("")?;
             Handover {
@@ -115,6 +134,7 @@ impl CollectionInner {
                 meta,
                 payload_bytes,
                 graph_bytes,
+                pending_bytes,
                 prepared,
                 lock_held: held.elapsed(),
             }
@@ -133,6 +153,13 @@ impl CollectionInner {
                 name: GRAPH_FILE,
                 bytes: graph,
                 codec: Codec::None,
+            });
+        }
+        if let Some(pending) = &handover.pending_bytes {
+            files.push(FileSpec {
+                name: PENDING_FILE,
+                bytes: pending,
+                codec,
             });
         }
         let info = match cp.commit(handover.lsn, &handover.meta, &files) {

@@ -62,7 +62,14 @@ impl Iterator for Points {
 impl Collection {
     /// A handle to `inner` that keeps the database's directory lock `lock`.
     pub(crate) fn new(inner: Arc<CollectionInner>, lock: Arc<DbLock>) -> Collection {
+        inner.kick_indexer(&lock.indexers);
         Collection { inner, _lock: lock }
+    }
+
+    /// Writes, then starts the indexer if the write left points to index.
+    fn written(&self, lsn: Result<u64>) -> Result<u64> {
+        self.inner.kick_indexer(&self._lock.indexers);
+        lsn
     }
 
     /// The collection's name.
@@ -79,7 +86,7 @@ impl Collection {
     pub fn upsert(&self, point: Point) -> Result<u64> {
         let mut batch = WriteBatch::new();
         batch.upsert(point);
-        self.inner.write(batch)
+        self.written(self.inner.write(batch))
     }
 
     /// Inserts or replaces many points atomically: after any crash, all or none.
@@ -88,19 +95,19 @@ impl Collection {
         for p in points {
             batch.upsert(p);
         }
-        self.inner.write(batch)
+        self.written(self.inner.write(batch))
     }
 
     /// Deletes a point (a no-op for an id that does not exist, still logged).
     pub fn delete(&self, id: u64) -> Result<u64> {
         let mut batch = WriteBatch::new();
         batch.delete(id);
-        self.inner.write(batch)
+        self.written(self.inner.write(batch))
     }
 
     /// Applies a batch of upserts and deletes atomically.
     pub fn write(&self, batch: WriteBatch) -> Result<u64> {
-        self.inner.write(batch)
+        self.written(self.inner.write(batch))
     }
 
     /// The point with this id (vector copied out, payload cloned).
@@ -169,6 +176,14 @@ impl Collection {
     /// Makes every write so far durable (a barrier under every sync policy).
     pub fn sync(&self) -> Result<()> {
         self.inner.sync()
+    }
+
+    /// Waits until every write acknowledged so far is in the HNSW graph (the pending tail
+    /// is empty and deleted nodes are repaired), indexing on this thread meanwhile with the
+    /// parallel build. Writes are searchable before this (the tail is scanned exactly);
+    /// call it to measure a fully built graph, or at the end of a bulk load.
+    pub fn wait_indexed(&self) -> Result<()> {
+        self.inner.wait_indexed()
     }
 
     /// Counters.

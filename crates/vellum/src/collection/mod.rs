@@ -3,6 +3,8 @@
 
 mod checkpoint;
 mod handle;
+mod indexer;
+mod pending;
 mod reads;
 mod recovery;
 mod source;
@@ -23,6 +25,8 @@ use vellum_wal::Wal;
 use crate::error::{Error, Result};
 use crate::options::{CollectionConfig, DatabaseOptions};
 use checkpoint::GenerationStats;
+pub(crate) use indexer::Indexers;
+use pending::Pending;
 use write::ApplyOrder;
 
 pub use handle::{Collection, POINTS_PAGE, Points};
@@ -35,21 +39,16 @@ pub use types::{
 pub(crate) const PAYLOADS_FILE: &str = "payloads";
 /// Name of the graph file inside a checkpoint generation.
 pub(crate) const GRAPH_FILE: &str = "graph";
+/// Name of the pending-tail file inside a checkpoint generation (docs/format/pending.md).
+pub(crate) const PENDING_FILE: &str = "pending";
 
 /// Sub-directories of a collection directory.
 pub(crate) const WAL_DIR: &str = "wal";
 pub(crate) const VECTORS_DIR: &str = "vectors";
 pub(crate) const CHECKPOINTS_DIR: &str = "checkpoints";
 
-/// Batches at least this large with distinct ids and only upserts are inserted into the
-/// HNSW graph with the parallel batch build.
-const PARALLEL_INSERT_MIN_BATCH: usize = 256;
-
 /// Vector checksums `verify` checks per hold of the collection's read lock.
 const VERIFY_PAGE: usize = 4096;
-
-/// Most upserts replayed as one group at open.
-const REPLAY_GROUP_MAX: usize = 4096;
 
 /// Mutable state guarded by the collection's lock.
 pub(crate) struct State {
@@ -57,9 +56,14 @@ pub(crate) struct State {
     pub(crate) payloads: FxHashMap<u64, Vec<u8>>,
     /// The HNSW graph, keyed by vector-store slot rather than point id: a visited node's
     /// vector is read by address, with no id lookup. A point's slot changes when its vector
-    /// is replaced, so the graph node is replaced with it.
+    /// is replaced, so the graph node is replaced with it. Every live slot is in the graph
+    /// or in `CollectionInner::pending` (see pending.rs). Changed through `&self`: the
+    /// indexer inserts holding this lock shared, beside searches.
     pub(crate) index: Option<Hnsw>,
     pub(crate) applied_lsn: u64,
+    /// Set by an apply that left tombstones in the graph to repair (moved to
+    /// `CollectionInner::repairs_waiting` once the write lock is released).
+    pub(crate) repairs_left: bool,
     /// Vectors the index has read through the store since open (searches and inserts).
     pub(crate) vector_reads: AtomicU64,
 }
@@ -82,7 +86,17 @@ pub(crate) struct CollectionInner {
     pub(crate) dir: std::path::PathBuf,
     pub(crate) fs: DynFs,
     pub(crate) wal: Wal,
+    /// Lock order: `checkpointer` → `state` → `pending` → `order`.
     pub(crate) state: RwLock<State>,
+    /// The pending tail (slots not yet in the graph). Changed by writers holding `state`
+    /// exclusively (adds, removals) and by indexers holding it shared (taking, finishing).
+    pub(crate) pending: Mutex<Pending>,
+    /// Signalled when pending slots are indexed (room for writers, `wait_indexed`).
+    room_cv: Condvar,
+    /// Most slots the pending tail may hold (from the options' points and bytes bounds).
+    index_lag_limit: usize,
+    /// Set by a writer that left deleted graph nodes to repair; cleared by the indexer.
+    repairs_waiting: AtomicBool,
     order: Mutex<ApplyOrder>,
     order_cv: Condvar,
     /// Held for a whole checkpoint, and by snapshot export to pin the current generation.

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use vellum_index::{Filter, Hnsw, SearchOptions};
+use vellum_index::{Filter, SearchOptions};
 
 use super::source::StoreSource;
 use super::{CollectionInner, CollectionStats, Hit, Point, SearchFilter, SearchParams, WalEntry};
@@ -84,15 +84,34 @@ impl CollectionInner {
         };
         let source = StoreSource::new(store, &state.vector_reads);
         let hits = match (&state.index, params.exact) {
-            (Some(index), false) => index.search_with(
-                &source,
-                query,
-                k,
-                &SearchOptions {
-                    ef: params.ef,
-                    filter,
-                },
-            )?,
+            (Some(index), false) => {
+                // The tail is copied before the graph is searched: a slot the indexer
+                // finishes meanwhile is then in the graph (found there or not, as any
+                // graph node), never in neither. One in both is merged once.
+                let tail = self.pending.lock().slots();
+                let graph_hits = index.search_with(
+                    &source,
+                    query,
+                    k,
+                    &SearchOptions {
+                        ef: params.ef,
+                        filter,
+                    },
+                )?;
+                if tail.is_empty() {
+                    graph_hits
+                } else {
+                    let tail_hits = vellum_index::exact_search(
+                        &source,
+                        &tail,
+                        self.config.metric,
+                        query,
+                        k,
+                        filter.as_ref(),
+                    )?;
+                    merge_hits(graph_hits, tail_hits, k)
+                }
+            }
             _ => {
                 let slots: Vec<u64> = store.slots().collect();
                 vellum_index::exact_search(
@@ -134,6 +153,13 @@ impl CollectionInner {
 
     pub(crate) fn stats(&self) -> CollectionStats {
         let state = self.state.read();
+        // Counted under the state lock, so no write moves points meanwhile: what is not
+        // pending is in the graph (`verify` checks that exactly, slot by slot).
+        let index_pending = match &state.index {
+            Some(_) => self.pending.lock().len() as u64,
+            None => 0,
+        };
+        let indexed = state.store.len() as u64 - index_pending;
         let wal = self.wal.stats();
         let store = state.store.stats();
         let cp = self.checkpoint_stats.lock().clone();
@@ -150,7 +176,8 @@ impl CollectionInner {
             checkpoint_stored_bytes: cp.stored_bytes,
             checkpoint_raw_bytes: cp.raw_bytes,
             vector_segment_bytes: store.segment_bytes,
-            indexed: state.index.as_ref().map_or(state.store.len(), Hnsw::len) as u64,
+            indexed,
+            index_pending,
             wal_first_lsn: wal.first_lsn,
             retained_generations: cp.retained,
             graph_loaded_from_checkpoint: self.graph_loaded,
@@ -187,4 +214,18 @@ impl CollectionInner {
         }
         Ok(out)
     }
+}
+
+/// The `k` closest of two result lists, each slot once.
+fn merge_hits(
+    mut a: Vec<vellum_index::Neighbour>,
+    b: Vec<vellum_index::Neighbour>,
+    k: usize,
+) -> Vec<vellum_index::Neighbour> {
+    a.extend(b);
+    a.sort_by(|x, y| x.distance.total_cmp(&y.distance).then(x.id.cmp(&y.id)));
+    let mut seen = rustc_hash::FxHashSet::default();
+    a.retain(|n| seen.insert(n.id));
+    a.truncate(k);
+    a
 }

@@ -5,9 +5,13 @@
 //!
 //! 1. Load the newest checkpoint generation (checksums verified; optionally fall back).
 //! 2. Open the vector store at that generation (maps segment files; no vector is read).
-//! 3. Decode payloads and open the saved graph (no rebuild).
+//! 3. Decode payloads, open the saved graph (no rebuild) and read the generation's pending
+//!    tail (live slots the graph did not hold yet).
 //! 4. Open the WAL (torn tail cut, corruption refused) and replay every record after the
-//!    generation's LSN through the same apply step as the write path (idempotent).
+//!    generation's LSN through the same apply step as the write path (idempotent): new
+//!    slots join the pending tail, no graph insert happens at open.
+//! 5. The indexer thread (started once the collection is shared) indexes the tail in the
+//!    background; searches scan it exactly meanwhile.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,17 +25,16 @@ use vellum_mmap_vectors::{StoreConfig, VectorStore};
 use vellum_wal::{Wal, WalOptions};
 
 use super::checkpoint::GenerationStats;
-use super::source::StoreSource;
-use super::types::BatchOp;
-use super::write::{ApplyOrder, apply, apply_batch};
+use super::pending::Pending;
+use super::write::{ApplyOrder, apply};
 use super::{
-    CHECKPOINTS_DIR, CollectionInner, GRAPH_FILE, PARALLEL_INSERT_MIN_BATCH, PAYLOADS_FILE, Point,
-    REPLAY_GROUP_MAX, State, VECTORS_DIR, WAL_DIR,
+    CHECKPOINTS_DIR, CollectionInner, GRAPH_FILE, PAYLOADS_FILE, PENDING_FILE, State, VECTORS_DIR,
+    WAL_DIR,
 };
 use crate::error::{Error, Result};
-use crate::meta::{META_VERSION_ID_KEYED, check_meta, decode_payloads};
+use crate::meta::{META_VERSION_ID_KEYED, check_meta, decode_payloads, decode_pending};
 use crate::options::{CollectionConfig, DatabaseOptions, IndexKind};
-use crate::record::{self, Op};
+use crate::record;
 
 impl CollectionInner {
     /// Opens (creating if needed) the collection in `dir` and recovers it.
@@ -61,12 +64,16 @@ impl CollectionInner {
         let mut graph_bytes: Option<vellum_index::GraphBytes> = None;
         let mut graph_loaded = false;
         let mut graph_keyed_by_id = false;
+        let mut pending_slots: Vec<u64> = Vec::new();
         if let Some(generation) = &loaded {
             graph_keyed_by_id =
                 check_meta(generation.metadata(), id, &config, &cp_dir)? == META_VERSION_ID_KEYED;
             base_lsn = generation.wal_lsn();
             if let Some(bytes) = generation.file(PAYLOADS_FILE) {
                 payloads = decode_payloads(bytes, &cp_dir.join(PAYLOADS_FILE))?;
+            }
+            if let Some(bytes) = generation.file(PENDING_FILE) {
+                pending_slots = decode_pending(bytes, &cp_dir.join(PENDING_FILE))?;
             }
             // Mapped, not copied: the graph is searched in place until its first change.
             graph_bytes = generation.shared_file(GRAPH_FILE).map(|f| f.shared());
@@ -113,20 +120,32 @@ impl CollectionInner {
                 None => Hnsw::new(config.dim, config.metric, params)?,
             }),
         };
-        let mut index = index;
-        if graph_keyed_by_id && let Some(graph) = index.as_mut() {
-            let mut slots: Vec<u64> = store.slots().collect();
-            slots.sort_unstable();
-            let reads = AtomicU64::new(0);
-            let source = StoreSource::new(&store, &reads);
-            // As on the write path: small rebuilds insert in order, so the graph is the
-            // same every time (a parallel build's depends on thread timing).
-            if slots.len() >= PARALLEL_INSERT_MIN_BATCH {
-                graph.insert_batch_parallel(&source, &slots)?;
-            } else {
-                graph.insert_batch(&source, &slots)?;
+        let mut pending = Pending::default();
+        if let Some(graph) = &index {
+            if graph_keyed_by_id {
+                // A version 1 graph names point ids, not slots: every slot is pending, and
+                // the indexer builds the graph in the background; the next checkpoint
+                // writes version 2.
+                let mut slots: Vec<u64> = store.slots().collect();
+                slots.sort_unstable();
+                pending_slots = slots;
             }
-            source.into_result()?;
+            for &slot in &pending_slots {
+                if store.id_at(slot).is_none() || graph.contains(slot) {
+                    return Err(Error::BadDatabaseFile {
+                        path: cp_dir.join(PENDING_FILE),
+                        reason: format!(
+                            "pending slot {slot} {}",
+                            if graph.contains(slot) {
+                                "is also in the graph"
+                            } else {
+                                "holds no live vector"
+                            }
+                        ),
+                    });
+                }
+                pending.push(slot);
+            }
         }
         let wal_options = WalOptions {
             segment_size_bytes: options.wal_segment_size_bytes,
@@ -155,45 +174,23 @@ impl CollectionInner {
             payloads,
             index,
             applied_lsn: base_lsn,
+            repairs_left: false,
             vector_reads: AtomicU64::new(0),
         };
         let mut replayed = 0u64;
-        {
-            // Consecutive upserts of distinct ids are replayed as one group, so a long log
-            // tail takes the parallel graph build instead of one insert at a time. The
-            // result is the same as applying them in order: no id repeats inside a group.
-            let mut group: Vec<BatchOp> = Vec::new();
-            let mut group_ids = rustc_hash::FxHashSet::default();
-            let mut iter = wal.iter_from(base_lsn + 1)?;
-            while let Some(item) = iter.next_record() {
-                let (lsn, bytes) = item?;
-                match record::decode(bytes, lsn, config.dim)? {
-                    Op::Upsert {
-                        id,
-                        vector,
-                        payload,
-                    } if group_ids.insert(id) => {
-                        group.push(BatchOp::Upsert(Point {
-                            id,
-                            vector,
-                            payload,
-                        }));
-                        if group.len() >= REPLAY_GROUP_MAX {
-                            apply_batch(&mut state, std::mem::take(&mut group))?;
-                            group_ids.clear();
-                        }
-                    }
-                    op => {
-                        apply_batch(&mut state, std::mem::take(&mut group))?;
-                        group_ids.clear();
-                        apply(&mut state, op)?;
-                    }
-                }
-                state.applied_lsn = lsn;
-                replayed += 1;
-            }
-            apply_batch(&mut state, group)?;
+        let mut iter = wal.iter_from(base_lsn + 1)?;
+        while let Some(item) = iter.next_record() {
+            let (lsn, bytes) = item?;
+            apply(
+                &mut state,
+                &mut pending,
+                record::decode(bytes, lsn, config.dim)?,
+            )?;
+            state.applied_lsn = lsn;
+            replayed += 1;
         }
+        drop(iter);
+        let repairs_waiting = std::mem::take(&mut state.repairs_left);
         let applied = state.applied_lsn;
         // Count reads from here on: replaying the tail is not "opening".
         state.vector_reads.store(0, Ordering::Relaxed);
@@ -205,6 +202,10 @@ impl CollectionInner {
             fs,
             wal,
             state: RwLock::new(state),
+            pending: Mutex::new(pending),
+            room_cv: Condvar::new(),
+            index_lag_limit: index_lag_limit(options, config.dim),
+            repairs_waiting: AtomicBool::new(repairs_waiting),
             order: Mutex::new(ApplyOrder { applied }),
             order_cv: Condvar::new(),
             checkpoint_stats: Mutex::new(GenerationStats::of(&checkpointer)),
@@ -220,4 +221,14 @@ impl CollectionInner {
         };
         Ok(inner)
     }
+}
+
+/// Most slots the pending tail may hold: the points bound, and the bytes bound divided by
+/// one vector's bytes; at least one.
+fn index_lag_limit(options: &DatabaseOptions, dim: usize) -> usize {
+    let by_bytes = options.index_lag_max_bytes / (dim as u64 * 4).max(1);
+    options
+        .index_lag_max_points
+        .min(usize::try_from(by_bytes).unwrap_or(usize::MAX))
+        .max(1)
 }

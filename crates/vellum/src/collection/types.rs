@@ -150,8 +150,11 @@ pub struct CollectionStats {
     pub checkpoint_raw_bytes: u64,
     /// Bytes of vector segment files.
     pub vector_segment_bytes: u64,
-    /// Points in the HNSW index (equal to `points` unless something is wrong).
+    /// Points in the HNSW graph. With `index_pending` it makes `points`: the rest wait in
+    /// the pending tail (searched exactly) for the background indexer.
     pub indexed: u64,
+    /// Points acknowledged but not yet in the HNSW graph (0 for a flat collection).
+    pub index_pending: u64,
     /// First LSN the log still holds.
     pub wal_first_lsn: u64,
     /// Checkpoint generations retained, oldest first.
@@ -160,8 +163,9 @@ pub struct CollectionStats {
     pub graph_loaded_from_checkpoint: bool,
     /// Log records replayed when the collection was opened.
     pub replayed_at_open: u64,
-    /// Vectors the index has read from the store since open (searches and inserts; zero
-    /// right after open, because opening reads no vector).
+    /// Vectors searches and checkpoints have read from the store since open (zero right
+    /// after open, because opening reads no vector; the background indexer's reads are
+    /// not counted).
     pub vectors_read_since_open: u64,
     /// The torn tail opening cut off the log (writes a crash interrupted before they were
     /// acknowledged), if there was one: where, the first LSN dropped, the bytes dropped.

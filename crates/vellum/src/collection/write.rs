@@ -4,22 +4,28 @@
 //! # Write path (numbered as in docs/ARCHITECTURE.md)
 //!
 //! 1. Validate every point (dimension, finite components) before anything is logged.
-//! 2. Append the batch to the WAL as one all-or-nothing batch; under `SyncPolicy::Always`
+//! 2. Wait for room in the pending tail (HNSW collections): backpressure when the indexer
+//!    lags by more than the bound (`DatabaseOptions::with_index_lag`).
+//! 3. Append the batch to the WAL as one all-or-nothing batch; under `SyncPolicy::Always`
 //!    this returns after a sync covering it (concurrent writers share syncs).
-//! 3. Wait for every earlier LSN to be applied, so memory changes in log order.
-//! 4. Apply under the state lock: index delete of a replaced id (before its vector moves),
-//!    store upsert/delete (copy-on-write slot), payloads, index insert.
-//! 5. Acknowledge. A reader sees a batch whole or not at all (step 4 holds the write lock).
+//! 4. Wait for every earlier LSN to be applied, so memory changes in log order.
+//! 5. Apply under the state lock: a replaced or deleted point leaves the pending tail, or
+//!    its graph node becomes a tombstone (repaired later by the indexer, no distance
+//!    computed here); store upsert/delete (copy-on-write slot); payloads; the new slot
+//!    joins the pending tail. No graph insert happens here.
+//! 6. Acknowledge: the write is durable and visible (searches scan the pending tail). A
+//!    reader sees a batch whole or not at all (step 5 holds the write lock). The
+//!    collection's indexer thread, started if needed, inserts the tail into the graph.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use rustc_hash::FxHashMap;
 use vellum_index::Hnsw;
 use vellum_mmap_vectors::VectorStore;
 
-use super::source::StoreSource;
+use super::pending::Pending;
 use super::types::BatchOp;
-use super::{CollectionInner, PARALLEL_INSERT_MIN_BATCH, State, WriteBatch};
+use super::{CollectionInner, State, WriteBatch};
 use crate::error::{Error, Result};
 use crate::record::{self, Op};
 
@@ -47,6 +53,22 @@ impl CollectionInner {
                 BatchOp::Delete(id) => record::encode_delete(*id),
             });
         }
+        let upserts = batch
+            .ops
+            .iter()
+            .filter(|op| matches!(op, BatchOp::Upsert(_)))
+            .count();
+        let hnsw = matches!(self.config.index, crate::options::IndexKind::Hnsw(_));
+        let reserved = if hnsw && upserts > 0 {
+            self.wait_for_room(upserts)?;
+            upserts
+        } else {
+            0
+        };
+        let _room = Reserved {
+            inner: self,
+            slots: reserved,
+        };
         let lsns = match self.wal.append_batch(&records) {
             Ok(lsns) => lsns,
             Err(e) => {
@@ -72,7 +94,12 @@ impl CollectionInner {
         }
         let result = {
             let mut state = self.state.write();
-            let result = apply_batch(&mut state, batch.ops);
+            let mut pending = self.pending.lock();
+            let result = apply_batch(&mut state, &mut pending, batch.ops);
+            drop(pending);
+            if std::mem::take(&mut state.repairs_left) {
+                self.repairs_waiting.store(true, Ordering::Release);
+            }
             if result.is_ok() {
                 state.applied_lsn = *lsns.end();
             }
@@ -104,78 +131,59 @@ impl CollectionInner {
     }
 }
 
-/// Applies a batch in order. A large upsert-only batch of distinct ids takes the parallel
-/// graph build; the result is the same set of live ids and vectors as one-by-one.
-pub(super) fn apply_batch(state: &mut State, ops: Vec<BatchOp>) -> Result<()> {
-    let parallel = state.index.is_some()
-        && ops.len() >= PARALLEL_INSERT_MIN_BATCH
-        && ops.iter().all(|op| matches!(op, BatchOp::Upsert(_)))
-        && {
-            let mut ids: Vec<u64> = ops
-                .iter()
-                .map(|op| match op {
-                    BatchOp::Upsert(p) => p.id,
-                    BatchOp::Delete(id) => *id,
-                })
-                .collect();
-            ids.sort_unstable();
-            ids.windows(2).all(|w| w[0] != w[1])
-        };
-    if !parallel {
-        for op in ops {
-            let op = match op {
-                BatchOp::Upsert(p) => Op::Upsert {
-                    id: p.id,
-                    vector: p.vector,
-                    payload: p.payload,
-                },
-                BatchOp::Delete(id) => Op::Delete { id },
-            };
-            apply(state, op)?;
-        }
-        return Ok(());
-    }
-    let State {
-        store,
-        index,
-        payloads,
-        vector_reads,
-        ..
-    } = state;
-    let index = index.as_mut().expect("checked above");
-    let mut slots = Vec::with_capacity(ops.len());
-    for op in ops {
-        let BatchOp::Upsert(p) = op else {
-            unreachable!("checked above")
-        };
-        unindex(store, Some(&mut *index), vector_reads, p.id)?;
-        store.upsert(p.id, &p.vector)?;
-        set_payload(payloads, p.id, p.payload);
-        slots.push(slot_after_upsert(store, p.id)?);
-    }
-    let source = StoreSource::new(store, vector_reads);
-    index.insert_batch_parallel(&source, &slots)?;
-    source.into_result()
+/// Room reserved in the pending tail by `wait_for_room`, given back when the write ends
+/// (its slots are in the tail by then, or it failed).
+struct Reserved<'a> {
+    inner: &'a CollectionInner,
+    slots: usize,
 }
 
-/// Removes `id`'s node (keyed by its current slot) from the graph if it is there. Done
-/// before the store moves or drops the vector, so the graph is repaired with the vector it
-/// was linked by.
-fn unindex(
-    store: &VectorStore,
-    index: Option<&mut Hnsw>,
-    reads: &AtomicU64,
-    id: u64,
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        if self.slots > 0 {
+            self.inner.pending.lock().unreserve(self.slots);
+        }
+    }
+}
+
+/// Applies a batch in order.
+pub(super) fn apply_batch(
+    state: &mut State,
+    pending: &mut Pending,
+    ops: Vec<BatchOp>,
 ) -> Result<()> {
-    if let Some(index) = index
-        && let Some(slot) = store.slot_of(id)
-        && index.contains(slot)
-    {
-        let source = StoreSource::new(store, reads);
-        index.delete(&source, slot)?;
-        source.into_result()?;
+    for op in ops {
+        let op = match op {
+            BatchOp::Upsert(p) => Op::Upsert {
+                id: p.id,
+                vector: p.vector,
+                payload: p.payload,
+            },
+            BatchOp::Delete(id) => Op::Delete { id },
+        };
+        apply(state, pending, op)?;
     }
     Ok(())
+}
+
+/// Takes `id`'s current slot out of the index: out of the pending tail if it waits there,
+/// else its graph node becomes a tombstone whose neighbours the indexer repairs (no
+/// distance computed here). Returns whether a repair was left.
+fn unindex(
+    store: &VectorStore,
+    index: Option<&Hnsw>,
+    pending: &mut Pending,
+    id: u64,
+) -> Result<bool> {
+    if let Some(index) = index
+        && let Some(slot) = store.slot_of(id)
+        && !pending.remove(slot)
+        && index.contains(slot)
+    {
+        index.delete_deferred(slot)?;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// The slot `id` was just stored in.
@@ -198,12 +206,12 @@ fn set_payload(payloads: &mut FxHashMap<u64, Vec<u8>>, id: u64, payload: Option<
 
 /// Applies one operation to memory. Idempotent for replay: re-applying a record whose effect
 /// is present leaves the same state.
-pub(super) fn apply(state: &mut State, op: Op) -> Result<()> {
+pub(super) fn apply(state: &mut State, pending: &mut Pending, op: Op) -> Result<()> {
     let State {
         store,
         index,
         payloads,
-        vector_reads,
+        repairs_left,
         ..
     } = state;
     match op {
@@ -212,18 +220,15 @@ pub(super) fn apply(state: &mut State, op: Op) -> Result<()> {
             vector,
             payload,
         } => {
-            unindex(store, index.as_mut(), vector_reads, id)?;
+            *repairs_left |= unindex(store, index.as_ref(), pending, id)?;
             store.upsert(id, &vector)?;
             set_payload(payloads, id, payload);
-            if let Some(index) = index.as_mut() {
-                let slot = slot_after_upsert(store, id)?;
-                let source = StoreSource::new(store, vector_reads);
-                index.insert(&source, slot)?;
-                source.into_result()?;
+            if index.is_some() {
+                pending.push(slot_after_upsert(store, id)?);
             }
         }
         Op::Delete { id } => {
-            unindex(store, index.as_mut(), vector_reads, id)?;
+            *repairs_left |= unindex(store, index.as_ref(), pending, id)?;
             store.delete(id)?;
             payloads.remove(&id);
         }

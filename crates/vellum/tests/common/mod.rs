@@ -41,6 +41,24 @@ pub fn overlap_with_exact(c: &Collection, query: &[f32], k: usize) -> usize {
         .count()
 }
 
+/// After a recovery: every live slot is in the graph or in the pending tail, exactly once
+/// (`verify` checks it slot by slot), and the indexer then brings the graph to every point.
+pub fn graph_and_tail_agree(c: &Collection) -> Result<(), String> {
+    let report = c.verify().map_err(|e| e.to_string())?;
+    if !report.is_ok() {
+        return Err(format!("index and store differ: {:?}", report.problems));
+    }
+    c.wait_indexed().map_err(|e| e.to_string())?;
+    let s = c.stats();
+    if s.indexed != s.points || s.index_pending != 0 {
+        return Err(format!(
+            "{} of {} indexed after wait_indexed",
+            s.indexed, s.points
+        ));
+    }
+    Ok(())
+}
+
 /// The whole contents of a file.
 pub fn read_file(fs: &dyn Fs, path: &Path) -> Vec<u8> {
     let f = fs.open(path).unwrap();
