@@ -2,24 +2,14 @@
 //! valid while changes run, nothing deadlocks, and a search never waits for an insert that
 //! is in the middle of linking (proved with a source that pauses the insert, not by timing).
 
+mod common;
+
+use common::random_data;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use vellum_index::{FlatVectors, Hnsw, HnswParams, Metric, Neighbour, VectorSource};
-
-/// Deterministic pseudo-random floats in [-1, 1).
-fn random_data(seed: u64, rows: usize, dim: usize) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..rows * dim)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 const DIM: usize = 16;
 

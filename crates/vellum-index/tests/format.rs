@@ -1,19 +1,10 @@
 //! The graph file decoder is total: damaged or forged bytes give a typed error.
 
+mod common;
+
+use common::random_data;
 use proptest::prelude::*;
 use vellum_index::{Error, FlatVectors, HEADER_LEN, Hnsw, HnswParams, MAGIC, Metric, VERSION};
-
-fn random_data(seed: u64, rows: usize, dim: usize) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..rows * dim)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 const M: usize = 4;
 const M0: usize = 2 * M;

@@ -1,5 +1,8 @@
 //! Exact search against brute force, HNSW recall, deletes, filters, save and reopen.
 
+mod common;
+
+use common::random_data;
 use std::collections::HashSet;
 
 use proptest::prelude::*;
@@ -8,19 +11,6 @@ use vellum_index::{
 };
 
 const METRICS: [Metric; 3] = [Metric::L2, Metric::Cosine, Metric::Dot];
-
-/// Deterministic pseudo-random floats in [-1, 1).
-fn random_data(seed: u64, rows: usize, dim: usize) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..rows * dim)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 /// Scalar, float64 reference distance, written independently of the crate's kernels.
 fn reference_distance(metric: Metric, a: &[f32], b: &[f32]) -> f64 {

@@ -1,16 +1,16 @@
-//! The database: a directory of named collections under one catalog, and the background
-//! checkpointer.
+//! The database: a directory of named collections under one catalog (the background
+//! checkpointer is in background.rs).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 use vellum_fs::{DynFs, Fs, RealFs, atomic_replace, create_dir_all_durable, parent_dir};
 
+use crate::background::{Background, start_background};
 use crate::catalog::{CATALOG_FILE, Catalog, Entry, validate_name};
 use crate::collection::{
     CheckpointInfo, Collection, CollectionInner, CollectionStats, Indexers, VerifyReport,
@@ -75,25 +75,15 @@ pub(crate) struct DbInner {
     pub(crate) options: DatabaseOptions,
     pub(crate) catalog: Mutex<Catalog>,
     pub(crate) collections: RwLock<BTreeMap<String, Arc<CollectionInner>>>,
-    background: Mutex<Option<Background>>,
+    pub(crate) background: Mutex<Option<Background>>,
     /// Declared last: released only after everything above is dropped.
     lock: Arc<DbLock>,
 }
 
-#[derive(Debug)]
-struct Background {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    handle: Option<JoinHandle<()>>,
-}
-
 impl Drop for DbInner {
     fn drop(&mut self) {
-        if let Some(mut bg) = self.background.get_mut().take() {
-            *bg.stop.0.lock() = true;
-            bg.stop.1.notify_all();
-            if let Some(h) = bg.handle.take() {
-                let _ = h.join();
-            }
+        if let Some(bg) = self.background.get_mut().take() {
+            bg.stop();
         }
     }
 }
@@ -664,41 +654,5 @@ impl Database {
     pub fn verify(&self) -> Result<Vec<VerifyReport>> {
         let colls: Vec<_> = self.inner.collections.read().values().cloned().collect();
         colls.iter().map(|c| c.verify()).collect()
-    }
-}
-
-fn start_background(db: &Arc<DbInner>) {
-    let stop = Arc::new((Mutex::new(false), Condvar::new()));
-    let weak: Weak<DbInner> = Arc::downgrade(db);
-    let poll = db.options.checkpoint_poll_interval;
-    let stop2 = stop.clone();
-    let handle = std::thread::Builder::new()
-        .name("vellum-checkpointer".into())
-        .spawn(move || background_loop(weak, stop2, poll))
-        .ok();
-    *db.background.lock() = Some(Background { stop, handle });
-}
-
-fn background_loop(db: Weak<DbInner>, stop: Arc<(Mutex<bool>, Condvar)>, poll: Duration) {
-    loop {
-        {
-            let mut stopped = stop.0.lock();
-            if *stopped {
-                return;
-            }
-            stop.1.wait_for(&mut stopped, poll);
-            if *stopped {
-                return;
-            }
-        }
-        let Some(db) = db.upgrade() else { return };
-        let colls: Vec<_> = db.collections.read().values().cloned().collect();
-        drop(db);
-        for c in colls {
-            if c.wants_checkpoint() {
-                // An error stops the collection (its writers see it); nothing else to do here.
-                let _ = c.checkpoint();
-            }
-        }
     }
 }

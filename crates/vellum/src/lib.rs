@@ -31,6 +31,7 @@
 //! and recovery paths step by step in docs/ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
+mod background;
 mod catalog;
 mod collection;
 mod database;
