@@ -20,8 +20,11 @@ impl CollectionInner {
             if let Some(index) = &state.index {
                 // Every live slot is in the graph or in the pending tail, once; a slot an
                 // indexer is inserting right now is in both.
-                let indexed = index.ids()?;
+                // The tail's lock first: an indexer finishes a slot (leaves the tail) only
+                // under it, so no slot can move from the tail to the graph unseen while the
+                // graph's ids are read (one entering the graph meanwhile is in flight).
                 let pending = self.pending.lock();
+                let indexed = index.ids()?;
                 let mut covered: Vec<u64> = indexed
                     .iter()
                     .copied()
