@@ -579,3 +579,49 @@ fn the_index_never_reads_a_deleted_or_replaced_vector() {
     }
     assert_eq!(index.len(), src.live.read().unwrap().len());
 }
+
+/// Points on a line: the link heuristic keeps about one neighbour on each side, so a run of
+/// deleted points cuts the line unless searches walk through the tombstones.
+#[test]
+fn points_behind_a_run_of_unrepaired_deletes_are_still_found() {
+    let dim = 4;
+    let n = 1000u64;
+    let src = LiveOnly {
+        dim,
+        live: Default::default(),
+    };
+    for id in 0..n {
+        let v: Box<[f32]> = [id as f32, 0.0, 0.0, 0.0].into();
+        src.live.write().unwrap().insert(id, v);
+    }
+    let params = vellum_index::HnswParams {
+        m: 4,
+        ef_construction: 16,
+        ef_search: 8,
+        seed: 3,
+    };
+    let index = vellum_index::Hnsw::new(dim, vellum_index::Metric::L2, params).unwrap();
+    index
+        .insert_batch(&src, &(0..n).collect::<Vec<_>>())
+        .unwrap();
+    // Delete the middle 80% without repairing; the source forgets the vectors at once, so
+    // a search that reads a tombstone panics.
+    for id in 100..900 {
+        index.delete_deferred(id).unwrap();
+        src.live.write().unwrap().remove(&id);
+    }
+    assert_eq!(index.deferred_repairs(), 800);
+    let mut missed = Vec::new();
+    for id in (0..100).chain(900..n) {
+        let q = [id as f32, 0.0, 0.0, 0.0];
+        let hits = index.search(&src, &q, 1).unwrap();
+        if hits.first().map(|h| h.id) != Some(id) {
+            missed.push(id);
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "{} live points not found: {missed:?}",
+        missed.len()
+    );
+}

@@ -130,7 +130,7 @@ impl<S: VectorSource + ?Sized> Ctx<'_, '_, S> {
                     })
                     .collect();
                 candidates.sort_unstable();
-                let selected = self.select(&candidates, self.capacity(level));
+                let selected = self.select_linked(&candidates, self.capacity(level), level);
                 graph.nodes.set_links(neighbour, level, &selected);
             }
         }

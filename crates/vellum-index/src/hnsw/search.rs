@@ -133,6 +133,9 @@ pub(super) fn node_distance<G: Graph, S: VectorSource + ?Sized>(
 }
 
 /// Greedy descent on one level: moves to the closest neighbour until none is closer.
+/// Tombstones are walked through, never read: their vectors may be gone from the source
+/// (the `VectorSource` contract covers live ids only), but their links still lead on, and
+/// until the indexer repairs around them they may be the only way across.
 pub(super) fn greedy<G: Graph, S: VectorSource + ?Sized>(
     graph: &G,
     source: &S,
@@ -142,12 +145,17 @@ pub(super) fn greedy<G: Graph, S: VectorSource + ?Sized>(
     start: Scored<u32>,
 ) -> Scored<u32> {
     let mut best = start;
+    let mut through: Vec<u32> = Vec::new();
+    let mut crossed: Vec<u32> = Vec::new();
     loop {
         let from = best.key;
-        graph.for_each_neighbour(from, level, |n| {
-            // Tombstones are never read: their vectors may be gone from the source (the
-            // `VectorSource` contract covers live ids only).
+        let mut consider = |n: u32, through: &mut Vec<u32>| {
             if graph.is_deleted(n) {
+                // Bounded: a step crosses at most GREEDY_TOMBSTONES_MAX tombstones.
+                if crossed.len() < GREEDY_TOMBSTONES_MAX && !crossed.contains(&n) {
+                    crossed.push(n);
+                    through.push(n);
+                }
                 return;
             }
             let d = node_distance(graph, source, metric, query, n);
@@ -157,16 +165,54 @@ pub(super) fn greedy<G: Graph, S: VectorSource + ?Sized>(
                     key: n,
                 };
             }
-        });
+        };
+        graph.for_each_neighbour(from, level, |n| consider(n, &mut through));
+        while let Some(t) = through.pop() {
+            let mut next = Vec::new();
+            graph.for_each_neighbour(t, level, |n| consider(n, &mut next));
+            through.append(&mut next);
+        }
+        crossed.clear();
         if best.key == from {
             return best;
         }
     }
 }
 
+/// How many tombstones one greedy step walks through (upper levels are sparse, so this
+/// covers long runs of deletes; beyond it the step ends where it is, never wrongly).
+const GREEDY_TOMBSTONES_MAX: usize = 256;
+
+/// Adds the unvisited neighbours of `from` on `level` to `fresh` with their vectors, and
+/// unvisited tombstones to `through` so their links are followed instead (see `greedy`).
+#[allow(clippy::too_many_arguments)]
+fn gather<'s, G: Graph, S: VectorSource + ?Sized>(
+    graph: &G,
+    source: &'s S,
+    level: usize,
+    from: u32,
+    visited: &mut Visited,
+    through: &mut Vec<u32>,
+    fresh: &mut Vec<(u32, &'s [f32])>,
+) {
+    graph.for_each_neighbour(from, level, |n| {
+        if !visited.insert(n) {
+            return;
+        }
+        if graph.is_deleted(n) {
+            through.push(n);
+        } else {
+            let vector = source.vector(graph.id(n));
+            std::hint::black_box(vector.first().copied());
+            fresh.push((n, vector));
+        }
+    });
+}
+
 /// Best-first search on one level; returns up to `ef` accepted nodes, closest first.
-/// Nodes the filter rejects are walked through but never returned; tombstones are neither
-/// walked nor read.
+/// Nodes the filter rejects are walked through but never returned; tombstones are walked
+/// through without being read or scored: their live neighbours are reached as if linked
+/// directly (a run of unrepaired deletes would otherwise cut the graph).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn search_layer<G: Graph, S: VectorSource + ?Sized>(
     graph: &G,
@@ -194,6 +240,7 @@ pub(super) fn search_layer<G: Graph, S: VectorSource + ?Sized>(
     }
     let mut bound = results.peek().map_or(f32::INFINITY, |r| r.distance);
     let mut fresh: Vec<(u32, &[f32])> = Vec::with_capacity(64);
+    let mut through: Vec<u32> = Vec::new();
     while let Some(Reverse(current)) = candidates.pop() {
         if current.distance > bound && results.len() >= ef {
             break;
@@ -202,15 +249,18 @@ pub(super) fn search_layer<G: Graph, S: VectorSource + ?Sized>(
         // the loads are independent, so their cache misses overlap (a safe stand-in for the
         // explicit prefetch instructions other HNSW implementations issue).
         fresh.clear();
-        graph.for_each_neighbour(current.key, level, |n| {
-            // Tombstones are skipped, never read (see `greedy`); repair at delete time
-            // relinks their neighbours so the live graph stays connected.
-            if !graph.is_deleted(n) && visited.insert(n) {
-                let vector = source.vector(graph.id(n));
-                std::hint::black_box(vector.first().copied());
-                fresh.push((n, vector));
-            }
-        });
+        gather(
+            graph,
+            source,
+            level,
+            current.key,
+            visited,
+            &mut through,
+            &mut fresh,
+        );
+        while let Some(t) = through.pop() {
+            gather(graph, source, level, t, visited, &mut through, &mut fresh);
+        }
         for &(n, vector) in &fresh {
             let d = metric.distance(query, vector);
             if results.len() < ef || d < bound {
