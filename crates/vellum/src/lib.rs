@@ -36,6 +36,8 @@ mod catalog;
 mod collection;
 mod database;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod meta;
 mod options;
 mod record;
