@@ -10,6 +10,9 @@
 //! CARGO_TARGET_DIR=target-seeds cargo build --release -p vellum-benches --features seed-peers --bin latency_bench
 //! ```
 //!
+//! `--index-lag POINTS,BYTES` sets `DatabaseOptions::with_index_lag` (how far writers may
+//! run ahead of the graph while nobody searches).
+//!
 //! Per run, each database fresh, under the default options (`SyncPolicy::Always`) and the
 //! default HNSW parameters (M 16, ef_construction 200, default ef):
 //!
@@ -58,6 +61,8 @@ struct Args {
     /// Seed systems compared with the `seed-peers` feature.
     peers: Vec<String>,
     timeout: Duration,
+    /// `DatabaseOptions::with_index_lag` (points, bytes); `None` keeps the defaults.
+    index_lag: Option<(usize, u64)>,
 }
 
 fn parse_args() -> Args {
@@ -84,6 +89,7 @@ fn parse_args() -> Args {
         seed: 1,
         peers: vec!["velesdb".into(), "foxstash".into()],
         timeout: Duration::from_secs(1800),
+        index_lag: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -106,6 +112,14 @@ fn parse_args() -> Args {
             "--peers" => args.peers = value().split(',').map(str::to_owned).collect(),
             "--timeout-secs" => {
                 args.timeout = Duration::from_secs(value().parse().expect("--timeout-secs S"))
+            }
+            "--index-lag" => {
+                let v = value();
+                let (points, bytes) = v.split_once(',').expect("--index-lag POINTS,BYTES");
+                args.index_lag = Some((
+                    points.parse().expect("--index-lag POINTS,BYTES"),
+                    bytes.parse().expect("--index-lag POINTS,BYTES"),
+                ));
             }
             other => panic!("unknown flag {other}"),
         }
@@ -150,11 +164,15 @@ fn workload(args: &Args) -> Workload {
     })
 }
 
-fn fresh_db(dir: &Path, work: &Workload) -> (Database, vellum::Collection) {
+fn fresh_db(dir: &Path, work: &Workload, args: &Args) -> (Database, vellum::Collection) {
     if dir.exists() {
         std::fs::remove_dir_all(dir).expect("clear database dir");
     }
-    let db = Database::open(dir, DatabaseOptions::default()).expect("open");
+    let mut options = DatabaseOptions::default();
+    if let Some((points, bytes)) = args.index_lag {
+        options = options.with_index_lag(points, bytes);
+    }
+    let db = Database::open(dir, options).expect("open");
     let coll = db
         .create_collection(COLLECTION, CollectionConfig::new(work.dim, work.metric))
         .expect("create collection");
@@ -169,7 +187,7 @@ fn run_once(work: &Workload, args: &Args, run: usize) -> Run {
     let mut beside = Vec::new();
     for (n, &(writers, batch)) in WRITER_SETTINGS.iter().enumerate() {
         let dir = args.work_dir.join(format!("run{run}-writers{writers}"));
-        let (db, coll) = fresh_db(&dir, work);
+        let (db, coll) = fresh_db(&dir, work, args);
         let loaded = ingest_and_wait(&coll, work, 0..half, PRELOAD_BATCH, args.timeout);
         eprintln!(
             "run {run}: preloaded {half} rows: acknowledged in {:.2} s, indexed in {:.2} s",
@@ -211,7 +229,7 @@ fn run_peers(
     use vellum_benches::latency_peers::{foxstash_ingest, velesdb_ingest};
     let rows = work.rows();
     let dir = args.work_dir.join(format!("run{run}-vellum-all"));
-    let (db, coll) = fresh_db(&dir, work);
+    let (db, coll) = fresh_db(&dir, work, args);
     let vellum = ingest_and_wait(&coll, work, 0..rows, PRELOAD_BATCH, args.timeout);
     drop((coll, db));
     let _ = std::fs::remove_dir_all(&dir);

@@ -199,3 +199,31 @@ fn every_crash_image_of_writes_with_a_pending_tail_recovers_graph_and_tail_exact
     println!("{images} crash images checked: graph + pending tail = every acknowledged point");
     assert!(images > 0);
 }
+
+/// Writers run ahead of the indexer up to the full lag bound while nobody searches, and
+/// only to the tighter bound once searches run (each search scans the whole tail).
+#[test]
+fn writers_wait_for_the_tighter_lag_bound_once_the_collection_is_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    // No indexer thread: a writer that finds no room indexes the tail itself, so the tail
+    // after each write is exactly what the bound allows. The window never expires here.
+    let options = options()
+        .with_index_lag(1_000, 1 << 30)
+        .with_index_lag_while_searching(40)
+        .with_searched_window(Duration::from_secs(3_600));
+    let db = Database::open(dir.path(), options).unwrap();
+    let c = db.create_collection("c", config()).unwrap();
+    for chunk in points(0..200).chunks(50) {
+        c.upsert_batch(chunk.to_vec()).unwrap();
+    }
+    assert_eq!(c.stats().index_pending, 200, "not searched: the full bound");
+    all_found(&c, [7, 150].into_iter()).unwrap();
+    c.upsert_batch(points(200..210)).unwrap();
+    let pending = c.stats().index_pending;
+    assert!(
+        pending <= 40,
+        "searched: the writer made room under 40 pending, left {pending}"
+    );
+    all_found(&c, 0..210).unwrap();
+    assert!(c.verify().unwrap().is_ok());
+}

@@ -13,8 +13,17 @@
 //! # Chunks
 //!
 //! A chunk is sized so that holding the state lock for it takes about
-//! [`CHUNK_HOLD_TARGET`] (measured per chunk, between 1 and [`CHUNK_MAX`] slots); it is
-//! inserted with the parallel build on the rayon pool.
+//! [`CHUNK_HOLD_TARGET`] (measured per chunk, between 1 and [`CHUNK_MAX`] slots). It is
+//! inserted with the parallel build on the rayon pool when no search started since the
+//! previous chunk, else on the indexer's own thread: searches then keep the other cores.
+//! `wait_indexed` and writers helping for room always use the parallel build.
+//!
+//! # The lag bound
+//!
+//! Writers wait for room under `index_lag_limit`, or under the tighter
+//! `index_lag_searched_limit` while the collection is searched (a search started in the
+//! last 100 ms, `DatabaseOptions::searched_window`): every search scans the tail exactly, so a tail of
+//! thousands of vectors costs more than the graph search itself.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -68,6 +77,24 @@ enum Progress {
 }
 
 impl CollectionInner {
+    /// Records that a search starts now.
+    pub(crate) fn note_search(&self) {
+        let ns = u64::try_from(self.opened_at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_search_ns.store(ns.max(1), Ordering::Relaxed);
+    }
+
+    /// The lag bound now: the tighter one while searches run.
+    fn lag_limit(&self) -> usize {
+        let last = self.last_search_ns.load(Ordering::Relaxed);
+        let now = u64::try_from(self.opened_at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let recent = u64::try_from(self.options.searched_window.as_nanos()).unwrap_or(u64::MAX);
+        if last != 0 && now.saturating_sub(last) < recent {
+            self.index_lag_searched_limit
+        } else {
+            self.index_lag_limit
+        }
+    }
+
     /// Starts this collection's indexer thread if work waits and none runs.
     pub(crate) fn kick_indexer(self: &Arc<Self>, indexers: &Arc<Indexers>) {
         if !self.options.background_indexing || indexers.stopped() {
@@ -176,7 +203,7 @@ impl CollectionInner {
     pub(super) fn wait_for_room(&self, n: usize) -> Result<()> {
         loop {
             let mut pending = self.pending.lock();
-            if pending.has_room(n, self.index_lag_limit) {
+            if pending.has_room(n, self.lag_limit()) {
                 pending.reserve(n);
                 return Ok(());
             }
@@ -194,7 +221,7 @@ impl CollectionInner {
             // No indexer thread to wait for (or all the rest is in flight): help.
             if self.index_chunk(CHUNK_MAX, true)? == Progress::Idle {
                 let mut pending = self.pending.lock();
-                if !pending.has_room(n, self.index_lag_limit) && !pending.has_queued() {
+                if !pending.has_room(n, self.lag_limit()) && !pending.has_queued() {
                     self.room_cv
                         .wait_for(&mut pending, Duration::from_millis(50));
                 }
@@ -205,14 +232,17 @@ impl CollectionInner {
 
 fn indexer_loop(weak: &Weak<CollectionInner>, indexers: &Indexers) {
     let mut chunk = CHUNK_FIRST;
+    let mut searches_seen = None;
     loop {
         let Some(inner) = weak.upgrade() else { return };
         if indexers.stopped() || inner.dropped.load(Ordering::Acquire) {
             inner.pending.lock().indexer_running = false;
             return;
         }
+        let searches = inner.last_search_ns.load(Ordering::Relaxed);
+        let parallel = searches_seen.replace(searches) == Some(searches);
         let started = Instant::now();
-        match inner.index_chunk(chunk, true) {
+        match inner.index_chunk(chunk, parallel) {
             Ok(Progress::More) => {
                 chunk = next_chunk(chunk, started.elapsed());
             }

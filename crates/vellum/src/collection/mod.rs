@@ -95,8 +95,16 @@ pub(crate) struct CollectionInner {
     room_cv: Condvar,
     /// Most slots the pending tail may hold (from the options' points and bytes bounds).
     index_lag_limit: usize,
+    /// Most slots it may hold while searches run (`index_lag_limit` or less).
+    index_lag_searched_limit: usize,
+    /// When the collection was opened; `last_search_ns` counts from it.
+    opened_at: std::time::Instant,
     /// Set by a writer that left deleted graph nodes to repair; cleared by the indexer.
     repairs_waiting: AtomicBool,
+    /// When the latest search started, in nanoseconds since `opened_at` (0: none yet). The
+    /// indexer inserts on one thread while searches run, and the lag bound tightens
+    /// (`indexer.rs`).
+    last_search_ns: AtomicU64,
     order: Mutex<ApplyOrder>,
     order_cv: Condvar,
     /// Held for a whole checkpoint, and by snapshot export to pin the current generation.

@@ -56,6 +56,7 @@ impl CollectionInner {
     ) -> Result<Vec<Hit>> {
         self.check_usable()?;
         self.check_vector(None, query)?;
+        self.note_search();
         let state = self.state.read();
         let store = &state.store;
         let payloads = &state.payloads;

@@ -205,7 +205,12 @@ impl CollectionInner {
             pending: Mutex::new(pending),
             room_cv: Condvar::new(),
             index_lag_limit: index_lag_limit(options, config.dim),
+            index_lag_searched_limit: options
+                .index_lag_searched_points
+                .min(index_lag_limit(options, config.dim)),
             repairs_waiting: AtomicBool::new(repairs_waiting),
+            last_search_ns: AtomicU64::new(0),
+            opened_at: std::time::Instant::now(),
             order: Mutex::new(ApplyOrder { applied }),
             order_cv: Condvar::new(),
             checkpoint_stats: Mutex::new(GenerationStats::of(&checkpointer)),
