@@ -54,7 +54,9 @@ pub enum Error {
     SegmentSize {
         /// The segment file.
         path: PathBuf,
-        /// The length its header and the configuration imply.
+        /// What its length should be: a header page plus whole slots, up to the full
+        /// length its header implies, and past every slot a checkpoint references. Names
+        /// the full length, or the least length the referenced slots need.
         expected: u64,
         /// Its length.
         found: u64,

@@ -232,17 +232,36 @@ impl SegmentHeader {
         Ok(())
     }
 
-    /// The length a segment file with this header must have.
+    /// The length of a full segment (every slot allocated).
     pub fn file_len_bytes(&self) -> u64 {
         HEADER_BYTES as u64 + u64::from(self.slots_per_segment) * u64::from(self.slot_bytes)
     }
 }
 
-/// Checks a whole segment file image: header valid and the length matching it. Used by the
-/// fuzz target and by `verify`.
+impl SegmentHeader {
+    /// How many slots a segment file of `len_bytes` holds: a segment grows by whole slots
+    /// from at least one up to `slots_per_segment`. `None` for any other length.
+    pub fn slots_in_file(&self, len_bytes: u64) -> Option<u32> {
+        let body = len_bytes.checked_sub(HEADER_BYTES as u64)?;
+        let slot = u64::from(self.slot_bytes);
+        if slot == 0 || !body.is_multiple_of(slot) {
+            return None;
+        }
+        let slots = u32::try_from(body / slot).ok()?;
+        (slots >= 1 && slots <= self.slots_per_segment).then_some(slots)
+    }
+
+    /// The file length of a segment holding `slots` slots.
+    pub fn len_for_slots(&self, slots: u32) -> u64 {
+        HEADER_BYTES as u64 + u64::from(slots) * u64::from(self.slot_bytes)
+    }
+}
+
+/// Checks a whole segment file image: header valid and the length a header page plus whole
+/// slots, at most the full segment. Used by the fuzz target and by `verify`.
 pub fn validate_segment(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
     let header = SegmentHeader::decode(bytes)?;
-    if bytes.len() as u64 != header.file_len_bytes() {
+    if header.slots_in_file(bytes.len() as u64).is_none() {
         return Err(HeaderError::InvalidField {
             field: "file length",
             value: bytes.len() as u64,

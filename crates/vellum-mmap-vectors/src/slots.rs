@@ -22,10 +22,14 @@ use crate::segment::HEADER_BYTES;
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub(crate) path: PathBuf,
-    /// Shared with a prepared checkpoint that flushes it while the store goes on.
+    /// Shared with a prepared checkpoint that flushes it while the store goes on. Covers
+    /// the header page and the first `capacity` slots: the whole file.
     map: Arc<MapMut>,
-    /// Kept open for the life of the map.
-    _file: Box<dyn File>,
+    /// Kept open for the life of the map, and to extend.
+    file: Box<dyn File>,
+    /// Slots the file holds now (it grows by whole slots up to `slots_per_segment`).
+    capacity: usize,
+    slot_bytes: usize,
     /// One bit per slot: its bytes were checked against (or written with) its CRC.
     verified: Box<[AtomicU64]>,
     /// The CRC of each live slot's vector bytes.
@@ -39,25 +43,57 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    /// A segment over `map` of `file` (which covers the whole file), with no slot live,
-    /// checked or written yet.
+    /// A segment over `map` of `file` (which covers the whole file, a header page and
+    /// whole slots of `slot_bytes`), with no slot live, checked or written yet.
     pub(crate) fn new(
         path: PathBuf,
         file: Box<dyn File>,
         map: MapMut,
         slots_per_segment: u32,
+        slot_bytes: usize,
     ) -> Segment {
         let slots = slots_per_segment as usize;
+        let capacity = (map.len().saturating_sub(HEADER_BYTES) / slot_bytes.max(1)).min(slots);
         Segment {
             path,
             map: Arc::new(map),
-            _file: file,
+            file,
+            capacity,
+            slot_bytes,
             verified: fresh_bits(slots_per_segment),
             crcs: vec![0; slots].into_boxed_slice(),
             owners: vec![0; slots].into_boxed_slice(),
             live: vec![0; slots.div_ceil(64)].into_boxed_slice(),
             dirty: false,
         }
+    }
+
+    /// Slots the file holds now.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes of the file (and of its map).
+    pub(crate) fn file_len_bytes(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Extends the file to hold `slots` slots (allocated, zeros) and maps it anew. The old
+    /// map stays valid for a prepared checkpoint that holds it (it flushes the same file's
+    /// pages); stores go through the new one from here on. Not durable until the next
+    /// flush of the new map, which carries the length with it (as for a new segment): no
+    /// checkpoint references a slot past the old length before then.
+    pub(crate) fn extend_to(&mut self, slots: usize) -> vellum_fs::Result<()> {
+        if slots <= self.capacity {
+            return Ok(());
+        }
+        let len = HEADER_BYTES + slots * self.slot_bytes;
+        self.file.allocate(len as u64)?;
+        let map = self.file.map_mut(len)?;
+        // `&mut self`: no slice of the old map exists (see `bytes`).
+        self.map = Arc::new(map);
+        self.capacity = slots;
+        Ok(())
     }
 
     pub(crate) fn is_live(&self, i: usize) -> bool {
@@ -92,8 +128,9 @@ impl Segment {
         // no store into the map can run while it lives: the only store is
         // `Segment::write`, which takes `&mut self`, and the checkpoint's reference only
         // flushes. An unmap (segment reclaim) drops the segment, which the borrow prevents
-        // too; growth adds new segments without touching existing maps. The memory is
-        // initialised (file bytes) and `u8` has no invalid values.
+        // too; so does `extend_to` (it replaces the map through `&mut self`; the old one
+        // lives on only in a checkpoint that flushes it). The memory is initialised (file
+        // bytes) and `u8` has no invalid values.
         unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset), len) }
     }
 

@@ -20,6 +20,11 @@ use crate::segment::{
 };
 use crate::slots::Segment;
 use crate::state::{IDMAP_FILE, IdMapView, META_FILE, StateError, StoreMeta};
+/// About how many bytes of slots a new segment file starts with (at most a quarter of the
+/// segment); it doubles as slots are taken, up to the whole segment
+/// (`StoreConfig::slots_per_segment`).
+pub const FIRST_SEGMENT_BYTES: usize = 256 << 10;
+
 /// How a store is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreConfig {
@@ -265,6 +270,30 @@ impl VectorStore {
                 let seg = store.open_segment(index)?;
                 store.segments.push(seg);
             }
+            // Every slot the generation references lies inside its segment file (a segment
+            // grows before a slot past its end is written, and the checkpoint's flush made
+            // that length durable).
+            let mut needed_slots = vec![0usize; store.segments.len()];
+            for slot in idmap
+                .iter()
+                .map(|e| e.1)
+                .chain(store.pending.iter().map(|p| p.0))
+            {
+                let (seg, within, _) = store.locate(slot);
+                needed_slots[seg] = needed_slots[seg].max(within + 1);
+            }
+            for (index, (segment, &needed)) in store.segments.iter().zip(&needed_slots).enumerate()
+            {
+                if needed > segment.capacity() {
+                    return Err(Error::SegmentSize {
+                        path: segment.path.clone(),
+                        expected: store
+                            .expected_header(index as u32)
+                            .len_for_slots(needed as u32),
+                        found: segment.file_len_bytes(),
+                    });
+                }
+            }
             for (id, slot, crc) in idmap.iter() {
                 let (seg, within, _) = store.locate(slot);
                 store.segments[seg].crcs[within] = crc;
@@ -328,7 +357,7 @@ impl VectorStore {
         };
         let expected = self.expected_header(index);
         let len = file.len()?;
-        if len != expected.file_len_bytes() {
+        if expected.slots_in_file(len).is_none() {
             return Err(Error::SegmentSize {
                 path,
                 expected: expected.file_len_bytes(),
@@ -361,18 +390,33 @@ impl VectorStore {
             });
         }
         let map = file.map_mut(len as usize)?;
-        Ok(Segment::new(path, file, map, self.config.slots_per_segment))
+        Ok(Segment::new(
+            path,
+            file,
+            map,
+            self.config.slots_per_segment,
+            self.slot_bytes,
+        ))
     }
 
-    /// Adds a segment: created at full size with its header, its name synced, then mapped.
-    /// Its slots join the free list.
+    /// Slots a new segment file starts with: about [`FIRST_SEGMENT_BYTES`] worth and at
+    /// most a quarter of the segment (so small test geometries grow too), at least one.
+    fn first_segment_slots(&self) -> u32 {
+        let by_bytes = (FIRST_SEGMENT_BYTES / self.slot_bytes.max(1)) as u64;
+        let quarter = u64::from(self.config.slots_per_segment / 4);
+        by_bytes.min(quarter).max(1) as u32
+    }
+
+    /// Adds a segment: created with its header and its first slots (it grows as they fill,
+    /// `allocate_slot`), its name synced, then mapped. All its slots join the free list.
     fn grow(&mut self) -> Result<()> {
         let index = self.segments.len() as u32;
         let path = self.dir.join(segment_file_name(index));
         let header = self.expected_header(index);
+        let first_len = header.len_for_slots(self.first_segment_slots());
         let seg = self.failstop.run(|| {
             let file = self.fs.create(&path)?;
-            file.allocate(header.file_len_bytes())?;
+            file.allocate(first_len)?;
             file.write_at(&header.encode(), 0)?;
             // No `sync_data` here: a new segment always has a slot written into it, so it is
             // dirty at the next checkpoint, whose flush of the whole map (`msync`, which
@@ -381,12 +425,13 @@ impl VectorStore {
             // references the segment. The name, though, needs its directory synced (a
             // checkpoint naming its slots must find the file).
             self.fs.sync_dir(&self.dir)?;
-            let map = file.map_mut(header.file_len_bytes() as usize)?;
+            let map = file.map_mut(first_len as usize)?;
             Ok(Segment::new(
                 path.clone(),
                 file,
                 map,
                 self.config.slots_per_segment,
+                self.slot_bytes,
             ))
         })?;
         let sps = u64::from(self.config.slots_per_segment);
@@ -624,11 +669,24 @@ impl VectorStore {
         }
     }
 
+    /// The lowest free slot, its segment file extended to hold it if needed (doubling, up
+    /// to the whole segment), so the files grow with the data.
     fn allocate_slot(&mut self) -> Result<u64> {
         if self.free.is_empty() {
             self.grow()?;
         }
-        Ok(self.free.pop().expect("grow adds free slots").0)
+        let slot = self.free.pop().expect("grow adds free slots").0;
+        let (seg_index, within, _) = self.locate(slot);
+        let seg = &mut self.segments[seg_index];
+        if within >= seg.capacity() {
+            let sps = self.config.slots_per_segment as usize;
+            let slots = (seg.capacity() * 2).max(within + 1).min(sps);
+            if let Err(e) = self.failstop.run(|| seg.extend_to(slots)) {
+                self.free.push(Reverse(slot));
+                return Err(e.into());
+            }
+        }
+        Ok(slot)
     }
 
     /// Counters.
@@ -641,7 +699,7 @@ impl VectorStore {
             free_slots: self.free.len() as u64,
             protected_slots: self.pending.len() as u64,
             durable_generation: self.durable_generation,
-            segment_bytes: self.segments.len() as u64 * self.expected_header(0).file_len_bytes(),
+            segment_bytes: self.segments.iter().map(Segment::file_len_bytes).sum(),
         }
     }
 

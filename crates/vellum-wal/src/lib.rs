@@ -62,6 +62,6 @@ pub use format::{
     SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
 };
 pub use iter::{Record, WalIter};
-pub use options::{RecoveryMode, SyncPolicy, WalOptions};
+pub use options::{FIRST_ALLOCATION_BYTES, RecoveryMode, SyncPolicy, WalOptions};
 pub use recovery::{Damage, Recovery, SegmentInfo, TailCut};
 pub use wal::{Wal, WalStats};

@@ -74,10 +74,11 @@ pub struct WalOptions {
     /// salt.
     pub preallocate: bool,
     /// How far ahead space is allocated when `preallocate` is on (rounded so a segment never
-    /// exceeds `segment_size_bytes`; at least the frame being appended). Smaller steps keep
-    /// a young segment small on disk and let recovery stop sooner (it checks that the space
-    /// after the last frame is zeros); one step costs one size-changing `fdatasync`.
-    /// Default 4 MiB.
+    /// exceeds `segment_size_bytes`; at least the frame being appended). A young segment
+    /// grows by doubling from [`FIRST_ALLOCATION_BYTES`] up to this step, so an idle log
+    /// costs 64 KiB on disk, not a whole step; past it, space comes a step at a time.
+    /// Smaller steps let recovery stop sooner (it checks that the space after the last
+    /// frame is zeros); each allocation costs one size-changing `fdatasync`. Default 4 MiB.
     pub preallocate_step_bytes: u64,
     /// The LSN of the first record of a log created empty (at least 1). Ignored when the
     /// directory already holds segments. A restored database starts its log after the LSN
@@ -99,12 +100,24 @@ impl Default for WalOptions {
     }
 }
 
+/// The first allocation of a segment when `preallocate` is on (unless the step is smaller).
+pub const FIRST_ALLOCATION_BYTES: u64 = 64 << 10;
+
 impl WalOptions {
-    /// The length to allocate a segment to so that it holds `need_bytes`: the next step
-    /// boundary past them, capped at the segment size (never below `need_bytes`).
+    /// The length to allocate a segment to so that it holds `need_bytes`: below one step,
+    /// the next power of two (at least [`FIRST_ALLOCATION_BYTES`], so a young segment
+    /// doubles); else the next step boundary. Capped at the segment size, never below
+    /// `need_bytes`.
     pub(crate) fn allocation_for(&self, need_bytes: u64) -> u64 {
         let step = self.preallocate_step_bytes.max(1);
-        let rounded = need_bytes.div_ceil(step).saturating_mul(step);
+        let rounded = if need_bytes < step {
+            need_bytes
+                .next_power_of_two()
+                .max(FIRST_ALLOCATION_BYTES)
+                .min(step)
+        } else {
+            need_bytes.div_ceil(step).saturating_mul(step)
+        };
         rounded.min(self.segment_size_bytes).max(need_bytes)
     }
 
@@ -140,5 +153,33 @@ impl WalOptions {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_young_segment_doubles_from_64_kib_then_grows_a_step_at_a_time() {
+        let opts = WalOptions::default();
+        assert_eq!(opts.allocation_for(33), 64 << 10);
+        assert_eq!(opts.allocation_for((64 << 10) + 1), 128 << 10);
+        assert_eq!(opts.allocation_for((3 << 20) + 5), 4 << 20);
+        assert_eq!(opts.allocation_for((4 << 20) + 1), 8 << 20);
+        assert_eq!(opts.allocation_for((63 << 20) + 1), 64 << 20);
+        let small_step = WalOptions {
+            preallocate_step_bytes: 256,
+            ..WalOptions::default()
+        };
+        assert_eq!(small_step.allocation_for(33), 256);
+        assert_eq!(small_step.allocation_for(300), 512);
+        let small_segment = WalOptions {
+            segment_size_bytes: 16 << 10,
+            ..WalOptions::default()
+        };
+        assert_eq!(small_segment.allocation_for(33), 16 << 10);
+        // Never below what is needed, even past the segment size (one oversized frame).
+        assert_eq!(small_segment.allocation_for(20 << 10), 20 << 10);
     }
 }
