@@ -168,6 +168,7 @@ impl VectorStore {
         let limit = needed as u64 * sps;
         let free = std::mem::take(&mut self.free);
         self.free = free.into_iter().filter(|s| s.0 < limit).collect();
+        self.fresh = self.fresh.min(limit);
         Ok(())
     }
 }

@@ -30,14 +30,15 @@ pub(crate) struct Segment {
     /// Slots the file holds now (it grows by whole slots up to `slots_per_segment`).
     capacity: usize,
     slot_bytes: usize,
-    /// One bit per slot: its bytes were checked against (or written with) its CRC.
+    /// One bit per slot of the file: its bytes were checked against (or written with) its
+    /// CRC. This and the arrays below cover the `capacity` slots the file holds.
     verified: Box<[AtomicU64]>,
     /// The CRC of each live slot's vector bytes.
-    pub(crate) crcs: Box<[u32]>,
+    pub(crate) crcs: Vec<u32>,
     /// The id each live slot holds (stale for free slots).
-    pub(crate) owners: Box<[u64]>,
+    pub(crate) owners: Vec<u64>,
     /// One bit per slot: live (holds the current vector of `owners[slot]`).
-    live: Box<[u64]>,
+    live: Vec<u64>,
     /// Written since the last checkpoint.
     pub(crate) dirty: bool,
 }
@@ -60,10 +61,10 @@ impl Segment {
             file,
             capacity,
             slot_bytes,
-            verified: fresh_bits(slots_per_segment),
-            crcs: vec![0; slots].into_boxed_slice(),
-            owners: vec![0; slots].into_boxed_slice(),
-            live: vec![0; slots.div_ceil(64)].into_boxed_slice(),
+            verified: fresh_bits(capacity),
+            crcs: vec![0; capacity],
+            owners: vec![0; capacity],
+            live: vec![0; capacity.div_ceil(64)],
             dirty: false,
         }
     }
@@ -93,11 +94,23 @@ impl Segment {
         // `&mut self`: no slice of the old map exists (see `bytes`).
         self.map = Arc::new(map);
         self.capacity = slots;
+        // The per-slot arrays follow the file (memory follows the data).
+        self.crcs.resize(slots, 0);
+        self.owners.resize(slots, 0);
+        self.live.resize(slots.div_ceil(64), 0);
+        let verified = fresh_bits(slots);
+        for (new, old) in verified.iter().zip(self.verified.iter()) {
+            new.store(old.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        self.verified = verified;
         Ok(())
     }
 
+    /// Whether slot `i` is live (false past the file's end).
     pub(crate) fn is_live(&self, i: usize) -> bool {
-        self.live[i / 64] & (1 << (i % 64)) != 0
+        self.live
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     pub(crate) fn set_live(&mut self, i: usize, id: u64) {
@@ -160,8 +173,6 @@ impl Segment {
     }
 }
 
-fn fresh_bits(slots: u32) -> Box<[AtomicU64]> {
-    (0..(slots as usize).div_ceil(64))
-        .map(|_| AtomicU64::new(0))
-        .collect()
+fn fresh_bits(slots: usize) -> Box<[AtomicU64]> {
+    (0..slots.div_ceil(64)).map(|_| AtomicU64::new(0)).collect()
 }

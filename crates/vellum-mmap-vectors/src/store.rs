@@ -110,8 +110,12 @@ pub struct VectorStore {
     pub(crate) ids: FxHashMap<u64, u64>,
     /// Live slots whose CRC has not been checked since open; at zero, `get` skips the check.
     pub(crate) unverified: AtomicU64,
-    /// Slots reusable now, lowest first (so the store stays compact).
+    /// Slots below `fresh` reusable now, lowest first (so the store stays compact). Never
+    /// handed-out slots are not listed: memory follows the slots used, not the segments.
     pub(crate) free: BinaryHeap<Reverse<u64>>,
+    /// The lowest slot never handed out since open (every slot from it to the end of the
+    /// last segment is free).
+    pub(crate) fresh: u64,
     /// One bit per slot: referenced by the last durable checkpoint.
     pub(crate) durable: Vec<u64>,
     /// Slots no longer live but referenced by a retained generation: (slot, newest
@@ -159,6 +163,7 @@ impl VectorStore {
             ids: FxHashMap::default(),
             unverified: AtomicU64::new(0),
             free: BinaryHeap::new(),
+            fresh: 0,
             durable: Vec::new(),
             pending: Vec::new(),
             durable_generation: 0,
@@ -300,10 +305,11 @@ impl VectorStore {
                 store.segments[seg].set_live(within, id);
             }
             store.unverified = AtomicU64::new(store.ids.len() as u64);
-            // Every slot neither live nor protected is free.
-            let capacity = needed_segments * sps;
-            let mut free = Vec::with_capacity((capacity - store.ids.len() as u64) as usize);
-            for slot in 0..capacity {
+            // Every slot neither live nor protected is free: those below the highest used
+            // one are listed, the rest are fresh.
+            store.fresh = max_slot.map_or(0, |s| s + 1);
+            let mut free = Vec::with_capacity((store.fresh - store.ids.len() as u64) as usize);
+            for slot in 0..store.fresh {
                 if !bit(&referenced, slot) {
                     free.push(Reverse(slot));
                 }
@@ -434,9 +440,6 @@ impl VectorStore {
                 self.slot_bytes,
             ))
         })?;
-        let sps = u64::from(self.config.slots_per_segment);
-        let first = u64::from(index) * sps;
-        self.free.extend((first..first + sps).map(Reverse));
         self.segments.push(seg);
         Ok(())
     }
@@ -672,21 +675,36 @@ impl VectorStore {
     /// The lowest free slot, its segment file extended to hold it if needed (doubling, up
     /// to the whole segment), so the files grow with the data.
     fn allocate_slot(&mut self) -> Result<u64> {
-        if self.free.is_empty() {
-            self.grow()?;
-        }
-        let slot = self.free.pop().expect("grow adds free slots").0;
+        let sps = u64::from(self.config.slots_per_segment);
+        let slot = match self.free.pop() {
+            Some(Reverse(slot)) => slot,
+            None => {
+                if self.fresh >= self.segments.len() as u64 * sps {
+                    self.grow()?;
+                }
+                self.fresh += 1;
+                self.fresh - 1
+            }
+        };
         let (seg_index, within, _) = self.locate(slot);
         let seg = &mut self.segments[seg_index];
         if within >= seg.capacity() {
-            let sps = self.config.slots_per_segment as usize;
-            let slots = (seg.capacity() * 2).max(within + 1).min(sps);
+            let slots = (seg.capacity() * 2).max(within + 1).min(sps as usize);
             if let Err(e) = self.failstop.run(|| seg.extend_to(slots)) {
-                self.free.push(Reverse(slot));
+                self.give_back(slot);
                 return Err(e.into());
             }
         }
         Ok(slot)
+    }
+
+    /// Returns a slot `allocate_slot` handed out and nothing used.
+    fn give_back(&mut self, slot: u64) {
+        if slot + 1 == self.fresh {
+            self.fresh = slot;
+        } else {
+            self.free.push(Reverse(slot));
+        }
     }
 
     /// Counters.
@@ -696,7 +714,9 @@ impl VectorStore {
             live: self.ids.len() as u64,
             segments: self.segments.len() as u32,
             slot_capacity: self.segments.len() as u64 * sps,
-            free_slots: self.free.len() as u64,
+            free_slots: self.free.len() as u64
+                + (self.segments.len() as u64 * u64::from(self.config.slots_per_segment))
+                    .saturating_sub(self.fresh),
             protected_slots: self.pending.len() as u64,
             durable_generation: self.durable_generation,
             segment_bytes: self.segments.iter().map(Segment::file_len_bytes).sum(),

@@ -52,8 +52,10 @@ fn background_loop(db: Weak<DbInner>, stop: Arc<(Mutex<bool>, Condvar)>, poll: D
             }
         }
         let Some(db) = db.upgrade() else { return };
-        let colls: Vec<_> = db.collections.read().values().cloned().collect();
+        // Only collections opened so far: one never opened has nothing new to checkpoint.
+        let slots: Vec<_> = db.collections.read().values().cloned().collect();
         drop(db);
+        let colls: Vec<_> = slots.iter().filter_map(|s| s.get()).collect();
         for c in colls {
             if c.wants_checkpoint() {
                 // An error stops the collection (its writers see it); nothing else to do here.

@@ -16,6 +16,7 @@ use crate::collection::{
     CheckpointInfo, Collection, CollectionInner, CollectionStats, Indexers, VerifyReport,
 };
 use crate::error::{Error, Result};
+use crate::lazy::CollectionSlot;
 use crate::options::{CollectionConfig, DatabaseOptions};
 use crate::repair::CatalogRepair;
 use crate::snapshot::SnapshotSummary;
@@ -74,7 +75,9 @@ pub(crate) struct DbInner {
     pub(crate) root: PathBuf,
     pub(crate) options: DatabaseOptions,
     pub(crate) catalog: Mutex<Catalog>,
-    pub(crate) collections: RwLock<BTreeMap<String, Arc<CollectionInner>>>,
+    /// Every collection the catalog names, opened on first use (`lazy.rs`). Lock order:
+    /// `catalog` → `collections` → a slot's own lock.
+    pub(crate) collections: RwLock<BTreeMap<String, Arc<CollectionSlot>>>,
     pub(crate) background: Mutex<Option<Background>>,
     /// Declared last: released only after everything above is dropped.
     lock: Arc<DbLock>,
@@ -207,8 +210,10 @@ impl Database {
 
     /// Opens the database in `path` on the given file system (the crash simulator in tests).
     ///
-    /// Recovery happens here: each collection loads its newest checkpoint, maps its
-    /// vectors, opens its saved graph, and replays its log tail.
+    /// Reads the catalog only: each collection recovers at its first use
+    /// ([`Database::collection`]): it loads its newest checkpoint, maps its vectors, opens
+    /// its saved graph, and replays its log tail. A damaged collection fails there, and the
+    /// others still open.
     pub fn open_with_fs(
         fs: DynFs,
         path: impl AsRef<Path>,
@@ -347,29 +352,16 @@ impl Database {
         let coll_root = root.join(COLLECTIONS_DIR);
         create_dir_all_durable(fs.as_ref(), &coll_root)?;
         remove_abandoned_collections(fs.as_ref(), &coll_root, &catalog)?;
-        let mut collections = BTreeMap::new();
-        for e in &catalog.entries {
-            let dir = coll_root.join(collection_dir_name(e.id));
-            // Created durably before the catalog named it, removed only after the catalog
-            // stopped naming it: a named directory that is missing is damage, and opening
-            // it as a new empty collection would hide the loss.
-            if !fs.exists(&dir)? {
-                return Err(Error::BadDatabaseFile {
-                    path: dir,
-                    reason: format!(
-                        "the catalog names collection {:?} but its directory is missing",
-                        e.name
-                    ),
-                });
-            }
-            // A collection made before descriptions existed gets one now, so a lost catalog
-            // can be rebuilt whatever version made the database.
-            if !fs.exists(&dir.join(crate::snapshot::COLLECTION_META_FILE))? {
-                crate::repair::write_description(fs.as_ref(), &dir, catalog.database_id, e)?;
-            }
-            let inner = CollectionInner::open(fs.clone(), &dir, e.id, &e.name, e.config, &options)?;
-            collections.insert(e.name.clone(), Arc::new(inner));
-        }
+        // Nothing of a collection is read here: each opens on first use (`lazy.rs`).
+        let collections: BTreeMap<String, Arc<CollectionSlot>> = catalog
+            .entries
+            .iter()
+            .map(|e| {
+                let dir = coll_root.join(collection_dir_name(e.id));
+                let slot = CollectionSlot::closed(e, catalog.database_id, dir);
+                (e.name.clone(), Arc::new(slot))
+            })
+            .collect();
         let inner = Arc::new(DbInner {
             fs,
             root,
@@ -381,10 +373,6 @@ impl Database {
         });
         if inner.options.background_checkpoints {
             start_background(&inner);
-        }
-        // A pending tail found at open is indexed in the background from now on.
-        for c in inner.collections.read().values() {
-            c.kick_indexer(&inner.lock.indexers);
         }
         Ok(Database { inner })
     }
@@ -449,28 +437,29 @@ impl Database {
             &self.inner.root.join(CATALOG_FILE),
             &next.encode(),
         )?;
+        let slot = CollectionSlot::opened(
+            inner.clone(),
+            next.entries.last().expect("just pushed"),
+            next.database_id,
+            dir,
+        );
         *catalog = next;
         self.inner
             .collections
             .write()
-            .insert(name.to_owned(), inner.clone());
+            .insert(name.to_owned(), Arc::new(slot));
         Ok(Collection::new(inner, Arc::clone(&self.inner.lock)))
     }
 
-    /// A handle to an existing collection.
+    /// A handle to an existing collection, opened now if this is its first use since the
+    /// database opened (recovery happens then: its checkpoint, vectors, graph and log tail;
+    /// a damaged collection fails here, every time, and the others are not affected).
     pub fn collection(&self, name: &str) -> Result<Collection> {
-        self.inner
-            .collections
-            .read()
-            .get(name)
-            .cloned()
-            .map(|inner| Collection::new(inner, Arc::clone(&self.inner.lock)))
-            .ok_or_else(|| Error::UnknownCollection {
-                name: name.to_owned(),
-            })
+        let inner = self.collection_inner(name)?;
+        Ok(Collection::new(inner, Arc::clone(&self.inner.lock)))
     }
 
-    /// Names and configurations of every collection, by name.
+    /// Names and configurations of every collection, by name (none is opened).
     pub fn list_collections(&self) -> Vec<(String, CollectionConfig)> {
         self.inner
             .collections
@@ -506,7 +495,12 @@ impl Database {
             &next.encode(),
         )?;
         *catalog = next;
-        let removed = self.inner.collections.write().remove(name);
+        let removed = self
+            .inner
+            .collections
+            .write()
+            .remove(name)
+            .and_then(|slot| slot.get());
         // Wait for a checkpoint in flight (the background thread's, say) to finish writing
         // into the directory, and keep new ones out: they check `dropped` under this lock.
         let _checkpoints = removed.as_ref().map(|inner| {
@@ -519,39 +513,56 @@ impl Database {
         Ok(())
     }
 
-    /// Makes every write so far durable in every collection.
+    /// Makes every write so far durable in every open collection (one not opened since the
+    /// database opened has nothing to sync).
     pub fn sync(&self) -> Result<()> {
-        for c in self.inner.collections.read().values() {
+        for c in self.open_collections() {
             c.sync()?;
         }
         Ok(())
     }
 
-    /// Checkpoints every collection now.
+    /// Checkpoints every collection now (opening those not open yet).
     pub fn checkpoint_all(&self) -> Result<Vec<(String, CheckpointInfo)>> {
-        let colls: Vec<_> = self.inner.collections.read().values().cloned().collect();
         let mut out = Vec::new();
-        for c in colls {
+        for c in self.all_collections()? {
             out.push((c.name.clone(), c.checkpoint()?));
         }
         Ok(out)
     }
 
-    /// Counters of every collection.
-    pub fn stats(&self) -> Vec<CollectionStats> {
-        let colls: Vec<_> = self.inner.collections.read().values().cloned().collect();
-        colls.iter().map(|c| c.stats()).collect()
+    /// Counters of every collection (opening those not open yet).
+    pub fn stats(&self) -> Result<Vec<CollectionStats>> {
+        Ok(self.all_collections()?.iter().map(|c| c.stats()).collect())
+    }
+
+    /// The collections opened so far.
+    fn open_collections(&self) -> Vec<Arc<CollectionInner>> {
+        let slots: Vec<_> = self.inner.collections.read().values().cloned().collect();
+        slots.iter().filter_map(|s| s.get()).collect()
+    }
+
+    /// Every collection, opened now where needed; the first that fails to open stops this.
+    fn all_collections(&self) -> Result<Vec<Arc<CollectionInner>>> {
+        let names: Vec<String> = self.inner.collections.read().keys().cloned().collect();
+        names.iter().map(|n| self.collection_inner(n)).collect()
     }
 
     fn collection_inner(&self, name: &str) -> Result<Arc<CollectionInner>> {
-        self.inner
+        let slot = self
+            .inner
             .collections
             .read()
             .get(name)
             .cloned()
             .ok_or_else(|| Error::UnknownCollection {
                 name: name.to_owned(),
-            })
+            })?;
+        let indexers = &self.inner.lock.indexers;
+        // A pending tail found at open is indexed in the background from now on.
+        slot.open(&self.inner.fs, &self.inner.options, |c| {
+            c.kick_indexer(indexers)
+        })
     }
 
     /// Writes a full snapshot of collection `name` to the file `path` (atomically: the file
@@ -642,17 +653,29 @@ impl Database {
             archives,
             new_name,
         )?;
+        let entry = catalog
+            .entries
+            .iter()
+            .find(|e| e.name == new_name)
+            .ok_or_else(|| Error::Inconsistent {
+                reason: format!("restored collection {new_name:?} is missing from the catalog"),
+            })?;
+        let dir = self
+            .inner
+            .root
+            .join(COLLECTIONS_DIR)
+            .join(collection_dir_name(entry.id));
+        let slot = CollectionSlot::opened(inner.clone(), entry, catalog.database_id, dir);
         self.inner
             .collections
             .write()
-            .insert(new_name.to_owned(), inner.clone());
+            .insert(new_name.to_owned(), Arc::new(slot));
         Ok(Collection::new(inner, Arc::clone(&self.inner.lock)))
     }
 
     /// Re-reads every checksum of every collection (vectors, checkpoints, log) and reports
     /// what is damaged.
     pub fn verify(&self) -> Result<Vec<VerifyReport>> {
-        let colls: Vec<_> = self.inner.collections.read().values().cloned().collect();
-        colls.iter().map(|c| c.verify()).collect()
+        self.all_collections()?.iter().map(|c| c.verify()).collect()
     }
 }

@@ -38,6 +38,7 @@ mod database;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod lazy;
 mod meta;
 mod options;
 mod record;

@@ -78,7 +78,7 @@ fn a_damaged_last_record_is_refused_and_a_torn_one_is_reported(fs: DynFs, root: 
     let mut damaged = orig.clone();
     damaged[at + 40] ^= 0x21;
     write_file(fs.as_ref(), &seg, &damaged);
-    let e = Database::open_with_fs(fs.clone(), root, options()).unwrap_err();
+    let e = common::open_all(fs.clone(), root, options()).unwrap_err();
     let text = e.to_string();
     assert!(matches!(e, Error::Wal(_)), "{e}");
     assert!(

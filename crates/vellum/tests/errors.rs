@@ -114,7 +114,7 @@ fn a_damaged_current_checkpoint_advises_the_facade_option_and_tells_each_cause_o
             .unwrap(),
     );
     fs.tamper(&data, |b| b[0] ^= 0xFF).unwrap();
-    let e = Database::open_with_fs(fs.shared(), "/db", options()).unwrap_err();
+    let e = common::open_all(fs.shared(), "/db", options()).unwrap_err();
     assert!(matches!(e, Error::CheckpointDamaged { .. }), "{e}");
     let text = chain(&e).join("\n");
     assert!(

@@ -134,7 +134,7 @@ fn a_named_collection_whose_directory_is_gone_is_reported(fs: DynFs, root: &Path
     let dir = colls.join(&name);
     let moved = root.join("moved-away");
     fs.rename(&dir, &moved).unwrap();
-    let e = Database::open_with_fs(fs.clone(), root, options()).unwrap_err();
+    let e = common::open_all(fs.clone(), root, options()).unwrap_err();
     assert!(
         matches!(&e, Error::BadDatabaseFile { path, .. } if *path == dir),
         "{e}"

@@ -164,7 +164,7 @@ fn a_corrupt_checkpoint_file_is_refused_or_rolled_back_from_the_previous_generat
         .max()
         .expect("the newest generation's graph file exists");
     flip(&fs, &graph, 100);
-    let e = Database::open_with_fs(fs.shared(), "/db", options()).unwrap_err();
+    let e = common::open_all(fs.shared(), "/db", options()).unwrap_err();
     assert!(matches!(e, Error::CheckpointDamaged { .. }), "{e}");
     // With fallback, the previous generation plus the log give back everything.
     let db = Database::open_with_fs(
@@ -199,7 +199,7 @@ fn corruption_in_the_middle_of_the_log_is_reported_not_truncated() {
     let at = written / 3;
     assert!(at > 128, "the log segment holds enough records");
     fs.tamper(&seg, |b| b[at] ^= 0xFF).unwrap();
-    let e = Database::open_with_fs(fs.shared(), "/db", options()).unwrap_err();
+    let e = common::open_all(fs.shared(), "/db", options()).unwrap_err();
     assert!(matches!(e, Error::Wal(_)), "{e}");
     assert!(
         e.to_string()

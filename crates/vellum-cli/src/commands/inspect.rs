@@ -15,7 +15,7 @@ use crate::output::{describe_tail_cut, metric_name, tail_cut_json};
 /// `vellum inspect`: collections, checkpoint generations, log segments and counters.
 pub(crate) fn inspect(db: PathBuf, json: bool) -> Result<ExitCode, BoxError> {
     let database = open_for_reading(&db)?;
-    let stats = database.stats();
+    let stats = database.stats()?;
     if json {
         let rows: Vec<_> = stats
             .iter()

@@ -115,3 +115,15 @@ macro_rules! on_both_file_systems {
         }
     )*};
 }
+
+/// Opens the database and then every collection in it (collections open on first use, so
+/// damage to one shows at its first use, not at `Database::open`): the first error.
+pub fn open_all(
+    fs: vellum_fs::DynFs,
+    root: impl AsRef<Path>,
+    options: DatabaseOptions,
+) -> vellum::Result<vellum::Database> {
+    let db = vellum::Database::open_with_fs(fs, root, options)?;
+    db.stats()?;
+    Ok(db)
+}
