@@ -110,6 +110,19 @@ pub enum Error {
         /// this error's message, so it is not returned again as the `source()`.
         error: io::Error,
     },
+    /// The file system ran out of space allocating room a file needed (ENOSPC), with how
+    /// much more was asked for.
+    #[error("{op} {path}: {error} ({needed_bytes} more bytes were needed)")]
+    NoSpace {
+        /// The operation that failed.
+        op: OpKind,
+        /// The file it concerned.
+        path: PathBuf,
+        /// Bytes the operation would have added.
+        needed_bytes: u64,
+        /// The underlying error (ENOSPC, or the simulator's).
+        error: io::Error,
+    },
     /// A read asked for bytes beyond the end of a file.
     #[error(
         "read of {len} bytes at offset {offset} of {path} goes past its end ({file_len} bytes)"
@@ -152,10 +165,26 @@ impl Error {
         }
     }
 
+    /// An `Io` error saying the disk is full becomes [`Error::NoSpace`] naming
+    /// `needed_bytes`; any other error is returned as it is.
+    pub fn with_needed_bytes(self, needed_bytes: u64) -> Self {
+        match self {
+            Error::Io { op, path, error } if error.kind() == io::ErrorKind::StorageFull => {
+                Error::NoSpace {
+                    op,
+                    path,
+                    needed_bytes,
+                    error,
+                }
+            }
+            other => other,
+        }
+    }
+
     /// The `io::ErrorKind` behind this error, if it came from an I/O call.
     pub fn io_kind(&self) -> Option<io::ErrorKind> {
         match self {
-            Error::Io { error, .. } => Some(error.kind()),
+            Error::Io { error, .. } | Error::NoSpace { error, .. } => Some(error.kind()),
             Error::ReadPastEnd { .. } => Some(io::ErrorKind::UnexpectedEof),
             _ => None,
         }

@@ -120,8 +120,11 @@ pub trait File: Send + Sync + fmt::Debug {
     /// Sets the length; growing zero-fills, shrinking discards the tail.
     fn set_len(&self, len_bytes: u64) -> Result<()>;
 
-    /// Grows the file to at least `len_bytes` with the space allocated (written as zeros), so
-    /// later writes inside it overwrite allocated blocks instead of extending the file.
+    /// Grows the file to at least `len_bytes` with the space allocated and reading as zeros
+    /// (`fallocate` where the file system has it, else written zeros), so later writes
+    /// inside it, or through a map of it, overwrite allocated blocks instead of extending
+    /// the file. A full disk is [`crate::Error::NoSpace`], naming how many bytes were asked
+    /// for.
     fn allocate(&self, len_bytes: u64) -> Result<()>;
 
     /// Makes the file's data and length durable (`fdatasync`). On failure, see the contract in

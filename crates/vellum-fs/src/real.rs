@@ -210,15 +210,33 @@ impl File for RealFile {
     }
 
     fn allocate(&self, len_bytes: u64) -> Result<()> {
-        // std has no fallocate; writing zeros allocates the blocks portably, and callers
-        // allocate rarely (a segment at a time), so the extra write is paid once.
-        let mut offset = self.len()?;
+        let current = self.len()?;
+        if current >= len_bytes {
+            return Ok(());
+        }
+        let needed = len_bytes - current;
+        // Reserve the blocks without writing them where the file system can (`fallocate`
+        // on ext4, xfs, btrfs, tmpfs): they read as zeros, and a later write into them, or
+        // into a map of them, cannot run out of space. Elsewhere, write zeros.
+        match rustix::fs::fallocate(
+            &self.file,
+            rustix::fs::FallocateFlags::empty(),
+            current,
+            needed,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {}
+            Err(e) => {
+                return Err(self.err(OpKind::SetLen, e.into()).with_needed_bytes(needed));
+            }
+        }
+        let mut offset = current;
         let zeros = vec![0u8; ZERO_CHUNK_BYTES];
         while offset < len_bytes {
             let n = (len_bytes - offset).min(ZERO_CHUNK_BYTES as u64) as usize;
             self.file
                 .write_all_at(&zeros[..n], offset)
-                .map_err(|e| self.err(OpKind::SetLen, e))?;
+                .map_err(|e| self.err(OpKind::SetLen, e).with_needed_bytes(needed))?;
             offset += n as u64;
         }
         Ok(())

@@ -159,6 +159,13 @@ impl SimFs {
         self.lock().faults.push(rule);
     }
 
+    /// Limits the bytes all files may hold together (a disk of that size; `None`: no
+    /// limit). A write, `set_len` or `allocate` that would pass it fails with `ENOSPC` and
+    /// changes nothing; what is already stored stays.
+    pub fn limit_space(&self, bytes: Option<u64>) {
+        self.lock().space_limit = bytes;
+    }
+
     /// Removes every countdown fault and disarms every fail point.
     pub fn clear_faults(&self) {
         let mut st = self.lock();

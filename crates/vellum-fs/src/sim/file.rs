@@ -80,6 +80,9 @@ impl SimFile {
             Some(Fault::ShortWrite) => (&buf[..buf.len() / 2], true),
             _ => (buf, false),
         };
+        let cur = st.file_mut(self.ino).live.len() as u64;
+        let end = offset.saturating_add(data.len() as u64);
+        st.check_space(OpKind::Write, &self.path, end.saturating_sub(cur))?;
         st.stats.bytes_written += data.len() as u64;
         let file = st.file_mut(self.ino);
         if !data.is_empty() {
@@ -157,6 +160,8 @@ impl File for SimFile {
         self.fs.file_op(self, OpKind::SetLen, |st, _| {
             self.check_writable(st, Some(len_bytes))?;
             st.absorb_maps(self.ino);
+            let cur = st.file_mut(self.ino).live.len() as u64;
+            st.check_space(OpKind::SetLen, &self.path, len_bytes.saturating_sub(cur))?;
             let file = st.file_mut(self.ino);
             let p = Pending::SetLen(len_bytes);
             apply_pending(&mut file.live, &p);
@@ -166,22 +171,27 @@ impl File for SimFile {
     }
 
     fn allocate(&self, len_bytes: u64) -> Result<()> {
-        self.fs.file_op(self, OpKind::SetLen, |st, _| {
-            self.check_writable(st, None)?;
-            st.absorb_maps(self.ino);
-            let file = st.file_mut(self.ino);
-            let cur = file.live.len() as u64;
-            if cur < len_bytes {
-                let p = Pending::Write {
-                    offset: cur,
-                    data: vec![0; (len_bytes - cur) as usize],
-                };
-                apply_pending(&mut file.live, &p);
-                file.pending.push(p);
-                st.stats.bytes_written += len_bytes - cur;
-            }
-            Ok(())
-        })
+        let mut needed = 0;
+        self.fs
+            .file_op(self, OpKind::SetLen, |st, _| {
+                self.check_writable(st, None)?;
+                st.absorb_maps(self.ino);
+                let cur = st.file_mut(self.ino).live.len() as u64;
+                needed = len_bytes.saturating_sub(cur);
+                st.check_space(OpKind::SetLen, &self.path, needed)?;
+                let file = st.file_mut(self.ino);
+                if cur < len_bytes {
+                    let p = Pending::Write {
+                        offset: cur,
+                        data: vec![0; (len_bytes - cur) as usize],
+                    };
+                    apply_pending(&mut file.live, &p);
+                    file.pending.push(p);
+                    st.stats.bytes_written += len_bytes - cur;
+                }
+                Ok(())
+            })
+            .map_err(|e| e.with_needed_bytes(needed))
     }
 
     fn sync_data(&self) -> Result<()> {

@@ -131,6 +131,8 @@ pub(crate) struct State {
     pub(super) fail_points: BTreeMap<String, FailPointState>,
     pub(super) op_log: Option<Vec<OpKind>>,
     pub(super) stats: SimStats,
+    /// Most bytes all files may hold together (`SimFs::limit_space`); `None`: unlimited.
+    pub(super) space_limit: Option<u64>,
 }
 
 impl fmt::Debug for State {
@@ -185,6 +187,7 @@ impl State {
             power_cut_after: None,
             powered_off: false,
             faults: Vec::new(),
+            space_limit: None,
             fail_points: BTreeMap::new(),
             op_log: None,
             stats: SimStats::default(),
@@ -210,6 +213,33 @@ impl State {
             Some(Inode::File(f)) => f,
             _ => unreachable!("file handle points at inode {ino} which is not a file"),
         }
+    }
+
+    /// Refuses (ENOSPC) an operation that would make the files hold more than the space
+    /// limit: `growth` more bytes than they hold now.
+    pub(super) fn check_space(&self, op: OpKind, path: &Path, growth: u64) -> Result<()> {
+        let Some(limit) = self.space_limit else {
+            return Ok(());
+        };
+        // Files reachable from the root (an unlinked file's space is free at once, as on a
+        // real file system once no handle holds it).
+        let mut used = 0u64;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack = vec![ROOT];
+        while let Some(ino) = stack.pop() {
+            if !seen.insert(ino) {
+                continue;
+            }
+            match self.inodes.get(&ino) {
+                Some(Inode::File(f)) => used += f.live.len() as u64,
+                Some(Inode::Dir(d)) => stack.extend(d.live.values().copied()),
+                None => {}
+            }
+        }
+        if growth > 0 && used.saturating_add(growth) > limit {
+            return Err(Error::io(op, path, std::io::Error::from_raw_os_error(28)));
+        }
+        Ok(())
     }
 
     pub(super) fn lookup(&self, parts: &[String]) -> Option<Ino> {
