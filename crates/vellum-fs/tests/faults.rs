@@ -166,3 +166,35 @@ fn check_fail_points_names_points_never_reached_and_points_never_declared() {
     fs.check_fail_points("x::", &["x::reached", "x::stray"])
         .unwrap();
 }
+
+#[test]
+fn a_space_limit_refuses_growth_past_it_names_what_allocate_needed_and_frees_unlinked_files() {
+    let (fs, f) = setup();
+    fs.limit_space(Some(1_000));
+    f.write_at(&[7; 800], 0).unwrap();
+    let e = f.allocate(1_200).unwrap_err();
+    match &e {
+        Error::NoSpace {
+            needed_bytes, path, ..
+        } => {
+            assert_eq!(*needed_bytes, 400);
+            assert_eq!(path, Path::new("/d/f"));
+        }
+        other => panic!("{other}"),
+    }
+    assert!(e.to_string().contains("400 more bytes were needed"), "{e}");
+    assert_eq!(f.len().unwrap(), 800, "nothing changed");
+    let g = fs.create(Path::new("/d/g")).unwrap();
+    assert_eq!(
+        g.write_at(&[1; 300], 0).unwrap_err().io_kind(),
+        Some(std::io::ErrorKind::StorageFull)
+    );
+    assert!(g.set_len(300).is_err());
+    g.write_at(&[1; 200], 0).unwrap();
+    // Unlinked, the first file's bytes are free again.
+    drop(f);
+    fs.remove_file(Path::new("/d/f")).unwrap();
+    g.allocate(900).unwrap();
+    fs.limit_space(None);
+    g.allocate(1 << 20).unwrap();
+}
