@@ -30,7 +30,7 @@ pub fn load_average() -> String {
 }
 
 /// The first line `program args` prints, if it runs and succeeds.
-fn output_of(program: &str, args: &[&str]) -> Option<String> {
+pub fn output_of(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
     let text = String::from_utf8(out.stdout).ok()?;
     out.status
@@ -39,7 +39,7 @@ fn output_of(program: &str, args: &[&str]) -> Option<String> {
 }
 
 /// The commit the bench was built from, and whether the engine's sources differ from it.
-fn commit() -> String {
+pub fn commit() -> String {
     let repo = env!("CARGO_MANIFEST_DIR");
     let Some(head) = output_of("git", &["-C", repo, "rev-parse", "--short", "HEAD"]) else {
         return "unknown (no git)".into();

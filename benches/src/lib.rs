@@ -11,6 +11,7 @@ pub mod latency;
 #[cfg(feature = "seed-peers")]
 pub mod latency_peers;
 pub mod latency_report;
+pub mod scale;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
