@@ -31,7 +31,7 @@ pub const MAX_NAME_BYTES: usize = 64;
 // Names go into a u16 length field.
 const _: () = assert!(MAX_NAME_BYTES <= u16::MAX as usize);
 /// Most collections in one database (bounds the decoder's allocation).
-pub const MAX_COLLECTIONS: u32 = 4096;
+pub const MAX_COLLECTIONS: u32 = 65_536;
 /// Fixed part of the catalog before its entries: magic, version, database id, next
 /// collection id, entry count.
 const HEADER_BYTES: usize = MAGIC.len() + 4 + 8 + 8 + 4;
