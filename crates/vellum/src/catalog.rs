@@ -214,6 +214,9 @@ impl Catalog {
         }
         let mut entries =
             Vec::with_capacity((count as usize).min(r.remaining() / ENTRY_FIXED_BYTES));
+        // Sets, not a scan of the entries so far: linear in the collections, not quadratic.
+        let mut names = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
         for i in 0..count {
             let id = r.u64().map_err(short)?;
             let name_len = usize::from(r.u16().map_err(short)?);
@@ -249,7 +252,7 @@ impl Catalog {
             config
                 .validate()
                 .map_err(|e| bad(format!("collection {name:?}: {e}")))?;
-            if entries.iter().any(|e: &Entry| e.name == name || e.id == id) {
+            if !ids.insert(id) || !names.insert(name.clone()) {
                 return Err(bad(format!("collection {name:?} (id {id}) appears twice")));
             }
             entries.push(Entry {
@@ -312,6 +315,21 @@ mod tests {
         assert!(matches!(c.check_room(), Err(Error::InvalidArgument(_))));
         let back = Catalog::decode(&c.encode(), Path::new("VELLUM")).unwrap();
         assert_eq!(back.entries.len(), MAX_COLLECTIONS as usize);
+    }
+
+    #[test]
+    fn a_catalog_naming_a_collection_twice_is_refused() {
+        for (id, name) in [(1, "other"), (7, "docs")] {
+            let mut c = sample();
+            c.entries.push(Entry {
+                id,
+                name: name.into(),
+                config: CollectionConfig::new(2, Metric::L2),
+                created_ms: 0,
+            });
+            let e = Catalog::decode(&c.encode(), Path::new("VELLUM")).unwrap_err();
+            assert!(e.to_string().contains("appears twice"), "{e}");
+        }
     }
 
     #[test]

