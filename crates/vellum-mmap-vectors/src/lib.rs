@@ -83,9 +83,11 @@
 
 mod by_path;
 mod checkpoint_steps;
+mod compact;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod growth;
 pub mod segment;
 // The crate's only `unsafe`: reading and writing slots of the mapped segment files.
 #[allow(unsafe_code)]

@@ -669,3 +669,46 @@ fn a_segment_ending_before_a_referenced_slot_is_refused_naming_the_length_needed
     }
     assert!(err.to_string().contains("segment-00000000.vec"), "{err}");
 }
+
+#[test]
+fn compaction_packs_live_vectors_into_the_lowest_slots_and_trailing_segments_go() {
+    let fs = SimFs::new();
+    let (mut cp, mut store) = open_64(&fs).unwrap();
+    for id in 0..200u64 {
+        store.upsert(id, &vector(id, 0)).unwrap();
+    }
+    for id in (0..200u64).filter(|id| id % 10 != 0) {
+        store.delete(id).unwrap();
+    }
+    // Freed slots become reusable once no retained generation references them.
+    for lsn in 1..=3 {
+        store.checkpoint(&mut cp, lsn, b"").unwrap();
+    }
+    assert_eq!(
+        store.stats().segments,
+        3,
+        "the fourth held only deleted ids"
+    );
+    let moves = store.compaction_moves();
+    assert_eq!(moves.len(), 18, "20 live, 2 already in the lowest 20 slots");
+    for id in moves {
+        let (old, new) = store.relocate(id).unwrap().expect("a lower free slot");
+        assert!(new < old);
+    }
+    assert!(store.compaction_moves().is_empty());
+    for lsn in 4..=6 {
+        store.checkpoint(&mut cp, lsn, b"").unwrap();
+    }
+    assert_eq!(
+        store.stats().segments,
+        1,
+        "segments 1 and 2 emptied and reclaimed"
+    );
+    assert!(!fs.exists(&seg_path(1)).unwrap());
+    drop((cp, store));
+    let (_cp, store) = open_64(&fs).unwrap();
+    assert_eq!(store.len(), 20);
+    for id in (0..200u64).step_by(10) {
+        assert_eq!(store.get(id).unwrap().unwrap(), vector(id, 0).as_slice());
+    }
+}

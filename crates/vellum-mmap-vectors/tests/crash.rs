@@ -5,7 +5,8 @@
 //! reused only when no retained generation references them), and the store keeps working.
 //! Checkpoints also run split in three (prepare, writes meanwhile, then flush, commit and
 //! publish), as the facade runs them without blocking writers: a slot the prepared
-//! checkpoint names must survive deletes and replacements made while it is in flight.
+//! checkpoint names must survive deletes and replacements made while it is in flight, and
+//! compaction's moves (`relocate`) made while it is in flight.
 //! Properties P8, P9, P10, P11, P14 and P15 of docs/PROPERTIES.md.
 
 mod common;
@@ -26,6 +27,9 @@ enum Op {
     Begin,
     /// Flushes, commits and publishes the checkpoint begun last.
     Finish,
+    /// Moves every vector it can down into a free slot (`compaction_moves` + `relocate`):
+    /// the model does not change.
+    Compact,
 }
 
 #[derive(Debug, Default)]
@@ -124,6 +128,13 @@ fn run(fs: &SimFs, ops: &[Op]) -> Outcome {
                     return out;
                 }
             }
+            Op::Compact => {
+                for id in store.compaction_moves() {
+                    if store.relocate(id).is_err() {
+                        return out;
+                    }
+                }
+            }
         }
     }
     if let Some((prepared, at)) = begun.take() {
@@ -215,6 +226,17 @@ fn standard_ops() -> Vec<Op> {
         ops.push(Op::Upsert(b + 32, 1));
         ops.push(Op::Finish);
         ops.push(Op::Upsert(b + 31, 2));
+        // Compaction: vectors move down into the slots freed above, with a checkpoint in
+        // flight across the moves, then the old slots are released and trailing segments
+        // reclaimed.
+        ops.push(Op::Checkpoint);
+        ops.push(Op::Checkpoint);
+        ops.push(Op::Begin);
+        ops.push(Op::Compact);
+        ops.push(Op::Finish);
+        ops.push(Op::Compact);
+        ops.push(Op::Checkpoint);
+        ops.push(Op::Checkpoint);
     }
     ops
 }
@@ -255,6 +277,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => Just(Op::Checkpoint),
         1 => Just(Op::Begin),
         1 => Just(Op::Finish),
+        1 => Just(Op::Compact),
     ]
 }
 
