@@ -117,6 +117,14 @@ pub(crate) enum Command {
         /// Collection name (all if omitted).
         collection: Option<String>,
     },
+    /// Give back the space of deleted and replaced points: vectors move down into freed
+    /// slots and emptied segment files are removed (several checkpoints run).
+    Compact {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

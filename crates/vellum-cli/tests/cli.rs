@@ -77,6 +77,13 @@ fn the_tools_create_import_search_inspect_dump_checkpoint_and_verify() {
     assert!(out.contains("upsert"), "{out}");
     let out = ok(&["verify", db]);
     assert!(out.contains("c: ok"), "{out}");
+    // Nothing deleted: nothing to move, the segments stay (moves are tested in the facade).
+    let out = ok(&["--json", "compact", db, "c"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["moved"], 0, "{out}");
+    assert_eq!(v["segments_before"], v["segments_after"], "{out}");
+    let out = ok(&["compact", db, "c"]);
+    assert!(out.contains("c: 0 vector(s) moved"), "{out}");
 }
 
 #[test]

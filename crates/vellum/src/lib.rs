@@ -47,8 +47,8 @@ mod snapshot;
 
 pub use catalog::{CATALOG_FILE, validate_name};
 pub use collection::{
-    CheckpointInfo, Collection, CollectionStats, Hit, POINTS_PAGE, Point, Points, SearchFilter,
-    SearchParams, VerifyReport, WalEntry, WriteBatch,
+    CheckpointInfo, Collection, CollectionStats, CompactReport, Hit, POINTS_PAGE, Point, Points,
+    SearchFilter, SearchParams, VerifyReport, WalEntry, WriteBatch,
 };
 pub use database::{Database, LOCK_FILE};
 pub use error::{Error, Result};

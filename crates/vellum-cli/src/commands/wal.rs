@@ -64,3 +64,25 @@ pub(crate) fn checkpoint(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `vellum compact`: gives back the space of deleted and replaced points.
+pub(crate) fn compact(db: PathBuf, collection: &str, json: bool) -> Result<ExitCode, BoxError> {
+    let database = open_existing(&db)?;
+    let r = database.collection(collection)?.compact()?;
+    if json {
+        println!(
+            "{}",
+            json!({"collection": collection, "moved": r.moved, "segments_before": r.segments_before, "segments_after": r.segments_after, "segment_bytes_before": r.segment_bytes_before, "segment_bytes_after": r.segment_bytes_after})
+        );
+    } else {
+        println!(
+            "{collection}: {} vector(s) moved; vector segments {} -> {} ({:.1} MiB -> {:.1} MiB)",
+            r.moved,
+            r.segments_before,
+            r.segments_after,
+            r.segment_bytes_before as f64 / f64::from(1 << 20),
+            r.segment_bytes_after as f64 / f64::from(1 << 20)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

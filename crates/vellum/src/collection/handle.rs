@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::{
-    CheckpointInfo, CollectionInner, CollectionStats, Hit, Point, SearchParams, VerifyReport,
-    WalEntry, WriteBatch,
+    CheckpointInfo, CollectionInner, CollectionStats, CompactReport, Hit, Point, SearchParams,
+    VerifyReport, WalEntry, WriteBatch,
 };
 use crate::database::DbLock;
 use crate::error::Result;
@@ -171,6 +171,17 @@ impl Collection {
     /// Checkpoints now: the state becomes one durable generation and older log segments go.
     pub fn checkpoint(&self) -> Result<CheckpointInfo> {
         self.inner.checkpoint()
+    }
+
+    /// Gives back the space of deleted and replaced points: checkpoints release their
+    /// slots, live vectors move down into them (short holds of the lock; searches and writes
+    /// go on), and vector segment files left empty are removed. Several checkpoints run
+    /// (twice the retained generations, plus one). Safe to interrupt at any point.
+    pub fn compact(&self) -> Result<CompactReport> {
+        let report = self.inner.compact()?;
+        // Moved points of an HNSW collection wait in the pending tail.
+        self.inner.kick_indexer(&self._lock.indexers);
+        Ok(report)
     }
 
     /// Makes every write so far durable (a barrier under every sync policy).

@@ -2,6 +2,7 @@
 //! read, recovery and checkpoint paths over them (one file each below).
 
 mod checkpoint;
+mod compact;
 mod handle;
 mod indexer;
 mod pending;
@@ -31,8 +32,8 @@ use write::ApplyOrder;
 
 pub use handle::{Collection, POINTS_PAGE, Points};
 pub use types::{
-    CheckpointInfo, CollectionStats, Hit, Point, SearchFilter, SearchParams, VerifyReport,
-    WalEntry, WriteBatch,
+    CheckpointInfo, CollectionStats, CompactReport, Hit, Point, SearchFilter, SearchParams,
+    VerifyReport, WalEntry, WriteBatch,
 };
 
 /// Name of the payload file inside a checkpoint generation.

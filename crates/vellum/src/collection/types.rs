@@ -228,3 +228,17 @@ impl VerifyReport {
         self.problems.is_empty()
     }
 }
+
+/// What [`crate::Collection::compact`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactReport {
+    /// Vectors moved down into free slots.
+    pub moved: u64,
+    /// Vector segment files before and after.
+    pub segments_before: u32,
+    pub segments_after: u32,
+    /// Bytes of the vector segment files before and after.
+    pub segment_bytes_before: u64,
+    pub segment_bytes_after: u64,
+}

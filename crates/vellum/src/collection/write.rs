@@ -175,8 +175,15 @@ fn unindex(
     pending: &mut Pending,
     id: u64,
 ) -> Result<bool> {
+    match store.slot_of(id) {
+        Some(slot) => unindex_slot(index, pending, slot),
+        None => Ok(false),
+    }
+}
+
+/// Takes `slot` out of the index (see `unindex`).
+fn unindex_slot(index: Option<&Hnsw>, pending: &mut Pending, slot: u64) -> Result<bool> {
     if let Some(index) = index
-        && let Some(slot) = store.slot_of(id)
         && !pending.remove(slot)
         && index.contains(slot)
     {
@@ -184,6 +191,26 @@ fn unindex(
         return Ok(true);
     }
     Ok(false)
+}
+
+/// Moves `id`'s vector down into the lowest free slot if there is one below its own
+/// (compaction), re-indexed as a replacement would be: the old slot leaves the tail or
+/// becomes a graph tombstone, the new one joins the tail. Returns whether it moved.
+pub(super) fn relocate(state: &mut State, pending: &mut Pending, id: u64) -> Result<bool> {
+    let State {
+        store,
+        index,
+        repairs_left,
+        ..
+    } = state;
+    let Some((old, new)) = store.relocate(id)? else {
+        return Ok(false);
+    };
+    if index.is_some() {
+        *repairs_left |= unindex_slot(index.as_ref(), pending, old)?;
+        pending.push(new);
+    }
+    Ok(true)
 }
 
 /// The slot `id` was just stored in.
