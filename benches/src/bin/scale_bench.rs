@@ -13,7 +13,7 @@
 //! writer and a searcher probing during a checkpoint after 100,000 changes; disk (apparent
 //! and allocated) and files; reopen in a fresh process (time to open, first search, peak
 //! RSS); the same after 10,000 writes left un-checkpointed (what a kill -9 leaves); disk
-//! after deleting 90% and checkpointing; then `--empty-collections` empty and
+//! after deleting 90% and checkpointing, then after compacting; then `--empty-collections` empty and
 //! `--collections` small (3 points) collections: disk, files, and in a fresh process the
 //! open time, the time to open all, open files and peak RSS. Databases go under
 //! `--work-dir` (default: the target directory), removed at the end.
@@ -325,7 +325,7 @@ fn main() {
         c.checkpoint().expect("checkpoint");
         c.checkpoint().expect("checkpoint");
         let live = c.len();
-        drop((c, db));
+        let live_bytes = (live * args.dim * 4) as u64;
         let disk = disk_usage(&main_dir);
         row(&[
             "after deleting 90% and checkpointing: apparent / allocated / live vectors".into(),
@@ -333,7 +333,25 @@ fn main() {
                 "{} MiB / {} MiB / {} MiB",
                 mib(disk.apparent_bytes),
                 mib(disk.allocated_bytes),
-                mib((live * args.dim * 4) as u64)
+                mib(live_bytes)
+            ),
+        ]);
+        let started = Instant::now();
+        let report = c.compact().expect("compact");
+        let took = started.elapsed();
+        drop((c, db));
+        let disk = disk_usage(&main_dir);
+        row(&[
+            "then compacting: time / moved / segments / apparent / allocated (÷ live)".into(),
+            format!(
+                "{:.1} s / {} / {} -> {} / {} MiB / {} MiB ({:.2}×)",
+                took.as_secs_f64(),
+                report.moved,
+                report.segments_before,
+                report.segments_after,
+                mib(disk.apparent_bytes),
+                mib(disk.allocated_bytes),
+                disk.allocated_bytes as f64 / live_bytes as f64
             ),
         ]);
     }
