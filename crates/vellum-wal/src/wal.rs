@@ -255,9 +255,22 @@ impl Wal {
     /// Deletes whole segments whose records all have LSNs below `lsn` (for example the LSN
     /// a checkpoint covers), durably, oldest first. The active segment, and any segment
     /// holding an LSN at or above `lsn`, is kept. Returns how many segments were removed.
+    ///
+    /// The active segment keeps the length it grew to; when every record in it is below
+    /// `lsn` and it has grown past one `preallocate_step_bytes`, the log first rotates to a
+    /// fresh (small) segment so the old one can go too: after a checkpoint that covers
+    /// everything (say, at the end of a compaction), the log's space follows what it still
+    /// has to hold.
     pub fn truncate_before(&self, lsn: u64) -> Result<usize> {
         self.shared.writable()?;
         let mut st = self.shared.state.lock();
+        if let Some(active) = st.segments.last()
+            && st.next_lsn <= lsn
+            && active.end_offset > SEGMENT_HEADER_BYTES as u64
+            && active.file_len > self.shared.opts.preallocate_step_bytes
+        {
+            self.shared.rotate(&mut st)?;
+        }
         let mut removed = 0;
         while st.segments.len() > 1 && st.segments[1].first_lsn <= lsn {
             let path = st.segments[0].path.clone();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use proptest::prelude::*;
-use vellum_fs::{CrashHarness, CrashModel, CrashPoints, SimFs};
+use vellum_fs::{CrashHarness, CrashModel, CrashPoints, Fs, SimFs};
 use vellum_wal::{SyncPolicy, Wal, WalOptions};
 
 #[derive(Debug, Clone)]
@@ -270,4 +270,69 @@ fn truncation_removes_a_prefix_of_segments_and_never_leaves_a_hole() {
         |image, out| reopen_and_check(image.shared(), opts, out).map(|_| ()),
     );
     println!("truncation crash test: {report}");
+}
+
+/// Truncating below every record (a checkpoint that covers the whole log) rotates away a
+/// grown active segment; a crash at any point of that keeps every record after it and
+/// leaves no hole, and the log goes on in the fresh segment.
+#[test]
+fn truncating_below_every_record_rotates_away_the_grown_active_segment() {
+    let opts = WalOptions {
+        segment_size_bytes: 64 << 10,
+        ..small_opts(SyncPolicy::Always)
+    };
+    let scenario = |fs: &SimFs| {
+        let mut out = Outcome::default();
+        let Ok((wal, _)) = Wal::open(fs.shared(), DIR, opts) else {
+            return out;
+        };
+        let append = |out: &mut Outcome, i: u32| {
+            let p = payload(0, i, 0, 1, 50);
+            out.attempted.insert(p.clone());
+            match wal.append(&p) {
+                Ok(lsn) => {
+                    out.acked.insert(lsn, p);
+                    true
+                }
+                Err(_) => false,
+            }
+        };
+        for i in 0..30 {
+            if !append(&mut out, i) {
+                return out;
+            }
+        }
+        out.truncate_max = 31;
+        if wal.truncate_before(31).is_err() {
+            return out;
+        }
+        for i in 30..35 {
+            if !append(&mut out, i) {
+                return out;
+            }
+        }
+        out
+    };
+    // Without a crash: one segment is left, small, holding the five later records.
+    let fs = SimFs::new();
+    let out = scenario(&fs);
+    assert_eq!(out.acked.len(), 35);
+    let names = fs.list_dir(std::path::Path::new(DIR)).unwrap();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let len = fs
+        .open(&std::path::Path::new(DIR).join(&names[0]))
+        .unwrap()
+        .len()
+        .unwrap();
+    assert!(len <= 512, "the fresh segment is {len} bytes");
+    let report = CrashHarness {
+        model: CrashModel::torn_512(),
+        images_per_point: 32,
+        points: CrashPoints::EveryOp,
+        seed: 31,
+    }
+    .run(scenario, |image, out| {
+        reopen_and_check(image.shared(), opts, out).map(|_| ())
+    });
+    println!("truncation of the whole log crash test: {report}");
 }
