@@ -57,7 +57,7 @@ pub use failstop::FailStop;
 pub use fs::{DirLock, DynFs, File, Fs, MapMut, ReadMap};
 pub use harness::{CrashFailure, CrashHarness, CrashPoints, CrashReport};
 pub use overlay::OverlayFs;
-pub use real::RealFs;
+pub use real::{RealFs, open_files_soft_limit};
 pub use sim::{
     CrashImages, CrashModel, DirSurvival, FailAction, Fault, FaultRule, Pause, SimFs, SimStats,
     WriteSurvival,

@@ -322,3 +322,8 @@ impl File for RealFile {
         })
     }
 }
+
+/// The process's soft limit on open file descriptors (`RLIMIT_NOFILE`), if it has one.
+pub fn open_files_soft_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}

@@ -44,7 +44,7 @@ pub(crate) fn collection_dir_name(id: u64) -> String {
 /// [`Database::sync`] first under the other policies).
 #[derive(Debug, Clone)]
 pub struct Database {
-    inner: Arc<DbInner>,
+    pub(crate) inner: Arc<DbInner>,
 }
 
 /// The file name of a database's directory lock.
@@ -78,9 +78,13 @@ pub(crate) struct DbInner {
     /// Every collection the catalog names, opened on first use (`lazy.rs`). Lock order:
     /// `catalog` → `collections` → a slot's own lock.
     pub(crate) collections: RwLock<BTreeMap<String, Arc<CollectionSlot>>>,
+    /// Most collections kept open (`DatabaseOptions::with_max_open_collections`).
+    pub(crate) max_open: usize,
+    /// Counts uses of collections, for closing the least recently used first.
+    pub(crate) use_tick: std::sync::atomic::AtomicU64,
     pub(crate) background: Mutex<Option<Background>>,
     /// Declared last: released only after everything above is dropped.
-    lock: Arc<DbLock>,
+    pub(crate) lock: Arc<DbLock>,
 }
 
 impl Drop for DbInner {
@@ -364,12 +368,18 @@ impl Database {
                 (e.name.clone(), Arc::new(slot))
             })
             .collect();
+        let max_open = options.max_open_collections.unwrap_or_else(|| {
+            let limit = vellum_fs::open_files_soft_limit().unwrap_or(1024);
+            usize::try_from(limit / 8).unwrap_or(usize::MAX).max(16)
+        });
         let inner = Arc::new(DbInner {
             fs,
             root,
             options,
             catalog: Mutex::new(catalog),
             collections: RwLock::new(collections),
+            max_open,
+            use_tick: std::sync::atomic::AtomicU64::new(0),
             background: Mutex::new(None),
             lock,
         });
@@ -445,11 +455,14 @@ impl Database {
             next.database_id,
             dir,
         );
+        slot.touch(self.tick());
         *catalog = next;
         self.inner
             .collections
             .write()
             .insert(name.to_owned(), Arc::new(slot));
+        drop(catalog);
+        self.close_idle();
         Ok(Collection::new(inner, Arc::clone(&self.inner.lock)))
     }
 
@@ -536,35 +549,6 @@ impl Database {
     /// Counters of every collection (opening those not open yet).
     pub fn stats(&self) -> Result<Vec<CollectionStats>> {
         Ok(self.all_collections()?.iter().map(|c| c.stats()).collect())
-    }
-
-    /// The collections opened so far.
-    fn open_collections(&self) -> Vec<Arc<CollectionInner>> {
-        let slots: Vec<_> = self.inner.collections.read().values().cloned().collect();
-        slots.iter().filter_map(|s| s.get()).collect()
-    }
-
-    /// Every collection, opened now where needed; the first that fails to open stops this.
-    fn all_collections(&self) -> Result<Vec<Arc<CollectionInner>>> {
-        let names: Vec<String> = self.inner.collections.read().keys().cloned().collect();
-        names.iter().map(|n| self.collection_inner(n)).collect()
-    }
-
-    fn collection_inner(&self, name: &str) -> Result<Arc<CollectionInner>> {
-        let slot = self
-            .inner
-            .collections
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::UnknownCollection {
-                name: name.to_owned(),
-            })?;
-        let indexers = &self.inner.lock.indexers;
-        // A pending tail found at open is indexed in the background from now on.
-        slot.open(&self.inner.fs, &self.inner.options, |c| {
-            c.kick_indexer(indexers)
-        })
     }
 
     /// Writes a full snapshot of collection `name` to the file `path` (atomically: the file
@@ -668,10 +652,13 @@ impl Database {
             .join(COLLECTIONS_DIR)
             .join(collection_dir_name(entry.id));
         let slot = CollectionSlot::opened(inner.clone(), entry, catalog.database_id, dir);
+        slot.touch(self.tick());
         self.inner
             .collections
             .write()
             .insert(new_name.to_owned(), Arc::new(slot));
+        drop(catalog);
+        self.close_idle();
         Ok(Collection::new(inner, Arc::clone(&self.inner.lock)))
     }
 

@@ -9,13 +9,22 @@
 //! collection's state (`stats`, `verify`, `checkpoint_all`). What does not: `sync` and the
 //! background checkpointer (an unopened collection has nothing unsynced and nothing new to
 //! checkpoint), `list_collections`.
+//!
+//! # A bounded pool
+//!
+//! At most `DatabaseOptions::max_open_collections` stay open: past it, opening one closes the
+//! least recently used idle ones (`try_close`: nothing outside the database holds it, no
+//! indexer runs; its log is synced first). Closing drops the collection's files and maps; it
+//! opens again, recovering as at any open, at its next use.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use vellum_fs::DynFs;
 
+use crate::Database;
 use crate::catalog::Entry;
 use crate::collection::CollectionInner;
 use crate::error::{Error, Result};
@@ -32,8 +41,11 @@ pub(crate) struct CollectionSlot {
     database_id: u64,
     dir: PathBuf,
     /// The open collection. Held across this collection's open (so two first uses open it
-    /// once); a leaf lock otherwise, never held while another lock is taken.
+    /// once) and its close; a leaf lock otherwise, never held while another lock is taken.
     opened: Mutex<Option<Arc<CollectionInner>>>,
+    /// When it was last handed out (a database-wide counter), for closing the least
+    /// recently used first.
+    last_used: AtomicU64,
 }
 
 impl CollectionSlot {
@@ -47,7 +59,41 @@ impl CollectionSlot {
             database_id,
             dir,
             opened: Mutex::new(None),
+            last_used: AtomicU64::new(0),
         }
+    }
+
+    /// Records a use at `tick`.
+    pub(crate) fn touch(&self, tick: u64) {
+        self.last_used.store(tick, Ordering::Relaxed);
+    }
+
+    /// When it was last used (0: never since the database opened).
+    pub(crate) fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
+    /// Whether it is open now.
+    pub(crate) fn is_open(&self) -> bool {
+        self.opened.lock().is_some()
+    }
+
+    /// Closes the collection if it is open and idle: nothing but this slot holds it (no
+    /// `Collection` handle, no checkpoint or indexer working on it); its log is synced
+    /// first. Returns whether it closed.
+    pub(crate) fn try_close(&self) -> Result<bool> {
+        let mut opened = self.opened.lock();
+        let Some(inner) = &*opened else {
+            return Ok(false);
+        };
+        // Every other holder got its reference through this lock, which is held, except a
+        // running indexer (it upgrades a weak one): it is excluded by `indexer_running`.
+        if Arc::strong_count(inner) > 1 || inner.pending.lock().indexer_running {
+            return Ok(false);
+        }
+        inner.sync()?;
+        *opened = None;
+        Ok(true)
     }
 
     /// A collection just created or restored, open already.
@@ -114,5 +160,67 @@ impl CollectionSlot {
         started(&inner);
         *opened = Some(Arc::clone(&inner));
         Ok(inner)
+    }
+}
+
+impl Database {
+    /// The collections opened so far.
+    pub(crate) fn open_collections(&self) -> Vec<Arc<CollectionInner>> {
+        let slots: Vec<_> = self.inner.collections.read().values().cloned().collect();
+        slots.iter().filter_map(|s| s.get()).collect()
+    }
+
+    /// Every collection, opened now where needed; the first that fails to open stops this.
+    pub(crate) fn all_collections(&self) -> Result<Vec<Arc<CollectionInner>>> {
+        let names: Vec<String> = self.inner.collections.read().keys().cloned().collect();
+        names.iter().map(|n| self.collection_inner(n)).collect()
+    }
+
+    pub(crate) fn collection_inner(&self, name: &str) -> Result<Arc<CollectionInner>> {
+        let slot = self
+            .inner
+            .collections
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownCollection {
+                name: name.to_owned(),
+            })?;
+        let indexers = &self.inner.lock.indexers;
+        slot.touch(self.tick());
+        let was_open = slot.is_open();
+        // A pending tail found at open is indexed in the background from now on.
+        let inner = slot.open(&self.inner.fs, &self.inner.options, |c| {
+            c.kick_indexer(indexers)
+        })?;
+        if !was_open {
+            self.close_idle();
+        }
+        Ok(inner)
+    }
+
+    pub(crate) fn tick(&self) -> u64 {
+        self.inner.use_tick.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Closes the least recently used idle collections while more than `max_open` are
+    /// open (`lazy.rs`). One that cannot be closed now (in use, or its log failing to sync)
+    /// stays open.
+    pub(crate) fn close_idle(&self) {
+        let slots: Vec<Arc<CollectionSlot>> =
+            self.inner.collections.read().values().cloned().collect();
+        let mut open: Vec<&Arc<CollectionSlot>> = slots.iter().filter(|s| s.is_open()).collect();
+        let Some(mut excess) = open.len().checked_sub(self.inner.max_open) else {
+            return;
+        };
+        open.sort_by_key(|s| s.last_used());
+        for slot in open {
+            if excess == 0 {
+                break;
+            }
+            if matches!(slot.try_close(), Ok(true)) {
+                excess -= 1;
+            }
+        }
     }
 }

@@ -34,6 +34,7 @@ pub struct DatabaseOptions {
     /// Called by an indexer with a chunk taken, before inserting it (tests pause it here).
     pub(crate) indexer_hook: Option<IndexerHook>,
     pub(crate) background_indexing: bool,
+    pub(crate) max_open_collections: Option<usize>,
 }
 
 /// A function an indexer calls before inserting each chunk (see
@@ -55,6 +56,7 @@ impl std::fmt::Debug for DatabaseOptions {
             .field("retain_checkpoints", &self.retain_checkpoints)
             .field("zstd_level", &self.zstd_level)
             .field("read_only", &self.read_only)
+            .field("max_open_collections", &self.max_open_collections)
             .field("index_lag_max_points", &self.index_lag_max_points)
             .field("index_lag_max_bytes", &self.index_lag_max_bytes)
             .field("index_lag_searched_points", &self.index_lag_searched_points)
@@ -86,6 +88,7 @@ impl Default for DatabaseOptions {
             searched_window: std::time::Duration::from_millis(100),
             indexer_hook: None,
             background_indexing: true,
+            max_open_collections: None,
         }
     }
 }
@@ -177,6 +180,17 @@ impl DatabaseOptions {
     /// `max_total_bytes` to what you expect when importing an archive you do not trust.
     pub fn with_import_limits(mut self, limits: ImportLimits) -> Self {
         self.import_limits = limits;
+        self
+    }
+
+    /// How many collections may be open (files and maps held) at once. Past it, opening
+    /// one closes the least recently used idle ones: no handle to it outside the database,
+    /// no indexer running (their writes are synced first). A closed collection opens again
+    /// at its next use. Default: an eighth of the process's open-files limit
+    /// (`RLIMIT_NOFILE`), at least 16, so a database of thousands of collections works under
+    /// `ulimit -n 1024`; handles an application keeps are never closed under it.
+    pub fn with_max_open_collections(mut self, n: usize) -> Self {
+        self.max_open_collections = Some(n.max(1));
         self
     }
 
