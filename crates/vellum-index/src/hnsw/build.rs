@@ -255,7 +255,7 @@ impl<S: VectorSource + ?Sized> Ctx<'_, '_, S> {
     /// Adds the back link `from -> to`, shrinking `from`'s list with the heuristic if full;
     /// with `keep`, `to` stays in the list whatever the heuristic says. Returns whether
     /// `from` links to `to` now.
-    fn connect(
+    pub(super) fn connect(
         &self,
         from: u32,
         to: u32,

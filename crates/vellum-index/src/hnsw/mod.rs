@@ -11,6 +11,7 @@
 mod build;
 mod delete;
 mod filtered;
+mod reach;
 mod search;
 
 use std::sync::{Arc, OnceLock};

@@ -105,6 +105,9 @@ impl CollectionInner {
             if let Some(index) = &state.index {
                 let source = super::source::StoreSource::new(&state.store, &state.vector_reads);
                 index.repair_deferred(&source, usize::MAX)?;
+                // The saved graph has no node a search cannot reach (a tombstone that was a
+                // node's last way in is gone from the file).
+                index.repair_unreachable(&source)?;
                 source.into_result()?;
             }
         }

@@ -178,7 +178,8 @@ impl CollectionInner {
     }
 
     /// Waits until every acknowledged write is in the graph (and every deleted node
-    /// repaired), indexing on this thread meanwhile with the parallel build.
+    /// repaired, every node reachable), indexing on this thread meanwhile with the parallel
+    /// build.
     pub(crate) fn wait_indexed(&self) -> Result<()> {
         loop {
             match self.index_chunk(CHUNK_MAX, true)? {
@@ -186,7 +187,8 @@ impl CollectionInner {
                 Progress::Idle => {
                     let mut pending = self.pending.lock();
                     if pending.is_empty() && !self.repairs_waiting.load(Ordering::Acquire) {
-                        return Ok(());
+                        drop(pending);
+                        return self.repair_unreachable();
                     }
                     if !pending.has_queued() {
                         // Another indexer has the rest in flight: wait for it to finish.
@@ -196,6 +198,19 @@ impl CollectionInner {
                 }
             }
         }
+    }
+
+    /// Links back any graph node no search can reach (`Hnsw::repair_unreachable`), under
+    /// the state lock held shared.
+    pub(crate) fn repair_unreachable(&self) -> Result<()> {
+        let state = self.state.read();
+        if let Some(index) = &state.index {
+            let uncounted = AtomicU64::new(0);
+            let source = StoreSource::new(&state.store, &uncounted);
+            index.repair_unreachable(&source)?;
+            source.into_result()?;
+        }
+        Ok(())
     }
 
     /// Waits until `n` more pending slots fit under the bound, indexing on this thread

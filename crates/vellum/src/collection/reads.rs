@@ -10,6 +10,9 @@ use super::{CollectionInner, CollectionStats, Hit, Point, SearchFilter, SearchPa
 use crate::error::{Error, Result};
 use crate::record::{self, Op};
 
+/// HNSW collections of at most this many points are searched by an exact scan.
+pub(crate) const EXACT_SCAN_MAX_POINTS: usize = 256;
+
 impl CollectionInner {
     pub(super) fn get(&self, id: u64) -> Result<Option<Point>> {
         self.check_usable()?;
@@ -84,7 +87,10 @@ impl CollectionInner {
             }
         };
         let source = StoreSource::new(store, &state.vector_reads);
-        let hits = match (&state.index, params.exact) {
+        // A small collection is scanned exactly: cheaper than a graph walk at that size
+        // (a walk computes about ef × M distances), and exact.
+        let small = store.len() <= EXACT_SCAN_MAX_POINTS;
+        let hits = match (&state.index, params.exact || small) {
             (Some(index), false) => {
                 // The tail is copied before the graph is searched: a slot the indexer
                 // finishes meanwhile is then in the graph (found there or not, as any
