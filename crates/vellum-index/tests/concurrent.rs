@@ -313,8 +313,11 @@ fn an_opened_graph_copies_its_links_once_while_searches_go_on() {
 /// Two near points inserted at the same time never see each other, and the heuristic of a
 /// neighbour both link to used to drop one "because the other leads to it" when it did
 /// not: 5% of these builds left a point no search could reach (found by the golden test).
+/// Shrinks now keep such a node of the insert under way, and `repair_unreachable` (which
+/// the facade runs at the end of `wait_indexed` and before every checkpoint) links back
+/// what is left: without it, about 1 build in 50 here still leaves one.
 #[test]
-fn every_point_of_small_parallel_builds_is_reachable() {
+fn every_point_of_small_parallel_builds_is_reachable_once_repaired() {
     let dim = 4;
     let rows = 40u64;
     let data: Vec<f32> = (0..rows)
@@ -339,6 +342,7 @@ fn every_point_of_small_parallel_builds_is_reachable() {
         for chunk in ids.chunks(8) {
             index.insert_batch_parallel(&source, chunk).unwrap();
         }
+        index.repair_unreachable(&source).unwrap();
         // ef below the point count, so this is the graph walk, not the exact scan.
         let options = vellum_index::SearchOptions {
             ef: Some(rows as usize - 1),

@@ -26,6 +26,7 @@ impl Hnsw {
             source,
             metric: self.metric,
             params: self.params,
+            rescue_from: 0,
         };
         ctx.repair_around(node);
         replace_entry_if(&change.view, node);
@@ -68,6 +69,7 @@ impl Hnsw {
                 source,
                 metric: self.metric,
                 params: self.params,
+                rescue_from: 0,
             };
             for node in batch {
                 ctx.repair_around(node);

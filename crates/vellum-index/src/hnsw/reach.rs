@@ -53,6 +53,7 @@ impl Hnsw {
             source,
             metric: self.metric,
             params: self.params,
+            rescue_from: 0,
         };
         let mut links = Vec::new();
         let mut linked = 0;
