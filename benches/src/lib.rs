@@ -59,6 +59,21 @@ pub struct CurvePoint {
 }
 
 /// CPU time this thread has run (Linux schedstat, nanoseconds); zero where unavailable.
+/// Where a bench puts its databases unless told otherwise: `<name>-<pid>` under the target
+/// directory the binary sits in (the nearest ancestor holding cargo's CACHEDIR.TAG), else
+/// under $TMPDIR.
+pub fn default_work_dir(name: &str) -> std::path::PathBuf {
+    let target = std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.ancestors()
+                .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    target.join(format!("{name}-{}", std::process::id()))
+}
+
 pub fn thread_cpu() -> Duration {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()

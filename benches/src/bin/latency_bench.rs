@@ -66,20 +66,10 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    // Databases go under the target directory the binary sits in (the nearest ancestor
-    // holding cargo's CACHEDIR.TAG), else under $TMPDIR, unless `--work-dir` says otherwise.
-    let target = std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            exe.ancestors()
-                .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-                .map(Path::to_path_buf)
-        })
-        .unwrap_or_else(std::env::temp_dir);
     let mut args = Args {
         dataset: "auto".into(),
         data_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data")),
-        work_dir: target.join(format!("latency-bench-{}", std::process::id())),
+        work_dir: vellum_benches::default_work_dir("latency-bench"),
         rows: None,
         queries: 1000,
         recall_queries: 200,

@@ -42,21 +42,13 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let target = std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            exe.ancestors()
-                .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-                .map(Path::to_path_buf)
-        })
-        .unwrap_or_else(std::env::temp_dir);
     let mut args = Args {
         points: 100_000,
         dim: 128,
         hnsw: false,
         collections: 1000,
         empty_collections: 1000,
-        work_dir: target.join(format!("scale-bench-{}", std::process::id())),
+        work_dir: vellum_benches::default_work_dir("scale-bench"),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -103,6 +95,17 @@ fn change(c: &vellum::Collection, work: &Workload, n: usize) {
         )
         .expect("change");
     }
+}
+
+/// The database at `dir` without background checkpoints, and its collection.
+fn open_collection(dir: &Path) -> (Database, vellum::Collection) {
+    let db = Database::open(
+        dir,
+        DatabaseOptions::default().with_background_checkpoints(false),
+    )
+    .expect("open");
+    let c = db.collection(COLLECTION).expect("collection");
+    (db, c)
 }
 
 fn row(cells: &[String]) {
@@ -231,12 +234,7 @@ fn main() {
         }
     }
     // 2. Checkpoints: full, then after 1, 1,000 and 100,000 changes.
-    let db = Database::open(
-        &main_dir,
-        DatabaseOptions::default().with_background_checkpoints(false),
-    )
-    .expect("open");
-    let c = db.collection(COLLECTION).expect("collection");
+    let (db, c) = open_collection(&main_dir);
     let info = c.checkpoint().expect("checkpoint");
     row(&[
         "full checkpoint: time / lock held".into(),
@@ -293,12 +291,7 @@ fn main() {
     ]);
     // 5. Recovery of an un-checkpointed tail.
     {
-        let db = Database::open(
-            &main_dir,
-            DatabaseOptions::default().with_background_checkpoints(false),
-        )
-        .expect("open");
-        let c = db.collection(COLLECTION).expect("collection");
+        let (_db, c) = open_collection(&main_dir);
         ingest(&c, &work, n..n + RECOVERY_TAIL);
     }
     row(&[
@@ -307,12 +300,7 @@ fn main() {
     ]);
     // 6. Delete 90%.
     {
-        let db = Database::open(
-            &main_dir,
-            DatabaseOptions::default().with_background_checkpoints(false),
-        )
-        .expect("open");
-        let c = db.collection(COLLECTION).expect("collection");
+        let (db, c) = open_collection(&main_dir);
         let total_points = (n + RECOVERY_TAIL) as u64;
         let doomed: Vec<u64> = (0..total_points).filter(|id| id % 10 != 0).collect();
         for chunk in doomed.chunks(BATCH) {

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::search::{greedy, node_distance, search_layer, with_visited};
+use super::search::{descend, search_layer, with_visited};
 use super::{Hnsw, HnswParams};
 use crate::distance::Metric;
 use crate::error::Result;
@@ -58,14 +58,9 @@ impl Hnsw {
             .map(|i| draw_level(params.seed, first + i, params.m))
             .collect();
         let (change, nodes) = graph.add_nodes(ids, &levels)?;
-        let ctx = Ctx {
-            graph: &change.view,
-            source,
-            metric: self.metric,
-            params,
-            // Only nodes inserted at the same time can have missed each other.
-            rescue_from: if parallel { nodes.start } else { u32::MAX },
-        };
+        // Only nodes inserted at the same time can have missed each other.
+        let rescue_from = if parallel { nodes.start } else { u32::MAX };
+        let ctx = self.ctx(&change.view, source, rescue_from);
         if parallel {
             nodes.into_par_iter().for_each(|node| ctx.link(node));
         } else {
@@ -96,6 +91,24 @@ pub(super) struct Ctx<'a, 'g, S: ?Sized> {
     /// Nodes from this number on may be rescued by `select_linked` (see there): the nodes
     /// of a parallel insert (`u32::MAX`: none, for a sequential one); 0 for repairs.
     pub(super) rescue_from: u32,
+}
+
+impl Hnsw {
+    /// What an insert, a repair or a reachability fix over `graph` needs.
+    pub(super) fn ctx<'a, 'g, S: VectorSource + ?Sized>(
+        &self,
+        graph: &'a LiveView<'g>,
+        source: &'a S,
+        rescue_from: u32,
+    ) -> Ctx<'a, 'g, S> {
+        Ctx {
+            graph,
+            source,
+            metric: self.metric,
+            params: self.params,
+            rescue_from,
+        }
+    }
 }
 
 impl<S: VectorSource + ?Sized> Ctx<'_, '_, S> {
@@ -129,13 +142,7 @@ impl<S: VectorSource + ?Sized> Ctx<'_, '_, S> {
             None
         };
         let (source, metric) = (self.source, self.metric);
-        let mut current = Scored {
-            distance: node_distance(graph, source, metric, query, entry),
-            key: entry,
-        };
-        for l in (level + 1..=top_level).rev() {
-            current = greedy(graph, source, metric, query, l, current);
-        }
+        let current = descend(graph, source, metric, query, (entry, top_level), level);
         // First the node's own links on every level, top down; only then the back links
         // that make it reachable. A search that reaches the node therefore finds all of its
         // links (hnswlib interleaves the two, and a search can meanwhile land on a node with

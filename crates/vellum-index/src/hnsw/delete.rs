@@ -21,13 +21,7 @@ impl Hnsw {
         let graph = self.thaw()?;
         let change = graph.change();
         let node = graph.remove(&change, id)?;
-        let ctx = Ctx {
-            graph: &change.view,
-            source,
-            metric: self.metric,
-            params: self.params,
-            rescue_from: 0,
-        };
+        let ctx = self.ctx(&change.view, source, 0);
         ctx.repair_around(node);
         replace_entry_if(&change.view, node);
         Ok(())
@@ -64,13 +58,7 @@ impl Hnsw {
         };
         if !batch.is_empty() {
             let change = graph.change();
-            let ctx = Ctx {
-                graph: &change.view,
-                source,
-                metric: self.metric,
-                params: self.params,
-                rescue_from: 0,
-            };
+            let ctx = self.ctx(&change.view, source, 0);
             for node in batch {
                 ctx.repair_around(node);
             }

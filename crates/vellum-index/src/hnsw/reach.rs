@@ -10,10 +10,8 @@
 use std::collections::VecDeque;
 
 use super::Hnsw;
-use super::build::Ctx;
-use super::search::{greedy, node_distance, search_layer, with_visited};
+use super::search::{descend, search_layer, with_visited};
 use crate::error::Result;
-use crate::exact::Scored;
 use crate::graph::Graph;
 use crate::source::VectorSource;
 
@@ -48,13 +46,7 @@ impl Hnsw {
             }
         };
         spread(&mut reached, entry);
-        let ctx = Ctx {
-            graph: view,
-            source,
-            metric: self.metric,
-            params: self.params,
-            rescue_from: 0,
-        };
+        let ctx = self.ctx(view, source, 0);
         let mut links = Vec::new();
         let mut linked = 0;
         for v in 0..n as u32 {
@@ -62,13 +54,7 @@ impl Hnsw {
                 continue;
             }
             let query = ctx.vector(v);
-            let mut current = Scored {
-                distance: node_distance(view, source, self.metric, query, entry),
-                key: entry,
-            };
-            for level in (1..=top_level).rev() {
-                current = greedy(view, source, self.metric, query, level, current);
-            }
+            let current = descend(view, source, self.metric, query, (entry, top_level), 0);
             let found = with_visited(n, |visited| {
                 search_layer(
                     view,

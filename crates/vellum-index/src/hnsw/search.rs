@@ -38,13 +38,7 @@ impl Hnsw {
         k: usize,
         options: &SearchOptions<'_>,
     ) -> Result<Vec<Neighbour>> {
-        self.check_source(source)?;
-        if query.len() != self.dim {
-            return Err(Error::DimensionMismatch {
-                expected: self.dim,
-                found: query.len(),
-            });
-        }
+        self.check_query(source, query)?;
         let ef = options.ef.unwrap_or(self.params.ef_search).max(k).max(1);
         let run = Search {
             source,
@@ -78,13 +72,7 @@ impl Hnsw {
         k: usize,
         filter: Option<&Filter<'_>>,
     ) -> Result<Vec<Neighbour>> {
-        self.check_source(source)?;
-        if query.len() != self.dim {
-            return Err(Error::DimensionMismatch {
-                expected: self.dim,
-                found: query.len(),
-            });
-        }
+        self.check_query(source, query)?;
         let run = Search {
             source,
             metric: self.metric,
@@ -98,6 +86,20 @@ impl Hnsw {
             Current::Frozen(view) => Ok(run.exact_nodes(&view, &resolved)),
             Current::Live(graph) => Ok(run.exact_nodes(&graph.view(), &resolved)),
         }
+    }
+}
+
+impl Hnsw {
+    /// The source and the query both have the index's dimension.
+    fn check_query<S: VectorSource + ?Sized>(&self, source: &S, query: &[f32]) -> Result<()> {
+        self.check_source(source)?;
+        if query.len() != self.dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim,
+                found: query.len(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -130,6 +132,26 @@ pub(super) fn node_distance<G: Graph, S: VectorSource + ?Sized>(
     node: u32,
 ) -> f32 {
     metric.distance(query, source.vector(graph.id(node)))
+}
+
+/// The greedy descent from `entry` (on `top_level`) through every level above `stop_above`:
+/// the closest node it finds, scored, to start the next level's search from.
+pub(super) fn descend<G: Graph, S: VectorSource + ?Sized>(
+    graph: &G,
+    source: &S,
+    metric: Metric,
+    query: &[f32],
+    (entry, top_level): (u32, usize),
+    stop_above: usize,
+) -> Scored<u32> {
+    let mut current = Scored {
+        distance: node_distance(graph, source, metric, query, entry),
+        key: entry,
+    };
+    for level in (stop_above + 1..=top_level).rev() {
+        current = greedy(graph, source, metric, query, level, current);
+    }
+    current
 }
 
 /// Greedy descent on one level: moves to the closest neighbour until none is closer.
@@ -308,13 +330,7 @@ impl<S: VectorSource + ?Sized> Search<'_, S> {
             return Vec::new();
         };
         let (source, metric, query) = (self.source, self.metric, self.query);
-        let mut current = Scored {
-            distance: node_distance(graph, source, metric, query, entry),
-            key: entry,
-        };
-        for level in (1..=top_level).rev() {
-            current = greedy(graph, source, metric, query, level, current);
-        }
+        let current = descend(graph, source, metric, query, (entry, top_level), 0);
         let found = with_visited(graph.node_count(), |visited| {
             search_layer(
                 graph,
