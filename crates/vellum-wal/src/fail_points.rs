@@ -10,10 +10,18 @@ pub const SEGMENT_BEFORE_RENAME: &str = "wal::segment_before_rename";
 pub const TAIL_CUT_BEFORE_SYNC: &str = "wal::tail_cut_before_sync";
 /// In the group-commit leader, before it syncs the active segment for every waiter.
 pub const BEFORE_GROUP_SYNC: &str = "wal::before_group_sync";
+/// In the group-commit leader, after its sync returned (either way), before it takes the
+/// log's lock back to publish the outcome.
+pub const AFTER_GROUP_SYNC: &str = "wal::after_group_sync";
+/// In an append or truncation that must rotate, found a group sync running: it waits for
+/// that sync's outcome before sealing the segment with a sync of its own.
+pub const ROTATION_AWAITS_GROUP_SYNC: &str = "wal::rotation_awaits_group_sync";
 
 /// Every fail point of the crate.
 pub const ALL: &[&str] = &[
     SEGMENT_BEFORE_RENAME,
     TAIL_CUT_BEFORE_SYNC,
     BEFORE_GROUP_SYNC,
+    AFTER_GROUP_SYNC,
+    ROTATION_AWAITS_GROUP_SYNC,
 ];

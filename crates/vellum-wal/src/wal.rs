@@ -264,12 +264,14 @@ impl Wal {
     pub fn truncate_before(&self, lsn: u64) -> Result<usize> {
         self.shared.writable()?;
         let mut st = self.shared.state.lock();
-        if let Some(active) = st.segments.last()
+        while let Some(active) = st.segments.last()
             && st.next_lsn <= lsn
             && active.end_offset > SEGMENT_HEADER_BYTES as u64
             && active.file_len > self.shared.opts.preallocate_step_bytes
         {
-            self.shared.rotate(&mut st)?;
+            if !self.shared.await_group_sync(&mut st)? {
+                self.shared.rotate(&mut st)?;
+            }
         }
         let mut removed = 0;
         while st.segments.len() > 1 && st.segments[1].first_lsn <= lsn {
@@ -359,9 +361,14 @@ impl Shared {
                 next_lsn: st.next_lsn,
             });
         }
-        let end = st.segments.last().map_or(0, |s| s.end_offset);
-        if end > SEGMENT_HEADER_BYTES as u64 && end + flen > self.opts.segment_size_bytes {
-            self.rotate(&mut st)?;
+        loop {
+            let end = st.segments.last().map_or(0, |s| s.end_offset);
+            if end <= SEGMENT_HEADER_BYTES as u64 || end + flen <= self.opts.segment_size_bytes {
+                break;
+            }
+            if !self.await_group_sync(&mut st)? {
+                self.rotate(&mut st)?;
+            }
         }
         let (lsn, last) = {
             let st = &mut *st;
@@ -433,7 +440,10 @@ impl Shared {
             );
             let result = MutexGuard::unlocked(&mut st, || {
                 self.fs.fail_point(crate::fail_points::BEFORE_GROUP_SYNC)?;
-                file.sync_data()
+                let synced = file.sync_data();
+                self.fs
+                    .fail_point(crate::fail_points::AFTER_GROUP_SYNC)
+                    .and(synced)
             });
             st.sync_in_progress = false;
             let outcome = self.fail.guard(result);
@@ -446,9 +456,31 @@ impl Shared {
         }
     }
 
+    /// Before a rotation: if a group sync is running, waits for its outcome and returns
+    /// `true` (the caller looks at the log again); `false` if none was running. The sync
+    /// that seals a segment must not overtake a failed group sync: the failure dropped the
+    /// dirty pages (as Linux does after `EIO`), so a later successful sync proves nothing,
+    /// and the sealed segment would claim frames the disk never got.
+    fn await_group_sync(&self, st: &mut MutexGuard<'_, State>) -> Result<bool> {
+        if !st.sync_in_progress {
+            return Ok(false);
+        }
+        self.fail.guard(
+            self.fs
+                .fail_point(crate::fail_points::ROTATION_AWAITS_GROUP_SYNC),
+        )?;
+        while st.sync_in_progress {
+            self.synced.wait(st);
+        }
+        self.fail.check()?;
+        Ok(true)
+    }
+
     /// Seals the active segment (synced whole, so a segment with a successor is complete)
-    /// and starts the next one.
+    /// and starts the next one. The caller made sure no group sync is running
+    /// ([`Shared::await_group_sync`]).
     fn rotate(&self, st: &mut State) -> Result<()> {
+        debug_assert!(!st.sync_in_progress, "a rotation overtaking a group sync");
         let file = Arc::clone(
             st.active
                 .as_ref()

@@ -143,6 +143,19 @@ fn a_failed_sync_under_concurrent_writers_acknowledges_nothing_unsynced() {
 }
 
 #[test]
+fn a_rotation_waits_for_a_failing_group_sync_and_seals_nothing_it_dropped() {
+    let fs = SimFs::new();
+    let out = rotation_beside_a_failed_group_sync(&fs).unwrap();
+    fs.clear_faults();
+    let mut images = 0;
+    for image in fs.crash_images(&CrashModel::torn_512(), 64, 7) {
+        reopen_and_check(image.shared(), opts(), &out).unwrap_or_else(|e| panic!("{e}"));
+        images += 1;
+    }
+    println!("rotation beside a failed group sync: {images} crash images checked");
+}
+
+#[test]
 fn a_power_cut_inside_recovery_leaves_a_log_the_next_recovery_accepts() {
     // Build a torn tail, then cut the power at the tail cut inside open.
     let fs = SimFs::new();

@@ -285,3 +285,74 @@ pub fn segments(disk: &dyn Disk) -> Vec<PathBuf> {
         .map(|n| dir.join(n))
         .collect()
 }
+
+/// A group sync fails while another thread's append must rotate. Deterministic: the
+/// leader is held after its failed sync (`AFTER_GROUP_SYNC`), and the appender is held
+/// where a rotation waits for it (`ROTATION_AWAITS_GROUP_SYNC`). `Err` if the rotation
+/// went ahead instead of waiting: it would seal, with a sync that proves nothing, a
+/// segment whose last frames the failed sync dropped. Returns what was durably
+/// acknowledged (records synced before the fault) and everything attempted.
+pub fn rotation_beside_a_failed_group_sync(fs: &SimFs) -> Result<Outcome, String> {
+    use vellum_fs::{Fault, FaultRule, OpKind};
+    use vellum_wal::fail_points::{AFTER_GROUP_SYNC, ROTATION_AWAITS_GROUP_SYNC};
+    let (wal, _) = Wal::open(fs.shared(), DIR, small_opts(SyncPolicy::Never))
+        .map_err(|e| format!("open: {e}"))?;
+    let mut out = Outcome::default();
+    for i in 0..3 {
+        let p = payload(0, i, 0, 1, 100);
+        out.attempted.insert(p.clone());
+        out.acked
+            .insert(wal.append(&p).map_err(|e| e.to_string())?, p);
+    }
+    wal.sync().map_err(|e| format!("first sync: {e}"))?;
+    let p = payload(0, 3, 0, 1, 100);
+    out.attempted.insert(p.clone());
+    wal.append(&p).map_err(|e| e.to_string())?;
+    let leader_held = fs.pause_at(AFTER_GROUP_SYNC);
+    fs.inject(FaultRule::nth_of(OpKind::SyncData, 1, Fault::Eio));
+    let attempts: Vec<Vec<u8>> = (0..12).map(|i| payload(1, i, 0, 1, 100)).collect();
+    out.attempted.extend(attempts.iter().cloned());
+    let segments_before = wal.stats().segments;
+    std::thread::scope(|s| {
+        let leader = s.spawn(|| wal.sync());
+        if !leader_held.wait_reached(std::time::Duration::from_secs(30)) {
+            return Err("the group sync never reached its end".to_string());
+        }
+        let rotation_held = fs.pause_at(ROTATION_AWAITS_GROUP_SYNC);
+        let appender = s.spawn(|| {
+            for p in &attempts {
+                wal.append(p)?;
+                if wal.stats().segments > segments_before {
+                    break;
+                }
+            }
+            Ok::<(), vellum_wal::Error>(())
+        });
+        let mut waited = false;
+        while !appender.is_finished() {
+            if rotation_held.wait_reached(std::time::Duration::from_millis(10)) {
+                waited = true;
+                break;
+            }
+        }
+        drop(rotation_held);
+        drop(leader_held);
+        let synced = leader.join().expect("leader thread");
+        let appended = appender.join().expect("appender thread");
+        if !waited {
+            return Err(format!(
+                "the rotation did not wait for the failed group sync (append: {appended:?})"
+            ));
+        }
+        if synced.is_ok() || appended.is_ok() {
+            return Err(format!(
+                "acknowledged across a failed sync: sync {synced:?}, append {appended:?}"
+            ));
+        }
+        Ok(())
+    })?;
+    if !wal.is_poisoned() {
+        return Err("the failed sync did not poison the log".into());
+    }
+    Ok(out)
+}
