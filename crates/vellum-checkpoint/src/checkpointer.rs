@@ -187,16 +187,13 @@ impl Checkpointer {
         match &loaded {
             None => {
                 cp.next_generation = 1;
-                cp.remove_orphans(&names, &BTreeSet::new())?;
+                cp.remove_orphans(&names, &BTreeSet::new(), &BTreeSet::new())?;
             }
             Some(g) => {
                 let current_gen = g.generation();
                 // Retained: the newest `retain` generations up to the loaded one whose
                 // manifests still read (their files are verified when loaded).
-                let mut retained = vec![Retained {
-                    generation: current_gen,
-                    wal_lsn: g.wal_lsn(),
-                }];
+                let mut retained = vec![Retained::of(&g.manifest)];
                 // Every older generation that left a file behind is a candidate, newest
                 // first, until the window is full: one that cannot be read takes its place
                 // in the window and is reported, never silently replaced by an older one.
@@ -213,10 +210,7 @@ impl Checkpointer {
                     let path = cp.dir.join(manifest_file_name(older));
                     match cp.read_manifest(&path) {
                         Ok(m) if m.generation == older && m.wal_lsn <= g.wal_lsn() => {
-                            retained.push(Retained {
-                                generation: older,
-                                wal_lsn: m.wal_lsn,
-                            });
+                            retained.push(Retained::of(&m));
                         }
                         Ok(m) => damaged.push((
                             older,
@@ -247,19 +241,30 @@ impl Checkpointer {
                         .map(|r| r.generation)
                         .chain(cp.damaged.iter().map(|(g, _)| *g))
                         .collect();
-                    cp.remove_orphans(&names, &keep)?;
+                    let named: BTreeSet<&str> = cp
+                        .retained
+                        .iter()
+                        .flat_map(|r| r.data_files.iter().map(String::as_str))
+                        .collect();
+                    cp.remove_orphans(&names, &keep, &named)?;
                 }
             }
         }
         Ok((cp, loaded))
     }
 
-    /// Removes our files whose generation is not in `keep`, and the temporary manifest.
-    /// Not synced: see the crate docs.
-    fn remove_orphans(&self, names: &[String], keep: &BTreeSet<u64>) -> Result<()> {
+    /// Removes our files whose generation is not in `keep` and that no retained manifest
+    /// names (`named`: files carried over from older generations), and the temporary
+    /// manifest. Not synced: see the crate docs.
+    fn remove_orphans(
+        &self,
+        names: &[String],
+        keep: &BTreeSet<u64>,
+        named: &BTreeSet<&str>,
+    ) -> Result<()> {
         for name in names {
             let orphan = match generation_of(name) {
-                Some(g) => !keep.contains(&g),
+                Some(g) => !keep.contains(&g) && !named.contains(name.as_str()),
                 None => *name == vellum_fs::tmp_path(Path::new(CURRENT_NAME)).to_string_lossy(),
             };
             if orphan {
@@ -333,7 +338,7 @@ impl Checkpointer {
     fn load_manifest(&self, manifest: Manifest) -> Result<LoadedGeneration> {
         let mut files = Vec::with_capacity(manifest.files.len());
         for entry in &manifest.files {
-            let bytes = self.read_entry(manifest.generation, entry)?;
+            let bytes = self.read_entry(entry)?;
             files.push((entry.name.clone(), bytes));
         }
         Ok(LoadedGeneration {
@@ -343,7 +348,9 @@ impl Checkpointer {
         })
     }
 
-    fn read_entry(&self, generation: u64, entry: &FileEntry) -> Result<FileBytes> {
+    /// Reads and verifies one file of a manifest (from the generation that wrote it).
+    fn read_entry(&self, entry: &FileEntry) -> Result<FileBytes> {
+        let generation = entry.origin_generation;
         let path = self.dir.join(data_file_name(generation, &entry.name));
         let corrupt = |reason: String| Error::FileCorrupt {
             path: path.clone(),
@@ -433,6 +440,24 @@ impl Checkpointer {
         metadata: &[u8],
         files: &[FileSpec<'_>],
     ) -> Result<CommitInfo> {
+        self.commit_carrying(wal_lsn, metadata, files, &[])
+    }
+
+    /// As [`Checkpointer::commit`], and the new generation also holds the current
+    /// generation's files named in `carry`, unchanged and not written again: its manifest
+    /// names the file the older generation wrote (same bytes, same checksums), and
+    /// retention keeps that file while any retained generation names it. This is how a
+    /// checkpoint's cost follows what changed: a large file that did not change since the
+    /// last generation costs one manifest record. A name in `carry` that the current
+    /// generation does not hold, or that `files` also names, is
+    /// [`Error::InvalidRequest`].
+    pub fn commit_carrying(
+        &mut self,
+        wal_lsn: u64,
+        metadata: &[u8],
+        files: &[FileSpec<'_>],
+        carry: &[&str],
+    ) -> Result<CommitInfo> {
         self.failstop.check()?;
         if let Some(cur) = &self.current
             && wal_lsn < cur.wal_lsn
@@ -448,21 +473,37 @@ impl Checkpointer {
             check_codec(f.codec)?;
         }
         let generation = self.next_generation;
+        let mut entries: Vec<FileEntry> = files
+            .iter()
+            .map(|f| FileEntry {
+                name: f.name.to_owned(),
+                codec: f.codec,
+                raw_len_bytes: f.bytes.len() as u64,
+                raw_crc32: 0,
+                stored_len_bytes: 0,
+                stored_crc32: 0,
+                origin_generation: generation,
+            })
+            .collect();
+        for &name in carry {
+            let carried = self.current.as_ref().and_then(|m| m.file(name));
+            match carried {
+                Some(entry) => entries.push(entry.clone()),
+                None => {
+                    return Err(Error::InvalidRequest {
+                        dir: self.dir.clone(),
+                        detail: ManifestError::CarryMissing {
+                            name: name.to_owned(),
+                        },
+                    });
+                }
+            }
+        }
         let mut manifest = Manifest {
             generation,
             wal_lsn,
             metadata: metadata.to_vec(),
-            files: files
-                .iter()
-                .map(|f| FileEntry {
-                    name: f.name.to_owned(),
-                    codec: f.codec,
-                    raw_len_bytes: f.bytes.len() as u64,
-                    raw_crc32: 0,
-                    stored_len_bytes: 0,
-                    stored_crc32: 0,
-                })
-                .collect(),
+            files: entries,
         };
         manifest
             .check_limits()
@@ -480,13 +521,10 @@ impl Checkpointer {
             }
         }
         self.next_generation = generation + 1;
-        self.retained.push(Retained {
-            generation,
-            wal_lsn,
-        });
+        self.retained.push(Retained::of(&manifest));
         self.current = Some(manifest);
         self.apply_retention()?;
-        let oldest = self.retained[0];
+        let oldest = &self.retained[0];
         Ok(CommitInfo {
             generation,
             wal_lsn,
@@ -550,12 +588,20 @@ impl Checkpointer {
         }
         let current = self.current_generation().unwrap_or(0);
         let retained: BTreeSet<u64> = self.retained.iter().map(|r| r.generation).collect();
+        // Files an expired generation wrote and a retained one carries over stay.
+        let named: BTreeSet<&str> = self
+            .retained
+            .iter()
+            .flat_map(|r| r.data_files.iter().map(String::as_str))
+            .collect();
         let names = self
             .failstop
             .guard(self.fs.list_dir(&self.dir))
             .map_err(Error::from)?;
         for name in names {
-            if generation_of(&name).is_some_and(|g| g < current && !retained.contains(&g)) {
+            if generation_of(&name).is_some_and(|g| g < current && !retained.contains(&g))
+                && !named.contains(name.as_str())
+            {
                 self.failstop
                     .guard(self.fs.remove_file(&self.dir.join(&name)))?;
             }
@@ -592,11 +638,7 @@ impl Checkpointer {
         let mut files = Vec::with_capacity(m.files.len() + 2);
         files.push(CURRENT_NAME.to_owned());
         files.push(manifest_file_name(m.generation));
-        files.extend(
-            m.files
-                .iter()
-                .map(|f| data_file_name(m.generation, &f.name)),
-        );
+        files.extend(m.data_file_names());
         files
     }
 

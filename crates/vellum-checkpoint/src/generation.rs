@@ -136,9 +136,22 @@ pub struct CheckpointStats {
     pub oldest_retained_wal_lsn: u64,
 }
 
-/// A generation in the retention window: its number and the WAL LSN it covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A generation in the retention window: its number, the WAL LSN it covers, and the
+/// on-disk names of its data files (some may carry an earlier generation's number: files
+/// it carried over, which retention keeps while any retained generation names them).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Retained {
     pub(crate) generation: u64,
     pub(crate) wal_lsn: u64,
+    pub(crate) data_files: Vec<String>,
+}
+
+impl Retained {
+    pub(crate) fn of(manifest: &crate::manifest::Manifest) -> Retained {
+        Retained {
+            generation: manifest.generation,
+            wal_lsn: manifest.wal_lsn,
+            data_files: manifest.data_file_names(),
+        }
+    }
 }

@@ -14,8 +14,11 @@ use std::fmt;
 
 /// The first eight bytes of every manifest.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"VLMCKPT\x01";
-/// The manifest format version this crate writes and reads.
-pub const MANIFEST_VERSION: u32 = 1;
+/// The manifest format version this crate writes. Version 1 (read too) has no origin
+/// generation per file: every file belongs to the manifest's own generation.
+pub const MANIFEST_VERSION: u32 = 2;
+/// The oldest manifest format version this crate reads.
+pub const MANIFEST_VERSION_MIN: u32 = 1;
 /// The most files one generation may hold.
 pub const MAX_FILES: u32 = 1024;
 /// The longest file name (bytes).
@@ -33,8 +36,8 @@ const METADATA_LEN_OFFSET: usize = FILE_COUNT_OFFSET + 4;
 /// Bytes before the metadata.
 pub const HEADER_BYTES: usize = METADATA_LEN_OFFSET + 4;
 /// Bytes of one file record apart from its name: name length u16, codec u8, raw length u64,
-/// raw CRC u32, stored length u64, stored CRC u32.
-pub const FILE_RECORD_FIXED_BYTES: usize = 2 + 1 + 8 + 4 + 8 + 4;
+/// raw CRC u32, stored length u64, stored CRC u32, and (version 2) origin generation u64.
+pub const FILE_RECORD_FIXED_BYTES: usize = 2 + 1 + 8 + 4 + 8 + 4 + 8;
 /// Bytes of the trailing checksum.
 pub const TRAILER_BYTES: usize = 4;
 /// The largest manifest that can be valid; longer inputs are refused before reading them.
@@ -44,7 +47,7 @@ pub const MAX_MANIFEST_BYTES: usize = HEADER_BYTES
     + TRAILER_BYTES;
 
 const _: () = assert!(HEADER_BYTES == 36);
-const _: () = assert!(FILE_RECORD_FIXED_BYTES == 27);
+const _: () = assert!(FILE_RECORD_FIXED_BYTES == 35);
 const _: () = assert!(MAX_MANIFEST_BYTES < 2 << 20);
 
 /// How a file's bytes are stored on disk.
@@ -121,6 +124,10 @@ pub struct FileEntry {
     pub stored_len_bytes: u64,
     /// CRC-32 of the file on disk.
     pub stored_crc32: u32,
+    /// The generation that wrote the file (its on-disk name carries this number): the
+    /// manifest's own generation, or an earlier one whose file this generation carries over
+    /// unchanged instead of writing it again.
+    pub origin_generation: u64,
 }
 
 /// A decoded manifest: one generation.
@@ -166,7 +173,10 @@ pub enum ManifestError {
         found: [u8; 8],
     },
     /// A format version this build does not read.
-    #[error("unsupported manifest version {version} (this build reads {MANIFEST_VERSION})")]
+    #[error(
+        "unsupported manifest version {version} (this build reads {MANIFEST_VERSION_MIN} to \
+         {MANIFEST_VERSION})"
+    )]
     UnsupportedVersion {
         /// The version found.
         version: u32,
@@ -219,6 +229,22 @@ pub enum ManifestError {
     /// A generation number of zero (generations start at 1).
     #[error("generation number 0 is not valid")]
     ZeroGeneration,
+    /// A commit asked to carry over a file the current generation does not hold.
+    #[error("file {name:?} cannot be carried over: the current generation does not hold it")]
+    CarryMissing {
+        /// The name asked for.
+        name: String,
+    },
+    /// A file's origin generation is zero or later than the manifest's generation.
+    #[error("file {index} comes from generation {origin}, not in 1..={generation}")]
+    InvalidOrigin {
+        /// Index of the file record.
+        index: usize,
+        /// The origin found.
+        origin: u64,
+        /// The manifest's generation.
+        generation: u64,
+    },
 }
 
 /// Whether `name` may be used as a checkpoint file name.
@@ -257,6 +283,7 @@ impl Manifest {
             out.extend_from_slice(&f.raw_crc32.to_le_bytes());
             out.extend_from_slice(&f.stored_len_bytes.to_le_bytes());
             out.extend_from_slice(&f.stored_crc32.to_le_bytes());
+            out.extend_from_slice(&f.origin_generation.to_le_bytes());
         }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -292,6 +319,7 @@ impl Manifest {
                     name: f.name.clone(),
                 });
             }
+            check_origin(index, f.origin_generation, self.generation)?;
         }
         Ok(())
     }
@@ -318,7 +346,7 @@ impl Manifest {
             return Err(ManifestError::BadMagic { found: magic });
         }
         let version = r.u32()?;
-        if version != MANIFEST_VERSION {
+        if !(MANIFEST_VERSION_MIN..=MANIFEST_VERSION).contains(&version) {
             return Err(ManifestError::UnsupportedVersion { version });
         }
         let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_BYTES);
@@ -377,6 +405,8 @@ impl Manifest {
             let raw_crc32 = r.u32()?;
             let stored_len_bytes = r.u64()?;
             let stored_crc32 = r.u32()?;
+            let origin_generation = if version >= 2 { r.u64()? } else { generation };
+            check_origin(index, origin_generation, generation)?;
             if !seen.insert(name.clone()) {
                 return Err(ManifestError::DuplicateName { name });
             }
@@ -387,6 +417,7 @@ impl Manifest {
                 raw_crc32,
                 stored_len_bytes,
                 stored_crc32,
+                origin_generation,
             });
         }
         if r.inner.remaining() != 0 {
@@ -405,6 +436,15 @@ impl Manifest {
     /// The record of the file called `name`.
     pub fn file(&self, name: &str) -> Option<&FileEntry> {
         self.files.iter().find(|f| f.name == name)
+    }
+
+    /// The on-disk names of the generation's data files, in manifest order (a carried file
+    /// is named after the generation that wrote it).
+    pub fn data_file_names(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .map(|f| crate::names::data_file_name(f.origin_generation, &f.name))
+            .collect()
     }
 }
 
@@ -457,6 +497,17 @@ impl<'a> Reader<'a> {
     }
 }
 
+fn check_origin(index: usize, origin: u64, generation: u64) -> Result<(), ManifestError> {
+    if origin == 0 || origin > generation {
+        return Err(ManifestError::InvalidOrigin {
+            index,
+            origin,
+            generation,
+        });
+    }
+    Ok(())
+}
+
 /// A count or length for a field of `u32`/`u16` width. `check_limits` bounds every one
 /// before a manifest is encoded (the commit path calls it first), so the conversion never
 /// saturates there; if it ever did, the manifest would fail to decode, never wrap.
@@ -485,6 +536,7 @@ mod tests {
                     raw_crc32: 1,
                     stored_len_bytes: 40,
                     stored_crc32: 2,
+                    origin_generation: 5,
                 },
                 FileEntry {
                     name: "meta.bin".into(),
@@ -493,6 +545,7 @@ mod tests {
                     raw_crc32: 3,
                     stored_len_bytes: 10,
                     stored_crc32: 3,
+                    origin_generation: 7,
                 },
             ],
         }
@@ -515,6 +568,54 @@ mod tests {
             b[i / 8] ^= 1 << (i % 8);
             assert!(Manifest::decode(&b).is_err(), "bit {i}");
         }
+    }
+
+    /// A version-1 manifest as the previous build wrote it: no origin per file.
+    fn encode_v1(m: &Manifest) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&MANIFEST_MAGIC);
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&m.generation.to_le_bytes());
+        out.extend_from_slice(&m.wal_lsn.to_le_bytes());
+        out.extend_from_slice(&(m.files.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(m.metadata.len() as u32).to_le_bytes());
+        out.extend_from_slice(&m.metadata);
+        for f in &m.files {
+            out.extend_from_slice(&(f.name.len() as u16).to_le_bytes());
+            out.extend_from_slice(f.name.as_bytes());
+            out.push(f.codec.id());
+            out.extend_from_slice(&f.raw_len_bytes.to_le_bytes());
+            out.extend_from_slice(&f.raw_crc32.to_le_bytes());
+            out.extend_from_slice(&f.stored_len_bytes.to_le_bytes());
+            out.extend_from_slice(&f.stored_crc32.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn a_version_1_manifest_reads_with_every_file_from_its_own_generation() {
+        let m = sample();
+        let decoded = Manifest::decode(&encode_v1(&m)).unwrap();
+        assert!(decoded.files.iter().all(|f| f.origin_generation == 7));
+        assert_eq!(decoded.files[0].name, "idmap");
+    }
+
+    #[test]
+    fn an_origin_after_the_manifest_generation_is_refused() {
+        let mut m = sample();
+        m.files[0].origin_generation = 8;
+        assert!(matches!(
+            m.check_limits(),
+            Err(ManifestError::InvalidOrigin { origin: 8, .. })
+        ));
+        assert!(matches!(
+            Manifest::decode(&m.encode()),
+            Err(ManifestError::InvalidOrigin { origin: 8, .. })
+        ));
+        m.files[0].origin_generation = 0;
+        assert!(Manifest::decode(&m.encode()).is_err());
     }
 
     #[test]

@@ -236,6 +236,7 @@ fn a_stream_that_decodes_past_the_recorded_length_is_refused() {
             raw_crc32: 0,
             stored_len_bytes: bomb.len() as u64,
             stored_crc32: crc32fast::hash(&bomb),
+            origin_generation: 1,
         }],
     };
     vellum_fs::atomic_replace(&fs, &Path::new(DIR).join("CURRENT"), &manifest.encode()).unwrap();
@@ -455,4 +456,96 @@ fn the_current_generation_files_are_exactly_what_a_single_retained_generation_le
         let parsed = CheckpointFileName::parse(name).unwrap();
         assert!(parsed.generation().is_none_or(|g| g == 3), "{name}");
     }
+}
+
+fn spec<'a>(name: &'a str, bytes: &'a [u8]) -> FileSpec<'a> {
+    FileSpec {
+        name,
+        bytes,
+        codec: Codec::ZSTD,
+    }
+}
+
+#[test]
+fn a_carried_file_is_not_written_again_and_outlives_the_generation_that_wrote_it() {
+    let fs = SimFs::new();
+    let (mut cp, _) = open(&fs, 2);
+    let base: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    cp.commit(1, b"", &[spec("base", &base), spec("delta", b"d1")])
+        .unwrap();
+    let written_before = fs.stats().bytes_written;
+    for g in 2..=5u64 {
+        let delta = format!("d{g}");
+        cp.commit_carrying(g, b"", &[spec("delta", delta.as_bytes())], &["base"])
+            .unwrap();
+    }
+    let manifest = cp.current().unwrap();
+    assert_eq!(manifest.generation, 5);
+    assert_eq!(manifest.file("base").unwrap().origin_generation, 1);
+    assert_eq!(manifest.file("delta").unwrap().origin_generation, 5);
+    // Generation 1 left the window long ago; its base file stays, its other files go.
+    let mut on_disk = fs.list_dir(Path::new(DIR)).unwrap();
+    on_disk.sort();
+    assert!(on_disk.contains(&data_file_name(1, "base")), "{on_disk:?}");
+    assert!(
+        !on_disk.contains(&data_file_name(1, "delta")),
+        "{on_disk:?}"
+    );
+    assert!(!on_disk.contains(&manifest_file_name(1)), "{on_disk:?}");
+    let mut listed = cp.current_generation_files();
+    assert!(listed.contains(&data_file_name(1, "base")), "{listed:?}");
+    // Carrying wrote small files and manifests, never the (incompressible-sized) base again:
+    // four commits wrote less than one copy of it.
+    let written = fs.stats().bytes_written - written_before;
+    assert!(
+        written < 4 * 400,
+        "{written} bytes for four carrying commits"
+    );
+    drop(cp);
+    // Reopen: the carried file loads (verified), and the open removes nothing it names;
+    // the previous generation (4) loads too.
+    let (cp, loaded) = open(&fs, 2);
+    let loaded = loaded.unwrap();
+    assert_eq!(loaded.file("base"), Some(&base[..]));
+    assert_eq!(loaded.file("delta"), Some(&b"d5"[..]));
+    assert_eq!(cp.load_generation(4).unwrap().file("base"), Some(&base[..]));
+    let mut again = fs.list_dir(Path::new(DIR)).unwrap();
+    again.sort();
+    assert_eq!(again, on_disk);
+    // The next full write of the base lets the old one go once no retained generation
+    // names it.
+    let mut cp = cp;
+    let base2 = vec![9u8; 4096];
+    cp.commit(6, b"", &[spec("base", &base2), spec("delta", b"")])
+        .unwrap();
+    assert!(
+        fs.exists(&Path::new(DIR).join(data_file_name(1, "base")))
+            .unwrap()
+    );
+    cp.commit_carrying(7, b"", &[spec("delta", b"d7")], &["base"])
+        .unwrap();
+    assert!(
+        !fs.exists(&Path::new(DIR).join(data_file_name(1, "base")))
+            .unwrap()
+    );
+    listed = cp.current_generation_files();
+    listed.sort();
+    assert!(listed.contains(&data_file_name(6, "base")), "{listed:?}");
+}
+
+#[test]
+fn carrying_a_file_the_current_generation_lacks_is_refused() {
+    let fs = SimFs::new();
+    let (mut cp, _) = open(&fs, 2);
+    let err = cp.commit_carrying(1, b"", &[], &["base"]).unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest { .. }), "{err}");
+    cp.commit(1, b"", &[spec("base", b"b")]).unwrap();
+    let err = cp
+        .commit_carrying(2, b"", &[spec("base", b"c")], &["base"])
+        .unwrap_err();
+    assert!(err.to_string().contains("twice"), "{err}");
+    // Refusals stop nothing: the next commit goes through.
+    cp.commit_carrying(2, b"", &[], &["base"]).unwrap();
 }

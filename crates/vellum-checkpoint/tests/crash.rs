@@ -1,4 +1,5 @@
-//! Crash tests: a power cut at every operation of a run of checkpoints, every image reopened.
+//! Crash tests: a power cut at every operation of a run of checkpoints (some carrying a file
+//! an earlier generation wrote), every image reopened.
 //! Properties of docs/PROPERTIES.md: P8 (atomic switch), P9 (nothing referenced before it is
 //! durable), P14 (recovery idempotent, survives a crash during recovery), P15 (close is not a
 //! sync).
@@ -29,7 +30,16 @@ fn expected(g: u64) -> Vec<(String, Vec<u8>, Codec)> {
     if g % 2 == 1 {
         files.push(("extra.gz".to_owned(), body(g + 100, 700), Codec::GZIP));
     }
+    // Written by every third generation and carried over by the two after it, so some
+    // retained generations name a file an expired one wrote.
+    let base = base_generation(g);
+    files.push(("base".to_owned(), body(base + 200, 900), Codec::ZSTD));
     files
+}
+
+/// The generation that wrote the `base` file generation `g` holds.
+fn base_generation(g: u64) -> u64 {
+    g - (g - 1) % 3
 }
 
 fn lsn_of(g: u64) -> u64 {
@@ -38,15 +48,18 @@ fn lsn_of(g: u64) -> u64 {
 
 fn commit(cp: &mut Checkpointer, g: u64) -> vellum_checkpoint::Result<()> {
     let files = expected(g);
+    let carried = base_generation(g) != g;
     let specs: Vec<FileSpec<'_>> = files
         .iter()
+        .filter(|(n, ..)| !(carried && n == "base"))
         .map(|(n, b, c)| FileSpec {
             name: n,
             bytes: b,
             codec: *c,
         })
         .collect();
-    let info = cp.commit(lsn_of(g), format!("gen {g}").as_bytes(), &specs)?;
+    let carry: &[&str] = if carried { &["base"] } else { &[] };
+    let info = cp.commit_carrying(lsn_of(g), format!("gen {g}").as_bytes(), &specs, carry)?;
     assert_eq!(info.generation, g);
     Ok(())
 }
