@@ -577,11 +577,11 @@ mod tests {
         out.extend_from_slice(&1u32.to_le_bytes());
         out.extend_from_slice(&m.generation.to_le_bytes());
         out.extend_from_slice(&m.wal_lsn.to_le_bytes());
-        out.extend_from_slice(&(m.files.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(m.metadata.len() as u32).to_le_bytes());
+        out.extend_from_slice(&field_u32(m.files.len()).to_le_bytes());
+        out.extend_from_slice(&field_u32(m.metadata.len()).to_le_bytes());
         out.extend_from_slice(&m.metadata);
         for f in &m.files {
-            out.extend_from_slice(&(f.name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&field_u16(f.name.len()).to_le_bytes());
             out.extend_from_slice(f.name.as_bytes());
             out.push(f.codec.id());
             out.extend_from_slice(&f.raw_len_bytes.to_le_bytes());

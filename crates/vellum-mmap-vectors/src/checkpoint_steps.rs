@@ -12,8 +12,19 @@ use vellum_checkpoint::{Checkpointer, Codec, CommitInfo, FileSpec};
 use vellum_fs::{FailStop, MapMut};
 
 use crate::error::{Error, Result};
-use crate::state::{IDMAP_FILE, META_FILE, StoreMeta, encode_idmap};
+use crate::state::{
+    DELETED_SLOT, IDMAP_DELTA_FILE, IDMAP_FILE, META_FILE, StoreMeta, encode_idmap,
+    encode_idmap_delta,
+};
 use crate::store::{VectorStore, set_bit};
+
+/// The default [`StoreConfig::idmap_rewrite_divisor`](crate::StoreConfig): a checkpoint
+/// writes a new id map base (every live id) when the ids changed since the last base
+/// outnumber an eighth of it; otherwise it carries the base over and writes only the delta.
+/// So a checkpoint's id map work, under the owner's lock and after it, is O(ids changed
+/// since the base), at most an eighth of the base, and a base rewrite (O(live ids)) comes
+/// once per eighth of the collection changed.
+pub const BASE_REWRITE_DIVISOR: u64 = 8;
 /// What the store remembers of a prepared, unpublished checkpoint.
 #[derive(Debug)]
 pub(crate) struct InFlight {
@@ -25,9 +36,10 @@ pub(crate) struct InFlight {
 }
 
 impl VectorStore {
-    /// Step one of a checkpoint, in memory only: takes the store's state (the id map's
-    /// entries, copied; sorting and encoding them waits for the flush, outside the owner's
-    /// lock) and marks the slots it references as protected. Then [`PreparedCheckpoint::flush`] it (no borrow of
+    /// Step one of a checkpoint, in memory only: takes the store's state (the ids changed
+    /// since the id map base, or every id when a new base is due; sorting and encoding them
+    /// waits for the flush, outside the owner's lock) and marks the slots it references as
+    /// protected (a copy of the live bits, one per slot). Then [`PreparedCheckpoint::flush`] it (no borrow of
     /// the store needed, so writers may go on), commit [`FlushedCheckpoint::files`] (with
     /// any files of your own) through a [`Checkpointer`], and hand the result to
     /// [`VectorStore::publish_checkpoint`].
@@ -51,22 +63,42 @@ impl VectorStore {
                 seg.dirty = false;
             }
         }
-        let mut referenced = Vec::with_capacity(self.durable.len());
-        let entries: Vec<(u64, u64, u32)> = self
-            .ids
-            .iter()
-            .map(|(&id, &slot)| {
-                set_bit(&mut referenced, slot);
-                let (seg, within, _) = self.locate(slot);
-                (id, slot, self.segments[seg].crcs[within])
-            })
-            .collect();
+        let referenced = self.live_bitset();
+        let crc_of = |slot: u64| {
+            let (seg, within, _) = self.locate(slot);
+            self.segments[seg].crcs[within]
+        };
+        let rewrite_base = self.base_entries.is_none_or(|base| {
+            self.changed.len() as u64 * self.config.idmap_rewrite_divisor > base
+        });
+        let (base, delta) = if rewrite_base {
+            let base: Vec<(u64, u64, u32)> = self
+                .ids
+                .iter()
+                .map(|(&id, &slot)| (id, slot, crc_of(slot)))
+                .collect();
+            (Some(base), Vec::new())
+        } else {
+            let delta = self
+                .changed
+                .iter()
+                .map(|&id| match self.ids.get(&id) {
+                    Some(&slot) => (id, slot, crc_of(slot)),
+                    None => (id, DELETED_SLOT, 0),
+                })
+                .collect();
+            (None, delta)
+        };
+        if let Some(base) = &base {
+            self.base_entries = Some(base.len() as u64);
+            self.changed = Default::default();
+        }
         let meta = StoreMeta {
             element: self.config.element,
             dimension: self.config.dimension,
             slots_per_segment: self.config.slots_per_segment,
             segment_count: self.segments.len() as u32,
-            live_count: entries.len() as u64,
+            live_count: self.ids.len() as u64,
             pending: self.pending.clone(),
         };
         self.in_flight = Some(InFlight {
@@ -82,9 +114,12 @@ impl VectorStore {
             files: StoreFiles {
                 meta_name: format!("{file_prefix}{META_FILE}"),
                 idmap_name: format!("{file_prefix}{IDMAP_FILE}"),
+                delta_name: format!("{file_prefix}{IDMAP_DELTA_FILE}"),
                 meta: meta.encode(),
-                entries,
-                idmap: Vec::new(),
+                base,
+                delta,
+                idmap: None,
+                delta_bytes: Vec::new(),
                 codec: self.config.idmap_codec,
             },
         })
@@ -128,9 +163,41 @@ impl VectorStore {
         metadata: &[u8],
     ) -> Result<CommitInfo> {
         let flushed = self.prepare_checkpoint("")?.flush()?;
-        let info = checkpointer.commit(wal_lsn, metadata, &flushed.files())?;
+        let info = checkpointer.commit_carrying(
+            wal_lsn,
+            metadata,
+            &flushed.files(),
+            &flushed.carried(),
+        )?;
         self.publish_checkpoint(flushed, &info)?;
         Ok(info)
+    }
+
+    /// One bit per slot, set for every live slot: the segments' live bits side by side.
+    /// O(slots / 64) when a segment's slots fill whole words, as the default geometry's do.
+    fn live_bitset(&self) -> Vec<u64> {
+        let sps = u64::from(self.config.slots_per_segment);
+        let mut out = Vec::new();
+        for (index, seg) in self.segments.iter().enumerate() {
+            let first = index as u64 * sps;
+            let words = seg.live_words();
+            if first.is_multiple_of(64) {
+                out.resize((first / 64) as usize, 0);
+                out.extend_from_slice(words);
+                continue;
+            }
+            for (w, &word) in words.iter().enumerate() {
+                let mut bits = word;
+                while bits != 0 {
+                    set_bit(
+                        &mut out,
+                        first + w as u64 * 64 + u64::from(bits.trailing_zeros()),
+                    );
+                    bits &= bits - 1;
+                }
+            }
+        }
+        out
     }
 
     fn release_pending(&mut self, oldest_retained_generation: u64) {
@@ -197,11 +264,16 @@ impl Drop for Ticket {
 struct StoreFiles {
     meta_name: String,
     idmap_name: String,
+    delta_name: String,
     meta: Vec<u8>,
-    /// The id map's entries (id, slot, crc) as taken under the owner's lock, in no order;
+    /// Every live id's (id, slot, crc) as taken under the owner's lock, in no order, when
+    /// this checkpoint writes a new id map base (`None`: it carries the last one over);
     /// sorted and encoded into `idmap` by `flush`, outside that lock.
-    entries: Vec<(u64, u64, u32)>,
-    idmap: Vec<u8>,
+    base: Option<Vec<(u64, u64, u32)>>,
+    /// The ids changed since the base, likewise (empty with a new base).
+    delta: Vec<(u64, u64, u32)>,
+    idmap: Option<Vec<u8>>,
+    delta_bytes: Vec<u8>,
     codec: Codec,
 }
 
@@ -228,10 +300,14 @@ impl PreparedCheckpoint {
         } = self;
         // The id map is sorted and encoded here, not under the owner's lock: at a million
         // points that is most of what `prepare_checkpoint` cost (scale_bench).
-        let mut entries = std::mem::take(&mut files.entries);
-        entries.sort_unstable_by_key(|e| e.0);
-        files.idmap = encode_idmap(&entries);
-        drop(entries);
+        if let Some(mut base) = files.base.take() {
+            base.sort_unstable_by_key(|e| e.0);
+            files.idmap = Some(encode_idmap(&base));
+        }
+        let mut delta = std::mem::take(&mut files.delta);
+        delta.sort_unstable_by_key(|e| e.0);
+        files.delta_bytes = encode_idmap_delta(&delta);
+        drop(delta);
         for map in &maps {
             // Slots reach the disk before the id map that references them is published.
             ticket.failstop.guard(map.flush())?;
@@ -260,21 +336,40 @@ impl FlushedCheckpoint {
         self.ticket.done = true;
     }
 
-    /// The files to commit: the meta file (stored as is) and the id map (with the
-    /// configured codec).
-    pub fn files(&self) -> [FileSpec<'_>; 2] {
+    /// The files to commit: the meta file (stored as is), the id map base when this
+    /// checkpoint writes a new one, and the id map delta (both with the configured codec).
+    /// Commit them with [`Checkpointer::commit_carrying`], carrying
+    /// [`FlushedCheckpoint::carried`] over.
+    pub fn files(&self) -> Vec<FileSpec<'_>> {
         let f = &self.files;
-        [
-            FileSpec {
-                name: &f.meta_name,
-                bytes: &f.meta,
-                codec: Codec::None,
-            },
-            FileSpec {
+        let mut files = vec![FileSpec {
+            name: &f.meta_name,
+            bytes: &f.meta,
+            codec: Codec::None,
+        }];
+        if let Some(idmap) = &f.idmap {
+            files.push(FileSpec {
                 name: &f.idmap_name,
-                bytes: &f.idmap,
+                bytes: idmap,
                 codec: f.codec,
-            },
-        ]
+            });
+        }
+        files.push(FileSpec {
+            name: &f.delta_name,
+            bytes: &f.delta_bytes,
+            codec: f.codec,
+        });
+        files
+    }
+
+    /// The files of the current generation this checkpoint carries over unchanged: the id
+    /// map base, unless it writes a new one.
+    pub fn carried(&self) -> Vec<&str> {
+        let f = &self.files;
+        if f.idmap.is_some() {
+            Vec::new()
+        } else {
+            vec![f.idmap_name.as_str()]
+        }
     }
 }

@@ -48,6 +48,7 @@ impl VectorStore {
         debug_assert!(slot < old, "the lowest free slot was below {old}");
         self.write_slot(id, slot, &bytes, crc);
         self.ids.insert(id, slot);
+        self.changed.insert(id);
         self.release(old);
         Ok(Some((old, slot)))
     }

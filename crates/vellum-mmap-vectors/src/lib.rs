@@ -100,7 +100,7 @@ pub use by_path::{CHECKPOINTS_DIR, VECTORS_DIR};
 pub use checkpoint_steps::{FlushedCheckpoint, PreparedCheckpoint};
 pub use error::{Error, Result};
 pub use segment::{ElementType, HeaderError, SegmentHeader, is_segment_file_name};
-pub use state::{IDMAP_FILE, META_FILE, StateError};
+pub use state::{DELETED_SLOT, IDMAP_DELTA_FILE, IDMAP_FILE, META_FILE, StateError};
 pub use store::{StoreCheckpoint, StoreConfig, StoreStats, VectorStore};
 /// The checkpoint crate this store commits through ([`Checkpointer`] and its configuration).
 ///

@@ -113,6 +113,11 @@ impl Segment {
             .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
+    /// The live bits, one per slot of the file, 64 to a word.
+    pub(crate) fn live_words(&self) -> &[u64] {
+        &self.live
+    }
+
     pub(crate) fn set_live(&mut self, i: usize, id: u64) {
         self.owners[i] = id;
         self.live[i / 64] |= 1 << (i % 64);

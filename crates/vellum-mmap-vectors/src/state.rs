@@ -11,13 +11,23 @@ use crate::segment::{ElementType, MAX_DIMENSION, MAX_SLOTS_PER_SEGMENT};
 
 /// Name of the meta file inside a checkpoint generation (after the caller's prefix).
 pub const META_FILE: &str = "vectors.meta";
-/// Name of the id map file inside a checkpoint generation (after the caller's prefix).
+/// Name of the id map file inside a checkpoint generation (after the caller's prefix): the
+/// *base*, every live id as of the generation that wrote it (later generations carry it
+/// over unchanged while their delta stays small).
 pub const IDMAP_FILE: &str = "vectors.idmap";
+/// Name of the id map delta inside a checkpoint generation: every id changed since the base
+/// was written, with its slot now or [`DELETED_SLOT`]. Absent in generations written before
+/// deltas existed (the base alone is the id map then).
+pub const IDMAP_DELTA_FILE: &str = "vectors.idmap-delta";
+/// The slot a delta entry gives an id deleted since the base.
+pub const DELETED_SLOT: u64 = u64::MAX;
 
 /// The first eight bytes of the meta file.
 pub const META_MAGIC: [u8; 8] = *b"VLMVMETA";
 /// The first eight bytes of the id map file.
 pub const IDMAP_MAGIC: [u8; 8] = *b"VLMVIDMP";
+/// The first eight bytes of the id map delta file (same layout as the id map).
+pub const IDMAP_DELTA_MAGIC: [u8; 8] = *b"VLMVIDDL";
 /// The version of both files.
 pub const STATE_VERSION: u32 = 1;
 
@@ -202,9 +212,19 @@ impl StoreMeta {
 /// Encodes the id map from `(id, slot, crc)` entries sorted by id (column layout: all ids,
 /// then all slots, then all CRCs, which compresses well).
 pub fn encode_idmap(entries: &[(u64, u64, u32)]) -> Vec<u8> {
+    encode_columns(IDMAP_MAGIC, entries)
+}
+
+/// Encodes an id map delta from `(id, slot, crc)` entries sorted by id, a deleted id with
+/// slot [`DELETED_SLOT`] and CRC 0. Same layout as the id map, another magic.
+pub fn encode_idmap_delta(entries: &[(u64, u64, u32)]) -> Vec<u8> {
+    encode_columns(IDMAP_DELTA_MAGIC, entries)
+}
+
+fn encode_columns(magic: [u8; 8], entries: &[(u64, u64, u32)]) -> Vec<u8> {
     let n = entries.len();
     let mut out = Vec::with_capacity(IDMAP_FIXED_BYTES + n * IDMAP_ENTRY_BYTES + TRAILER_BYTES);
-    out.extend_from_slice(&IDMAP_MAGIC);
+    out.extend_from_slice(&magic);
     out.extend_from_slice(&STATE_VERSION.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(&(n as u64).to_le_bytes());
@@ -234,13 +254,30 @@ impl<'a> IdMapView<'a> {
     /// Checks an encoded id map (length, magic, version, checksum, ids strictly increasing).
     /// Total.
     pub fn decode(bytes: &'a [u8]) -> Result<IdMapView<'a>, StateError> {
+        IdMapView::decode_columns(bytes, IDMAP_MAGIC)
+    }
+
+    /// Checks an encoded id map delta like [`IdMapView::decode`]; a deleted id's CRC must
+    /// be 0. Total.
+    pub fn decode_delta(bytes: &'a [u8]) -> Result<IdMapView<'a>, StateError> {
+        let view = IdMapView::decode_columns(bytes, IDMAP_DELTA_MAGIC)?;
+        if let Some((_, _, crc)) = view.iter().find(|e| e.1 == DELETED_SLOT && e.2 != 0) {
+            return Err(StateError::InvalidField {
+                field: "crc of a deleted id",
+                value: u64::from(crc),
+            });
+        }
+        Ok(view)
+    }
+
+    fn decode_columns(bytes: &'a [u8], magic: [u8; 8]) -> Result<IdMapView<'a>, StateError> {
         if bytes.len() < IDMAP_FIXED_BYTES + TRAILER_BYTES {
             return Err(StateError::Length {
                 len: bytes.len(),
                 expected: None,
             });
         }
-        if bytes[IDMAP_MAGIC_OFFSET..IDMAP_VERSION_OFFSET] != IDMAP_MAGIC {
+        if bytes[IDMAP_MAGIC_OFFSET..IDMAP_VERSION_OFFSET] != magic {
             return Err(StateError::BadMagic);
         }
         let version = u32_at(bytes, IDMAP_VERSION_OFFSET);
@@ -286,13 +323,47 @@ impl<'a> IdMapView<'a> {
     }
 
     /// `(id, slot, crc)` in id order.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, u64, u32)> + 'a {
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64, u32)> + use<'a> {
         let (ids, slots, crcs) = (self.ids, self.slots, self.crcs);
         ids.chunks_exact(8)
             .zip(slots.chunks_exact(8))
             .zip(crcs.chunks_exact(4))
             .map(|((i, s), c)| (u64_at(i, 0), u64_at(s, 0), u32_at(c, 0)))
     }
+}
+
+/// The id map a base and its delta describe, `(id, slot, crc)` in id order: a delta entry
+/// replaces the base's entry for its id (or removes it, at [`DELETED_SLOT`]); a deletion of
+/// an id the base lacks (added and deleted since) removes nothing. One pass over both.
+pub(crate) fn merged<'a>(
+    base: IdMapView<'a>,
+    delta: Option<IdMapView<'a>>,
+) -> impl Iterator<Item = (u64, u64, u32)> + 'a {
+    let mut base = base.iter().peekable();
+    let mut delta = delta.into_iter().flat_map(|d| d.iter()).peekable();
+    std::iter::from_fn(move || {
+        loop {
+            let from_delta = match (base.peek().map(|e| e.0), delta.peek().map(|e| e.0)) {
+                (None, None) => return None,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some(b), Some(d)) => {
+                    if b == d {
+                        base.next();
+                    }
+                    d <= b
+                }
+            };
+            let entry = if from_delta {
+                delta.next()
+            } else {
+                base.next()
+            }?;
+            if entry.1 != DELETED_SLOT {
+                return Some(entry);
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -325,5 +396,43 @@ mod tests {
             b[bit / 8] ^= 1 << (bit % 8);
             assert!(IdMapView::decode(&b).is_err(), "idmap bit {bit}");
         }
+        // A delta is not a base, nor the other way round.
+        let delta = encode_idmap_delta(&entries);
+        assert!(IdMapView::decode(&delta).is_err());
+        assert!(IdMapView::decode_delta(&bytes).is_err());
+        assert_eq!(
+            IdMapView::decode_delta(&delta)
+                .unwrap()
+                .iter()
+                .collect::<Vec<_>>(),
+            entries
+        );
+    }
+
+    #[test]
+    fn a_delta_replaces_adds_and_deletes_entries_of_its_base() {
+        let base = encode_idmap(&[(1, 10, 1), (3, 30, 3), (5, 50, 5), (9, 90, 9)]);
+        let delta = encode_idmap_delta(&[
+            (0, 5, 0),
+            (3, DELETED_SLOT, 0),
+            (4, DELETED_SLOT, 0),
+            (5, 55, 55),
+            (12, 120, 12),
+        ]);
+        let base = IdMapView::decode(&base).unwrap();
+        let delta = IdMapView::decode_delta(&delta).unwrap();
+        assert_eq!(
+            merged(base, Some(delta)).collect::<Vec<_>>(),
+            [
+                (0, 5, 0),
+                (1, 10, 1),
+                (5, 55, 55),
+                (9, 90, 9),
+                (12, 120, 12)
+            ]
+        );
+        assert_eq!(merged(base, None).count(), 4);
+        let bad = encode_idmap_delta(&[(3, DELETED_SLOT, 7)]);
+        assert!(IdMapView::decode_delta(&bad).is_err());
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use vellum_checkpoint::{Checkpointer, Codec, LoadedGeneration};
 use vellum_fs::{DynFs, FailStop, create_dir_all_durable};
 
@@ -19,7 +19,9 @@ use crate::segment::{
     ElementType, HEADER_BYTES, SegmentHeader, segment_file_name, segment_index_of, slot_bytes_for,
 };
 use crate::slots::Segment;
-use crate::state::{IDMAP_FILE, IdMapView, META_FILE, StateError, StoreMeta};
+use crate::state::{
+    IDMAP_DELTA_FILE, IDMAP_FILE, IdMapView, META_FILE, StateError, StoreMeta, merged,
+};
 /// About how many bytes of slots a new segment file starts with (at most a quarter of the
 /// segment); it doubles as slots are taken, up to the whole segment
 /// (`StoreConfig::slots_per_segment`).
@@ -36,6 +38,11 @@ pub struct StoreConfig {
     pub slots_per_segment: u32,
     /// Codec of the id map in checkpoints.
     pub idmap_codec: Codec,
+    /// A checkpoint writes a new id map base once the ids changed since the last one
+    /// outnumber `base entries / idmap_rewrite_divisor` (at least 1); until then it carries
+    /// the base over and writes only the delta. Larger: smaller checkpoints more often, a
+    /// longer delta to apply at open (at most this fraction of the base). Default 8.
+    pub idmap_rewrite_divisor: u64,
 }
 
 impl StoreConfig {
@@ -47,10 +54,16 @@ impl StoreConfig {
             element: ElementType::F32,
             slots_per_segment: ((64u64 << 20) / slot).clamp(1, 1 << 20) as u32,
             idmap_codec: Codec::ZSTD,
+            idmap_rewrite_divisor: crate::checkpoint_steps::BASE_REWRITE_DIVISOR,
         }
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.idmap_rewrite_divisor == 0 {
+            return Err(Error::InvalidConfig {
+                reason: "idmap_rewrite_divisor must be at least 1".into(),
+            });
+        }
         let header = SegmentHeader {
             element: self.element,
             dimension: self.dimension,
@@ -124,6 +137,13 @@ pub struct VectorStore {
     pub(crate) durable_generation: u64,
     /// A checkpoint prepared but not yet published.
     pub(crate) in_flight: Option<InFlight>,
+    /// The id map base the last prepared checkpoint wrote or carried: its entry count, or
+    /// `None` before the first (the next checkpoint writes one).
+    pub(crate) base_entries: Option<u64>,
+    /// Ids added, replaced, moved or deleted since that base: the next checkpoint's delta.
+    /// Grows with the writes since the base; a checkpoint writes a new base (and empties
+    /// it) once it exceeds `1 / StoreConfig::idmap_rewrite_divisor` of the base.
+    pub(crate) changed: FxHashSet<u64>,
     pub(crate) failstop: Arc<FailStop>,
 }
 
@@ -168,6 +188,8 @@ impl VectorStore {
             pending: Vec::new(),
             durable_generation: 0,
             in_flight: None,
+            base_entries: None,
+            changed: FxHashSet::default(),
             failstop: Arc::new(FailStop::new()),
         };
         let mut sps = u64::from(config.slots_per_segment);
@@ -217,8 +239,21 @@ impl VectorStore {
                 store.config.validate()?;
                 sps = u64::from(meta.slots_per_segment);
             }
-            let idmap = IdMapView::decode(file(IDMAP_FILE)?).map_err(|e| corrupt(IDMAP_FILE, e))?;
-            if idmap.len() as u64 != meta.live_count {
+            let base = IdMapView::decode(file(IDMAP_FILE)?).map_err(|e| corrupt(IDMAP_FILE, e))?;
+            let delta_name = format!("{}{IDMAP_DELTA_FILE}", from.file_prefix);
+            let delta = match from.loaded.file(&delta_name) {
+                Some(bytes) => {
+                    Some(IdMapView::decode_delta(bytes).map_err(|e| corrupt(IDMAP_DELTA_FILE, e))?)
+                }
+                None => None,
+            };
+            let idmap = || merged(base, delta);
+            // The delta of the next checkpoint starts from this base: the ids the loaded
+            // delta names are still changed relative to it.
+            store.base_entries = Some(base.len() as u64);
+            store.changed = delta.iter().flat_map(|d| d.iter().map(|e| e.0)).collect();
+            let live = idmap().count();
+            if live as u64 != meta.live_count {
                 return Err(corrupt(
                     META_FILE,
                     StateError::InvalidField {
@@ -230,11 +265,15 @@ impl VectorStore {
             let limit = u64::from(meta.segment_count) * sps;
             let mut referenced: Vec<u64> = Vec::new();
             let mut max_slot: Option<u64> = None;
-            store.ids.reserve(idmap.len());
-            for (id, slot, _) in idmap.iter() {
+            store.ids.reserve(live);
+            for (id, slot, _) in idmap() {
                 if slot >= limit || bit(&referenced, slot) {
                     return Err(corrupt(
-                        IDMAP_FILE,
+                        if delta.is_some() {
+                            IDMAP_DELTA_FILE
+                        } else {
+                            IDMAP_FILE
+                        },
                         StateError::InvalidField {
                             field: "slot",
                             value: slot,
@@ -279,8 +318,7 @@ impl VectorStore {
             // grows before a slot past its end is written, and the checkpoint's flush made
             // that length durable).
             let mut needed_slots = vec![0usize; store.segments.len()];
-            for slot in idmap
-                .iter()
+            for slot in idmap()
                 .map(|e| e.1)
                 .chain(store.pending.iter().map(|p| p.0))
             {
@@ -299,7 +337,7 @@ impl VectorStore {
                     });
                 }
             }
-            for (id, slot, crc) in idmap.iter() {
+            for (id, slot, crc) in idmap() {
                 let (seg, within, _) = store.locate(slot);
                 store.segments[seg].crcs[within] = crc;
                 store.segments[seg].set_live(within, id);
@@ -506,6 +544,7 @@ impl VectorStore {
         if let Some(old) = self.ids.insert(id, slot) {
             self.release(old);
         }
+        self.changed.insert(id);
         Ok(())
     }
 
@@ -552,6 +591,7 @@ impl VectorStore {
         match self.ids.remove(&id) {
             Some(old) => {
                 self.release(old);
+                self.changed.insert(id);
                 Ok(true)
             }
             None => Ok(false),

@@ -285,16 +285,24 @@ fn the_id_map_is_a_new_file_per_checkpoint_and_never_rewritten_in_place() {
     store.checkpoint(&mut cp, 1, b"").unwrap();
     let first = Path::new(CK_DIR).join(data_file_name(1, "vectors.idmap"));
     let first_bytes = fs.read_file(&first).unwrap();
+    // One change: the base is carried over and the change goes to a new delta file.
     store.upsert(2, &vector(2, 0)).unwrap();
     store.checkpoint(&mut cp, 2, b"").unwrap();
-    let second = Path::new(CK_DIR).join(data_file_name(2, "vectors.idmap"));
-    assert!(fs.exists(&second).unwrap());
+    let carried = Path::new(CK_DIR).join(data_file_name(2, "vectors.idmap"));
+    assert!(!fs.exists(&carried).unwrap());
+    let delta = Path::new(CK_DIR).join(data_file_name(2, "vectors.idmap-delta"));
+    assert!(fs.exists(&delta).unwrap());
+    // More changes than the base holds: a new base, in a new file.
+    store.upsert(3, &vector(3, 0)).unwrap();
+    store.checkpoint(&mut cp, 3, b"").unwrap();
+    let third = Path::new(CK_DIR).join(data_file_name(3, "vectors.idmap"));
+    assert!(fs.exists(&third).unwrap());
     assert_eq!(
         fs.read_file(&first).unwrap(),
         first_bytes,
         "generation 1's id map untouched"
     );
-    assert_ne!(fs.read_file(&second).unwrap(), first_bytes);
+    assert_ne!(fs.read_file(&third).unwrap(), first_bytes);
 }
 
 #[test]

@@ -38,6 +38,26 @@ struct Outcome {
     states: Vec<Model>,
     /// The model of a checkpoint that was started but not acknowledged.
     inflight: Option<Model>,
+    /// Acknowledged checkpoints that wrote a new id map base, and those that carried the
+    /// base over with a delta.
+    bases_written: usize,
+    bases_carried: usize,
+}
+
+impl Outcome {
+    /// Counts how generation `info` stored its id map.
+    fn count_base(&mut self, cp: &Checkpointer, generation: u64) {
+        let origin = cp
+            .current()
+            .and_then(|m| m.file(vellum_mmap_vectors::IDMAP_FILE))
+            .expect("every generation holds an id map base")
+            .origin_generation;
+        if origin == generation {
+            self.bases_written += 1;
+        } else {
+            self.bases_carried += 1;
+        }
+    }
 }
 
 impl Outcome {
@@ -56,7 +76,7 @@ impl Outcome {
 fn run(fs: &SimFs, ops: &[Op]) -> Outcome {
     let mut out = Outcome {
         states: vec![Model::new()],
-        inflight: None,
+        ..Outcome::default()
     };
     let Ok((mut cp, mut store, _)) = open(fs) else {
         return out;
@@ -73,13 +93,14 @@ fn run(fs: &SimFs, ops: &[Op]) -> Outcome {
         let Ok(flushed) = prepared.flush() else {
             return false;
         };
-        let Ok(info) = cp.commit(lsn, b"", &flushed.files()) else {
+        let Ok(info) = cp.commit_carrying(lsn, b"", &flushed.files(), &flushed.carried()) else {
             return false;
         };
         if store.publish_checkpoint(flushed, &info).is_err() {
             return false;
         }
         assert_eq!(info.generation as usize, out.states.len());
+        out.count_base(cp, info.generation);
         out.states
             .push(out.inflight.take().expect("a begun checkpoint"));
         true
@@ -108,6 +129,7 @@ fn run(fs: &SimFs, ops: &[Op]) -> Outcome {
                 match store.checkpoint(&mut cp, lsn as u64, b"") {
                     Ok(info) => {
                         assert_eq!(info.generation as usize, out.states.len());
+                        out.count_base(&cp, info.generation);
                         out.states.push(model.clone());
                         out.inflight = None;
                     }
@@ -244,6 +266,13 @@ fn standard_ops() -> Vec<Op> {
 #[test]
 fn any_crash_reopens_to_the_last_checkpoint_with_any_map_writeback() {
     let ops = standard_ops();
+    // The scenario writes id map bases and carries them with deltas, both many times.
+    let dry = run(&SimFs::new(), &ops);
+    println!(
+        "id map: {} bases written, {} carried with a delta",
+        dry.bases_written, dry.bases_carried
+    );
+    assert!(dry.bases_written >= 3 && dry.bases_carried >= 3);
     let mut total = CrashReport::default();
     for (model, images) in [
         (CrashModel::torn_512(), 96),

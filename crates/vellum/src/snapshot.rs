@@ -222,9 +222,10 @@ pub(crate) fn create_in_catalog(
 
 /// The files of a checkpoint generation a collection writes (see `CollectionInner`'s
 /// checkpoint and `VectorStore::prepare_checkpoint`).
-const GENERATION_FILES: [&str; 5] = [
+const GENERATION_FILES: [&str; 6] = [
     vellum_mmap_vectors::META_FILE,
     vellum_mmap_vectors::IDMAP_FILE,
+    vellum_mmap_vectors::IDMAP_DELTA_FILE,
     PAYLOADS_FILE,
     GRAPH_FILE,
     PENDING_FILE,

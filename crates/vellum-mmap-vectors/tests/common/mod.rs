@@ -21,9 +21,13 @@ pub fn vector(id: u64, version: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Four slots per segment (so scenarios grow and reclaim segments), and a new id map base
+/// only once more ids changed than the base holds (so checkpoints alternate between
+/// writing a base and carrying it with a delta).
 pub fn store_config() -> StoreConfig {
     StoreConfig {
         slots_per_segment: 4,
+        idmap_rewrite_divisor: 1,
         ..StoreConfig::new(DIM)
     }
 }

@@ -145,7 +145,7 @@ impl CollectionInner {
         // 2. The slow part without the lock: readers and writers go on while the slots are
         //    flushed and the generation's files are written, synced and published.
         let flushed = handover.prepared.flush()?;
-        let mut files: Vec<FileSpec<'_>> = flushed.files().to_vec();
+        let mut files: Vec<FileSpec<'_>> = flushed.files();
         files.push(FileSpec {
             name: PAYLOADS_FILE,
             bytes: &handover.payload_bytes,
@@ -165,19 +165,20 @@ impl CollectionInner {
                 codec,
             });
         }
-        let info = match cp.commit(handover.lsn, &handover.meta, &files) {
+        let carried = flushed.carried();
+        let info = match cp.commit_carrying(handover.lsn, &handover.meta, &files, &carried) {
             Ok(info) => info,
             Err(e) => {
                 // Stop the collection with the real cause before the store learns the
                 // checkpoint was given up, so every caller's first error names it.
                 let e = Error::from(e);
                 self.stop(&e);
-                drop(files);
+                drop((files, carried));
                 flushed.abandon(&e);
                 return Err(e);
             }
         };
-        drop(files);
+        drop((files, carried));
         *self.checkpoint_stats.lock() = GenerationStats::of(cp);
         // 3. Another short handover: slots the new generation no longer references become
         //    reusable.
