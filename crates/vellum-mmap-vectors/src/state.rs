@@ -334,36 +334,29 @@ impl<'a> IdMapView<'a> {
 
 /// The id map a base and its delta describe, `(id, slot, crc)` in id order: a delta entry
 /// replaces the base's entry for its id (or removes it, at [`DELETED_SLOT`]); a deletion of
-/// an id the base lacks (added and deleted since) removes nothing. One pass over both.
-pub(crate) fn merged<'a>(
-    base: IdMapView<'a>,
-    delta: Option<IdMapView<'a>>,
-) -> impl Iterator<Item = (u64, u64, u32)> + 'a {
-    let mut base = base.iter().peekable();
-    let mut delta = delta.into_iter().flat_map(|d| d.iter()).peekable();
-    std::iter::from_fn(move || {
-        loop {
-            let from_delta = match (base.peek().map(|e| e.0), delta.peek().map(|e| e.0)) {
-                (None, None) => return None,
-                (Some(_), None) => false,
-                (None, Some(_)) => true,
-                (Some(b), Some(d)) => {
-                    if b == d {
-                        base.next();
-                    }
-                    d <= b
-                }
-            };
-            let entry = if from_delta {
-                delta.next()
-            } else {
-                base.next()
-            }?;
-            if entry.1 != DELETED_SLOT {
-                return Some(entry);
+/// an id the base lacks (added and deleted since) removes nothing. One merge of the two
+/// sorted lists, into one vector the caller walks as often as it needs.
+pub(crate) fn merged(base: IdMapView<'_>, delta: Option<IdMapView<'_>>) -> Vec<(u64, u64, u32)> {
+    let Some(delta) = delta else {
+        return base.iter().collect();
+    };
+    let mut out = Vec::with_capacity(base.len() + delta.len());
+    let mut changes = delta.iter().peekable();
+    for entry in base.iter() {
+        // Changes to ids below this one: ids the base lacks.
+        while let Some(d) = changes.next_if(|d| d.0 < entry.0) {
+            if d.1 != DELETED_SLOT {
+                out.push(d);
             }
         }
-    })
+        match changes.next_if(|d| d.0 == entry.0) {
+            Some(d) if d.1 == DELETED_SLOT => {}
+            Some(d) => out.push(d),
+            None => out.push(entry),
+        }
+    }
+    out.extend(changes.filter(|d| d.1 != DELETED_SLOT));
+    out
 }
 
 #[cfg(test)]
@@ -422,7 +415,7 @@ mod tests {
         let base = IdMapView::decode(&base).unwrap();
         let delta = IdMapView::decode_delta(&delta).unwrap();
         assert_eq!(
-            merged(base, Some(delta)).collect::<Vec<_>>(),
+            merged(base, Some(delta)),
             [
                 (0, 5, 0),
                 (1, 10, 1),
@@ -431,7 +424,7 @@ mod tests {
                 (12, 120, 12)
             ]
         );
-        assert_eq!(merged(base, None).count(), 4);
+        assert_eq!(merged(base, None).len(), 4);
         let bad = encode_idmap_delta(&[(3, DELETED_SLOT, 7)]);
         assert!(IdMapView::decode_delta(&bad).is_err());
     }

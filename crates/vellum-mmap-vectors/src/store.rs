@@ -247,12 +247,12 @@ impl VectorStore {
                 }
                 None => None,
             };
-            let idmap = || merged(base, delta);
+            let idmap = merged(base, delta);
             // The delta of the next checkpoint starts from this base: the ids the loaded
             // delta names are still changed relative to it.
             store.base_entries = Some(base.len() as u64);
             store.changed = delta.iter().flat_map(|d| d.iter().map(|e| e.0)).collect();
-            let live = idmap().count();
+            let live = idmap.len();
             if live as u64 != meta.live_count {
                 return Err(corrupt(
                     META_FILE,
@@ -266,7 +266,7 @@ impl VectorStore {
             let mut referenced: Vec<u64> = Vec::new();
             let mut max_slot: Option<u64> = None;
             store.ids.reserve(live);
-            for (id, slot, _) in idmap() {
+            for &(id, slot, _) in &idmap {
                 if slot >= limit || bit(&referenced, slot) {
                     return Err(corrupt(
                         if delta.is_some() {
@@ -318,7 +318,8 @@ impl VectorStore {
             // grows before a slot past its end is written, and the checkpoint's flush made
             // that length durable).
             let mut needed_slots = vec![0usize; store.segments.len()];
-            for slot in idmap()
+            for slot in idmap
+                .iter()
                 .map(|e| e.1)
                 .chain(store.pending.iter().map(|p| p.0))
             {
@@ -337,7 +338,7 @@ impl VectorStore {
                     });
                 }
             }
-            for (id, slot, crc) in idmap() {
+            for (id, slot, crc) in idmap {
                 let (seg, within, _) = store.locate(slot);
                 store.segments[seg].crcs[within] = crc;
                 store.segments[seg].set_live(within, id);
