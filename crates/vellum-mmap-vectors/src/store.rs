@@ -477,6 +477,13 @@ impl VectorStore {
             .map(Some)
     }
 
+    /// A bound on the slots in use: every live slot is below it (slots from it on were
+    /// never handed out since open). A scan of `0..slot_bound()` in ranges, checking
+    /// [`VectorStore::id_at`], visits every live slot without listing them first.
+    pub fn slot_bound(&self) -> u64 {
+        self.fresh
+    }
+
     /// Every live slot, in no particular order.
     pub fn slots(&self) -> impl Iterator<Item = u64> + '_ {
         self.ids.values().copied()

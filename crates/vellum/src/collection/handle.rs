@@ -20,6 +20,14 @@ pub struct Collection {
     _lock: Arc<DbLock>,
 }
 
+#[cfg(test)]
+impl Collection {
+    /// The shared collection, for tests that reach past the handle (its locks).
+    pub(crate) fn inner(&self) -> &Arc<CollectionInner> {
+        &self.inner
+    }
+}
+
 /// Points read per lock by [`Collection::points`].
 pub const POINTS_PAGE: usize = 512;
 

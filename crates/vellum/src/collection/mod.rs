@@ -8,6 +8,7 @@ mod indexer;
 mod pending;
 mod reads;
 mod recovery;
+mod scan;
 mod source;
 mod types;
 mod verify;

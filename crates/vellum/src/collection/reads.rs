@@ -5,8 +5,11 @@ use std::sync::atomic::Ordering;
 
 use vellum_index::{Filter, SearchOptions};
 
+use super::scan::EXACT_SCAN_CHUNK_SLOTS;
 use super::source::StoreSource;
-use super::{CollectionInner, CollectionStats, Hit, Point, SearchFilter, SearchParams, WalEntry};
+use super::{
+    CollectionInner, CollectionStats, Hit, Point, SearchFilter, SearchParams, State, WalEntry,
+};
 use crate::error::{Error, Result};
 use crate::record::{self, Op};
 
@@ -61,91 +64,74 @@ impl CollectionInner {
         self.check_vector(None, query)?;
         self.note_search();
         let state = self.state.read();
-        let store = &state.store;
-        let payloads = &state.payloads;
-        // The index and the scan below are keyed by slot: filters on ids are translated.
-        let id_pred;
-        let payload_pred;
-        let allowed_slots: Vec<u64>;
-        let filter = match params.filter {
-            None => None,
-            Some(SearchFilter::Ids(ids)) => {
-                allowed_slots = ids.iter().filter_map(|&id| store.slot_of(id)).collect();
-                Some(Filter::AllowIds(&allowed_slots))
-            }
-            Some(SearchFilter::Id(p)) => {
-                id_pred = move |slot: u64| store.id_at(slot).is_some_and(p);
-                Some(Filter::Allow(&id_pred))
-            }
-            Some(SearchFilter::Payload(p)) => {
-                payload_pred = move |slot: u64| {
-                    store
-                        .id_at(slot)
-                        .is_some_and(|id| p(payloads.get(&id).map(Vec::as_slice)))
-                };
-                Some(Filter::Allow(&payload_pred))
-            }
-        };
-        let source = StoreSource::new(store, &state.vector_reads);
         // A small collection is scanned exactly: cheaper than a graph walk at that size
         // (a walk computes about ef × M distances), and exact.
-        let small = store.len() <= EXACT_SCAN_MAX_POINTS;
-        let hits = match (&state.index, params.exact || small) {
-            (Some(index), false) => {
-                // The tail is copied before the graph is searched: a slot the indexer
-                // finishes meanwhile is then in the graph (found there or not, as any
-                // graph node), never in neither. One in both is merged once.
-                let tail = self.pending.lock().slots();
-                let graph_hits = index.search_with(
-                    &source,
-                    query,
-                    k,
-                    &SearchOptions {
-                        ef: params.ef,
-                        filter,
-                    },
-                )?;
-                if tail.is_empty() {
-                    graph_hits
-                } else {
-                    let tail_hits = vellum_index::exact_search(
-                        &source,
-                        &tail,
-                        self.config.metric,
-                        query,
-                        k,
-                        filter.as_ref(),
-                    )?;
-                    merge_hits(graph_hits, tail_hits, k)
-                }
+        let small = state.store.len() <= EXACT_SCAN_MAX_POINTS;
+        let Some(index) = state.index.as_ref().filter(|_| !(params.exact || small)) else {
+            if state.store.len() as u64 > EXACT_SCAN_CHUNK_SLOTS {
+                // Long enough that writers would notice: scanned a chunk per lock hold.
+                let bound = state.store.slot_bound();
+                drop(state);
+                return self.scan_in_chunks(query, k, params, bound);
             }
-            _ => {
-                let slots: Vec<u64> = store.slots().collect();
-                vellum_index::exact_search(
-                    &source,
-                    &slots,
-                    self.config.metric,
-                    query,
-                    k,
-                    filter.as_ref(),
-                )?
-            }
+            let slots: Vec<u64> = state.store.slots().collect();
+            return self.exact_hits(&state, &slots, query, k, params);
         };
+        let source = StoreSource::new(&state.store, &state.vector_reads);
+        let hits = with_slot_filter(&state, params.filter, |filter| {
+            // The tail is copied before the graph is searched: a slot the indexer
+            // finishes meanwhile is then in the graph (found there or not, as any graph
+            // node), never in neither. One in both is merged once.
+            let tail = self.pending.lock().slots();
+            let graph_hits = index.search_with(
+                &source,
+                query,
+                k,
+                &SearchOptions {
+                    ef: params.ef,
+                    filter,
+                },
+            )?;
+            if tail.is_empty() {
+                return Ok(graph_hits);
+            }
+            let tail_hits = vellum_index::exact_search(
+                &source,
+                &tail,
+                self.config.metric,
+                query,
+                k,
+                filter.as_ref(),
+            )?;
+            Ok::<_, Error>(merge_hits(graph_hits, tail_hits, k))
+        })?;
         source.into_result()?;
-        hits.into_iter()
-            .map(|n| match store.id_at(n.id) {
-                Some(id) => Ok(Hit {
-                    id,
-                    distance: n.distance,
-                }),
-                None => Err(Error::Inconsistent {
-                    reason: format!(
-                        "the index returned vector slot {}, which holds no live vector",
-                        n.id
-                    ),
-                }),
-            })
-            .collect()
+        to_hits(&state, hits)
+    }
+
+    /// The exact `k` nearest among `slots` (live slots of `state`), filtered as `params`
+    /// says, as hits.
+    pub(super) fn exact_hits(
+        &self,
+        state: &State,
+        slots: &[u64],
+        query: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<Vec<Hit>> {
+        let source = StoreSource::new(&state.store, &state.vector_reads);
+        let hits = with_slot_filter(state, params.filter, |filter| {
+            vellum_index::exact_search(
+                &source,
+                slots,
+                self.config.metric,
+                query,
+                k,
+                filter.as_ref(),
+            )
+        })?;
+        source.into_result()?;
+        to_hits(state, hits)
     }
 
     pub(super) fn len(&self) -> usize {
@@ -221,6 +207,55 @@ impl CollectionInner {
         }
         Ok(out)
     }
+}
+
+/// Runs `f` with the search filter translated to vector-store slots (the index and the
+/// scan are keyed by slot), reading ids and payloads from `state`.
+fn with_slot_filter<R>(
+    state: &State,
+    filter: Option<SearchFilter<'_>>,
+    f: impl FnOnce(Option<Filter<'_>>) -> R,
+) -> R {
+    let store = &state.store;
+    let payloads = &state.payloads;
+    match filter {
+        None => f(None),
+        Some(SearchFilter::Ids(ids)) => {
+            let allowed: Vec<u64> = ids.iter().filter_map(|&id| store.slot_of(id)).collect();
+            f(Some(Filter::AllowIds(&allowed)))
+        }
+        Some(SearchFilter::Id(p)) => {
+            let pred = move |slot: u64| store.id_at(slot).is_some_and(p);
+            f(Some(Filter::Allow(&pred)))
+        }
+        Some(SearchFilter::Payload(p)) => {
+            let pred = move |slot: u64| {
+                store
+                    .id_at(slot)
+                    .is_some_and(|id| p(payloads.get(&id).map(Vec::as_slice)))
+            };
+            f(Some(Filter::Allow(&pred)))
+        }
+    }
+}
+
+/// Slot results as hits, the ids read under the same hold of the lock as the vectors.
+fn to_hits(state: &State, neighbours: Vec<vellum_index::Neighbour>) -> Result<Vec<Hit>> {
+    neighbours
+        .into_iter()
+        .map(|n| match state.store.id_at(n.id) {
+            Some(id) => Ok(Hit {
+                id,
+                distance: n.distance,
+            }),
+            None => Err(Error::Inconsistent {
+                reason: format!(
+                    "the index returned vector slot {}, which holds no live vector",
+                    n.id
+                ),
+            }),
+        })
+        .collect()
 }
 
 /// The `k` closest of two result lists, each slot once.
