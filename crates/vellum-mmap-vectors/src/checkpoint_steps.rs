@@ -336,8 +336,8 @@ impl FlushedCheckpoint {
         self.ticket.done = true;
     }
 
-    /// The files to commit: the meta file (stored as is), the id map base when this
-    /// checkpoint writes a new one, and the id map delta (both with the configured codec).
+    /// The files to commit: the meta file and the id map base, when this checkpoint writes
+    /// a new one (both stored as is), and the id map delta (with the configured codec).
     /// Commit them with [`Checkpointer::commit_carrying`], carrying
     /// [`FlushedCheckpoint::carried`] over.
     pub fn files(&self) -> Vec<FileSpec<'_>> {
@@ -348,10 +348,13 @@ impl FlushedCheckpoint {
             codec: Codec::None,
         }];
         if let Some(idmap) = &f.idmap {
+            // Stored as is: every open reads the base, and a stored file is mapped and
+            // checksummed, not decoded (at 1M points, 20 MiB mapped in ~7 ms against ~45 ms
+            // to decode 6 MiB of zstd; 3% more disk beside the vectors).
             files.push(FileSpec {
                 name: &f.idmap_name,
                 bytes: idmap,
-                codec: f.codec,
+                codec: Codec::None,
             });
         }
         files.push(FileSpec {

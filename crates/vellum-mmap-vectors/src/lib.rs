@@ -88,6 +88,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod growth;
+mod idmap;
 pub mod segment;
 // The crate's only `unsafe`: reading and writing slots of the mapped segment files.
 #[allow(unsafe_code)]

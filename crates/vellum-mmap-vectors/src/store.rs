@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 use vellum_checkpoint::{Checkpointer, Codec, LoadedGeneration};
 use vellum_fs::{DynFs, FailStop, create_dir_all_durable};
 
 use crate::checkpoint_steps::InFlight;
 use crate::error::{Error, Result};
+use crate::idmap::IdMap;
 use crate::segment::{
     ElementType, HEADER_BYTES, SegmentHeader, segment_file_name, segment_index_of, slot_bytes_for,
 };
@@ -36,7 +37,8 @@ pub struct StoreConfig {
     pub element: ElementType,
     /// Slots per segment file.
     pub slots_per_segment: u32,
-    /// Codec of the id map in checkpoints.
+    /// Codec of the id map delta in checkpoints (the base is stored as is, so that open
+    /// maps it rather than decoding it).
     pub idmap_codec: Codec,
     /// A checkpoint writes a new id map base once the ids changed since the last one
     /// outnumber `base entries / idmap_rewrite_divisor` (at least 1); until then it carries
@@ -120,7 +122,7 @@ pub struct VectorStore {
     pub(crate) vector_bytes: usize,
     pub(crate) segments: Vec<Segment>,
     /// id -> slot.
-    pub(crate) ids: FxHashMap<u64, u64>,
+    pub(crate) ids: IdMap,
     /// Live slots whose CRC has not been checked since open; at zero, `get` skips the check.
     pub(crate) unverified: AtomicU64,
     /// Slots below `fresh` reusable now, lowest first (so the store stays compact). Never
@@ -180,7 +182,7 @@ impl VectorStore {
             slot_bytes,
             vector_bytes: config.dimension as usize * config.element.size_bytes(),
             segments: Vec::new(),
-            ids: FxHashMap::default(),
+            ids: IdMap::default(),
             unverified: AtomicU64::new(0),
             free: BinaryHeap::new(),
             fresh: 0,
@@ -265,8 +267,7 @@ impl VectorStore {
             let limit = u64::from(meta.segment_count) * sps;
             let mut referenced: Vec<u64> = Vec::new();
             let mut max_slot: Option<u64> = None;
-            store.ids.reserve(live);
-            for &(id, slot, _) in &idmap {
+            for &(_, slot, _) in &idmap {
                 if slot >= limit || bit(&referenced, slot) {
                     return Err(corrupt(
                         if delta.is_some() {
@@ -282,8 +283,9 @@ impl VectorStore {
                 }
                 set_bit(&mut referenced, slot);
                 max_slot = max_slot.max(Some(slot));
-                store.ids.insert(id, slot);
             }
+            // Sorted by id (merged from two sorted files), each id once: no hashing.
+            store.ids = IdMap::from_sorted(idmap.iter().map(|e| (e.0, e.1)).collect());
             store.durable = referenced.clone();
             // Protected slots whose generations are no longer retained are free now (and
             // their segments may already have been reclaimed).
