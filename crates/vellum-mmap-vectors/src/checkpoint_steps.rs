@@ -200,6 +200,18 @@ impl VectorStore {
         out
     }
 
+    /// The highest live slot, from the segments' live bits, last word first: O(1) when the
+    /// last segment holds a live slot near its end (not a walk over every id).
+    fn highest_live_slot(&self) -> Option<u64> {
+        let sps = u64::from(self.config.slots_per_segment);
+        self.segments.iter().enumerate().rev().find_map(|(index, seg)| {
+            let words = seg.live_words();
+            let (w, word) = words.iter().enumerate().rev().find(|(_, w)| **w != 0)?;
+            let bit = 63 - u64::from(word.leading_zeros());
+            Some(index as u64 * sps + w as u64 * 64 + bit)
+        })
+    }
+
     fn release_pending(&mut self, oldest_retained_generation: u64) {
         let free = &mut self.free;
         self.pending.retain(|&(slot, tag)| {
@@ -217,9 +229,8 @@ impl VectorStore {
     /// again at open.
     fn reclaim_trailing_segments(&mut self) -> vellum_fs::Result<()> {
         let max_used = self
-            .ids
-            .values()
-            .copied()
+            .highest_live_slot()
+            .into_iter()
             .chain(self.pending.iter().map(|p| p.0))
             .max();
         let sps = u64::from(self.config.slots_per_segment);
