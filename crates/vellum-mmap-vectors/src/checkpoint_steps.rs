@@ -204,12 +204,16 @@ impl VectorStore {
     /// last segment holds a live slot near its end (not a walk over every id).
     fn highest_live_slot(&self) -> Option<u64> {
         let sps = u64::from(self.config.slots_per_segment);
-        self.segments.iter().enumerate().rev().find_map(|(index, seg)| {
-            let words = seg.live_words();
-            let (w, word) = words.iter().enumerate().rev().find(|(_, w)| **w != 0)?;
-            let bit = 63 - u64::from(word.leading_zeros());
-            Some(index as u64 * sps + w as u64 * 64 + bit)
-        })
+        self.segments
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(index, seg)| {
+                let words = seg.live_words();
+                let (w, word) = words.iter().enumerate().rev().find(|(_, w)| **w != 0)?;
+                let bit = 63 - u64::from(word.leading_zeros());
+                Some(index as u64 * sps + w as u64 * 64 + bit)
+            })
     }
 
     fn release_pending(&mut self, oldest_retained_generation: u64) {

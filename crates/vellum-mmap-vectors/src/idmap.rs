@@ -91,11 +91,7 @@ impl IdMap {
             .iter()
             .filter(move |e| changes.is_empty() || !changes.contains_key(&e.0))
             .map(|(id, slot)| (id, slot))
-            .chain(
-                changes
-                    .iter()
-                    .filter(|(_, slot)| **slot != GONE),
-            )
+            .chain(changes.iter().filter(|(_, slot)| **slot != GONE))
     }
 
     /// Every id, in no particular order.

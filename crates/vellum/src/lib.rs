@@ -45,6 +45,7 @@ mod record;
 mod repair;
 mod snapshot;
 
+pub use background::MaintenanceReport;
 pub use catalog::{CATALOG_FILE, validate_name};
 pub use collection::{
     CheckpointInfo, Collection, CollectionStats, CompactReport, Hit, POINTS_PAGE, Point, Points,

@@ -35,6 +35,7 @@ pub struct DatabaseOptions {
     pub(crate) indexer_hook: Option<IndexerHook>,
     pub(crate) background_indexing: bool,
     pub(crate) max_open_collections: Option<usize>,
+    pub(crate) compact_below_live_fraction: Option<f64>,
 }
 
 /// A function an indexer calls before inserting each chunk (see
@@ -57,6 +58,10 @@ impl std::fmt::Debug for DatabaseOptions {
             .field("zstd_level", &self.zstd_level)
             .field("read_only", &self.read_only)
             .field("max_open_collections", &self.max_open_collections)
+            .field(
+                "compact_below_live_fraction",
+                &self.compact_below_live_fraction,
+            )
             .field("index_lag_max_points", &self.index_lag_max_points)
             .field("index_lag_max_bytes", &self.index_lag_max_bytes)
             .field("index_lag_searched_points", &self.index_lag_searched_points)
@@ -89,6 +94,7 @@ impl Default for DatabaseOptions {
             indexer_hook: None,
             background_indexing: true,
             max_open_collections: None,
+            compact_below_live_fraction: Some(0.5),
         }
     }
 }
@@ -133,6 +139,16 @@ impl DatabaseOptions {
     /// checkpoints happen only through [`crate::Collection::checkpoint`].
     pub fn with_background_checkpoints(mut self, on: bool) -> Self {
         self.background_checkpoints = on;
+        self
+    }
+
+    /// When a collection is compacted without being asked (by the background thread, or
+    /// [`crate::Database::maintain`]): once live vectors fill less than this fraction of
+    /// its vector segments' slots and compacting would remove at least one segment file.
+    /// Default `Some(0.5)`; `None` compacts only on request ([`crate::Collection::compact`],
+    /// `vellum compact`).
+    pub fn with_auto_compaction(mut self, below_live_fraction: Option<f64>) -> Self {
+        self.compact_below_live_fraction = below_live_fraction;
         self
     }
 
@@ -259,6 +275,13 @@ impl DatabaseOptions {
             return Err(Error::InvalidArgument(
                 "retained checkpoints must be at least 1".into(),
             ));
+        }
+        if let Some(f) = self.compact_below_live_fraction
+            && !(f > 0.0 && f < 1.0)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "the automatic compaction threshold must be a fraction in (0, 1), not {f}"
+            )));
         }
         if self.checkpoint_after_ops == 0 {
             return Err(Error::InvalidArgument(

@@ -99,6 +99,53 @@ fn compaction_gives_the_space_back_and_every_point_stays(fs: DynFs, root: &std::
 
 on_both_file_systems!(compaction_gives_the_space_back_and_every_point_stays);
 
+#[test]
+fn maintenance_compacts_past_the_threshold_once_and_never_below_it() {
+    let fs = SimFs::new();
+    let root = std::path::Path::new("/db");
+    let db = Database::open_with_fs(fs.shared(), root, options()).unwrap();
+    let c = db.create_collection("c", config(false)).unwrap();
+    for start in (0..300).step_by(50) {
+        c.upsert_batch((start..start + 50).map(point)).unwrap();
+    }
+    // 70% live of five segments' slots (210 of 320): above the default 0.5.
+    for id in (0..300).filter(|id| (1..=3).contains(&(id % 10))) {
+        c.delete(id).unwrap();
+    }
+    assert_eq!(db.maintain().unwrap().compactions, 0);
+    // 30 of 320 slots live: compacted, once.
+    for id in (0..300).filter(|&id| doomed(id)) {
+        c.delete(id).unwrap();
+    }
+    let report = db.maintain().unwrap();
+    assert_eq!(
+        (report.compactions, report.segments_removed),
+        (1, 4),
+        "{report:?}"
+    );
+    assert_eq!(db.maintain().unwrap().compactions, 0);
+    let live: BTreeSet<u64> = (0..300).filter(|&id| !doomed(id)).collect();
+    check_points(&c, &live).unwrap();
+    drop((c, db));
+
+    // Turned off: the same deletes leave the segments alone.
+    let off = options().with_auto_compaction(None);
+    let db = Database::open_with_fs(fs.shared(), root, off).unwrap();
+    let c = db.create_collection("d", config(false)).unwrap();
+    for start in (0..300).step_by(50) {
+        c.upsert_batch((start..start + 50).map(point)).unwrap();
+    }
+    for id in (0..300).filter(|&id| doomed(id)) {
+        c.delete(id).unwrap();
+    }
+    assert_eq!(db.maintain().unwrap().compactions, 0);
+    assert_eq!(c.compact().unwrap().segments_after, 1);
+    drop((c, db));
+    let err = Database::open_with_fs(fs.shared(), root, options().with_auto_compaction(Some(1.0)))
+        .unwrap_err();
+    assert!(err.to_string().contains("fraction"), "{err}");
+}
+
 /// What the scenario had acknowledged when it stopped, and the state its one failed write
 /// may also have reached.
 #[derive(Debug, Default)]

@@ -9,6 +9,12 @@
 //! any point recovers a checkpoint and the log, with every vector where that checkpoint
 //! put it. Moved points of an HNSW collection are re-indexed like replacements (the old
 //! slot becomes a tombstone, the new one joins the pending tail).
+//!
+//! Automatic compaction (`DatabaseOptions::with_auto_compaction`, default 0.5): the
+//! background thread, or `Database::maintain`, compacts a collection whose live vectors
+//! fill less than that fraction of its segments' slots when compacting would remove at
+//! least one segment file. A compaction packs the live vectors into the fewest segments,
+//! so right after one the threshold is not crossed: it does not repeat at every poll.
 
 use std::sync::atomic::Ordering;
 
@@ -21,6 +27,35 @@ use crate::error::Result;
 const MOVES_PER_HOLD: usize = 1024;
 
 impl CollectionInner {
+    /// Whether the automatic compaction threshold is crossed (module docs).
+    pub(crate) fn wants_compaction(&self) -> bool {
+        let Some(below) = self.options.compact_below_live_fraction else {
+            return false;
+        };
+        if self.options.read_only
+            || self.failstop.is_poisoned()
+            || self.dropped.load(Ordering::Acquire)
+        {
+            return false;
+        }
+        let (stats, slots_per_segment) = {
+            let state = self.state.read();
+            let store = &state.store;
+            (store.stats(), u64::from(store.config().slots_per_segment))
+        };
+        let needed = stats.live.div_ceil(slots_per_segment).max(1);
+        u64::from(stats.segments) > needed
+            && (stats.live as f64) < below * stats.slot_capacity as f64
+    }
+
+    /// Compacts if [`CollectionInner::wants_compaction`]; the report if it did.
+    pub(crate) fn compact_if_wanted(&self) -> Result<Option<CompactReport>> {
+        if !self.wants_compaction() {
+            return Ok(None);
+        }
+        self.compact().map(Some)
+    }
+
     pub(crate) fn compact(&self) -> Result<CompactReport> {
         self.check_usable()?;
         self.check_writable("compacting")?;
