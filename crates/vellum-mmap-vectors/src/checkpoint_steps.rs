@@ -243,9 +243,10 @@ impl VectorStore {
         });
     }
 
-    /// Removes trailing segments holding no live or protected slot. Not synced: a segment
-    /// file that comes back after a crash is past what the checkpoint needs and is removed
-    /// again at open.
+    /// Removes trailing segments holding no live or protected slot, and shrinks the last
+    /// one's file to what it uses. Removals are not synced: a segment file that comes back
+    /// after a crash is past what the checkpoint needs and is removed again at open. The
+    /// cut is (`Segment::shrink_to`).
     fn reclaim_trailing_segments(&mut self) -> vellum_fs::Result<()> {
         let max_used = self
             .highest_live_slot()
@@ -254,19 +255,36 @@ impl VectorStore {
             .max();
         let sps = u64::from(self.config.slots_per_segment);
         let needed = max_used.map_or(0, |s| s / sps + 1) as usize;
-        if needed >= self.segments.len() {
-            return Ok(());
-        }
+        let mut shrunk = false;
         while self.segments.len() > needed {
             let seg = self.segments.pop().expect("len > needed >= 0");
             let path = seg.path.clone();
             drop(seg);
             self.fs.remove_file(&path)?;
+            shrunk = true;
         }
-        let limit = needed as u64 * sps;
-        let free = std::mem::take(&mut self.free);
-        self.free = free.into_iter().filter(|s| s.0 < limit).collect();
-        self.fresh = self.fresh.min(limit);
+        // The last segment's file shrinks to the slots it still uses, rounded up to a whole
+        // first allocation (`FIRST_SEGMENT_BYTES` of slots), when that saves at least an
+        // eighth of it. Writes after a shrink grow it again by doubling.
+        if let Some(max_used) = max_used {
+            let first = (needed as u64 - 1) * sps;
+            let used = (max_used - first + 1) as usize;
+            let step = self.first_segment_slots() as usize;
+            let target = used.div_ceil(step).saturating_mul(step).min(sps as usize);
+            let last = self.segments.last_mut().expect("a used slot has a segment");
+            if target <= last.capacity() - last.capacity() / 8 {
+                shrunk |= last.shrink_to(target)?;
+            }
+        }
+        if shrunk {
+            let limit = self
+                .segments
+                .last()
+                .map_or(0, |last| (needed as u64 - 1) * sps + last.capacity() as u64);
+            let free = std::mem::take(&mut self.free);
+            self.free = free.into_iter().filter(|s| s.0 < limit).collect();
+            self.fresh = self.fresh.min(limit);
+        }
         Ok(())
     }
 }

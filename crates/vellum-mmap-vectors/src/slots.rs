@@ -106,6 +106,43 @@ impl Segment {
         Ok(())
     }
 
+    /// Shrinks the file to `slots` slots (fewer than it holds; none of the slots cut may
+    /// be live or named by any checkpoint: the caller's to know) and maps it anew: the
+    /// smaller map first, then the old one goes, then the file is cut, so no map ever
+    /// reaches past the file's end. The cut is synced before this returns: a crash may not
+    /// apply it after a later growth of the file that a checkpoint made durable (which
+    /// would cut slots that checkpoint names; the crash sweep finds that without the
+    /// sync). Returns `false` (and does nothing) while a prepared checkpoint still holds
+    /// the map to flush it.
+    pub(crate) fn shrink_to(&mut self, slots: usize) -> vellum_fs::Result<bool> {
+        if slots >= self.capacity || Arc::strong_count(&self.map) > 1 {
+            return Ok(false);
+        }
+        debug_assert!((slots..self.capacity).all(|i| !self.is_live(i)));
+        let len = HEADER_BYTES + slots * self.slot_bytes;
+        let map = self.file.map_mut(len)?;
+        // `&mut self`: no slice of the old map exists (see `bytes`), and the count above
+        // says no checkpoint holds it.
+        self.map = Arc::new(map);
+        self.file.set_len(len as u64)?;
+        self.file.sync_data()?;
+        self.capacity = slots;
+        self.crcs.truncate(slots);
+        self.owners.truncate(slots);
+        self.live.truncate(slots.div_ceil(64));
+        if let Some(last) = self.live.last_mut()
+            && !slots.is_multiple_of(64)
+        {
+            *last &= (1u64 << (slots % 64)) - 1;
+        }
+        let verified = fresh_bits(slots);
+        for (new, old) in verified.iter().zip(self.verified.iter()) {
+            new.store(old.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        self.verified = verified;
+        Ok(true)
+    }
+
     /// Whether slot `i` is live (false past the file's end).
     pub(crate) fn is_live(&self, i: usize) -> bool {
         self.live

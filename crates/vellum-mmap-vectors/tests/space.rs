@@ -148,3 +148,40 @@ fn compaction_packs_live_vectors_into_the_lowest_slots_and_trailing_segments_go(
         assert_eq!(store.get(id).unwrap().unwrap(), vector(id, 0).as_slice());
     }
 }
+
+#[test]
+fn the_last_segment_file_shrinks_to_the_slots_it_still_uses_and_grows_again() {
+    let fs = SimFs::new();
+    let (mut cp, mut store) = open_64(&fs).unwrap();
+    let slot = 64u64;
+    let header = HEADER_BYTES as u64;
+    let mut model = Model::new();
+    for id in 0..64u64 {
+        store.upsert(id, &vector(id, 0)).unwrap();
+        model.insert(id, vector(id, 0));
+    }
+    store.checkpoint(&mut cp, 1, b"").unwrap();
+    assert_eq!(seg_len(&fs, 0), header + 64 * slot);
+    // Ids 0..4 sit in slots 0..4; the rest go.
+    for id in 4..64u64 {
+        store.delete(id).unwrap();
+        model.remove(&id);
+    }
+    // Released once no retained generation names the slots: two more checkpoints.
+    for lsn in 2..5 {
+        store.checkpoint(&mut cp, lsn, b"").unwrap();
+    }
+    // Four slots used: the file is cut to the first size growth gives (16 slots).
+    assert_eq!(seg_len(&fs, 0), header + 16 * slot);
+    same_as(&store, &model).unwrap();
+    // It grows again as slots fill, by doubling.
+    for id in 100..130u64 {
+        store.upsert(id, &vector(id, 0)).unwrap();
+        model.insert(id, vector(id, 0));
+    }
+    assert_eq!(seg_len(&fs, 0), header + 64 * slot);
+    store.checkpoint(&mut cp, 5, b"").unwrap();
+    drop((cp, store));
+    let (_, store) = open_64(&fs).unwrap();
+    same_as(&store, &model).unwrap();
+}
