@@ -54,10 +54,12 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::{CollectionConfig, Database, DatabaseOptions, Metric, Point, SearchFilter};
+    use crate::{
+        Collection, CollectionConfig, Database, DatabaseOptions, Metric, Point, SearchFilter,
+    };
 
-    #[test]
-    fn a_writer_gets_in_between_the_chunks_of_a_long_exact_scan() {
+    /// A flat collection of `dim` dimensions in a new database (background work off).
+    fn flat_collection(dim: usize) -> (tempfile::TempDir, Database, Collection) {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(
             dir.path(),
@@ -65,8 +67,14 @@ mod tests {
         )
         .unwrap();
         let c = db
-            .create_collection("flat", CollectionConfig::new(2, Metric::L2).flat())
+            .create_collection("flat", CollectionConfig::new(dim, Metric::L2).flat())
             .unwrap();
+        (dir, db, c)
+    }
+
+    #[test]
+    fn a_writer_gets_in_between_the_chunks_of_a_long_exact_scan() {
+        let (_dir, _db, c) = flat_collection(2);
         let n = 4 * EXACT_SCAN_CHUNK_SLOTS;
         c.upsert_batch((0..n).map(|i| Point::new(i, vec![i as f32, 0.0])))
             .unwrap();
@@ -124,15 +132,7 @@ mod tests {
 
     #[test]
     fn a_chunked_scan_returns_the_exact_nearest_with_and_without_a_filter() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(
-            dir.path(),
-            DatabaseOptions::default().with_background_checkpoints(false),
-        )
-        .unwrap();
-        let c = db
-            .create_collection("flat", CollectionConfig::new(3, Metric::L2).flat())
-            .unwrap();
+        let (_dir, _db, c) = flat_collection(3);
         let n = 3 * EXACT_SCAN_CHUNK_SLOTS + 123;
         let v = |i: u64| {
             let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
