@@ -84,6 +84,12 @@ pub(crate) enum Command {
         /// Scan every point instead of using the index.
         #[arg(long)]
         exact: bool,
+        /// Only points this filter admits, as JSON, e.g.
+        /// '{"must": [{"key": "lang", "match": "en"}, {"key": "year", "range": {"gte": 2020}}]}'
+        /// (conditions: match, match any, in, range, exists, is_empty, has_id; must, should,
+        /// must_not, nested).
+        #[arg(long)]
+        filter: Option<String>,
     },
     /// Show collections, checkpoint generations, log segments and counters.
     Inspect {

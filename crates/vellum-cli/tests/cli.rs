@@ -464,3 +464,51 @@ fn a_database_that_lost_its_catalog_is_refused_then_repaired() {
     assert_eq!(v["collections"][0]["points"], 20, "{out}");
     ok(&["verify", db]);
 }
+
+#[test]
+fn search_takes_a_json_filter_and_names_where_a_bad_one_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    {
+        let database = vellum::Database::open(&db, vellum::DatabaseOptions::default()).unwrap();
+        let c = database
+            .create_collection(
+                "c",
+                vellum::CollectionConfig::new(2, vellum::Metric::L2).flat(),
+            )
+            .unwrap();
+        c.upsert_batch((0..40u64).map(|id| {
+            let lang = if id % 4 == 0 { "de" } else { "en" };
+            vellum::Point::new(id, vec![id as f32, 0.0]).with_payload(
+                format!(r#"{{"lang": "{lang}", "year": {}}}"#, 2000 + id).into_bytes(),
+            )
+        }))
+        .unwrap();
+    }
+    let db = db.to_str().unwrap();
+    let filter =
+        r#"{"must": [{"key": "lang", "match": "de"}, {"key": "year", "range": {"gte": 2010}}]}"#;
+    let out = ok(&[
+        "--json", "search", db, "c", "--query", "0,0", "-k", "3", "--filter", filter,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ids: Vec<u64> = v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [12, 16, 20], "{out}");
+    let out = vellum(&[
+        "search",
+        db,
+        "c",
+        "--query",
+        "0,0",
+        "--filter",
+        r#"{"must": [{"key": "year", "range": {"gte": "x"}}]}"#,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must[0].range.gte"), "{err}");
+}

@@ -36,6 +36,7 @@ mod catalog;
 mod collection;
 mod database;
 mod error;
+pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
 mod lazy;
@@ -53,6 +54,7 @@ pub use collection::{
 };
 pub use database::{Database, LOCK_FILE};
 pub use error::{Error, Result};
+pub use filter::{Condition, Filter, FilterError};
 pub use options::{
     CollectionConfig, DatabaseOptions, HnswParams, IndexKind, IndexerHook, Metric, RecoveryMode,
     SyncPolicy,

@@ -5,21 +5,31 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use serde_json::json;
-use vellum::SearchParams;
+use vellum::{Filter, SearchFilter, SearchParams};
 
 use crate::BoxError;
 use crate::open::open_for_reading;
 
-/// `vellum search`: parses the comma-separated query and prints the hits with the time taken.
+/// The search options of `vellum search`.
+pub(crate) struct Options {
+    pub(crate) ef: Option<usize>,
+    pub(crate) exact: bool,
+    /// The filter's JSON form, unparsed.
+    pub(crate) filter: Option<String>,
+}
+
+/// `vellum search`: parses the comma-separated query (and the filter) and prints the hits
+/// with the time taken.
 pub(crate) fn search(
     db: PathBuf,
     collection: String,
     query: String,
     k: usize,
-    ef: Option<usize>,
-    exact: bool,
+    options: Options,
     json: bool,
 ) -> Result<ExitCode, BoxError> {
+    let Options { ef, exact, filter } = options;
+    let filter: Option<Filter> = filter.as_deref().map(str::parse).transpose()?;
     let q: Vec<f32> = query
         .split(',')
         .map(|s| {
@@ -37,7 +47,7 @@ pub(crate) fn search(
         &SearchParams {
             ef,
             exact,
-            ..Default::default()
+            filter: filter.as_ref().map(SearchFilter::Where),
         },
     )?;
     let micros = started.elapsed().as_micros();

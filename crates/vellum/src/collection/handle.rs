@@ -9,6 +9,7 @@ use super::{
 };
 use crate::database::DbLock;
 use crate::error::Result;
+use crate::filter::Filter;
 use crate::options::CollectionConfig;
 
 /// A handle to one collection. Cheap to clone, `Send + Sync`: search from many threads
@@ -174,6 +175,39 @@ impl Collection {
             page: Vec::new().into_iter(),
             failed: false,
         }
+    }
+
+    /// How many points `filter` admits (every point with `None`). Evaluated in pages, each
+    /// under one hold of the collection's read lock.
+    pub fn count(&self, filter: Option<&Filter>) -> Result<u64> {
+        match filter {
+            None => Ok(self.len() as u64),
+            Some(f) => Ok(self.inner.matching_ids(f)?.len() as u64),
+        }
+    }
+
+    /// The points `filter` admits, in ascending id order, read as [`Collection::points`]
+    /// reads them (the ids are chosen first, a page of the filter at a time).
+    pub fn points_matching(&self, filter: &Filter) -> Result<Points> {
+        Ok(Points {
+            collection: self.clone(),
+            ids: self.inner.matching_ids(filter)?,
+            next: 0,
+            page: Vec::new().into_iter(),
+            failed: false,
+        })
+    }
+
+    /// Deletes every point `filter` admits; returns how many. Deletes are written in
+    /// atomic batches of 10,000: after a crash in the middle, a prefix of the batches (in
+    /// id order) is deleted, each whole. A point written after the call began is not
+    /// looked at.
+    pub fn delete_by_filter(&self, filter: &Filter) -> Result<u64> {
+        let (deleted, last) = self.inner.delete_matching(filter)?;
+        if let Some(lsn) = last {
+            self.written(Ok(lsn))?;
+        }
+        Ok(deleted)
     }
 
     /// Checkpoints now: the state becomes one durable generation and older log segments go.

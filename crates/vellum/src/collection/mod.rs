@@ -3,6 +3,7 @@
 
 mod checkpoint;
 mod compact;
+mod filtered;
 mod handle;
 mod indexer;
 mod pending;

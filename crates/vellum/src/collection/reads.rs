@@ -236,6 +236,14 @@ fn with_slot_filter<R>(
             };
             f(Some(Filter::Allow(&pred)))
         }
+        Some(SearchFilter::Where(filter)) => {
+            let pred = move |slot: u64| {
+                store
+                    .id_at(slot)
+                    .is_some_and(|id| filter.matches(id, payloads.get(&id).map(Vec::as_slice)))
+            };
+            f(Some(Filter::Allow(&pred)))
+        }
     }
 }
 

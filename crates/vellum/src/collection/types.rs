@@ -98,6 +98,8 @@ pub enum SearchFilter<'a> {
     Id(&'a (dyn Fn(u64) -> bool + Sync)),
     /// Only points whose payload (`None` when they have none) satisfies the predicate.
     Payload(&'a (dyn Fn(Option<&[u8]>) -> bool + Sync)),
+    /// Only points the typed filter admits.
+    Where(&'a crate::filter::Filter),
 }
 
 impl std::fmt::Debug for SearchFilter<'_> {
@@ -106,6 +108,7 @@ impl std::fmt::Debug for SearchFilter<'_> {
             SearchFilter::Ids(ids) => write!(f, "SearchFilter::Ids({} ids)", ids.len()),
             SearchFilter::Id(_) => f.write_str("SearchFilter::Id(..)"),
             SearchFilter::Payload(_) => f.write_str("SearchFilter::Payload(..)"),
+            SearchFilter::Where(filter) => write!(f, "SearchFilter::Where({filter:?})"),
         }
     }
 }
