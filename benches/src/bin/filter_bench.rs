@@ -55,6 +55,7 @@ fn args() -> Args {
 }
 
 /// The labels of a gzipped IDX1 file (magic 0x00000801, count, one byte each).
+#[allow(clippy::big_endian_bytes)] // IDX is big-endian by its specification.
 fn read_labels(path: &std::path::Path) -> Vec<u8> {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut bytes = Vec::new();
@@ -73,6 +74,10 @@ fn r_of(id: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     (z ^ (z >> 31)) % 1000
 }
+
+/// A selectivity: its name, the filter, and the same test on an id (for post-filtering
+/// and counting, without reading payloads).
+type Case<'a> = (&'static str, Filter, Box<dyn Fn(u64) -> bool + 'a>);
 
 fn recall(got: &[u64], truth: &[u64]) -> f64 {
     if truth.is_empty() {
@@ -113,8 +118,11 @@ fn main() {
         .expect("upsert");
     }
     c.wait_indexed().expect("index");
-    println!("- built in {:.1} s (M 16, ef_construction 200, ef 64)\n", started.elapsed().as_secs_f64());
-    let cases: [(&str, Filter, Box<dyn Fn(u64) -> bool>); 4] = [
+    println!(
+        "- built in {:.1} s (M 16, ef_construction 200, ef 64)\n",
+        started.elapsed().as_secs_f64()
+    );
+    let cases: [Case<'_>; 4] = [
         (
             "0.1% (r < 1)",
             Filter::default().must(Condition::range("r", Range::below(1.0))),
@@ -136,7 +144,9 @@ fn main() {
             Box::new(|id| r_of(id) < 500),
         ),
     ];
-    println!("| selectivity | admitted | filtered: recall@10 / QPS | post-filter: recall@10 / QPS | exact filtered: QPS |");
+    println!(
+        "| selectivity | admitted | filtered: recall@10 / QPS | post-filter: recall@10 / QPS | exact filtered: QPS |"
+    );
     println!("|---|---|---|---|---|");
     let queries = work.queries.len() / work.dim;
     for (name, filter, admits) in &cases {
