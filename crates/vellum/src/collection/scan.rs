@@ -3,23 +3,28 @@
 //! 128-d vectors take ~200 ms on the 2-core machine, and a writer waiting for the lock
 //! also holds back every search that comes after it).
 //!
+//! The chunks run one after another on the calling thread; each is scanned in parallel on
+//! the rayon pool under the caller's hold (as every exact scan is). No pool task takes the
+//! lock itself: the indexer holds the lock shared while its parallel insert waits for pool
+//! tasks, and a pool task waiting for the lock behind a queued writer would leave that
+//! insert, and so the writer, waiting forever.
+//!
 //! What a chunked scan returns: for each id, a distance to a vector that id held at some
 //! moment of the scan (each chunk reads vectors and ids under one hold). A write that
 //! lands between chunks may or may not be seen; an id replaced meanwhile may be met twice
 //! (old and new slot) and is returned once, at its smaller distance.
 
-use rayon::prelude::*;
-
 use super::{CollectionInner, Hit, SearchParams};
 use crate::error::Result;
 
-/// Slots scanned under one hold of the state lock (with 128-d vectors, 8 MiB of them).
-pub(crate) const EXACT_SCAN_CHUNK_SLOTS: u64 = 16_384;
+/// Slots scanned under one hold of the state lock: enough for the exact scan to split the
+/// chunk across the pool (`vellum_index::PARALLEL_EXACT_MIN_LEN`); with 128-d vectors,
+/// 16 MiB of them.
+pub(crate) const EXACT_SCAN_CHUNK_SLOTS: u64 = vellum_index::PARALLEL_EXACT_MIN_LEN as u64;
 
 impl CollectionInner {
     /// The exact `k` nearest of every live slot below `slot_bound` (and of any slot added
-    /// below it while the scan runs), a chunk of [`EXACT_SCAN_CHUNK_SLOTS`] at a time,
-    /// chunks in parallel.
+    /// below it while the scan runs), a chunk of [`EXACT_SCAN_CHUNK_SLOTS`] at a time.
     pub(super) fn scan_in_chunks(
         &self,
         query: &[f32],
@@ -27,18 +32,14 @@ impl CollectionInner {
         params: &SearchParams<'_>,
         slot_bound: u64,
     ) -> Result<Vec<Hit>> {
-        let chunks: Vec<u64> = (0..slot_bound.div_ceil(EXACT_SCAN_CHUNK_SLOTS)).collect();
-        let per_chunk = |&chunk: &u64| -> Result<Vec<Hit>> {
+        let mut hits: Vec<Hit> = Vec::new();
+        for chunk in 0..slot_bound.div_ceil(EXACT_SCAN_CHUNK_SLOTS) {
             let state = self.state.read();
             let from = chunk * EXACT_SCAN_CHUNK_SLOTS;
             let slots: Vec<u64> = (from..from + EXACT_SCAN_CHUNK_SLOTS)
                 .filter(|&slot| state.store.id_at(slot).is_some())
                 .collect();
-            self.exact_hits(&state, &slots, query, k, params)
-        };
-        let mut hits: Vec<Hit> = Vec::new();
-        for chunk_hits in chunks.par_iter().map(per_chunk).collect::<Vec<_>>() {
-            hits.extend(chunk_hits?);
+            hits.extend(self.exact_hits(&state, &slots, query, k, params)?);
         }
         hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
         let mut seen = rustc_hash::FxHashSet::default();
