@@ -82,6 +82,11 @@ pub(crate) struct DbInner {
     pub(crate) max_open: usize,
     /// Counts uses of collections, for closing the least recently used first.
     pub(crate) use_tick: std::sync::atomic::AtomicU64,
+    /// The number of open collections as last counted plus those opened since (a dropped
+    /// one may still count; an open racing with a recount may be missed, so the pool can
+    /// pass `max_open` by the opens that race it until the next recount). While it is
+    /// within `max_open`, opening one more needs no look at the others (`lazy.rs`).
+    pub(crate) open_at_least: std::sync::atomic::AtomicUsize,
     pub(crate) background: Mutex<Option<Background>>,
     /// Declared last: released only after everything above is dropped.
     pub(crate) lock: Arc<DbLock>,
@@ -380,6 +385,7 @@ impl Database {
             collections: RwLock::new(collections),
             max_open,
             use_tick: std::sync::atomic::AtomicU64::new(0),
+            open_at_least: std::sync::atomic::AtomicUsize::new(0),
             background: Mutex::new(None),
             lock,
         });
@@ -539,16 +545,12 @@ impl Database {
 
     /// Checkpoints every collection now (opening those not open yet).
     pub fn checkpoint_all(&self) -> Result<Vec<(String, CheckpointInfo)>> {
-        let mut out = Vec::new();
-        for c in self.all_collections()? {
-            out.push((c.name.clone(), c.checkpoint()?));
-        }
-        Ok(out)
+        self.each_collection(|c| Ok((c.name.clone(), c.checkpoint()?)))
     }
 
     /// Counters of every collection (opening those not open yet).
     pub fn stats(&self) -> Result<Vec<CollectionStats>> {
-        Ok(self.all_collections()?.iter().map(|c| c.stats()).collect())
+        self.each_collection(|c| Ok(c.stats()))
     }
 
     /// Writes a full snapshot of collection `name` to the file `path` (atomically: the file
@@ -665,6 +667,6 @@ impl Database {
     /// Re-reads every checksum of every collection (vectors, checkpoints, log) and reports
     /// what is damaged.
     pub fn verify(&self) -> Result<Vec<VerifyReport>> {
-        self.all_collections()?.iter().map(|c| c.verify()).collect()
+        self.each_collection(|c| c.verify())
     }
 }
