@@ -322,7 +322,11 @@ fn live_entries(copies: &[SegmentCopy]) -> Vec<(u64, u64, u32)> {
             let mut bits = word;
             while bits != 0 {
                 let within = w * 64 + bits.trailing_zeros() as usize;
-                out.push((seg.owners[within], seg.first_slot + within as u64, seg.crcs[within]));
+                out.push((
+                    seg.owners[within],
+                    seg.first_slot + within as u64,
+                    seg.crcs[within],
+                ));
                 bits &= bits - 1;
             }
         }

@@ -404,6 +404,14 @@ fn every_crash_tear_of_a_long_last_frame(disk: &dyn Disk, step: usize) -> usize 
         });
         let (wal, rec) =
             Wal::open(disk.fs(), disk.dir(), o).unwrap_or_else(|e| panic!("tear {i} refused: {e}"));
+        if orig[start..a].iter().all(|&b| b == 0) && z == end {
+            // What the tear kept of the frame is zeros (its first bytes depend on the
+            // segment's random salt, about one run in 400): the same as keeping nothing, a
+            // clean end with nothing to cut.
+            assert!(rec.tail_cut.is_none(), "tear {i}: a clean end was cut");
+            assert_eq!(read_all(&wal).unwrap(), acked, "tear {i}");
+            continue;
+        }
         let cut = rec.tail_cut.unwrap_or_else(|| panic!("tear {i} not cut"));
         assert_eq!((cut.lsn, cut.offset), (last, start as u64), "tear {i}");
         assert_eq!(read_all(&wal).unwrap(), acked, "tear {i}");
