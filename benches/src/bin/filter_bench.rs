@@ -5,10 +5,11 @@
 //!
 //! Each point's payload is `{"class": <its fashion-mnist label>, "r": <0..1000, a hash of
 //! its id>}`. Filters: `r < 1` (0.1%), `r < 10` (1%), `class = 3` (10%), `r < 500` (50%).
+//! GloVe-50 (cosine) has no labels: its 10% filter is `r < 100`.
 //!
 //! ```sh
 //! cargo build --release -p vellum-benches --bin filter_bench
-//! target/release/filter_bench [--rows 60000] [--queries 200] [--labels FILE]
+//! target/release/filter_bench [--dataset fashion-mnist|glove-50] [--rows 60000] [--queries 200] [--labels FILE]
 //! ```
 
 use std::io::Read;
@@ -24,6 +25,7 @@ use vellum_benches::latency::load_dataset;
 use vellum_benches::latency_report::{commit, load_average};
 
 struct Args {
+    dataset: String,
     data_dir: PathBuf,
     labels: PathBuf,
     work_dir: PathBuf,
@@ -33,6 +35,7 @@ struct Args {
 
 fn args() -> Args {
     let mut args = Args {
+        dataset: "fashion-mnist".into(),
         data_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data")),
         labels: PathBuf::from("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"),
         work_dir: vellum_benches::default_work_dir("filter-bench"),
@@ -43,6 +46,7 @@ fn args() -> Args {
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
+            "--dataset" => args.dataset = value(),
             "--data-dir" => args.data_dir = value().into(),
             "--labels" => args.labels = value().into(),
             "--work-dir" => args.work_dir = value().into(),
@@ -88,12 +92,18 @@ fn recall(got: &[u64], truth: &[u64]) -> f64 {
 
 fn main() {
     let args = args();
-    let work = load_dataset(&args.data_dir, "fashion-mnist", args.rows, args.queries)
-        .expect("fashion-mnist (benches/scripts/get-datasets.sh)");
-    let labels = read_labels(&args.labels);
+    let work = load_dataset(&args.data_dir, &args.dataset, args.rows, args.queries)
+        .expect("the data set (benches/scripts/get-datasets.sh)");
     let n = work.train.len() / work.dim;
+    let fashion = args.dataset == "fashion-mnist";
+    // GloVe has no labels: every point is class 0 and the 10% filter is on `r`.
+    let labels = if fashion {
+        read_labels(&args.labels)
+    } else {
+        vec![0; n]
+    };
     assert!(labels.len() >= n, "fewer labels than rows");
-    println!("## filter_bench: fashion-mnist {n} × {}\n", work.dim);
+    println!("## filter_bench: {} {n} × {}\n", args.dataset, work.dim);
     println!(
         "- date: commit {}; {} queries; load average before: {}\n",
         commit(),
@@ -133,11 +143,19 @@ fn main() {
             Filter::default().must(Condition::range("r", Range::below(10.0))),
             Box::new(|id| r_of(id) < 10),
         ),
-        (
-            "10% (class = 3)",
-            Filter::default().must(Condition::matches("class", 3)),
-            Box::new(|id| labels[id as usize] == 3),
-        ),
+        if fashion {
+            (
+                "10% (class = 3)",
+                Filter::default().must(Condition::matches("class", 3)),
+                Box::new(|id| labels[id as usize] == 3),
+            )
+        } else {
+            (
+                "10% (r < 100)",
+                Filter::default().must(Condition::range("r", Range::below(100.0))),
+                Box::new(|id| r_of(id) < 100),
+            )
+        },
         (
             "50% (r < 500)",
             Filter::default().must(Condition::range("r", Range::below(500.0))),
