@@ -190,45 +190,38 @@ fn main() {
             })
             .collect();
         let exact_qps = queries as f64 / t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let mut filtered_recall = 0.0;
-        for (q, want) in truth.iter().enumerate() {
-            let got: Vec<u64> = c
-                .search_with(work.query(q), K, &where_)
-                .expect("filtered")
-                .iter()
-                .map(|h| h.id)
-                .collect();
-            filtered_recall += recall(&got, want);
-        }
-        let filtered_qps = queries as f64 / t.elapsed().as_secs_f64();
+        // Mean recall@10 and QPS of one way of searching: `k` hits with `params`, of which
+        // the admitted first ten count.
+        let measure = |k: usize, params: &SearchParams<'_>| -> (f64, f64) {
+            let t = Instant::now();
+            let mut total = 0.0;
+            for (q, want) in truth.iter().enumerate() {
+                let got: Vec<u64> = c
+                    .search_with(work.query(q), k, params)
+                    .expect("search")
+                    .iter()
+                    .map(|h| h.id)
+                    .filter(|&id| admits(id))
+                    .take(K)
+                    .collect();
+                total += recall(&got, want);
+            }
+            (
+                total / queries as f64,
+                queries as f64 / t.elapsed().as_secs_f64(),
+            )
+        };
+        let (filtered_recall, filtered_qps) = measure(K, &where_);
         // Post-filtering: ask for k / selectivity hits (ef at least that), keep the admitted.
         let wide = ((K as f64 / selectivity).ceil() as usize).min(n);
         let post = SearchParams {
             ef: Some(wide.max(64)),
             ..SearchParams::default()
         };
-        let t = Instant::now();
-        let mut post_recall = 0.0;
-        for (q, want) in truth.iter().enumerate() {
-            let got: Vec<u64> = c
-                .search_with(work.query(q), wide, &post)
-                .expect("post")
-                .iter()
-                .map(|h| h.id)
-                .filter(|&id| admits(id))
-                .take(K)
-                .collect();
-            post_recall += recall(&got, want);
-        }
-        let post_qps = queries as f64 / t.elapsed().as_secs_f64();
+        let (post_recall, post_qps) = measure(wide, &post);
         println!(
-            "| {name} | {admitted} | {:.3} / {:.0} | {:.3} / {:.0} | {:.0} |",
-            filtered_recall / queries as f64,
-            filtered_qps,
-            post_recall / queries as f64,
-            post_qps,
-            exact_qps
+            "| {name} | {admitted} | {filtered_recall:.3} / {filtered_qps:.0} | \
+             {post_recall:.3} / {post_qps:.0} | {exact_qps:.0} |"
         );
     }
     println!("\n- load average after: {}", load_average());
