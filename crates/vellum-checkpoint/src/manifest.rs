@@ -261,6 +261,12 @@ impl Manifest {
     /// Encodes the manifest. The caller has checked names and limits (see
     /// [`Manifest::check_limits`]).
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_as(MANIFEST_VERSION)
+    }
+
+    /// Encodes in format `version` (1: no origin generation per file; tests write the old
+    /// format with it).
+    fn encode_as(&self, version: u32) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             HEADER_BYTES
                 + self.metadata.len()
@@ -268,7 +274,7 @@ impl Manifest {
                 + TRAILER_BYTES,
         );
         out.extend_from_slice(&MANIFEST_MAGIC);
-        out.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&self.generation.to_le_bytes());
         out.extend_from_slice(&self.wal_lsn.to_le_bytes());
         out.extend_from_slice(&field_u32(self.files.len()).to_le_bytes());
@@ -283,7 +289,9 @@ impl Manifest {
             out.extend_from_slice(&f.raw_crc32.to_le_bytes());
             out.extend_from_slice(&f.stored_len_bytes.to_le_bytes());
             out.extend_from_slice(&f.stored_crc32.to_le_bytes());
-            out.extend_from_slice(&f.origin_generation.to_le_bytes());
+            if version >= 2 {
+                out.extend_from_slice(&f.origin_generation.to_le_bytes());
+            }
         }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -570,34 +578,10 @@ mod tests {
         }
     }
 
-    /// A version-1 manifest as the previous build wrote it: no origin per file.
-    fn encode_v1(m: &Manifest) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&MANIFEST_MAGIC);
-        out.extend_from_slice(&1u32.to_le_bytes());
-        out.extend_from_slice(&m.generation.to_le_bytes());
-        out.extend_from_slice(&m.wal_lsn.to_le_bytes());
-        out.extend_from_slice(&field_u32(m.files.len()).to_le_bytes());
-        out.extend_from_slice(&field_u32(m.metadata.len()).to_le_bytes());
-        out.extend_from_slice(&m.metadata);
-        for f in &m.files {
-            out.extend_from_slice(&field_u16(f.name.len()).to_le_bytes());
-            out.extend_from_slice(f.name.as_bytes());
-            out.push(f.codec.id());
-            out.extend_from_slice(&f.raw_len_bytes.to_le_bytes());
-            out.extend_from_slice(&f.raw_crc32.to_le_bytes());
-            out.extend_from_slice(&f.stored_len_bytes.to_le_bytes());
-            out.extend_from_slice(&f.stored_crc32.to_le_bytes());
-        }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
-    }
-
     #[test]
     fn a_version_1_manifest_reads_with_every_file_from_its_own_generation() {
         let m = sample();
-        let decoded = Manifest::decode(&encode_v1(&m)).unwrap();
+        let decoded = Manifest::decode(&m.encode_as(1)).unwrap();
         assert!(decoded.files.iter().all(|f| f.origin_generation == 7));
         assert_eq!(decoded.files[0].name, "idmap");
     }

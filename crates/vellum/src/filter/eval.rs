@@ -15,8 +15,8 @@ use super::{Condition, Filter, Range, Value};
 struct Point<'a> {
     id: u64,
     payload: Option<&'a [u8]>,
-    /// The top-level fields the filter's conditions name.
-    wanted: &'a [&'a str],
+    /// The filter, whose conditions name the top-level fields to read.
+    filter: &'a Filter,
     /// Those fields of the payload, once a field condition asked (not a JSON object, or
     /// no payload: null).
     parsed: Option<Json>,
@@ -24,12 +24,14 @@ struct Point<'a> {
 
 impl Point<'_> {
     fn json(&mut self) -> &Json {
-        let (payload, wanted) = (self.payload, self.wanted);
+        let (payload, filter) = (self.payload, self.filter);
         self.parsed.get_or_insert_with(|| {
             payload
                 .and_then(|bytes| {
+                    let mut wanted = Vec::new();
+                    top_fields(filter, &mut wanted);
                     let mut de = serde_json::Deserializer::from_slice(bytes);
-                    let fields = Fields(wanted).deserialize(&mut de).ok()?;
+                    let fields = Fields(&wanted).deserialize(&mut de).ok()?;
                     de.end().ok()?;
                     Some(Json::Object(fields))
                 })
@@ -121,12 +123,10 @@ impl Filter {
     /// Whether the point `id` with `payload` (raw bytes, read as a JSON object; anything
     /// else has no fields) passes the filter.
     pub fn matches(&self, id: u64, payload: Option<&[u8]>) -> bool {
-        let mut wanted = Vec::new();
-        top_fields(self, &mut wanted);
         self.holds(&mut Point {
             id,
             payload,
-            wanted: &wanted,
+            filter: self,
             parsed: None,
         })
     }
