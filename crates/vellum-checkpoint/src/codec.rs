@@ -90,7 +90,7 @@ pub(crate) fn encode_into(
     mut sink: FileSink<'_>,
 ) -> Result<(u64, u32), EncodeError> {
     let result: io::Result<FileSink<'_>> = match codec {
-        Codec::None => sink.write_all(raw).map(|()| sink),
+        Codec::None | Codec::Mapped => sink.write_all(raw).map(|()| sink),
         Codec::Zstd { level } => (|| {
             let mut enc = zstd::stream::write::Encoder::new(sink, level)?;
             enc.include_checksum(false)?;
@@ -193,12 +193,12 @@ pub(crate) fn decode_from(
     let reserve = match codec {
         // The caller checked the file's length against the manifest; for an uncompressed file
         // that is also the decoded length, bounded by what is on disk.
-        Codec::None => raw_len.min(source.len),
+        Codec::None | Codec::Mapped => raw_len.min(source.len),
         _ => raw_len.min(MAX_PREALLOC_BYTES),
     };
     let mut out = Vec::with_capacity(reserve as usize);
     match codec {
-        Codec::None => {
+        Codec::None | Codec::Mapped => {
             source.take(limit).read_to_end(&mut out)?;
         }
         Codec::Zstd { .. } => {

@@ -66,6 +66,11 @@ pub enum Codec {
         /// Compression level.
         level: u32,
     },
+    /// Stored as given and mapped at load with only its length checked: for large files
+    /// whose records carry their own checksums (checked as they are read). The whole-file
+    /// checksum is still recorded, and checked by [`crate::Checkpointer::verify_file`].
+    /// Opening then costs nothing per byte of such a file.
+    Mapped,
 }
 
 impl Codec {
@@ -80,6 +85,7 @@ impl Codec {
             Codec::None => 0,
             Codec::Zstd { .. } => 1,
             Codec::Gzip { .. } => 2,
+            Codec::Mapped => 3,
         }
     }
 
@@ -89,6 +95,7 @@ impl Codec {
             0 => Some(Codec::None),
             1 => Some(Codec::ZSTD),
             2 => Some(Codec::GZIP),
+            3 => Some(Codec::Mapped),
             _ => None,
         }
     }
@@ -99,6 +106,7 @@ impl Codec {
             Codec::None => "none",
             Codec::Zstd { .. } => "zstd",
             Codec::Gzip { .. } => "gzip",
+            Codec::Mapped => "mapped",
         }
     }
 }

@@ -53,6 +53,7 @@ proptest! {
             FileSpec { name: "z", bytes: &b, codec: Codec::Zstd { level } },
             FileSpec { name: "g", bytes: &a, codec: Codec::Gzip { level: 9 } },
             FileSpec { name: "gb", bytes: &b, codec: Codec::GZIP },
+            FileSpec { name: "m", bytes: &b, codec: Codec::Mapped },
         ];
         cp.commit(5, b"m", &specs).unwrap();
         let (_, loaded) = open(&fs.crash_drop_unsynced(), 2);
@@ -61,6 +62,7 @@ proptest! {
         prop_assert_eq!(loaded.file("z"), Some(&b[..]));
         prop_assert_eq!(loaded.file("g"), Some(&a[..]));
         prop_assert_eq!(loaded.file("gb"), Some(&b[..]));
+        prop_assert_eq!(loaded.file("m"), Some(&b[..]));
     }
 }
 
@@ -211,6 +213,43 @@ fn a_flipped_bit_in_any_checkpoint_file_is_detected() {
             assert!(loaded.generation() < 3 || target == "CURRENT");
         }
     }
+}
+
+#[test]
+fn a_mapped_file_opens_with_its_length_checked_and_verify_file_finds_a_flipped_bit() {
+    let fs = SimFs::new();
+    let (mut cp, _) = open(&fs, 2);
+    let body: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    cp.commit(1, b"", &[spec_with("run", &body, Codec::Mapped)])
+        .unwrap();
+    assert_eq!(cp.verify_file("run").unwrap(), Some(()));
+    assert_eq!(cp.verify_file("absent").unwrap(), None);
+    drop(cp);
+    let path = Path::new(DIR).join(data_file_name(1, "run"));
+
+    let flipped = fs.crash_drop_unsynced();
+    flipped.tamper(&path, |b| b[1234] ^= 0x10).unwrap();
+    let (cp, loaded) = open(&flipped, 2);
+    // Open does not read the bytes: the caller's records carry their own checksums.
+    assert_eq!(
+        loaded.unwrap().file("run").unwrap()[1234],
+        body[1234] ^ 0x10
+    );
+    let err = cp.verify_file("run").unwrap_err();
+    assert!(
+        err.to_string().contains(&data_file_name(1, "run")) && err.to_string().contains("checksum"),
+        "{err}"
+    );
+
+    let short = fs.crash_drop_unsynced();
+    short.tamper(&path, |b| b.truncate(3999)).unwrap();
+    let err = Checkpointer::open(short.shared(), Path::new(DIR), CheckpointConfig::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::CurrentDamaged { .. }), "{err}");
+}
+
+fn spec_with<'a>(name: &'a str, bytes: &'a [u8], codec: Codec) -> FileSpec<'a> {
+    FileSpec { name, bytes, codec }
 }
 
 #[test]
