@@ -20,6 +20,11 @@ impl FileBytes {
         (*self.0).as_ref()
     }
 
+    /// Bytes from elsewhere (a map of a file the caller just committed).
+    pub fn from_shared(bytes: std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>) -> Self {
+        FileBytes(bytes)
+    }
+
     /// The shared handle, to keep the bytes alive elsewhere (a graph searched in place).
     pub fn shared(&self) -> std::sync::Arc<dyn AsRef<[u8]> + Send + Sync> {
         std::sync::Arc::clone(&self.0)

@@ -42,6 +42,7 @@ pub mod fuzzing;
 mod lazy;
 mod meta;
 mod options;
+mod payloads;
 mod record;
 mod repair;
 mod snapshot;

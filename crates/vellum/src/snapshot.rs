@@ -222,11 +222,12 @@ pub(crate) fn create_in_catalog(
 
 /// The files of a checkpoint generation a collection writes (see `CollectionInner`'s
 /// checkpoint and `VectorStore::prepare_checkpoint`).
-const GENERATION_FILES: [&str; 6] = [
+const GENERATION_FILES: [&str; 7] = [
     vellum_mmap_vectors::META_FILE,
     vellum_mmap_vectors::IDMAP_FILE,
     vellum_mmap_vectors::IDMAP_DELTA_FILE,
     PAYLOADS_FILE,
+    crate::payloads::LOCATIONS_FILE,
     GRAPH_FILE,
     PENDING_FILE,
 ];
@@ -252,7 +253,9 @@ pub(crate) fn is_collection_file(name: &str) -> bool {
     };
     match CheckpointFileName::parse(file) {
         Some(CheckpointFileName::Current | CheckpointFileName::Manifest { .. }) => true,
-        Some(CheckpointFileName::Data { name, .. }) => GENERATION_FILES.contains(&name),
+        Some(CheckpointFileName::Data { name, .. }) => {
+            GENERATION_FILES.contains(&name) || crate::payloads::run_seq_of(name).is_some()
+        }
         _ => false,
     }
 }
@@ -360,6 +363,8 @@ mod tests {
             "checkpoints/data-00000000000000a1-vectors.meta",
             "checkpoints/data-0000000000000001-vectors.idmap",
             "checkpoints/data-0000000000000001-payloads",
+            "checkpoints/data-0000000000000001-payload-locations",
+            "checkpoints/data-0000000000000002-payload-run-00000000000000a1",
             "checkpoints/data-ffffffffffffffff-graph",
             "vectors/segment-00000000.vec",
             "vectors/segment-12345678.vec",
@@ -375,6 +380,8 @@ mod tests {
             "checkpoints/manifest-1",
             "checkpoints/manifest-+000000000000001",
             "checkpoints/data-0000000000000001-notes",
+            "checkpoints/data-0000000000000001-payload-run-A1",
+            "checkpoints/data-0000000000000001-payload-run-00000000000000A1",
             "checkpoints/data-0000000000000001-",
             "checkpoints/data-0000000000000001",
             "checkpoints/data-+000000000000001-graph",

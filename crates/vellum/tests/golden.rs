@@ -135,6 +135,11 @@ fn a_version_2_database_opens_with_its_graph_from_the_checkpoint() {
 }
 
 #[test]
+fn a_version_3_database_opens_with_its_payloads_from_mapped_runs() {
+    check_fixture("database-v3", true);
+}
+
+#[test]
 fn a_version_1_database_checkpointed_by_this_version_reopens_with_its_graph_from_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("db");
@@ -147,6 +152,16 @@ fn a_version_1_database_checkpointed_by_this_version_reopens_with_its_graph_from
     let c = db.collection("graph").unwrap();
     assert!(c.stats().graph_loaded_from_checkpoint);
     assert_eq!(c.stats().vectors_read_since_open, 0);
+    // The payload map of version 1 became a payload run.
+    assert_eq!(c.stats().payload_runs, 1);
+    for id in 0..45 {
+        let got = c.get(id).unwrap();
+        assert_eq!(
+            got.and_then(|p| p.payload),
+            expected(id, 4).and(payload(id)),
+            "{id}"
+        );
+    }
     for id in [0, 12, 35] {
         let v = expected(id, 4).unwrap();
         assert_eq!(c.search(&v, 1).unwrap()[0].id, id);

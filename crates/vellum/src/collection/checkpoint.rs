@@ -4,12 +4,13 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use vellum_checkpoint::{Checkpointer, Codec, FileSpec};
+use vellum_checkpoint::{Checkpointer, Codec, FileBytes, FileSpec};
 use vellum_mmap_vectors::PreparedCheckpoint;
 
-use super::{CheckpointInfo, CollectionInner, GRAPH_FILE, PAYLOADS_FILE, PENDING_FILE};
+use super::{CHECKPOINTS_DIR, CheckpointInfo, CollectionInner, GRAPH_FILE, PENDING_FILE};
 use crate::error::{Error, Result};
-use crate::meta::{encode_meta, encode_payloads, encode_pending};
+use crate::meta::{encode_meta, encode_pending};
+use crate::payloads::PayloadHandover;
 
 /// What `stats` reports of the current checkpoint generation.
 #[derive(Debug, Clone, Default)]
@@ -46,8 +47,8 @@ struct Handover {
     ops_covered: u64,
     /// The collection metadata file (id, config, point count).
     meta: Vec<u8>,
-    /// The encoded payloads file.
-    payload_bytes: Vec<u8>,
+    /// The payload changes taken (the run and table are built without the lock).
+    payloads: PayloadHandover,
     /// The encoded HNSW graph file (`None` for a flat collection).
     graph_bytes: Option<Vec<u8>>,
     /// The encoded pending tail: live slots the graph does not hold yet (HNSW only).
@@ -117,7 +118,7 @@ impl CollectionInner {
             let lsn = state.applied_lsn;
             let ops_covered = self.ops_since_checkpoint.load(Ordering::Relaxed);
             let points = state.store.len() as u64;
-            let payload_bytes = encode_payloads(&state.payloads);
+            let payloads = state.payloads.handover();
             let graph_bytes = match &state.index {
                 Some(index) => Some(index.to_bytes()?),
                 None => None,
@@ -135,7 +136,7 @@ impl CollectionInner {
                 lsn,
                 ops_covered,
                 meta,
-                payload_bytes,
+                payloads,
                 graph_bytes,
                 pending_bytes,
                 prepared,
@@ -145,12 +146,9 @@ impl CollectionInner {
         // 2. The slow part without the lock: readers and writers go on while the slots are
         //    flushed and the generation's files are written, synced and published.
         let flushed = handover.prepared.flush()?;
+        let mut payloads = handover.payloads.build()?;
         let mut files: Vec<FileSpec<'_>> = flushed.files();
-        files.push(FileSpec {
-            name: PAYLOADS_FILE,
-            bytes: &handover.payload_bytes,
-            codec,
-        });
+        files.extend(payloads.files());
         if let Some(graph) = &handover.graph_bytes {
             files.push(FileSpec {
                 name: GRAPH_FILE,
@@ -165,7 +163,8 @@ impl CollectionInner {
                 codec,
             });
         }
-        let carried = flushed.carried();
+        let mut carried = flushed.carried();
+        carried.extend(payloads.carried());
         let info = match cp.commit_carrying(handover.lsn, &handover.meta, &files, &carried) {
             Ok(info) => info,
             Err(e) => {
@@ -179,6 +178,12 @@ impl CollectionInner {
             }
         };
         drop((files, carried));
+        payloads.release_run_bytes();
+        // The new run is read through a map of its file from now on.
+        let new_run = match payloads.new_run_name() {
+            Some(name) => Some(self.map_checkpoint_file(info.generation, name)?),
+            None => None,
+        };
         *self.checkpoint_stats.lock() = GenerationStats::of(cp);
         // 3. Another short handover: slots the new generation no longer references become
         //    reusable.
@@ -186,6 +191,7 @@ impl CollectionInner {
             let mut state = self.state.write();
             let held = Instant::now();
             state.store.publish_checkpoint(flushed, &info)?;
+            state.payloads.publish(payloads, new_run, info.generation);
             held.elapsed()
         };
         self.ops_since_checkpoint
@@ -200,5 +206,16 @@ impl CollectionInner {
             lock_held: handover.lock_held + second_hold,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// Maps a file the generation just committed wrote (its length was checked when it was
+    /// written; its records carry their own checksums).
+    fn map_checkpoint_file(&self, generation: u64, name: &str) -> Result<FileBytes> {
+        let path = self
+            .dir
+            .join(CHECKPOINTS_DIR)
+            .join(vellum_checkpoint::data_file_name(generation, name));
+        let map = self.fs.open(&path)?.map_read()?;
+        Ok(FileBytes::from_shared(std::sync::Arc::new(map)))
     }
 }

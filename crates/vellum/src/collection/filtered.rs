@@ -21,10 +21,11 @@ impl CollectionInner {
         let mut out = Vec::new();
         for page in ids.chunks(FILTER_PAGE) {
             let state = self.state.read();
-            out.extend(page.iter().copied().filter(|&id| {
-                state.store.contains(id)
-                    && filter.matches(id, state.payloads.get(&id).map(Vec::as_slice))
-            }));
+            for &id in page {
+                if state.store.contains(id) && filter.matches(id, state.payloads.get(id)?) {
+                    out.push(id);
+                }
+            }
         }
         Ok(out)
     }

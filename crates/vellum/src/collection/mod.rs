@@ -18,7 +18,6 @@ mod write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use rustc_hash::FxHashMap;
 use vellum_checkpoint::Checkpointer;
 use vellum_fs::{DynFs, FailStop};
 use vellum_index::Hnsw;
@@ -38,7 +37,7 @@ pub use types::{
     VerifyReport, WalEntry, WriteBatch,
 };
 
-/// Name of the payload file inside a checkpoint generation.
+/// Name of the payload map of generations written before payload runs (read, not written).
 pub(crate) const PAYLOADS_FILE: &str = "payloads";
 /// Name of the graph file inside a checkpoint generation.
 pub(crate) const GRAPH_FILE: &str = "graph";
@@ -56,7 +55,8 @@ const VERIFY_PAGE: usize = 4096;
 /// Mutable state guarded by the collection's lock.
 pub(crate) struct State {
     pub(crate) store: VectorStore,
-    pub(crate) payloads: FxHashMap<u64, Vec<u8>>,
+    /// Payloads: mapped runs, a location table, and the changes since the last checkpoint.
+    pub(crate) payloads: crate::payloads::PayloadStore,
     /// The HNSW graph, keyed by vector-store slot rather than point id: a visited node's
     /// vector is read by address, with no id lookup. A point's slot changes when its vector
     /// is replaced, so the graph node is replaced with it. Every live slot is in the graph

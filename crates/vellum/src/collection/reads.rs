@@ -26,7 +26,7 @@ impl CollectionInner {
         Ok(Some(Point {
             id,
             vector: v.to_vec(),
-            payload: state.payloads.get(&id).cloned(),
+            payload: state.payloads.get(id)?.map(<[u8]>::to_vec),
         }))
     }
 
@@ -41,7 +41,7 @@ impl CollectionInner {
                 out.push(Point {
                     id,
                     vector: v.to_vec(),
-                    payload: state.payloads.get(&id).cloned(),
+                    payload: state.payloads.get(id)?.map(<[u8]>::to_vec),
                 });
             }
         }
@@ -104,7 +104,7 @@ impl CollectionInner {
                 filter.as_ref(),
             )?;
             Ok::<_, Error>(merge_hits(graph_hits, tail_hits, k))
-        })?;
+        })??;
         source.into_result()?;
         to_hits(&state, hits)
     }
@@ -129,7 +129,7 @@ impl CollectionInner {
                 k,
                 filter.as_ref(),
             )
-        })?;
+        })??;
         source.into_result()?;
         to_hits(state, hits)
     }
@@ -155,11 +155,16 @@ impl CollectionInner {
         let indexed = state.store.len() as u64 - index_pending;
         let wal = self.wal.stats();
         let store = state.store.stats();
+        let payload_stats = state.payloads.stats();
         let cp = self.checkpoint_stats.lock().clone();
         CollectionStats {
             name: self.name.clone(),
             points: state.store.len() as u64,
-            payloads: state.payloads.len() as u64,
+            payloads: payload_stats.payloads,
+            payload_runs: payload_stats.runs,
+            payload_run_bytes: payload_stats.run_bytes,
+            payload_live_bytes: payload_stats.live_bytes,
+            payload_unsaved_bytes: payload_stats.unsaved_bytes,
             wal_bytes: wal.log_bytes,
             wal_segments: wal.segments as u64,
             last_lsn: state.applied_lsn,
@@ -210,15 +215,25 @@ impl CollectionInner {
 }
 
 /// Runs `f` with the search filter translated to vector-store slots (the index and the
-/// scan are keyed by slot), reading ids and payloads from `state`.
+/// scan are keyed by slot), reading ids and payloads from `state`. A payload that cannot be
+/// read (a record failing its checksum) fails the call after `f` returns: the filter
+/// itself cannot return an error, so it refuses the point and the first error is kept.
 fn with_slot_filter<R>(
     state: &State,
     filter: Option<SearchFilter<'_>>,
     f: impl FnOnce(Option<Filter<'_>>) -> R,
-) -> R {
+) -> Result<R> {
     let store = &state.store;
     let payloads = &state.payloads;
-    match filter {
+    let failed: std::sync::OnceLock<Error> = std::sync::OnceLock::new();
+    let read = |id: u64| match payloads.get(id) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            let _ = failed.set(e);
+            None
+        }
+    };
+    let out = match filter {
         None => f(None),
         Some(SearchFilter::Ids(ids)) => {
             let allowed: Vec<u64> = ids.iter().filter_map(|&id| store.slot_of(id)).collect();
@@ -229,21 +244,21 @@ fn with_slot_filter<R>(
             f(Some(Filter::Allow(&pred)))
         }
         Some(SearchFilter::Payload(p)) => {
-            let pred = move |slot: u64| {
-                store
-                    .id_at(slot)
-                    .is_some_and(|id| p(payloads.get(&id).map(Vec::as_slice)))
-            };
+            let pred = |slot: u64| store.id_at(slot).is_some_and(|id| read(id).is_some_and(p));
             f(Some(Filter::Allow(&pred)))
         }
         Some(SearchFilter::Where(filter)) => {
-            let pred = move |slot: u64| {
+            let pred = |slot: u64| {
                 store
                     .id_at(slot)
-                    .is_some_and(|id| filter.matches(id, payloads.get(&id).map(Vec::as_slice)))
+                    .is_some_and(|id| read(id).is_some_and(|payload| filter.matches(id, payload)))
             };
             f(Some(Filter::Allow(&pred)))
         }
+    };
+    match failed.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(out),
     }
 }
 

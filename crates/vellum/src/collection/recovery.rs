@@ -17,7 +17,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use rustc_hash::FxHashMap;
 use vellum_checkpoint::{CheckpointConfig, Checkpointer, Codec, LoadOptions};
 use vellum_fs::{DynFs, FailStop, create_dir_all_durable};
 use vellum_index::Hnsw;
@@ -34,6 +33,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::meta::{META_VERSION_ID_KEYED, check_meta, decode_payloads, decode_pending};
 use crate::options::{CollectionConfig, DatabaseOptions, IndexKind};
+use crate::payloads::PayloadStore;
 use crate::record;
 
 impl CollectionInner {
@@ -60,7 +60,7 @@ impl CollectionInner {
             },
         )?;
         let mut base_lsn = 0;
-        let mut payloads = FxHashMap::default();
+        let mut payloads = PayloadStore::empty(&cp_dir);
         let mut graph_bytes: Option<vellum_index::GraphBytes> = None;
         let mut graph_loaded = false;
         let mut graph_keyed_by_id = false;
@@ -69,9 +69,13 @@ impl CollectionInner {
             graph_keyed_by_id =
                 check_meta(generation.metadata(), id, &config, &cp_dir)? == META_VERSION_ID_KEYED;
             base_lsn = generation.wal_lsn();
-            if let Some(bytes) = generation.file(PAYLOADS_FILE) {
-                payloads = decode_payloads(bytes, &cp_dir.join(PAYLOADS_FILE))?;
-            }
+            // A generation written before payload runs holds them all in one map: read once,
+            // written as a run by the next checkpoint.
+            let legacy = match generation.file(PAYLOADS_FILE) {
+                Some(bytes) => Some(decode_payloads(bytes, &cp_dir.join(PAYLOADS_FILE))?),
+                None => None,
+            };
+            payloads = PayloadStore::open(&cp_dir, generation, legacy)?;
             if let Some(bytes) = generation.file(PENDING_FILE) {
                 pending_slots = decode_pending(bytes, &cp_dir.join(PENDING_FILE))?;
             }

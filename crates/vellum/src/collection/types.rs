@@ -135,6 +135,15 @@ pub struct CollectionStats {
     pub points: u64,
     /// Points with a payload.
     pub payloads: u64,
+    /// Payload runs in the current generation, their record bytes, and of those the bytes
+    /// still referenced (the rest is reclaimed by later checkpoints' compaction).
+    pub payload_runs: u64,
+    /// See `payload_runs`.
+    pub payload_run_bytes: u64,
+    /// See `payload_runs`.
+    pub payload_live_bytes: u64,
+    /// Payload bytes written since the last checkpoint (held in memory until it).
+    pub payload_unsaved_bytes: u64,
     /// Bytes of log segments in use.
     pub wal_bytes: u64,
     /// Log segment files.
@@ -218,6 +227,8 @@ pub struct VerifyReport {
     pub wal_records_checked: u64,
     /// Checkpoint generations re-read with every checksum.
     pub generations_checked: u64,
+    /// Payload records (in the current generation's runs) checked against their checksums.
+    pub payload_records_checked: u64,
     /// What is wrong (empty when all is well).
     pub problems: Vec<String>,
     /// The torn tail opening cut off the log, if any: not damage (a crash interrupted

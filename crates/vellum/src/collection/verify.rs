@@ -49,8 +49,12 @@ impl CollectionInner {
             }
             let mut ids: Vec<u64> = state.store.ids().collect();
             ids.sort_unstable();
-            ids
+            (ids, state.payloads.for_check())
         };
+        let (ids, payloads) = ids;
+        let (records, problems) = payloads.problems();
+        report.payload_records_checked = records;
+        report.problems.extend(problems);
         for page in ids.chunks(VERIFY_PAGE) {
             let store = self.state.read().store.verify_ids(page)?;
             report.vectors_checked += store.checked;
@@ -69,6 +73,18 @@ impl CollectionInner {
                 "checkpoint generation {generation}, which retention keeps for a fallback, \
                  cannot be read: {why}"
             ));
+        }
+        // The payload runs' whole-file checksums (open checks only their lengths).
+        let names: Vec<String> = cp
+            .current()
+            .map(|m| m.files.iter().map(|f| f.name.clone()).collect())
+            .unwrap_or_default();
+        for name in names {
+            if crate::payloads::run_seq_of(&name).is_some()
+                && let Err(e) = cp.verify_file(&name)
+            {
+                report.problems.push(format!("payload run {name}: {e}"));
+            }
         }
         for generation in cp.retained_generations() {
             match cp.load_generation(generation) {

@@ -19,7 +19,6 @@
 
 use std::sync::atomic::Ordering;
 
-use rustc_hash::FxHashMap;
 use vellum_index::Hnsw;
 use vellum_mmap_vectors::VectorStore;
 
@@ -220,17 +219,6 @@ fn slot_after_upsert(store: &VectorStore, id: u64) -> Result<u64> {
     })
 }
 
-fn set_payload(payloads: &mut FxHashMap<u64, Vec<u8>>, id: u64, payload: Option<Vec<u8>>) {
-    match payload {
-        Some(p) => {
-            payloads.insert(id, p);
-        }
-        None => {
-            payloads.remove(&id);
-        }
-    }
-}
-
 /// Applies one operation to memory. Idempotent for replay: re-applying a record whose effect
 /// is present leaves the same state.
 pub(super) fn apply(state: &mut State, pending: &mut Pending, op: Op) -> Result<()> {
@@ -249,7 +237,7 @@ pub(super) fn apply(state: &mut State, pending: &mut Pending, op: Op) -> Result<
         } => {
             *repairs_left |= unindex(store, index.as_ref(), pending, id)?;
             store.upsert(id, &vector)?;
-            set_payload(payloads, id, payload);
+            payloads.set(id, payload);
             if index.is_some() {
                 pending.push(slot_after_upsert(store, id)?);
             }
@@ -257,7 +245,9 @@ pub(super) fn apply(state: &mut State, pending: &mut Pending, op: Op) -> Result<
         Op::Delete { id } => {
             *repairs_left |= unindex(store, index.as_ref(), pending, id)?;
             store.delete(id)?;
-            payloads.remove(&id);
+            if payloads.contains(id) {
+                payloads.set(id, None);
+            }
         }
     }
     Ok(())
