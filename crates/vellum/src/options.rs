@@ -21,6 +21,7 @@ pub struct DatabaseOptions {
     pub(crate) background_checkpoints: bool,
     pub(crate) checkpoint_poll_interval: Duration,
     pub(crate) retain_checkpoints: u32,
+    pub(crate) max_payload_runs: usize,
     pub(crate) zstd_level: Option<i32>,
     pub(crate) fallback_to_previous_checkpoint: bool,
     pub(crate) slots_per_segment: Option<u32>,
@@ -55,6 +56,7 @@ impl std::fmt::Debug for DatabaseOptions {
             )
             .field("background_checkpoints", &self.background_checkpoints)
             .field("retain_checkpoints", &self.retain_checkpoints)
+            .field("max_payload_runs", &self.max_payload_runs)
             .field("zstd_level", &self.zstd_level)
             .field("read_only", &self.read_only)
             .field("max_open_collections", &self.max_open_collections)
@@ -82,6 +84,7 @@ impl Default for DatabaseOptions {
             background_checkpoints: true,
             checkpoint_poll_interval: Duration::from_millis(200),
             retain_checkpoints: 2,
+            max_payload_runs: 64,
             zstd_level: Some(3),
             fallback_to_previous_checkpoint: false,
             slots_per_segment: None,
@@ -162,6 +165,14 @@ impl DatabaseOptions {
     /// oldest one on, so each can roll forward). Default 2.
     pub fn with_retained_checkpoints(mut self, generations: u32) -> Self {
         self.retain_checkpoints = generations;
+        self
+    }
+
+    /// Most payload run files a checkpoint generation keeps (docs/format/payloads.md): a
+    /// checkpoint that would leave more merges the smallest into one. Default 64. Fewer
+    /// means more copying; the count costs nothing on reads (a table finds every payload).
+    pub fn with_max_payload_runs(mut self, runs: usize) -> Self {
+        self.max_payload_runs = runs;
         self
     }
 
@@ -269,6 +280,11 @@ impl DatabaseOptions {
         {
             return Err(Error::InvalidArgument(
                 "the index lag bound must allow at least one point and one byte".into(),
+            ));
+        }
+        if self.max_payload_runs < 2 {
+            return Err(Error::InvalidArgument(
+                "max_payload_runs must be at least 2 (a checkpoint may add two runs)".into(),
             ));
         }
         if self.retain_checkpoints == 0 {

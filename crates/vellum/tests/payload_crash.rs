@@ -55,7 +55,9 @@ fn history() -> Vec<Op> {
 }
 
 fn options() -> DatabaseOptions {
-    common::options(16 << 10, 64).with_retained_checkpoints(2)
+    common::options(16 << 10, 64)
+        .with_retained_checkpoints(2)
+        .with_max_payload_runs(16)
 }
 
 fn apply(model: &mut Model, op: &Op) {

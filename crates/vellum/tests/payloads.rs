@@ -21,7 +21,12 @@ fn payload(id: u64, version: u64) -> Vec<u8> {
 }
 
 fn open(fs: DynFs, root: &Path) -> Database {
-    Database::open_with_fs(fs, root, common::options(1 << 20, 256)).unwrap()
+    Database::open_with_fs(
+        fs,
+        root,
+        common::options(1 << 20, 256).with_max_payload_runs(8),
+    )
+    .unwrap()
 }
 
 fn upsert_range(c: &vellum::Collection, ids: impl Iterator<Item = u64>, version: u64) {
@@ -144,7 +149,7 @@ fn overwrites_are_reclaimed(fs: DynFs, root: &Path) {
         // Every payload still reads, including those moved out of compacted runs.
         check_payloads(&c, 0..400, |id| version[id as usize]);
     }
-    assert!(most_runs <= 16, "{most_runs} runs");
+    assert!(most_runs <= 8, "{most_runs} runs");
     check_payloads(&c, 0..400, |id| version[id as usize]);
     drop((c, db));
     let db = open(fs, root);

@@ -118,7 +118,7 @@ impl CollectionInner {
             let lsn = state.applied_lsn;
             let ops_covered = self.ops_since_checkpoint.load(Ordering::Relaxed);
             let points = state.store.len() as u64;
-            let payloads = state.payloads.handover();
+            let payloads = state.payloads.handover()?;
             let graph_bytes = match &state.index {
                 Some(index) => Some(index.to_bytes()?),
                 None => None,
@@ -178,22 +178,34 @@ impl CollectionInner {
             }
         };
         drop((files, carried));
-        payloads.release_run_bytes();
-        // The new run is read through a map of its file from now on.
-        let new_run = match payloads.new_run_name() {
-            Some(name) => Some(self.map_checkpoint_file(info.generation, name)?),
-            None => None,
+        payloads.release_written();
+        // The new runs are read through maps of their files from now on.
+        let mapped = payloads
+            .new_runs()
+            .iter()
+            .map(|(_, name)| self.map_checkpoint_file(info.generation, name))
+            .collect::<Result<Vec<_>>>()?;
+        // The new table too: its pages are the file's, not the heap's.
+        let mapped_table = match payloads.table_written() {
+            true => {
+                Some(self.map_checkpoint_file(info.generation, crate::payloads::LOCATIONS_FILE)?)
+            }
+            false => None,
         };
         *self.checkpoint_stats.lock() = GenerationStats::of(cp);
         // 3. Another short handover: slots the new generation no longer references become
         //    reusable.
-        let second_hold = {
+        let (second_hold, taken) = {
             let mut state = self.state.write();
             let held = Instant::now();
             state.store.publish_checkpoint(flushed, &info)?;
-            state.payloads.publish(payloads, new_run, info.generation);
-            held.elapsed()
+            let taken = state
+                .payloads
+                .publish(payloads, mapped, mapped_table, info.generation);
+            // The changes' buffer is freed after the lock is released.
+            (held.elapsed(), taken)
         };
+        drop(taken);
         self.ops_since_checkpoint
             .fetch_sub(handover.ops_covered, Ordering::Relaxed);
         let removed = self.wal.truncate_before(info.oldest_retained_wal_lsn + 1)?;

@@ -60,7 +60,7 @@ impl CollectionInner {
             },
         )?;
         let mut base_lsn = 0;
-        let mut payloads = PayloadStore::empty(&cp_dir);
+        let mut payloads = PayloadStore::empty(&cp_dir, options.max_payload_runs);
         let mut graph_bytes: Option<vellum_index::GraphBytes> = None;
         let mut graph_loaded = false;
         let mut graph_keyed_by_id = false;
@@ -75,7 +75,7 @@ impl CollectionInner {
                 Some(bytes) => Some(decode_payloads(bytes, &cp_dir.join(PAYLOADS_FILE))?),
                 None => None,
             };
-            payloads = PayloadStore::open(&cp_dir, generation, legacy)?;
+            payloads = PayloadStore::open(&cp_dir, generation, legacy, options.max_payload_runs)?;
             if let Some(bytes) = generation.file(PENDING_FILE) {
                 pending_slots = decode_pending(bytes, &cp_dir.join(PENDING_FILE))?;
             }

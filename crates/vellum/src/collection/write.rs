@@ -237,7 +237,7 @@ pub(super) fn apply(state: &mut State, pending: &mut Pending, op: Op) -> Result<
         } => {
             *repairs_left |= unindex(store, index.as_ref(), pending, id)?;
             store.upsert(id, &vector)?;
-            payloads.set(id, payload);
+            payloads.set(id, payload.as_deref());
             if index.is_some() {
                 pending.push(slot_after_upsert(store, id)?);
             }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use vellum_fs::le::LeReader;
+use vellum_checkpoint::FileBytes;
 
 use crate::error::{Error, Result};
 
@@ -32,33 +32,182 @@ pub(crate) struct Loc {
     pub(crate) len: u32,
 }
 
-/// The index of `id` in a sorted table.
-pub(crate) fn find(table: &[Loc], id: u64) -> Option<&Loc> {
-    table
-        .binary_search_by_key(&id, |l| l.id)
-        .ok()
-        .map(|i| &table[i])
+/// A location table over its encoded bytes: a map of the generation's file once written
+/// (file pages, not heap), or the buffer a checkpoint just built. Entries are decoded as
+/// they are read.
+#[derive(Clone)]
+pub(crate) struct Table {
+    bytes: FileBytes,
+    len: usize,
 }
 
-pub(crate) fn encode(table: &[Loc]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(LOCATIONS_HEADER_BYTES + table.len() * LOCATION_BYTES);
-    out.extend_from_slice(&LOCATIONS_MAGIC);
-    out.extend_from_slice(&LOCATIONS_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&(table.len() as u64).to_le_bytes());
-    for l in table {
-        out.extend_from_slice(&l.id.to_le_bytes());
-        out.extend_from_slice(&l.run.to_le_bytes());
-        out.extend_from_slice(&l.offset.to_le_bytes());
-        out.extend_from_slice(&l.len.to_le_bytes());
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Table({} entries)", self.len)
     }
-    out
+}
+
+impl Table {
+    pub(crate) fn empty() -> Table {
+        TableWriter::new(0).finish()
+    }
+
+    /// A table read from a file: header and order checked (see [`decode`]).
+    pub(crate) fn open(bytes: FileBytes, path: &Path) -> Result<Table> {
+        let len = check(bytes.as_slice(), path)?;
+        Ok(Table { bytes, len })
+    }
+
+    /// The same entries over other bytes (the file the checkpoint wrote from these).
+    pub(crate) fn remapped(&self, bytes: FileBytes) -> Table {
+        debug_assert_eq!(bytes.as_slice(), self.bytes.as_slice());
+        Table {
+            bytes,
+            len: self.len,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+
+    fn id_at(&self, i: usize) -> u64 {
+        let at = LOCATIONS_HEADER_BYTES + i * LOCATION_BYTES;
+        u64_at(self.bytes.as_slice(), at)
+    }
+
+    pub(crate) fn at(&self, i: usize) -> Loc {
+        let b = self.bytes.as_slice();
+        let at = LOCATIONS_HEADER_BYTES + i * LOCATION_BYTES;
+        Loc {
+            id: u64_at(b, at),
+            run: u64_at(b, at + 8),
+            offset: u64_at(b, at + 16),
+            len: u32::from_le_bytes(b[at + 24..at + 28].try_into().expect("four bytes")),
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Loc> + '_ {
+        (0..self.len).map(|i| self.at(i))
+    }
+
+    /// The entry of `id`, by binary search.
+    pub(crate) fn find(&self, id: u64) -> Option<Loc> {
+        let (mut lo, mut hi) = (0, self.len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.id_at(mid).cmp(&id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(self.at(mid)),
+            }
+        }
+        None
+    }
+
+    /// The index of the first entry whose id is `>= id`.
+    fn lower_bound(&self, from: usize, id: u64) -> usize {
+        let (mut lo, mut hi) = (from, self.len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.id_at(mid) < id {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// This table with `updates` (sorted by id, each once; `None` removes) applied.
+    pub(crate) fn merged(&self, updates: &[(u64, Option<Loc>)]) -> Table {
+        let mut out = TableWriter::new(self.len + updates.len());
+        let mut next = 0;
+        for &(id, loc) in updates {
+            // Entries before this id are kept; one with this id is replaced (or removed).
+            let before = self.lower_bound(next, id);
+            out.extend_raw(self, next, before);
+            next = before;
+            if next < self.len && self.id_at(next) == id {
+                next += 1;
+            }
+            if let Some(loc) = loc {
+                out.push(loc);
+            }
+        }
+        out.extend_raw(self, next, self.len);
+        out.finish()
+    }
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("eight bytes"))
+}
+
+/// Encodes a table entry by entry.
+pub(crate) struct TableWriter {
+    out: Vec<u8>,
+    len: usize,
+}
+
+impl TableWriter {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let mut out = Vec::with_capacity(LOCATIONS_HEADER_BYTES + capacity * LOCATION_BYTES);
+        out.extend_from_slice(&LOCATIONS_MAGIC);
+        out.extend_from_slice(&LOCATIONS_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&0u64.to_le_bytes());
+        TableWriter { out, len: 0 }
+    }
+
+    pub(crate) fn push(&mut self, l: Loc) {
+        self.out.extend_from_slice(&l.id.to_le_bytes());
+        self.out.extend_from_slice(&l.run.to_le_bytes());
+        self.out.extend_from_slice(&l.offset.to_le_bytes());
+        self.out.extend_from_slice(&l.len.to_le_bytes());
+        self.len += 1;
+    }
+
+    /// Copies entries `from..to` of `table` as they are.
+    fn extend_raw(&mut self, table: &Table, from: usize, to: usize) {
+        let start = LOCATIONS_HEADER_BYTES + from * LOCATION_BYTES;
+        let end = LOCATIONS_HEADER_BYTES + to * LOCATION_BYTES;
+        self.out.extend_from_slice(&table.bytes()[start..end]);
+        self.len += to - from;
+    }
+
+    pub(crate) fn finish(mut self) -> Table {
+        self.out[16..24].copy_from_slice(&(self.len as u64).to_le_bytes());
+        Table {
+            bytes: FileBytes::from(self.out),
+            len: self.len,
+        }
+    }
+}
+
+/// Encodes `entries` (ids ascending) as a table file.
+pub(crate) fn encode(entries: &[Loc]) -> Vec<u8> {
+    let mut w = TableWriter::new(entries.len());
+    for &l in entries {
+        w.push(l);
+    }
+    w.finish().bytes().to_vec()
 }
 
 /// Decodes a table. Total: any input gives a table with ids strictly ascending or an error
 /// naming the offset. Whether each entry fits its run is checked by the store, which knows
 /// the runs.
 pub(crate) fn decode(bytes: &[u8], path: &Path) -> Result<Vec<Loc>> {
+    let table = Table::open(FileBytes::from(bytes.to_vec()), path)?;
+    Ok(table.iter().collect())
+}
+
+/// Checks a table's header, length and order; returns its entry count.
+fn check(bytes: &[u8], path: &Path) -> Result<usize> {
     let bad = |reason: String| Error::BadDatabaseFile {
         path: path.to_path_buf(),
         reason,
@@ -70,35 +219,28 @@ pub(crate) fn decode(bytes: &[u8], path: &Path) -> Result<Vec<Loc>> {
         "payload location table",
         path,
     )?;
-    let mut r = LeReader::new(&bytes[LOCATIONS_HEADER_BYTES..]);
-    let fits = r.remaining() / LOCATION_BYTES;
-    if count != fits as u64 || !r.remaining().is_multiple_of(LOCATION_BYTES) {
+    let body = &bytes[LOCATIONS_HEADER_BYTES..];
+    let fits = body.len() / LOCATION_BYTES;
+    if count != fits as u64 || !body.len().is_multiple_of(LOCATION_BYTES) {
         return Err(bad(format!(
             "offset 16 counts {count} entries, the file holds {} bytes of them",
-            r.remaining()
+            body.len()
         )));
     }
-    let mut table = Vec::with_capacity(fits);
+    let mut prev = None;
     for i in 0..fits {
         let at = LOCATIONS_HEADER_BYTES + i * LOCATION_BYTES;
-        let (Ok(id), Ok(run), Ok(offset), Ok(len)) = (r.u64(), r.u64(), r.u64(), r.u32()) else {
-            return Err(bad(format!("entry {i} at offset {at} ends early")));
-        };
-        if let Some(prev) = table.last().map(|l: &Loc| l.id)
+        let id = u64_at(bytes, at);
+        if let Some(prev) = prev
             && id <= prev
         {
             return Err(bad(format!(
                 "entry {i} at offset {at}: id {id} after id {prev} (ids must ascend)"
             )));
         }
-        table.push(Loc {
-            id,
-            run,
-            offset,
-            len,
-        });
+        prev = Some(id);
     }
-    Ok(table)
+    Ok(fits)
 }
 
 #[cfg(test)]
@@ -124,8 +266,14 @@ mod tests {
         let bytes = encode(&table);
         let p = Path::new("loc");
         assert_eq!(decode(&bytes, p).unwrap(), table);
-        assert_eq!(find(&table, u64::MAX).unwrap().run, 3);
-        assert!(find(&table, 2).is_none());
+        let t = Table::open(FileBytes::from(bytes.clone()), p).unwrap();
+        assert_eq!(t.find(u64::MAX).unwrap().run, 3);
+        assert!(t.find(2).is_none());
+        let merged = t.merged(&[(0, Some(Loc { id: 0, ..table[0] })), (1, None)]);
+        assert_eq!(
+            merged.iter().map(|l| l.id).collect::<Vec<_>>(),
+            vec![0, u64::MAX]
+        );
         for cut in 0..bytes.len() {
             assert!(decode(&bytes[..cut], p).is_err(), "{cut}");
         }

@@ -1,11 +1,12 @@
 //! The payload store: payload bytes live in *runs*, files of checkpoint generations that are
 //! mapped and never changed, found through a *location table* (id → run, offset, length).
-//! Memory holds the table (32 bytes a point) and the payloads changed since the last
-//! checkpoint; it does not grow with payload bytes.
+//! The table is mapped too (28 bytes a point, checked at open); the heap holds only the
+//! payloads written since the last checkpoint, so memory does not grow with payload bytes.
 //!
-//! A checkpoint writes one new run holding the payloads changed since the previous one, plus
-//! the live records of a bounded number of older runs it compacts (those mostly garbage,
-//! and the smallest when there are more than [`MAX_RUNS`]); the other runs are carried over
+//! Payloads written since the last checkpoint are appended to a buffer that is the next
+//! run file as it is (`unsaved.rs`). A checkpoint writes that buffer, plus a run of the live
+//! records of a bounded number of older runs it compacts (those mostly garbage, and the
+//! smallest when there are more than `max_runs`); the other runs are carried over
 //! unchanged by the checkpointer. Runs are [`Codec::Mapped`]: open checks their length, not
 //! their bytes, and each record's own checksum is checked when it is read. Layout:
 //! docs/format/payloads.md. Why this structure rather than an embedded store: the closing
@@ -19,6 +20,7 @@
 
 mod locations;
 mod run;
+mod unsaved;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,8 +30,9 @@ use rustc_hash::FxHashMap;
 use vellum_checkpoint::{Codec, FileBytes, FileSpec, LoadedGeneration, data_file_name};
 
 use crate::error::{Error, Result};
-pub(crate) use locations::Loc;
+use locations::{Loc, Table};
 use run::{RECORD_FIXED_BYTES, RUN_HEADER_BYTES, RunWriter};
+use unsaved::Unsaved;
 
 /// Drives the payload files' decoders on arbitrary bytes (the `payload_files` fuzz target):
 /// a location table (`which` even; whatever decodes re-encodes to the same bytes) or a run
@@ -92,8 +95,6 @@ pub(crate) fn read_header(
 pub(crate) const LOCATIONS_FILE: &str = "payload-locations";
 /// Prefix of a run's name in a checkpoint generation (then 16 hex digits: its number).
 pub(crate) const RUN_PREFIX: &str = "payload-run-";
-/// Most runs a generation holds before a checkpoint merges the smallest into its new run.
-pub(crate) const MAX_RUNS: usize = 16;
 /// Live bytes of mostly-garbage runs one checkpoint may copy forward, on top of what
 /// changed: compaction's share of a checkpoint is bounded.
 pub(crate) const COMPACTION_BUDGET_BYTES: u64 = 64 << 20;
@@ -111,9 +112,6 @@ pub(crate) fn run_seq_of(name: &str) -> Option<u64> {
     }
     u64::from_str_radix(hex, 16).ok()
 }
-
-/// Payload changes not in any run yet: `None` is a removal.
-type Changes = FxHashMap<u64, Option<Vec<u8>>>;
 
 /// One mapped run.
 #[derive(Debug, Clone)]
@@ -152,29 +150,34 @@ pub(crate) struct PayloadStore {
     /// The checkpoint directory (run paths are in it).
     dir: PathBuf,
     runs: BTreeMap<u64, Run>,
-    table: Arc<Vec<Loc>>,
-    /// Changes since the last handover.
-    recent: Changes,
-    recent_bytes: u64,
+    table: Table,
+    /// Changes since the last handover: the next run, being appended to.
+    recent: Unsaved,
     /// Changes a checkpoint in flight took: still read until it publishes.
-    frozen: Option<Arc<Changes>>,
+    frozen: Option<Arc<Unsaved>>,
     /// Points with a payload.
     count: u64,
     next_seq: u64,
+    /// Most runs a generation keeps (`DatabaseOptions::with_max_payload_runs`).
+    max_runs: usize,
+    /// Whether the current generation holds `table` as its location table (it can then be
+    /// carried over by a checkpoint that changes no payload).
+    table_saved: bool,
 }
 
 impl PayloadStore {
     /// An empty store over the checkpoint directory `dir`.
-    pub(crate) fn empty(dir: &Path) -> Self {
+    pub(crate) fn empty(dir: &Path, max_runs: usize) -> Self {
         PayloadStore {
             dir: dir.to_path_buf(),
             runs: BTreeMap::new(),
-            table: Arc::new(Vec::new()),
-            recent: Changes::default(),
-            recent_bytes: 0,
+            table: Table::empty(),
+            recent: Unsaved::new(1),
             frozen: None,
             count: 0,
-            next_seq: 1,
+            next_seq: 2,
+            table_saved: false,
+            max_runs,
         }
     }
 
@@ -185,8 +188,9 @@ impl PayloadStore {
         dir: &Path,
         generation: &LoadedGeneration,
         legacy: Option<FxHashMap<u64, Vec<u8>>>,
+        max_runs: usize,
     ) -> Result<Self> {
-        let mut store = PayloadStore::empty(dir);
+        let mut store = PayloadStore::empty(dir, max_runs);
         for (name, bytes) in &generation.files {
             let Some(seq) = run_seq_of(name) else {
                 continue;
@@ -207,23 +211,40 @@ impl PayloadStore {
             );
             store.next_seq = store.next_seq.max(seq + 1);
         }
-        if let Some(bytes) = generation.file(LOCATIONS_FILE) {
+        if let Some(bytes) = generation.shared_file(LOCATIONS_FILE) {
             let origin = generation
                 .manifest
                 .file(LOCATIONS_FILE)
                 .map_or(generation.generation(), |e| e.origin_generation);
             let path = dir.join(data_file_name(origin, LOCATIONS_FILE));
-            let table = locations::decode(bytes, &path)?;
+            let table = Table::open(bytes.clone(), &path)?;
+            // One pass: every entry inside a run of this generation, and each run's live
+            // bytes. Runs are few: a sorted array of (number, length, live) is searched.
+            let mut sizes: Vec<(u64, u64, u64)> = store
+                .runs
+                .iter()
+                .map(|(&seq, r)| (seq, r.bytes.as_slice().len() as u64, 0))
+                .collect();
+            let mut last = usize::MAX;
             for (i, l) in table.iter().enumerate() {
-                let fits = store.runs.get_mut(&l.run).and_then(|r| {
-                    let end = l
-                        .offset
-                        .checked_add(RECORD_FIXED_BYTES as u64 + u64::from(l.len))?;
-                    let ok = l.offset >= RUN_HEADER_BYTES as u64
-                        && end <= r.bytes.as_slice().len() as u64;
-                    ok.then(|| r.live_bytes += end - l.offset)
-                });
-                if fits.is_none() {
+                if sizes.get(last).is_none_or(|s| s.0 != l.run) {
+                    last = sizes
+                        .binary_search_by_key(&l.run, |s| s.0)
+                        .unwrap_or(usize::MAX);
+                }
+                let end = l
+                    .offset
+                    .checked_add(RECORD_FIXED_BYTES as u64 + u64::from(l.len));
+                let fits = match (sizes.get_mut(last), end) {
+                    (Some(run), Some(end))
+                        if l.offset >= RUN_HEADER_BYTES as u64 && end <= run.1 =>
+                    {
+                        run.2 += end - l.offset;
+                        true
+                    }
+                    _ => false,
+                };
+                if !fits {
                     return Err(Error::BadDatabaseFile {
                         path,
                         reason: format!(
@@ -234,11 +255,19 @@ impl PayloadStore {
                     });
                 }
             }
+            for (seq, _, live) in sizes {
+                if let Some(run) = store.runs.get_mut(&seq) {
+                    run.live_bytes = live;
+                }
+            }
             store.count = table.len() as u64;
-            store.table = Arc::new(table);
+            store.table = table;
+            store.table_saved = true;
         }
+        // The buffer of changes gets a number no run of this generation has.
+        store.recent = Unsaved::new(store.take_seq());
         for (id, payload) in legacy.into_iter().flatten() {
-            store.set(id, Some(payload));
+            store.set(id, Some(&payload));
         }
         Ok(store)
     }
@@ -249,7 +278,7 @@ impl PayloadStore {
         if let Some(change) = self.unsaved(id) {
             return Ok(change);
         }
-        let Some(l) = locations::find(&self.table, id) else {
+        let Some(l) = self.table.find(id) else {
             return Ok(None);
         };
         let run = self.runs.get(&l.run).ok_or_else(|| Error::Inconsistent {
@@ -264,29 +293,33 @@ impl PayloadStore {
     /// A change not in any run yet: `Some(None)` if `id`'s payload was removed.
     fn unsaved(&self, id: u64) -> Option<Option<&[u8]>> {
         self.recent
-            .get(&id)
-            .or_else(|| self.frozen.as_ref().and_then(|f| f.get(&id)))
-            .map(Option::as_deref)
+            .get(id)
+            .or_else(|| self.frozen.as_ref().and_then(|f| f.get(id)))
     }
 
     /// Whether `id` has a payload (without reading it).
     pub(crate) fn contains(&self, id: u64) -> bool {
         match self.unsaved(id) {
             Some(change) => change.is_some(),
-            None => locations::find(&self.table, id).is_some(),
+            None => self.table.find(id).is_some(),
         }
     }
 
     /// Sets (`Some`) or removes (`None`) the payload of `id`.
-    pub(crate) fn set(&mut self, id: u64, payload: Option<Vec<u8>>) {
+    pub(crate) fn set(&mut self, id: u64, payload: Option<&[u8]>) {
         let had = self.contains(id);
         match (had, payload.is_some()) {
             (false, true) => self.count += 1,
             (true, false) => self.count -= 1,
             _ => {}
         }
-        self.recent_bytes += payload.as_ref().map_or(0, |p| p.len() as u64);
-        self.recent.insert(id, payload);
+        self.recent.put(id, payload);
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
     }
 
     pub(crate) fn stats(&self) -> PayloadStats {
@@ -295,60 +328,67 @@ impl PayloadStore {
             runs: self.runs.len() as u64,
             run_bytes: self.runs.values().map(Run::record_bytes).sum(),
             live_bytes: self.runs.values().map(|r| r.live_bytes).sum(),
-            unsaved_bytes: self.recent_bytes,
+            unsaved_bytes: self.recent.record_bytes()
+                + self.frozen.as_ref().map_or(0, |f| f.record_bytes()),
         }
     }
 
     /// The checkpoint's first step, under the write lock: takes the changes so far (reads
-    /// still see them until [`PayloadStore::publish`]).
-    pub(crate) fn handover(&mut self) -> PayloadHandover {
-        let mut taken = std::mem::take(&mut self.recent);
-        self.recent_bytes = 0;
-        // A checkpoint that failed left its changes here (the collection stops on a failed
-        // checkpoint, but the store keeps every change readable and saves it next time).
-        if let Some(previous) = self.frozen.take() {
-            let mut merged = Arc::unwrap_or_clone(previous);
-            merged.extend(taken);
-            taken = merged;
+    /// still see them until [`PayloadStore::publish`]) and starts a new buffer.
+    pub(crate) fn handover(&mut self) -> Result<PayloadHandover> {
+        if self.frozen.is_some() {
+            // A failed checkpoint stops the collection before another can start.
+            return Err(Error::Inconsistent {
+                reason: "a payload checkpoint started while another's changes were unpublished"
+                    .into(),
+            });
         }
-        let frozen = Arc::new(taken);
+        let next = Unsaved::new(self.take_seq());
+        let frozen = Arc::new(std::mem::replace(&mut self.recent, next));
         self.frozen = Some(Arc::clone(&frozen));
-        PayloadHandover {
-            dir: self.dir.clone(),
+        Ok(PayloadHandover {
             frozen,
-            table: Arc::clone(&self.table),
+            table: self.table.clone(),
             runs: self.runs.clone(),
-            seq: self.next_seq,
-        }
+            compaction_seq: self.take_seq(),
+            table_saved: self.table_saved,
+            max_runs: self.max_runs,
+        })
     }
 
     /// The checkpoint's last step, under the write lock, once the generation holding
-    /// `built`'s files is committed as `generation`: the new run mapped, the table swapped.
+    /// `built`'s files is committed as `generation`: the new runs (mapped by the caller, in
+    /// the order of [`BuiltPayloads::new_runs`]) in, the compacted runs out, the table
+    /// swapped. Returns what to drop once the lock is released (the taken changes).
     pub(crate) fn publish(
         &mut self,
         built: BuiltPayloads,
-        new_run: Option<FileBytes>,
+        mapped: Vec<FileBytes>,
+        mapped_table: Option<FileBytes>,
         generation: u64,
-    ) {
+    ) -> Option<Arc<Unsaved>> {
         for seq in &built.dropped {
             self.runs.remove(seq);
         }
-        if let (Some((seq, name, _)), Some(bytes)) = (built.run, new_run) {
+        for ((seq, name), bytes) in built.new_runs.iter().zip(mapped) {
             self.runs.insert(
-                seq,
+                *seq,
                 Run {
-                    path: self.dir.join(data_file_name(generation, &name)),
+                    path: self.dir.join(data_file_name(generation, name)),
                     bytes,
                     live_bytes: 0,
                 },
             );
-            self.next_seq = self.next_seq.max(seq + 1);
         }
         for (seq, run) in &mut self.runs {
             run.live_bytes = built.live.get(seq).copied().unwrap_or(0);
         }
-        self.table = Arc::new(built.table);
-        self.frozen = None;
+        self.table = match mapped_table {
+            Some(bytes) => built.table.remapped(bytes),
+            None => built.table,
+        };
+        self.table_saved = true;
+        self.frozen.take()
     }
 
     /// What `verify` checks, taken under the lock and checked without it (the runs are
@@ -356,7 +396,7 @@ impl PayloadStore {
     pub(crate) fn for_check(&self) -> PayloadCheck {
         PayloadCheck {
             runs: self.runs.clone(),
-            table: Arc::clone(&self.table),
+            table: self.table.clone(),
         }
     }
 }
@@ -364,7 +404,7 @@ impl PayloadStore {
 /// The runs and table of one moment, for `verify`.
 pub(crate) struct PayloadCheck {
     runs: BTreeMap<u64, Run>,
-    table: Arc<Vec<Loc>>,
+    table: Table,
 }
 
 impl PayloadCheck {
@@ -407,104 +447,114 @@ impl PayloadCheck {
 
 /// What a checkpoint took from the store, to build its files without the lock.
 pub(crate) struct PayloadHandover {
-    dir: PathBuf,
-    frozen: Arc<Changes>,
-    table: Arc<Vec<Loc>>,
+    frozen: Arc<Unsaved>,
+    table: Table,
     runs: BTreeMap<u64, Run>,
-    seq: u64,
+    /// The number of the run of compacted records, if one is written.
+    compaction_seq: u64,
+    table_saved: bool,
+    max_runs: usize,
 }
 
 /// A checkpoint's payload files, built.
 pub(crate) struct BuiltPayloads {
-    /// The new run (number, name, bytes), if anything changed or was compacted.
-    run: Option<(u64, String, Vec<u8>)>,
-    table: Vec<Loc>,
-    table_bytes: Vec<u8>,
+    /// The changes: written as a run if it holds any record.
+    frozen: Arc<Unsaved>,
+    /// The live records of the runs compacted, as a run (number and bytes).
+    compacted: Option<(u64, Vec<u8>)>,
+    table: Table,
+    /// Whether the table is written (not carried over from the current generation).
+    table_written: bool,
     /// Runs carried over unchanged.
     carry: Vec<String>,
-    /// Runs compacted into the new one.
+    /// Runs compacted.
     dropped: Vec<u64>,
     /// Live bytes per run after this checkpoint.
     live: FxHashMap<u64, u64>,
+    /// The runs this checkpoint writes (number, name).
+    new_runs: Vec<(u64, String)>,
 }
 
 impl PayloadHandover {
-    /// Builds the new run (the changes, then the live records of the runs compacted) and the
-    /// new location table. Reads records through their checksums: a damaged record is an
-    /// error, never copied forward.
+    /// Builds the new location table and, when runs are compacted, the run of their live
+    /// records (copied through their checksums: a damaged record fails the checkpoint, it is
+    /// never copied forward). The changes' run is the buffer they were appended to.
     pub(crate) fn build(self) -> Result<BuiltPayloads> {
-        let _ = &self.dir;
         let victims = self.choose_victims();
-        let mut changed: Vec<(u64, Option<&[u8]>)> = self
-            .frozen
-            .iter()
-            .map(|(&id, p)| (id, p.as_deref()))
-            .collect();
-        changed.sort_unstable_by_key(|&(id, _)| id);
-        let change_bytes: usize = changed.iter().map(|(_, p)| p.map_or(0, <[u8]>::len)).sum();
-        let victim_live: u64 = victims.iter().map(|s| self.runs[s].live_bytes).sum();
-        let has_run = changed.iter().any(|(_, p)| p.is_some()) || victim_live > 0;
-        let mut writer = has_run.then(|| {
-            RunWriter::new(
-                self.seq,
-                change_bytes + changed.len() * RECORD_FIXED_BYTES + victim_live as usize,
-            )
-        });
+        let frozen = &self.frozen;
         // Updates to the table, each id once, sorted: `None` removes.
-        let mut updates: Vec<(u64, Option<Loc>)> = Vec::with_capacity(changed.len());
-        for &(id, payload) in &changed {
-            let loc = match (payload, writer.as_mut()) {
-                (Some(p), Some(w)) => Some(Loc {
+        let mut updates: Vec<(u64, Option<Loc>)> = frozen
+            .changes()
+            .map(|(id, at)| {
+                let loc = at.map(|(offset, len)| Loc {
                     id,
-                    run: self.seq,
-                    offset: w.push(id, p),
-                    len: p.len() as u32,
-                }),
-                _ => None,
-            };
-            updates.push((id, loc));
-        }
-        if let Some(w) = writer.as_mut() {
-            let mut moved = Vec::new();
+                    run: frozen.seq(),
+                    offset,
+                    len,
+                });
+                (id, loc)
+            })
+            .collect();
+        let victim_live: u64 = victims.iter().map(|s| self.runs[s].live_bytes).sum();
+        let mut compacted = None;
+        if victim_live > 0 {
+            let mut w = RunWriter::new(self.compaction_seq, victim_live as usize);
             for l in self.table.iter() {
-                if !victims.contains(&l.run) || self.frozen.contains_key(&l.id) {
+                if !victims.contains(&l.run) || frozen.is_changed(l.id) {
                     continue;
                 }
                 let run = &self.runs[&l.run];
                 let payload =
                     run::read_record(run.bytes.as_slice(), l.offset, l.id, l.len, &run.path)?;
-                moved.push((
+                let offset = w.push(l.id, payload);
+                updates.push((
                     l.id,
                     Some(Loc {
                         id: l.id,
-                        run: self.seq,
-                        offset: w.push(l.id, payload),
+                        run: self.compaction_seq,
+                        offset,
                         len: l.len,
                     }),
                 ));
             }
-            updates.extend(moved);
-            updates.sort_unstable_by_key(|&(id, _)| id);
+            if w.records() > 0 {
+                compacted = Some((self.compaction_seq, w.into_bytes()));
+            }
         }
-        let table = merge(&self.table, &updates);
+        updates.sort_unstable_by_key(|&(id, _)| id);
+        let unchanged = updates.is_empty() && victims.is_empty() && self.table_saved;
+        let table = if unchanged {
+            self.table.clone()
+        } else {
+            self.table.merged(&updates)
+        };
         let mut live: FxHashMap<u64, u64> = FxHashMap::default();
-        for l in &table {
+        for l in table.iter() {
             *live.entry(l.run).or_default() += RECORD_FIXED_BYTES as u64 + u64::from(l.len);
         }
-        let table_bytes = locations::encode(&table);
-        let carry = self
+
+        let mut carry: Vec<String> = self
             .runs
             .keys()
             .filter(|s| !victims.contains(s))
             .map(|&s| run_file_name(s))
             .collect();
+        if unchanged {
+            carry.push(LOCATIONS_FILE.to_owned());
+        }
+        let mut new_runs = Vec::with_capacity(2);
+        if frozen.has_records() {
+            new_runs.push((frozen.seq(), run_file_name(frozen.seq())));
+        }
+        if let Some((seq, _)) = &compacted {
+            new_runs.push((*seq, run_file_name(*seq)));
+        }
         Ok(BuiltPayloads {
-            run: writer.map(|w| {
-                let _ = w.records();
-                (self.seq, run_file_name(self.seq), w.into_bytes())
-            }),
+            new_runs,
+            frozen: self.frozen,
+            compacted,
             table,
-            table_bytes,
+            table_written: !unchanged,
             carry,
             dropped: victims,
             live,
@@ -513,7 +563,7 @@ impl PayloadHandover {
 
     /// The runs this checkpoint compacts: those whose live bytes are under half their
     /// records (most garbage first, up to [`COMPACTION_BUDGET_BYTES`] of live bytes copied),
-    /// and, while more than [`MAX_RUNS`] would remain, the smallest.
+    /// and, while more than `max_runs` would remain, the smallest.
     fn choose_victims(&self) -> Vec<u64> {
         let mut garbage: Vec<(u64, u64, u64)> = self
             .runs
@@ -538,13 +588,18 @@ impl PayloadHandover {
             .map(|(&s, r)| (r.record_bytes(), s))
             .collect();
         by_size.sort_unstable();
-        let mut remaining = by_size.len() + 1;
+        // The runs this checkpoint adds: the changes' run, and the compacted run if any
+        // victim so far has live records (merging the smallest below makes one too).
+        let changes_run = usize::from(self.frozen.has_records());
+        let mut compacted_run = usize::from(copied > 0);
+        let mut kept = by_size.len();
         for (_, seq) in by_size {
-            if remaining <= MAX_RUNS {
+            if kept + changes_run + compacted_run <= self.max_runs {
                 break;
             }
             victims.push(seq);
-            remaining -= 1;
+            kept -= 1;
+            compacted_run = 1;
         }
         victims.sort_unstable();
         victims
@@ -552,14 +607,21 @@ impl PayloadHandover {
 }
 
 impl BuiltPayloads {
-    /// The files to commit: the new run (mapped, checked record by record) and the table.
+    /// The files to commit: the table, and the new runs (mapped, checked record by record).
     pub(crate) fn files(&self) -> Vec<FileSpec<'_>> {
-        let mut files = vec![FileSpec {
-            name: LOCATIONS_FILE,
-            bytes: &self.table_bytes,
-            codec: Codec::None,
-        }];
-        if let Some((_, name, bytes)) = &self.run {
+        let mut files: Vec<FileSpec<'_>> = Vec::with_capacity(3);
+        if self.table_written {
+            files.push(FileSpec {
+                name: LOCATIONS_FILE,
+                bytes: self.table.bytes(),
+                codec: Codec::None,
+            });
+        }
+        for (seq, name) in &self.new_runs {
+            let bytes = match &self.compacted {
+                Some((compacted, bytes)) if compacted == seq => bytes.as_slice(),
+                _ => self.frozen.run_bytes(),
+            };
             files.push(FileSpec {
                 name,
                 bytes,
@@ -574,36 +636,21 @@ impl BuiltPayloads {
         self.carry.iter().map(String::as_str)
     }
 
-    /// The new run's name, to map it once committed.
-    pub(crate) fn new_run_name(&self) -> Option<&str> {
-        self.run.as_ref().map(|(_, name, _)| name.as_str())
+    /// The new runs (number, name): the changes' run, then the compacted one, if written.
+    pub(crate) fn new_runs(&self) -> &[(u64, String)] {
+        &self.new_runs
     }
 
-    /// Drops the new run's bytes once written (it is mapped from its file instead).
-    pub(crate) fn release_run_bytes(&mut self) {
-        if let Some((_, _, bytes)) = &mut self.run {
-            *bytes = Vec::new();
-        }
-        self.table_bytes = Vec::new();
+    /// Drops the compacted run's bytes once written (the run is mapped
+    /// from its file instead).
+    pub(crate) fn release_written(&mut self) {
+        self.compacted = self.compacted.take().map(|(seq, _)| (seq, Vec::new()));
     }
-}
 
-/// `table` with `updates` (sorted by id, each once) applied.
-fn merge(table: &[Loc], updates: &[(u64, Option<Loc>)]) -> Vec<Loc> {
-    let mut out = Vec::with_capacity(table.len() + updates.len());
-    let mut rest = table;
-    for &(id, loc) in updates {
-        // Entries before this id are kept; one with this id is replaced (or removed).
-        let before = rest.partition_point(|l| l.id < id);
-        out.extend_from_slice(&rest[..before]);
-        rest = &rest[before..];
-        if rest.first().is_some_and(|l| l.id == id) {
-            rest = &rest[1..];
-        }
-        out.extend(loc);
+    /// Whether the location table is written (to map it once committed).
+    pub(crate) fn table_written(&self) -> bool {
+        self.table_written
     }
-    out.extend_from_slice(rest);
-    out
 }
 
 #[cfg(test)]
@@ -621,26 +668,5 @@ mod tests {
         ] {
             assert_eq!(run_seq_of(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn merging_updates_replaces_removes_and_inserts_in_order() {
-        let at = |id, run| Loc {
-            id,
-            run,
-            offset: 24,
-            len: 1,
-        };
-        let table = vec![at(1, 1), at(3, 1), at(5, 1)];
-        let updates = vec![
-            (0, Some(at(0, 2))),
-            (3, None),
-            (5, Some(at(5, 2))),
-            (9, Some(at(9, 2))),
-        ];
-        assert_eq!(
-            merge(&table, &updates),
-            vec![at(0, 2), at(1, 1), at(5, 2), at(9, 2)]
-        );
     }
 }

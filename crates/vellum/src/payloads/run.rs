@@ -17,6 +17,12 @@ pub(crate) const RUN_HEADER_BYTES: usize = super::HEADER_BYTES;
 /// Bytes of a record before its payload: id u64, length u32, CRC-32 u32.
 pub(crate) const RECORD_FIXED_BYTES: usize = 8 + 4 + 4;
 
+/// A run buffer grows through ordinary allocations up to this size ...
+const SMALL_RUN_BYTES: usize = 64 << 10;
+/// ... and then reserves at least this much at once (above the allocator's largest
+/// threshold for serving a request from its heap, 32 MiB for glibc, so it is mapped).
+const LARGE_RUN_RESERVE_BYTES: usize = 64 << 20;
+
 const _: () = assert!(RUN_HEADER_BYTES == 24);
 const _: () = assert!(RECORD_FIXED_BYTES == 16);
 
@@ -51,6 +57,16 @@ impl RunWriter {
     pub(crate) fn push(&mut self, id: u64, payload: &[u8]) -> u64 {
         let offset = self.bytes.len() as u64;
         let len = u32::try_from(payload.len()).expect("a payload's length fits u32: see above");
+        let needed = self.bytes.len() + RECORD_FIXED_BYTES + payload.len();
+        if needed > self.bytes.capacity() && needed > SMALL_RUN_BYTES {
+            // Past the first few KiB, one large reservation: the allocator maps it (pages
+            // cost memory only once written) and returns it whole when the run is dropped;
+            // doubling through the heap's sizes would leave them fragmented behind.
+            let target = needed
+                .max(LARGE_RUN_RESERVE_BYTES)
+                .max(self.bytes.capacity() * 2);
+            self.bytes.reserve_exact(target - self.bytes.len());
+        }
         self.bytes.extend_from_slice(&id.to_le_bytes());
         self.bytes.extend_from_slice(&len.to_le_bytes());
         self.bytes
@@ -66,6 +82,22 @@ impl RunWriter {
 
     pub(crate) fn into_bytes(self) -> Vec<u8> {
         self.bytes
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The payload of the record this writer put at `offset` (its own bytes: no check).
+    pub(crate) fn payload_at(&self, offset: u64) -> &[u8] {
+        let start = offset as usize;
+        let len_at = start + 8;
+        let len = u32::from_le_bytes(
+            self.bytes[len_at..len_at + 4]
+                .try_into()
+                .expect("four bytes"),
+        ) as usize;
+        &self.bytes[start + RECORD_FIXED_BYTES..start + RECORD_FIXED_BYTES + len]
     }
 }
 
