@@ -35,7 +35,8 @@ pub fn collection_files(data: &[u8]) {
 }
 
 /// Entry point of the `payload_files` fuzz target: the first byte chooses the payload
-/// location table or a payload run (docs/format/payloads.md), the rest is the file.
+/// location table, a payload run or a payload index (docs/format/payloads.md,
+/// payload-index.md), the rest is the file.
 pub fn payload_files(data: &[u8]) {
     if let Some((&which, bytes)) = data.split_first() {
         crate::payloads::fuzz_decoders(which, bytes);

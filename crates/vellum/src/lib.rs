@@ -60,6 +60,7 @@ pub use options::{
     CollectionConfig, DatabaseOptions, HnswParams, IndexKind, IndexerHook, Metric, RecoveryMode,
     SyncPolicy,
 };
+pub use payloads::{PayloadIndexInfo, PayloadIndexKind};
 pub use repair::CatalogRepair;
 pub use snapshot::{COLLECTION_META_FILE, SnapshotSummary};
 pub use vellum_snapshot_format::{Chunk, ChunkReceiver, ImportLimits, SnapshotMeta};

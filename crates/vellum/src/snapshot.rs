@@ -254,7 +254,9 @@ pub(crate) fn is_collection_file(name: &str) -> bool {
     match CheckpointFileName::parse(file) {
         Some(CheckpointFileName::Current | CheckpointFileName::Manifest { .. }) => true,
         Some(CheckpointFileName::Data { name, .. }) => {
-            GENERATION_FILES.contains(&name) || crate::payloads::run_seq_of(name).is_some()
+            GENERATION_FILES.contains(&name)
+                || crate::payloads::run_seq_of(name).is_some()
+                || crate::payloads::index_no_of(name).is_some()
         }
         _ => false,
     }
@@ -365,6 +367,7 @@ mod tests {
             "checkpoints/data-0000000000000001-payloads",
             "checkpoints/data-0000000000000001-payload-locations",
             "checkpoints/data-0000000000000002-payload-run-00000000000000a1",
+            "checkpoints/data-0000000000000002-payload-index-000000a1",
             "checkpoints/data-ffffffffffffffff-graph",
             "vectors/segment-00000000.vec",
             "vectors/segment-12345678.vec",

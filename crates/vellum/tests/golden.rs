@@ -10,7 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use vellum::{
-    CollectionConfig, Database, DatabaseOptions, HnswParams, Metric, Point, SearchParams,
+    CollectionConfig, Condition, Database, DatabaseOptions, Filter, HnswParams, Metric,
+    PayloadIndexKind, Point, SearchParams,
 };
 
 fn options() -> DatabaseOptions {
@@ -121,6 +122,18 @@ fn check_database(root: &Path, name: &str, graph_from_file: bool) {
         }
         assert_eq!(c.len(), want);
         assert!(c.verify().unwrap().is_ok(), "{name}/{coll}");
+        // From version 4 on, the fixture has an integer index on the payload's "id".
+        let indexed = !matches!(name, "database-v1" | "database-v2" | "database-v3");
+        assert_eq!(
+            c.payload_indexes().len(),
+            usize::from(indexed),
+            "{name}/{coll}"
+        );
+        for id in [0, 3, 5, 6, 33, 34] {
+            let f = Filter::default().must(Condition::matches("id", id as i64));
+            let want = u64::from(expected(id, dim).is_some() && payload(id).is_some());
+            assert_eq!(c.count(Some(&f)).unwrap(), want, "{name}/{coll} id {id}");
+        }
     }
 }
 
@@ -137,6 +150,11 @@ fn a_version_2_database_opens_with_its_graph_from_the_checkpoint() {
 #[test]
 fn a_version_3_database_opens_with_its_payloads_from_mapped_runs() {
     check_fixture("database-v3", true);
+}
+
+#[test]
+fn a_version_4_database_opens_with_its_payload_index() {
+    check_fixture("database-v4", true);
 }
 
 #[test]
@@ -184,7 +202,9 @@ fn write_fixture(root: &Path) {
                 }))
                 .unwrap();
             }
-            c.checkpoint().unwrap();
+            // Creating the index checkpoints (generation 1, as before indexes).
+            c.create_payload_index("id", PayloadIndexKind::Integer)
+                .unwrap();
             c.upsert_batch((30..40u64).map(|id| {
                 let p = Point::new(id, vector(id, dim, 2));
                 match payload(id) {

@@ -1,8 +1,9 @@
-//! Crash sweep of the payload store: writes, removals and checkpoints whose runs are
-//! compacted both ways (mostly-garbage runs copied forward, and the smallest merged when
+//! Crash sweep of the payload store and a payload index: writes, removals and checkpoints
+//! whose runs are compacted both ways (mostly-garbage runs copied forward, and the smallest merged when
 //! there are more than 16), with the power cut around every sync. After every crash image:
 //! every acknowledged payload reads back bit-exact (plus, at most, the batch in flight),
-//! `verify` finds nothing, and a second recovery sees the same.
+//! `verify` finds nothing (it compares the index file with the payloads), the index counts
+//! what the payloads hold, and a second recovery sees the same.
 
 mod common;
 
@@ -10,7 +11,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use vellum::fs::{CrashHarness, CrashModel, CrashPoints, CrashReport, SimFs};
-use vellum::{CollectionConfig, Database, DatabaseOptions, Metric, Point, WriteBatch};
+use vellum::{
+    CollectionConfig, Condition, Database, DatabaseOptions, Filter, Metric, PayloadIndexKind,
+    Point, WriteBatch,
+};
 
 const DIM: usize = 2;
 
@@ -25,11 +29,8 @@ enum Op {
 }
 
 fn payload(id: u64, version: u64) -> Vec<u8> {
-    format!("{{\"id\":{id},\"v\":{version}}}")
-        .into_bytes()
-        .into_iter()
-        .chain(std::iter::repeat_n(b'x', (id % 7) as usize * 9))
-        .collect()
+    let pad = "x".repeat((id % 7) as usize * 9);
+    format!("{{\"id\":{id},\"v\":{version},\"pad\":\"{pad}\"}}").into_bytes()
 }
 
 /// Eighteen checkpoints of new ids (no run becomes garbage, so the run count passes 16 and
@@ -77,6 +78,8 @@ fn apply(model: &mut Model, op: &Op) {
 #[derive(Debug, Default)]
 struct Outcome {
     created: bool,
+    /// Set once the payload index was durably created.
+    indexed: bool,
     acked: Model,
     in_flight: Option<Op>,
     /// Most payload runs a generation held, and whether the count ever fell.
@@ -92,6 +95,12 @@ fn scenario(fs: &SimFs) -> Outcome {
     let Ok(c) = db.create_collection("c", CollectionConfig::new(DIM, Metric::L2).flat()) else {
         return out;
     };
+    // An index on the version: every crash image must answer from it as the payloads do.
+    if c.create_payload_index("v", PayloadIndexKind::Integer)
+        .is_err()
+    {
+        return out;
+    }
     out.created = true;
     let mut last_runs = 0;
     for op in history() {
@@ -123,7 +132,7 @@ fn scenario(fs: &SimFs) -> Outcome {
     out
 }
 
-fn read_state(fs: &SimFs) -> Result<Option<Model>, String> {
+fn read_state(fs: &SimFs, indexed: bool) -> Result<Option<Model>, String> {
     let db = Database::open_with_fs(fs.shared(), "/db", options())
         .map_err(|e| format!("reopen: {e}"))?;
     let Ok(c) = db.collection("c") else {
@@ -144,11 +153,30 @@ fn read_state(fs: &SimFs) -> Result<Option<Model>, String> {
     if c.stats().payloads != model.values().filter(|p| p.is_some()).count() as u64 {
         return Err("the payload count disagrees with the payloads read".into());
     }
+    // The index answers as the payloads do (verify above compared its file with them).
+    // Created once acknowledged; maybe (all or nothing) when the crash cut its creation.
+    let indexes = c.payload_indexes().len();
+    if indexes > 1 || (indexed && indexes == 0) {
+        return Err(format!("{indexes} payload indexes after recovery"));
+    }
+    for v in [0, 5, 17, 20, 25] {
+        let filter = Filter::default().must(Condition::matches("v", v));
+        let want = model
+            .iter()
+            .filter(|(id, p)| filter.matches(**id, p.as_deref()))
+            .count() as u64;
+        let got = c.count(Some(&filter)).map_err(|e| e.to_string())?;
+        if got != want {
+            return Err(format!(
+                "the index counts {got} points with v = {v}, the payloads {want}"
+            ));
+        }
+    }
     Ok(Some(model))
 }
 
 fn check(image: &SimFs, out: &Outcome) -> Result<(), String> {
-    let Some(state) = read_state(image)? else {
+    let Some(state) = read_state(image, out.indexed)? else {
         return if out.created {
             Err("the acknowledged collection vanished".into())
         } else {
@@ -172,7 +200,7 @@ fn check(image: &SimFs, out: &Outcome) -> Result<(), String> {
              batch in flight does not explain it)"
         ));
     }
-    let again = read_state(image)?.ok_or("collection vanished on the second open")?;
+    let again = read_state(image, out.indexed)?.ok_or("collection vanished on the second open")?;
     if again != state {
         return Err("a second recovery gave a different state".into());
     }

@@ -91,7 +91,7 @@ impl CollectionInner {
         result
     }
 
-    fn checkpoint_locked(&self, cp: &mut Checkpointer) -> Result<CheckpointInfo> {
+    pub(super) fn checkpoint_locked(&self, cp: &mut Checkpointer) -> Result<CheckpointInfo> {
         let codec = match self.options.zstd_level {
             Some(level) => Codec::Zstd { level },
             None => Codec::None,
@@ -185,6 +185,11 @@ impl CollectionInner {
             .iter()
             .map(|(_, name)| self.map_checkpoint_file(info.generation, name))
             .collect::<Result<Vec<_>>>()?;
+        let mapped_indexes = payloads
+            .written_indexes()
+            .into_iter()
+            .map(|name| self.map_checkpoint_file(info.generation, name))
+            .collect::<Result<Vec<_>>>()?;
         // The new table too: its pages are the file's, not the heap's.
         let mapped_table = match payloads.table_written() {
             true => {
@@ -199,9 +204,13 @@ impl CollectionInner {
             let mut state = self.state.write();
             let held = Instant::now();
             state.store.publish_checkpoint(flushed, &info)?;
-            let taken = state
-                .payloads
-                .publish(payloads, mapped, mapped_table, info.generation);
+            let taken = state.payloads.publish(
+                payloads,
+                mapped,
+                mapped_table,
+                mapped_indexes,
+                info.generation,
+            );
             // The changes' buffer is freed after the lock is released.
             (held.elapsed(), taken)
         };

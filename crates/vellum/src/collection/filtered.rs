@@ -17,6 +17,12 @@ impl CollectionInner {
     /// matched when its page was read.
     pub(super) fn matching_ids(&self, filter: &Filter) -> Result<Vec<u64>> {
         self.check_usable()?;
+        {
+            let state = self.state.read();
+            if let Some(ids) = super::payload_index::planned_ids(&state, filter)? {
+                return Ok(ids);
+            }
+        }
         let ids = self.ids();
         let mut out = Vec::new();
         for page in ids.chunks(FILTER_PAGE) {

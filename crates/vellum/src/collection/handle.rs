@@ -177,7 +177,27 @@ impl Collection {
         }
     }
 
-    /// How many points `filter` admits (every point with `None`). Evaluated in pages, each
+    /// Creates a payload index on `field` (a dotted path, as filters name fields) holding
+    /// `kind` values: conditions on the field are then answered from it, without reading
+    /// payloads. Reads every payload once (without holding back writers); returns once a
+    /// checkpoint holds the index. An index on `field` that exists already is an error.
+    pub fn create_payload_index(&self, field: &str, kind: crate::PayloadIndexKind) -> Result<()> {
+        self.inner.create_payload_index(field, kind)
+    }
+
+    /// Drops the payload index on `field`; `Ok(false)` if there was none. Returns once the
+    /// checkpoint generation without it is durable.
+    pub fn drop_payload_index(&self, field: &str) -> Result<bool> {
+        self.inner.drop_payload_index(field)
+    }
+
+    /// The payload indexes of this collection.
+    pub fn payload_indexes(&self) -> Vec<crate::PayloadIndexInfo> {
+        self.inner.payload_indexes()
+    }
+
+    /// How many points `filter` admits (every point with `None`). Conditions on indexed
+    /// fields are answered by the payload indexes; others read payloads, in pages, each
     /// under one hold of the collection's read lock.
     pub fn count(&self, filter: Option<&Filter>) -> Result<u64> {
         match filter {

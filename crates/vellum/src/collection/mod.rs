@@ -6,6 +6,7 @@ mod compact;
 mod filtered;
 mod handle;
 mod indexer;
+mod payload_index;
 mod pending;
 mod reads;
 mod recovery;

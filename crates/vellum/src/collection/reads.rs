@@ -64,6 +64,36 @@ impl CollectionInner {
         self.check_vector(None, query)?;
         self.note_search();
         let state = self.state.read();
+        // A typed filter the payload indexes answer becomes the set of ids it admits: a
+        // small set is scanned exactly (cheaper than a graph walk that must pass many
+        // refused nodes, and exact), a large one restricts the graph walk by id.
+        let planned = match params.filter {
+            Some(SearchFilter::Where(filter)) => super::payload_index::planned_ids(&state, filter)?,
+            _ => None,
+        };
+        let narrowed;
+        let params = match &planned {
+            Some(ids) => {
+                let n = state.store.len();
+                if state.index.is_none() || params.exact || ids.len() <= planned_exact_max(n) {
+                    let slots: Vec<u64> = ids
+                        .iter()
+                        .filter_map(|&id| state.store.slot_of(id))
+                        .collect();
+                    let unfiltered = SearchParams {
+                        filter: None,
+                        ..*params
+                    };
+                    return self.exact_hits(&state, &slots, query, k, &unfiltered);
+                }
+                narrowed = SearchParams {
+                    filter: Some(SearchFilter::Ids(ids)),
+                    ..*params
+                };
+                &narrowed
+            }
+            None => params,
+        };
         // A small collection is scanned exactly: cheaper than a graph walk at that size
         // (a walk computes about ef × M distances), and exact.
         let small = state.store.len() <= EXACT_SCAN_MAX_POINTS;
@@ -212,6 +242,13 @@ impl CollectionInner {
         }
         Ok(out)
     }
+}
+
+/// The largest set of admitted points a filtered search scans exactly rather than walking
+/// the graph: 4,096, or 1/32 of the collection when that is more. A walk that may return
+/// only 1 point in 32 computes about as many distances as such a scan, and misses some.
+fn planned_exact_max(points: usize) -> usize {
+    (points / 32).max(4096)
 }
 
 /// Runs `f` with the search filter translated to vector-store slots (the index and the

@@ -181,6 +181,30 @@ impl Condition {
 
 /// The values at the dotted path `parts` under `json`: through an array, every element is
 /// followed; an array at the end offers each of its elements.
+/// The values a condition on `key` finds in `payload` (as a filter reads them: through
+/// arrays, each element of an array at the end), given to `f`. Used to build payload
+/// indexes, so an index holds exactly what a filter would read.
+pub(crate) fn with_field_values<R>(
+    payload: Option<&[u8]>,
+    key: &str,
+    f: impl FnOnce(&[&Json]) -> R,
+) -> R {
+    let top = key.split('.').next().unwrap_or(key);
+    let json = payload
+        .and_then(|bytes| {
+            let wanted = [top];
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            let fields = Fields(&wanted).deserialize(&mut de).ok()?;
+            de.end().ok()?;
+            Some(Json::Object(fields))
+        })
+        .unwrap_or(Json::Null);
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut found = Vec::new();
+    collect(&json, &parts, &mut found);
+    f(&found)
+}
+
 fn collect<'j>(json: &'j Json, parts: &[&str], out: &mut Vec<&'j Json>) {
     match (parts.split_first(), json) {
         (None, Json::Array(items)) => out.extend(items),

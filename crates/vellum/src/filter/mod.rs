@@ -6,12 +6,14 @@
 //! holds if it holds for any). A payload that is not a JSON object has no fields.
 //!
 //! `json.rs` reads a filter from its JSON form (what `vellum search --filter` takes);
-//! `eval.rs` evaluates one against a point. Conditions on payload fields read the payload;
-//! payload indexes, which would answer them without reading payloads, are not built yet.
+//! `eval.rs` evaluates one against a point. Conditions on fields with a payload index
+//! (`Collection::create_payload_index`) are answered by the index, without reading payloads
+//! (the planner is in `payloads/indexes.rs`); others read the payload.
 
 mod eval;
 mod json;
 
+pub(crate) use eval::with_field_values;
 pub use json::FilterError;
 
 /// Which points a filter admits: every `must` condition holds, at least one `should`

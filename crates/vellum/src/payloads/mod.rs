@@ -18,6 +18,9 @@
 //! the write lock again ([`PayloadStore::publish`]); reads in between see the taken changes
 //! in `frozen`, so no read waits for the build.
 
+mod checkpoint;
+mod index;
+mod indexes;
 mod locations;
 mod run;
 mod unsaved;
@@ -27,25 +30,41 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use vellum_checkpoint::{Codec, FileBytes, FileSpec, LoadedGeneration, data_file_name};
+use vellum_checkpoint::{FileBytes, LoadedGeneration, data_file_name};
 
 use crate::error::{Error, Result};
-use locations::{Loc, Table};
-use run::{RECORD_FIXED_BYTES, RUN_HEADER_BYTES, RunWriter};
+use locations::Table;
+use run::{RECORD_FIXED_BYTES, RUN_HEADER_BYTES};
 use unsaved::Unsaved;
 
-/// Drives the payload files' decoders on arbitrary bytes (the `payload_files` fuzz target):
-/// a location table (`which` even; whatever decodes re-encodes to the same bytes) or a run
-/// (odd; its header, then every record walked through its checksum). Never a panic.
+pub(crate) use checkpoint::{BuiltPayloads, PayloadHandover};
+pub use index::{MAX_FIELD_BYTES, PayloadIndexKind};
+use indexes::IndexState;
+pub use indexes::PayloadIndexInfo;
+pub(crate) use indexes::index_no_of;
+
+/// Drives the payload files' decoders on arbitrary bytes (the `payload_files` fuzz target),
+/// chosen by `which % 3`: a location table (0) or a payload index (2), each of which must
+/// re-encode to the same bytes if it decodes, or a run (1: its header, then every record
+/// walked through its checksum). Never a panic.
 pub(crate) fn fuzz_decoders(which: u8, data: &[u8]) {
     let path = Path::new("fuzz");
-    if which.is_multiple_of(2) {
-        if let Ok(table) = locations::decode(data, path) {
-            assert_eq!(locations::encode(&table), data);
+    match which % 3 {
+        0 => {
+            if let Ok(table) = locations::decode(data, path) {
+                assert_eq!(locations::encode(&table), data);
+            }
         }
-    } else {
-        let _ = run::check_header(data, 1, path);
-        let _ = run::scan_records(data, path, |_, _, _| ());
+        1 => {
+            let _ = run::check_header(data, 1, path);
+            let _ = run::scan_records(data, path, |_, _, _| ());
+        }
+        _ => {
+            if let Ok(index) = index::IndexFile::open(FileBytes::from(data.to_vec()), path) {
+                let again = index::encode(&index.field, index.kind, index.entries());
+                assert_eq!(again, data);
+            }
+        }
     }
 }
 
@@ -160,6 +179,8 @@ pub(crate) struct PayloadStore {
     next_seq: u64,
     /// Most runs a generation keeps (`DatabaseOptions::with_max_payload_runs`).
     max_runs: usize,
+    /// Payload indexes, by number.
+    indexes: BTreeMap<u32, IndexState>,
     /// Whether the current generation holds `table` as its location table (it can then be
     /// carried over by a checkpoint that changes no payload).
     table_saved: bool,
@@ -178,6 +199,7 @@ impl PayloadStore {
             next_seq: 2,
             table_saved: false,
             max_runs,
+            indexes: BTreeMap::new(),
         }
     }
 
@@ -266,6 +288,7 @@ impl PayloadStore {
         }
         // The buffer of changes gets a number no run of this generation has.
         store.recent = Unsaved::new(store.take_seq());
+        store.open_indexes(dir, generation)?;
         for (id, payload) in legacy.into_iter().flatten() {
             store.set(id, Some(&payload));
         }
@@ -314,6 +337,7 @@ impl PayloadStore {
             _ => {}
         }
         self.recent.put(id, payload);
+        self.index_change(id, payload);
     }
 
     fn take_seq(&mut self) -> u64 {
@@ -353,6 +377,7 @@ impl PayloadStore {
             compaction_seq: self.take_seq(),
             table_saved: self.table_saved,
             max_runs: self.max_runs,
+            indexes: self.indexes.clone(),
         })
     }
 
@@ -365,8 +390,21 @@ impl PayloadStore {
         built: BuiltPayloads,
         mapped: Vec<FileBytes>,
         mapped_table: Option<FileBytes>,
+        mapped_indexes: Vec<FileBytes>,
         generation: u64,
     ) -> Option<Arc<Unsaved>> {
+        let mut maps = mapped_indexes.into_iter();
+        for built_index in &built.indexes {
+            let Some(state) = self.indexes.get_mut(&built_index.no) else {
+                continue;
+            };
+            if built_index.written
+                && let Some(bytes) = maps.next()
+            {
+                state.base = Some(built_index.file.remapped(bytes));
+            }
+            state.saved = true;
+        }
         for seq in &built.dropped {
             self.runs.remove(seq);
         }
@@ -394,9 +432,15 @@ impl PayloadStore {
     /// What `verify` checks, taken under the lock and checked without it (the runs are
     /// immutable and stay mapped while the copy lives).
     pub(crate) fn for_check(&self) -> PayloadCheck {
+        let mut changed: rustc_hash::FxHashSet<u64> = self.recent.changed_ids().collect();
+        if let Some(f) = &self.frozen {
+            changed.extend(f.changed_ids());
+        }
         PayloadCheck {
             runs: self.runs.clone(),
             table: self.table.clone(),
+            indexes: self.indexes.clone(),
+            changed,
         }
     }
 }
@@ -405,6 +449,9 @@ impl PayloadStore {
 pub(crate) struct PayloadCheck {
     runs: BTreeMap<u64, Run>,
     table: Table,
+    indexes: BTreeMap<u32, IndexState>,
+    /// Ids changed since the last checkpoint (the files do not hold them yet).
+    changed: rustc_hash::FxHashSet<u64>,
 }
 
 impl PayloadCheck {
@@ -441,215 +488,16 @@ impl PayloadCheck {
                 }
             }
         }
+        for (&no, state) in &self.indexes {
+            problems.extend(indexes::check_index(
+                no,
+                state,
+                &self.table,
+                &self.runs,
+                &|id| self.changed.contains(&id),
+            ));
+        }
         (records, problems)
-    }
-}
-
-/// What a checkpoint took from the store, to build its files without the lock.
-pub(crate) struct PayloadHandover {
-    frozen: Arc<Unsaved>,
-    table: Table,
-    runs: BTreeMap<u64, Run>,
-    /// The number of the run of compacted records, if one is written.
-    compaction_seq: u64,
-    table_saved: bool,
-    max_runs: usize,
-}
-
-/// A checkpoint's payload files, built.
-pub(crate) struct BuiltPayloads {
-    /// The changes: written as a run if it holds any record.
-    frozen: Arc<Unsaved>,
-    /// The live records of the runs compacted, as a run (number and bytes).
-    compacted: Option<(u64, Vec<u8>)>,
-    table: Table,
-    /// Whether the table is written (not carried over from the current generation).
-    table_written: bool,
-    /// Runs carried over unchanged.
-    carry: Vec<String>,
-    /// Runs compacted.
-    dropped: Vec<u64>,
-    /// Live bytes per run after this checkpoint.
-    live: FxHashMap<u64, u64>,
-    /// The runs this checkpoint writes (number, name).
-    new_runs: Vec<(u64, String)>,
-}
-
-impl PayloadHandover {
-    /// Builds the new location table and, when runs are compacted, the run of their live
-    /// records (copied through their checksums: a damaged record fails the checkpoint, it is
-    /// never copied forward). The changes' run is the buffer they were appended to.
-    pub(crate) fn build(self) -> Result<BuiltPayloads> {
-        let victims = self.choose_victims();
-        let frozen = &self.frozen;
-        // Updates to the table, each id once, sorted: `None` removes.
-        let mut updates: Vec<(u64, Option<Loc>)> = frozen
-            .changes()
-            .map(|(id, at)| {
-                let loc = at.map(|(offset, len)| Loc {
-                    id,
-                    run: frozen.seq(),
-                    offset,
-                    len,
-                });
-                (id, loc)
-            })
-            .collect();
-        let victim_live: u64 = victims.iter().map(|s| self.runs[s].live_bytes).sum();
-        let mut compacted = None;
-        if victim_live > 0 {
-            let mut w = RunWriter::new(self.compaction_seq, victim_live as usize);
-            for l in self.table.iter() {
-                if !victims.contains(&l.run) || frozen.is_changed(l.id) {
-                    continue;
-                }
-                let run = &self.runs[&l.run];
-                let payload =
-                    run::read_record(run.bytes.as_slice(), l.offset, l.id, l.len, &run.path)?;
-                let offset = w.push(l.id, payload);
-                updates.push((
-                    l.id,
-                    Some(Loc {
-                        id: l.id,
-                        run: self.compaction_seq,
-                        offset,
-                        len: l.len,
-                    }),
-                ));
-            }
-            if w.records() > 0 {
-                compacted = Some((self.compaction_seq, w.into_bytes()));
-            }
-        }
-        updates.sort_unstable_by_key(|&(id, _)| id);
-        let unchanged = updates.is_empty() && victims.is_empty() && self.table_saved;
-        let table = if unchanged {
-            self.table.clone()
-        } else {
-            self.table.merged(&updates)
-        };
-        let mut live: FxHashMap<u64, u64> = FxHashMap::default();
-        for l in table.iter() {
-            *live.entry(l.run).or_default() += RECORD_FIXED_BYTES as u64 + u64::from(l.len);
-        }
-
-        let mut carry: Vec<String> = self
-            .runs
-            .keys()
-            .filter(|s| !victims.contains(s))
-            .map(|&s| run_file_name(s))
-            .collect();
-        if unchanged {
-            carry.push(LOCATIONS_FILE.to_owned());
-        }
-        let mut new_runs = Vec::with_capacity(2);
-        if frozen.has_records() {
-            new_runs.push((frozen.seq(), run_file_name(frozen.seq())));
-        }
-        if let Some((seq, _)) = &compacted {
-            new_runs.push((*seq, run_file_name(*seq)));
-        }
-        Ok(BuiltPayloads {
-            new_runs,
-            frozen: self.frozen,
-            compacted,
-            table,
-            table_written: !unchanged,
-            carry,
-            dropped: victims,
-            live,
-        })
-    }
-
-    /// The runs this checkpoint compacts: those whose live bytes are under half their
-    /// records (most garbage first, up to [`COMPACTION_BUDGET_BYTES`] of live bytes copied),
-    /// and, while more than `max_runs` would remain, the smallest.
-    fn choose_victims(&self) -> Vec<u64> {
-        let mut garbage: Vec<(u64, u64, u64)> = self
-            .runs
-            .iter()
-            .filter(|(_, r)| r.live_bytes * 2 < r.record_bytes())
-            .map(|(&s, r)| (s, r.live_bytes, r.record_bytes()))
-            .collect();
-        // Lowest live share first.
-        garbage.sort_by(|a, b| (a.1 * b.2).cmp(&(b.1 * a.2)).then(a.0.cmp(&b.0)));
-        let mut victims = Vec::new();
-        let mut copied = 0u64;
-        for (seq, live, _) in garbage {
-            if live == 0 || copied + live <= COMPACTION_BUDGET_BYTES {
-                copied += live;
-                victims.push(seq);
-            }
-        }
-        let mut by_size: Vec<(u64, u64)> = self
-            .runs
-            .iter()
-            .filter(|(s, _)| !victims.contains(s))
-            .map(|(&s, r)| (r.record_bytes(), s))
-            .collect();
-        by_size.sort_unstable();
-        // The runs this checkpoint adds: the changes' run, and the compacted run if any
-        // victim so far has live records (merging the smallest below makes one too).
-        let changes_run = usize::from(self.frozen.has_records());
-        let mut compacted_run = usize::from(copied > 0);
-        let mut kept = by_size.len();
-        for (_, seq) in by_size {
-            if kept + changes_run + compacted_run <= self.max_runs {
-                break;
-            }
-            victims.push(seq);
-            kept -= 1;
-            compacted_run = 1;
-        }
-        victims.sort_unstable();
-        victims
-    }
-}
-
-impl BuiltPayloads {
-    /// The files to commit: the table, and the new runs (mapped, checked record by record).
-    pub(crate) fn files(&self) -> Vec<FileSpec<'_>> {
-        let mut files: Vec<FileSpec<'_>> = Vec::with_capacity(3);
-        if self.table_written {
-            files.push(FileSpec {
-                name: LOCATIONS_FILE,
-                bytes: self.table.bytes(),
-                codec: Codec::None,
-            });
-        }
-        for (seq, name) in &self.new_runs {
-            let bytes = match &self.compacted {
-                Some((compacted, bytes)) if compacted == seq => bytes.as_slice(),
-                _ => self.frozen.run_bytes(),
-            };
-            files.push(FileSpec {
-                name,
-                bytes,
-                codec: Codec::Mapped,
-            });
-        }
-        files
-    }
-
-    /// The runs the new generation carries over.
-    pub(crate) fn carried(&self) -> impl Iterator<Item = &str> {
-        self.carry.iter().map(String::as_str)
-    }
-
-    /// The new runs (number, name): the changes' run, then the compacted one, if written.
-    pub(crate) fn new_runs(&self) -> &[(u64, String)] {
-        &self.new_runs
-    }
-
-    /// Drops the compacted run's bytes once written (the run is mapped
-    /// from its file instead).
-    pub(crate) fn release_written(&mut self) {
-        self.compacted = self.compacted.take().map(|(seq, _)| (seq, Vec::new()));
-    }
-
-    /// Whether the location table is written (to map it once committed).
-    pub(crate) fn table_written(&self) -> bool {
-        self.table_written
     }
 }
 

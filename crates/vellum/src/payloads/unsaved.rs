@@ -8,6 +8,7 @@
 
 use rustc_hash::FxHashMap;
 
+use super::index::Key;
 use super::run::{RUN_HEADER_BYTES, RunWriter};
 
 /// Changes not in any run file yet.
@@ -17,6 +18,8 @@ pub(crate) struct Unsaved {
     buf: RunWriter,
     /// Latest record offset per id; `None`: the payload was removed.
     at: FxHashMap<u64, Option<u64>>,
+    /// Per payload index (by number), the keys of each id changed here (empty: none).
+    keys: FxHashMap<u32, FxHashMap<u64, Vec<Key>>>,
 }
 
 impl Unsaved {
@@ -25,7 +28,23 @@ impl Unsaved {
             seq,
             buf: RunWriter::new(seq, 0),
             at: FxHashMap::default(),
+            keys: FxHashMap::default(),
         }
+    }
+
+    /// Records the keys index `index` takes from `id`'s payload as changed here.
+    pub(crate) fn put_keys(&mut self, index: u32, id: u64, keys: Vec<Key>) {
+        self.keys.entry(index).or_default().insert(id, keys);
+    }
+
+    /// The keys of the ids changed here, for index `index`.
+    pub(crate) fn keys(&self, index: u32) -> Option<&FxHashMap<u64, Vec<Key>>> {
+        self.keys.get(&index)
+    }
+
+    /// Forgets index `index` (dropped).
+    pub(crate) fn drop_keys(&mut self, index: u32) {
+        self.keys.remove(&index);
     }
 
     pub(crate) fn seq(&self) -> u64 {
@@ -56,6 +75,15 @@ impl Unsaved {
 
     pub(crate) fn is_changed(&self, id: u64) -> bool {
         self.at.contains_key(&id)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    /// The ids changed here.
+    pub(crate) fn changed_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.at.keys().copied()
     }
 
     /// Whether the buffer holds any record (a run to write).
