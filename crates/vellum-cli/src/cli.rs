@@ -106,6 +106,12 @@ pub(crate) enum Command {
         /// Database directory.
         db: PathBuf,
     },
+    /// Payload indexes: create, drop, list. Filters on an indexed field are answered by
+    /// its index instead of reading payloads.
+    Index {
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
     /// Write-ahead log tools.
     Wal {
         #[command(subcommand)]
@@ -131,6 +137,58 @@ pub(crate) enum Command {
         /// Collection name.
         collection: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IndexCommand {
+    /// Index a payload field (reads every payload once; returns when it is durable).
+    Create {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// The field, a dotted path as filters name fields (e.g. `lang`, `meta.year`).
+        field: String,
+        /// What the field holds.
+        #[arg(long, value_enum)]
+        kind: IndexKindArg,
+    },
+    /// Drop the index on a payload field.
+    Drop {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// The field.
+        field: String,
+    },
+    /// List a collection's payload indexes.
+    List {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+    },
+}
+
+/// What a payload index holds.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum IndexKindArg {
+    Keyword,
+    Integer,
+    Float,
+    Bool,
+}
+
+impl IndexKindArg {
+    pub(crate) fn kind(self) -> vellum::PayloadIndexKind {
+        match self {
+            IndexKindArg::Keyword => vellum::PayloadIndexKind::Keyword,
+            IndexKindArg::Integer => vellum::PayloadIndexKind::Integer,
+            IndexKindArg::Float => vellum::PayloadIndexKind::Float,
+            IndexKindArg::Bool => vellum::PayloadIndexKind::Bool,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -98,6 +98,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                 },
         } => commands::wal::dump(db, collection, from, limit, json),
         Command::Snapshot { command } => commands::snapshot::snapshot(command, json),
+        Command::Index { command } => commands::index::index(command, json),
         Command::Checkpoint { db, collection } => commands::wal::checkpoint(db, collection, json),
         Command::Compact { db, collection } => commands::wal::compact(db, &collection, json),
     }

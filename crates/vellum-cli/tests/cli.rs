@@ -466,7 +466,8 @@ fn a_database_that_lost_its_catalog_is_refused_then_repaired() {
 }
 
 #[test]
-fn search_takes_a_json_filter_and_names_where_a_bad_one_is_wrong() {
+fn search_takes_a_json_filter_answered_with_or_without_indexes_and_names_where_a_bad_one_is_wrong()
+{
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     {
@@ -499,6 +500,39 @@ fn search_takes_a_json_filter_and_names_where_a_bad_one_is_wrong() {
         .map(|h| h["id"].as_u64().unwrap())
         .collect();
     assert_eq!(ids, [12, 16, 20], "{out}");
+    // With indexes on both fields the same search answers the same, and inspect shows them.
+    ok(&["index", "create", db, "c", "lang", "--kind", "keyword"]);
+    let out = ok(&[
+        "--json", "index", "create", db, "c", "year", "--kind", "integer",
+    ]);
+    assert!(out.contains(r#""created":true"#), "{out}");
+    let out = ok(&[
+        "--json", "search", db, "c", "--query", "0,0", "-k", "3", "--filter", filter,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let indexed: Vec<u64> = v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexed, [12, 16, 20], "{out}");
+    let out = ok(&["index", "list", db, "c"]);
+    assert!(
+        out.contains("lang\tkeyword\t40 entries") && out.contains("year\tinteger"),
+        "{out}"
+    );
+    let out = ok(&["--json", "inspect", db]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["collections"][0]["payload_indexes"][0]["field"], "lang",
+        "{out}"
+    );
+    let dup = vellum(&["index", "create", db, "c", "lang", "--kind", "keyword"]);
+    assert!(!dup.status.success());
+    ok(&["index", "drop", db, "c", "year"]);
+    assert!(!ok(&["index", "list", db, "c"]).contains("year"));
+    ok(&["verify", db]);
     let out = vellum(&[
         "search",
         db,

@@ -31,6 +31,11 @@ pub(crate) fn inspect(db: PathBuf, json: bool) -> Result<ExitCode, BoxError> {
                     "checkpoint_raw_bytes": s.checkpoint_raw_bytes,
                     "vector_segment_bytes": s.vector_segment_bytes, "indexed": s.indexed, "index_pending": s.index_pending,
                     "tail_cut_at_open": s.tail_cut_at_open.as_ref().map(tail_cut_json),
+                    "payload_runs": s.payload_runs, "payload_run_bytes": s.payload_run_bytes,
+                    "payload_live_bytes": s.payload_live_bytes,
+                    "payload_indexes": s.payload_indexes.iter().map(|i| json!({
+                        "field": i.field, "kind": i.kind.name(), "entries": i.entries_saved,
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -87,6 +92,20 @@ pub(crate) fn inspect(db: PathBuf, json: bool) -> Result<ExitCode, BoxError> {
                 s.indexed,
                 s.index_pending
             );
+            println!(
+                "  payloads:    {} run file(s), {} ({} live)",
+                s.payload_runs,
+                HumanBytes(s.payload_run_bytes),
+                HumanBytes(s.payload_live_bytes)
+            );
+            for i in &s.payload_indexes {
+                println!(
+                    "  index:       {} ({}), {} entries",
+                    i.field,
+                    i.kind.name(),
+                    i.entries_saved
+                );
+            }
             if let Some(cut) = &s.tail_cut_at_open {
                 println!("  recovery:    {}", describe_tail_cut(cut));
             }

@@ -2,6 +2,7 @@
 //! and the global `--json` flag and returns the process exit code.
 
 pub(crate) mod create;
+pub(crate) mod index;
 pub(crate) mod inspect;
 pub(crate) mod search;
 pub(crate) mod snapshot;

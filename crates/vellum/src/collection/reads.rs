@@ -195,6 +195,7 @@ impl CollectionInner {
             payload_run_bytes: payload_stats.run_bytes,
             payload_live_bytes: payload_stats.live_bytes,
             payload_unsaved_bytes: payload_stats.unsaved_bytes,
+            payload_indexes: state.payloads.index_infos(),
             wal_bytes: wal.log_bytes,
             wal_segments: wal.segments as u64,
             last_lsn: state.applied_lsn,

@@ -144,6 +144,8 @@ pub struct CollectionStats {
     pub payload_live_bytes: u64,
     /// Payload bytes written since the last checkpoint (held in memory until it).
     pub payload_unsaved_bytes: u64,
+    /// The payload indexes.
+    pub payload_indexes: Vec<crate::PayloadIndexInfo>,
     /// Bytes of log segments in use.
     pub wal_bytes: u64,
     /// Log segment files.
