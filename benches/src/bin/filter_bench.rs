@@ -1,7 +1,8 @@
 //! `filter_bench`: filtered search on fashion-mnist (issue 15's bench), at four
 //! selectivities: QPS and recall@10 of Vellum's filtered search (`SearchFilter::Where`)
 //! against post-filtering (an unfiltered search for k / selectivity hits, then the filter)
-//! and against the exact filtered scan, which is also the ground truth.
+//! and against the exact filtered scan, which is also the ground truth; first reading
+//! payloads, then with payload indexes on both fields.
 //!
 //! Each point's payload is `{"class": <its fashion-mnist label>, "r": <0..1000, a hash of
 //! its id>}`. Filters: `r < 1` (0.1%), `r < 10` (1%), `class = 3` (10%), `r < 500` (50%).
@@ -162,11 +163,33 @@ fn main() {
             Box::new(|id| r_of(id) < 500),
         ),
     ];
-    println!(
-        "| selectivity | admitted | filtered: recall@10 / QPS | post-filter: recall@10 / QPS | exact filtered: QPS |"
-    );
-    println!("|---|---|---|---|---|");
     let queries = work.queries.len() / work.dim;
+    // Mean recall@10 and QPS of one way of searching: `k` hits with `params`, of which the
+    // admitted first ten count.
+    let measure = |truth: &[Vec<u64>],
+                   admits: &dyn Fn(u64) -> bool,
+                   k: usize,
+                   params: &SearchParams<'_>|
+     -> (f64, f64) {
+        let t = Instant::now();
+        let mut total = 0.0;
+        for (q, want) in truth.iter().enumerate() {
+            let got: Vec<u64> = c
+                .search_with(work.query(q), k, params)
+                .expect("search")
+                .iter()
+                .map(|h| h.id)
+                .filter(|&id| admits(id))
+                .take(K)
+                .collect();
+            total += recall(&got, want);
+        }
+        (
+            total / queries as f64,
+            queries as f64 / t.elapsed().as_secs_f64(),
+        )
+    };
+    let mut rows = Vec::new();
     for (name, filter, admits) in &cases {
         let admitted = (0..n as u64).filter(|&id| admits(id)).count();
         let selectivity = admitted as f64 / n as f64;
@@ -178,7 +201,7 @@ fn main() {
             exact: true,
             ..where_
         };
-        // Ground truth and the exact scan's speed.
+        // Ground truth and the exact scan's speed (payloads read, no index yet).
         let t = Instant::now();
         let truth: Vec<Vec<u64>> = (0..queries)
             .map(|q| {
@@ -190,38 +213,47 @@ fn main() {
             })
             .collect();
         let exact_qps = queries as f64 / t.elapsed().as_secs_f64();
-        // Mean recall@10 and QPS of one way of searching: `k` hits with `params`, of which
-        // the admitted first ten count.
-        let measure = |k: usize, params: &SearchParams<'_>| -> (f64, f64) {
-            let t = Instant::now();
-            let mut total = 0.0;
-            for (q, want) in truth.iter().enumerate() {
-                let got: Vec<u64> = c
-                    .search_with(work.query(q), k, params)
-                    .expect("search")
-                    .iter()
-                    .map(|h| h.id)
-                    .filter(|&id| admits(id))
-                    .take(K)
-                    .collect();
-                total += recall(&got, want);
-            }
-            (
-                total / queries as f64,
-                queries as f64 / t.elapsed().as_secs_f64(),
-            )
-        };
-        let (filtered_recall, filtered_qps) = measure(K, &where_);
+        let filtered = measure(&truth, admits.as_ref(), K, &where_);
         // Post-filtering: ask for k / selectivity hits (ef at least that), keep the admitted.
         let wide = ((K as f64 / selectivity).ceil() as usize).min(n);
         let post = SearchParams {
             ef: Some(wide.max(64)),
             ..SearchParams::default()
         };
-        let (post_recall, post_qps) = measure(wide, &post);
+        let post = measure(&truth, admits.as_ref(), wide, &post);
+        rows.push((name, admitted, truth, filtered, post, exact_qps));
+    }
+    // The same filtered searches with payload indexes on both fields.
+    let t = Instant::now();
+    c.create_payload_index("class", vellum::PayloadIndexKind::Integer)
+        .expect("index class");
+    c.create_payload_index("r", vellum::PayloadIndexKind::Integer)
+        .expect("index r");
+    println!(
+        "- payload indexes on class and r created in {:.2} s\n",
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "| selectivity | admitted | filtered, payloads read: recall@10 / QPS | filtered, payload indexes: recall@10 / QPS | post-filter: recall@10 / QPS | indexed ÷ post-filter QPS | exact filtered (payloads read): QPS |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for ((name, admitted, truth, filtered, post, exact_qps), (_, filter, admits)) in
+        rows.iter().zip(&cases)
+    {
+        let where_ = SearchParams {
+            filter: Some(SearchFilter::Where(filter)),
+            ..SearchParams::default()
+        };
+        let indexed = measure(truth, admits.as_ref(), K, &where_);
         println!(
-            "| {name} | {admitted} | {filtered_recall:.3} / {filtered_qps:.0} | \
-             {post_recall:.3} / {post_qps:.0} | {exact_qps:.0} |"
+            "| {name} | {admitted} | {:.3} / {:.0} | {:.3} / {:.0} | {:.3} / {:.0} | {:.1} | {exact_qps:.0} |",
+            filtered.0,
+            filtered.1,
+            indexed.0,
+            indexed.1,
+            post.0,
+            post.1,
+            indexed.1 / post.1
         );
     }
     println!("\n- load average after: {}", load_average());

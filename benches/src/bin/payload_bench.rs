@@ -15,7 +15,10 @@
 //! - `full`: the same ingest with background checkpoints off, then the first checkpoint,
 //!   which writes everything (what the 1% checkpoint is compared with);
 //! - `reopen`: opening the database left by `ingest` (time to open, first `get` with its
-//!   payload, first search, peak RSS).
+//!   payload, first search, `count` of `lang = en AND year >= 2020`, peak RSS).
+//!
+//! Three cases: payloads with indexes on `lang` (keyword), `year` (integer) and `price`
+//! (float), created after the ingest; payloads alone; no payloads.
 //!
 //! Vectors and payloads are generated from the id (no data set held in memory). Payloads
 //! look like documents: `{"lang":…,"year":…,"price":…,"tags":[…],"text":"…"}`.
@@ -24,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use vellum::{CollectionConfig, Database, DatabaseOptions, Point};
+use vellum::{CollectionConfig, Database, DatabaseOptions, PayloadIndexKind, Point};
 use vellum_benches::latency_report::{commit, load_average, output_of};
 use vellum_benches::scale::{disk_usage, mib, ms, status_kib};
 
@@ -121,7 +124,7 @@ fn rss_split() -> String {
 }
 
 /// `ingest` case: prints one line of `key=value;` fields.
-fn case_ingest(dir: &Path, n: u64, payloads: bool) {
+fn case_ingest(dir: &Path, n: u64, payloads: bool, indexes: bool) {
     let db = Database::open(dir, DatabaseOptions::default()).expect("open");
     let c = db
         .create_collection(
@@ -132,6 +135,17 @@ fn case_ingest(dir: &Path, n: u64, payloads: bool) {
     let (took, bytes) = ingest(&c, n, payloads);
     c.checkpoint().expect("checkpoint after ingest");
     let peak_ingest = status_kib("VmHWM") * 1024;
+    let mut index_s = 0.0;
+    if indexes {
+        let t = Instant::now();
+        c.create_payload_index("lang", PayloadIndexKind::Keyword)
+            .expect("index lang");
+        c.create_payload_index("year", PayloadIndexKind::Integer)
+            .expect("index year");
+        c.create_payload_index("price", PayloadIndexKind::Float)
+            .expect("index price");
+        index_s = t.elapsed().as_secs_f64();
+    }
     let after = rss_split();
     let disk = disk_usage(dir);
     // 1%: new vectors and payloads for every hundredth id.
@@ -143,7 +157,7 @@ fn case_ingest(dir: &Path, n: u64, payloads: bool) {
     let cp = c.checkpoint().expect("checkpoint after 1%");
     let stats = c.stats();
     println!(
-        "ingest_s={:.1}; payload_mib={}; peak_rss_mib={}; after={after}; disk_mib={}; files={}; \
+        "index_s={index_s:.1}; ingest_s={:.1}; payload_mib={}; peak_rss_mib={}; after={after}; disk_mib={}; files={}; \
          cp1_ms={}; cp1_lock_ms={}; runs={}; run_mib={}; live_mib={}; peak_rss_end_mib={}",
         took.as_secs_f64(),
         mib(bytes),
@@ -188,18 +202,28 @@ fn case_reopen(dir: &Path) {
     let c = db.collection(COLLECTION).expect("collection");
     let opened = started.elapsed();
     let t = Instant::now();
+    let en_2020 = vellum::Filter::default()
+        .must(vellum::Condition::matches("lang", "en"))
+        .must(vellum::Condition::range(
+            "year",
+            vellum::filter::Range::at_least(2020.0),
+        ));
+    let matching = c.count(Some(&en_2020)).expect("count");
+    let count = t.elapsed();
+    let t = Instant::now();
     let p = c.get(12_345).expect("get").expect("point");
     let get = t.elapsed();
     let t = Instant::now();
     c.search(&vector(7, 0), 10).expect("search");
     let search = t.elapsed();
     println!(
-        "open_ms={}; first_get_ms={}; payload_bytes={}; first_search_ms={}; peak_rss_mib={}",
+        "open_ms={}; first_get_ms={}; payload_bytes={}; first_search_ms={}; peak_rss_mib={}; count_ms={}; matching={matching}",
         ms(opened),
         ms(get),
         p.payload.map_or(0, |p| p.len()),
         ms(search),
-        mib(status_kib("VmHWM") * 1024)
+        mib(status_kib("VmHWM") * 1024),
+        ms(count),
     );
 }
 
@@ -229,9 +253,10 @@ fn main() {
     if argv.first().map(String::as_str) == Some("--case") {
         let dir = PathBuf::from(&argv[2]);
         let n: u64 = argv.get(3).map_or(0, |s| s.parse().expect("points"));
-        let payloads = argv.get(4).map(String::as_str) == Some("payloads");
+        let payloads = argv.get(4).is_some_and(|s| s.starts_with("payloads"));
+        let indexes = argv.get(4).map(String::as_str) == Some("payloads+indexes");
         match argv[1].as_str() {
-            "ingest" => case_ingest(&dir, n, payloads),
+            "ingest" => case_ingest(&dir, n, payloads, indexes),
             "full" => case_full(&dir, n, payloads),
             "reopen" => case_reopen(&dir),
             other => panic!("unknown case {other}"),
@@ -264,8 +289,8 @@ fn main() {
     );
     let n = points.to_string();
     let mut lines = Vec::new();
-    for payloads in ["payloads", "none"] {
-        let dir = work_dir.join(format!("db-{payloads}"));
+    for payloads in ["payloads+indexes", "payloads", "none"] {
+        let dir = work_dir.join(format!("db-{}", payloads.replace('+', "-")));
         let _ = std::fs::remove_dir_all(&dir);
         let ingest = child(&["ingest", dir.to_str().expect("utf-8 path"), &n, payloads]);
         let reopen = child(&["reopen", dir.to_str().expect("utf-8 path")]);
@@ -277,15 +302,18 @@ fn main() {
     }
     println!("- load average after: {}\n", load_average());
     println!(
-        "| case | payload MiB | ingest s | peak RSS MiB (ingest) | RSS after ingest + checkpoint | disk MiB | first full checkpoint ms (lock) | checkpoint after 1% ms (lock) | ratio | reopen ms | first get ms | reopen peak RSS MiB |"
+        "| case | payload MiB | indexes built s | lang = en ∧ year ≥ 2020: count ms (points) | ingest s | peak RSS MiB (ingest) | RSS after ingest + checkpoint | disk MiB | first full checkpoint ms (lock) | checkpoint after 1% ms (lock) | ratio | reopen ms | first get ms | reopen peak RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (case, ingest, reopen, full) in &lines {
         let cp1: f64 = field(ingest, "cp1_ms").parse().unwrap_or(f64::NAN);
         let cpf: f64 = field(full, "full_cp_ms").parse().unwrap_or(f64::NAN);
         println!(
-            "| {case} | {} | {} | {} | {} | {} | {} ({}) | {} ({}) | {:.3} | {} | {} | {} |",
+            "| {case} | {} | {} | {} ({}) | {} | {} | {} | {} | {} ({}) | {} ({}) | {:.3} | {} | {} | {} |",
             field(ingest, "payload_mib"),
+            field(ingest, "index_s"),
+            field(reopen, "count_ms"),
+            field(reopen, "matching"),
             field(ingest, "ingest_s"),
             field(ingest, "peak_rss_mib"),
             field(ingest, "after"),

@@ -27,6 +27,34 @@
 //! assert_eq!(docs.get(1).unwrap().unwrap().payload.as_deref(), Some(&b"first"[..]));
 //! ```
 //!
+//! Payloads are bytes; JSON ones get helpers, typed filters and payload indexes:
+//!
+//! ```
+//! use vellum::{CollectionConfig, Condition, Database, DatabaseOptions, Filter, Metric};
+//! use vellum::{PayloadIndexKind, Point, SearchFilter, SearchParams};
+//! use vellum::filter::Range;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = Database::open(dir.path(), DatabaseOptions::default()).unwrap();
+//! let docs = db.create_collection("docs", CollectionConfig::new(2, Metric::L2)).unwrap();
+//! docs.upsert_batch((0..100u64).map(|i| {
+//!     let doc = serde_json::json!({"lang": if i % 4 == 0 { "de" } else { "en" }, "year": 1990 + i});
+//!     Point::new(i, vec![i as f32, 0.0]).with_json(&doc).unwrap()
+//! }))
+//! .unwrap();
+//! docs.create_payload_index("lang", PayloadIndexKind::Keyword).unwrap();
+//! docs.create_payload_index("year", PayloadIndexKind::Integer).unwrap();
+//! let german_2020s = Filter::default()
+//!     .must(Condition::matches("lang", "de"))
+//!     .must(Condition::range("year", Range::at_least(2020.0)));
+//! assert_eq!(docs.count(Some(&german_2020s)).unwrap(), 17); // from the indexes
+//! let params = SearchParams { filter: Some(SearchFilter::Where(&german_2020s)), ..Default::default() };
+//! let hits = docs.search_with(&[0.0, 0.0], 3, &params).unwrap();
+//! assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), [32, 36, 40]);
+//! let doc: serde_json::Value = docs.get(32).unwrap().unwrap().json().unwrap().unwrap();
+//! assert_eq!(doc["lang"], "de");
+//! ```
+//!
 //! The guarantees, and what each sync policy can lose, are in docs/DURABILITY.md; the write
 //! and recovery paths step by step in docs/ARCHITECTURE.md.
 #![forbid(unsafe_code)]

@@ -36,6 +36,22 @@ impl Point {
             .map_err(|e| Error::InvalidArgument(format!("payload does not serialise: {e}")))?;
         Ok(self.with_payload(bytes))
     }
+
+    /// The payload parsed as JSON into `T` (`serde_json::Value` for any document): `None`
+    /// without a payload, an error naming the id if it is not `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.payload
+            .as_deref()
+            .map(|bytes| {
+                serde_json::from_slice(bytes).map_err(|e| {
+                    Error::InvalidArgument(format!(
+                        "the payload of id {} is not the JSON asked for: {e}",
+                        self.id
+                    ))
+                })
+            })
+            .transpose()
+    }
 }
 
 /// A group of writes applied atomically: after any crash, all of them or none.
