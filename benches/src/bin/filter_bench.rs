@@ -246,7 +246,7 @@ fn main() {
         };
         let indexed = measure(truth, admits.as_ref(), K, &where_);
         println!(
-            "| {name} | {admitted} | {:.3} / {:.0} | {:.3} / {:.0} | {:.3} / {:.0} | {:.1} | {exact_qps:.0} |",
+            "| {name} | {admitted} | {:.3} / {:.0} | {:.3} / {:.0} | {:.3} / {:.0} | {:.2} | {exact_qps:.0} |",
             filtered.0,
             filtered.1,
             indexed.0,

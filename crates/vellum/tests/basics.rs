@@ -131,6 +131,19 @@ fn filters_on_ids_and_payloads_restrict_results(fs: DynFs, root: &Path) {
     let mut ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
     ids.sort_unstable();
     assert_eq!(ids, allowed);
+    // The same ids as a sorted list: the same answer; an unsorted one is refused.
+    let sorted = |ids: &[u64]| {
+        c.search_with(
+            &q,
+            5,
+            &SearchParams {
+                filter: Some(SearchFilter::SortedIds(ids)),
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(sorted(&allowed).unwrap(), hits);
+    assert!(matches!(sorted(&[30, 10]), Err(Error::InvalidArgument(_))));
 }
 
 fn bad_input_gets_a_typed_error_and_loses_nothing(fs: DynFs, root: &Path) {

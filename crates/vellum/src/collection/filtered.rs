@@ -19,7 +19,7 @@ impl CollectionInner {
         self.check_usable()?;
         {
             let state = self.state.read();
-            if let Some(ids) = super::payload_index::planned_ids(&state, filter)? {
+            if let Some(ids) = super::payload_index::planned_ids(&state, filter, true)? {
                 return Ok(ids);
             }
         }

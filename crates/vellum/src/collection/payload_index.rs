@@ -55,13 +55,22 @@ impl CollectionInner {
     }
 }
 
-/// The live ids `filter` admits as the payload indexes answer it, ascending: `None` if no
-/// index narrows it. A plan that is a superset is narrowed here by reading the candidates'
-/// payloads (only theirs).
-pub(crate) fn planned_ids(state: &State, filter: &Filter) -> Result<Option<Vec<u64>>> {
+/// The ids `filter` admits as the payload indexes answer it, ascending: `None` if no index
+/// narrows it. A plan that is a superset is narrowed here by reading the candidates'
+/// payloads (only theirs). With `live_only`, ids without a live point are left out (a
+/// search need not: it meets only live points, and only ids named by `has_id` can be dead,
+/// since a point's payload goes with it).
+pub(crate) fn planned_ids(
+    state: &State,
+    filter: &Filter,
+    live_only: bool,
+) -> Result<Option<Vec<u64>>> {
     let Some((ids, exact)) = state.payloads.plan(filter) else {
         return Ok(None);
     };
+    if exact && !live_only {
+        return Ok(Some(ids));
+    }
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         if !state.store.contains(id) {

@@ -68,7 +68,9 @@ impl CollectionInner {
         // small set is scanned exactly (cheaper than a graph walk that must pass many
         // refused nodes, and exact), a large one restricts the graph walk by id.
         let planned = match params.filter {
-            Some(SearchFilter::Where(filter)) => super::payload_index::planned_ids(&state, filter)?,
+            Some(SearchFilter::Where(filter)) => {
+                super::payload_index::planned_ids(&state, filter, false)?
+            }
             _ => None,
         };
         let narrowed;
@@ -87,7 +89,7 @@ impl CollectionInner {
                     return self.exact_hits(&state, &slots, query, k, &unfiltered);
                 }
                 narrowed = SearchParams {
-                    filter: Some(SearchFilter::Ids(ids)),
+                    filter: Some(SearchFilter::SortedIds(ids)),
                     ..*params
                 };
                 &narrowed
@@ -246,10 +248,12 @@ impl CollectionInner {
 }
 
 /// The largest set of admitted points a filtered search scans exactly rather than walking
-/// the graph: 4,096, or 1/32 of the collection when that is more. A walk that may return
-/// only 1 point in 32 computes about as many distances as such a scan, and misses some.
+/// the graph: 4,096, or 1/8 of the collection when that is more. A walk that may return
+/// only one point in eight passes many refused nodes for each admitted one (and widens its
+/// candidate list). On fashion-mnist 60k (filter_bench), 10% of the points admitted: the
+/// scan ran 337 QPS, the walk 53; at 50% the walk runs (376 QPS).
 fn planned_exact_max(points: usize) -> usize {
-    (points / 32).max(4096)
+    (points / 8).max(4096)
 }
 
 /// Runs `f` with the search filter translated to vector-store slots (the index and the
@@ -276,6 +280,19 @@ fn with_slot_filter<R>(
         Some(SearchFilter::Ids(ids)) => {
             let allowed: Vec<u64> = ids.iter().filter_map(|&id| store.slot_of(id)).collect();
             f(Some(Filter::AllowIds(&allowed)))
+        }
+        Some(SearchFilter::SortedIds(ids)) => {
+            if !ids.is_sorted() {
+                return Err(Error::InvalidArgument(
+                    "SearchFilter::SortedIds needs its ids in ascending order".into(),
+                ));
+            }
+            let pred = move |slot: u64| {
+                store
+                    .id_at(slot)
+                    .is_some_and(|id| ids.binary_search(&id).is_ok())
+            };
+            f(Some(Filter::Allow(&pred)))
         }
         Some(SearchFilter::Id(p)) => {
             let pred = move |slot: u64| store.id_at(slot).is_some_and(p);

@@ -280,8 +280,9 @@ impl PayloadStore {
         let changed =
             |id: u64| self.recent.is_changed(id) || frozen.is_some_and(|f| f.is_changed(id));
         let mut ids = Vec::new();
+        let nothing_changed = self.recent.is_empty() && frozen.is_none_or(Unsaved::is_empty);
         base.ids(lookup, |id| {
-            if !changed(id) {
+            if nothing_changed || !changed(id) {
                 ids.push(id);
             }
         });
