@@ -368,6 +368,7 @@ mod tests {
             "checkpoints/data-0000000000000001-payload-locations",
             "checkpoints/data-0000000000000002-payload-run-00000000000000a1",
             "checkpoints/data-0000000000000002-payload-index-000000a1",
+            "checkpoints/data-0000000000000002-payload-index-000000a1.delta",
             "checkpoints/data-ffffffffffffffff-graph",
             "vectors/segment-00000000.vec",
             "vectors/segment-12345678.vec",

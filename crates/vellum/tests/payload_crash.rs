@@ -42,6 +42,11 @@ fn history() -> Vec<Op> {
         ops.push(Op::Write((round * 4..round * 4 + 4).collect(), Some(round)));
         ops.push(Op::Checkpoint);
     }
+    // Single changes: few enough for the index to write deltas beside its whole file.
+    for round in 26..32u64 {
+        ops.push(Op::Write(vec![round * 2], Some(round)));
+        ops.push(Op::Checkpoint);
+    }
     for round in 18..26u64 {
         let start = (round * 11) % 72;
         ops.push(Op::Write(
@@ -159,7 +164,7 @@ fn read_state(fs: &SimFs, indexed: bool) -> Result<Option<Model>, String> {
     if indexes > 1 || (indexed && indexes == 0) {
         return Err(format!("{indexes} payload indexes after recovery"));
     }
-    for v in [0, 5, 17, 20, 25] {
+    for v in 0..32 {
         let filter = Filter::default().must(Condition::matches("v", v));
         let want = model
             .iter()

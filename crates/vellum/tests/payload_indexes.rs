@@ -195,16 +195,30 @@ fn scenario(fs: DynFs, root: &Path) {
         );
         check_all(&c, "after creating the indexes");
         // Changes after the checkpoint: replaced payloads, removed ones, deleted points.
-        c.upsert_batch((0..600).step_by(3).map(|id| point(id, 1)))
+        c.upsert_batch((0..600).step_by(6).map(|id| point(id, 1)))
             .unwrap();
         for id in (700..800).step_by(7) {
             c.delete(id).unwrap();
         }
-        c.upsert_batch((900..950).map(|id| Point::new(id, common::vector(id, DIM))))
+        c.upsert_batch((900..920).map(|id| Point::new(id, common::vector(id, DIM))))
             .unwrap();
         check_all(&c, "with unsaved changes");
         c.checkpoint().unwrap();
         check_all(&c, "after a checkpoint");
+        // Few changes against whole files of ~2,000 entries: deltas were written.
+        let deltas = common::tree(fs.as_ref(), root)
+            .iter()
+            .filter(|(p, _)| p.to_string_lossy().ends_with(".delta"))
+            .count();
+        assert!(
+            deltas >= 3,
+            "{deltas} index deltas: {:?}",
+            common::tree(fs.as_ref(), root)
+                .iter()
+                .map(|(p, b)| (p.display().to_string(), b.len()))
+                .filter(|(p, _)| p.contains("payload-index"))
+                .collect::<Vec<_>>()
+        );
         c.upsert_batch((1..300).step_by(5).map(|id| point(id, 2)))
             .unwrap();
         assert!(c.verify().unwrap().is_ok());

@@ -182,6 +182,9 @@ pub(crate) struct IndexFile {
     heap_at: usize,
     entries_at: usize,
     len: usize,
+    /// A delta file: the offset of its shadow ids and their count (see [`IndexFile::shadows`]).
+    shadow_at: Option<usize>,
+    shadow_len: usize,
 }
 
 impl std::fmt::Debug for IndexFile {
@@ -218,9 +221,16 @@ impl IndexFile {
         }
         let kind = PayloadIndexKind::from_id(b[at])
             .ok_or_else(|| bad(format!("unknown index kind {} at offset {at}", b[at])))?;
-        if b[at + 1] != 0 {
-            return Err(bad(format!("reserved byte at offset {} is not 0", at + 1)));
-        }
+        let is_delta = match b[at + 1] {
+            0 => false,
+            1 => true,
+            other => {
+                return Err(bad(format!(
+                    "form byte at offset {} is {other}, not 0 (whole) or 1 (delta)",
+                    at + 1
+                )));
+            }
+        };
         let field_len = u16::from_le_bytes([b[at + 2], b[at + 3]]) as usize;
         at += 4;
         if field_len == 0 || field_len > MAX_FIELD_BYTES || b.len() < at + field_len {
@@ -260,11 +270,36 @@ impl IndexFile {
         }
         let entries_at = heap_at + heap_len as usize;
         let body = b.len() - entries_at;
-        if count.checked_mul(ENTRY_BYTES as u64) != Some(body as u64) {
-            return Err(bad(format!(
-                "offset 16 counts {count} entries, the file holds {body} bytes of them"
-            )));
-        }
+        let entry_bytes = count
+            .checked_mul(ENTRY_BYTES as u64)
+            .filter(|&n| n <= body as u64)
+            .ok_or_else(|| {
+                bad(format!(
+                    "offset 16 counts {count} entries, the file holds {body} bytes after its \
+                     dictionary"
+                ))
+            })? as usize;
+        let (shadow_at, shadow_len) = if is_delta {
+            let at = entries_at + entry_bytes;
+            if b.len() < at + 8 {
+                return Err(short("the shadow count", at));
+            }
+            let n = u64_at(b, at);
+            if n.checked_mul(8) != Some((b.len() - at - 8) as u64) {
+                return Err(bad(format!(
+                    "offset {at} counts {n} shadowed ids, the file holds {} bytes of them",
+                    b.len() - at - 8
+                )));
+            }
+            (Some(at + 8), n as usize)
+        } else {
+            if entry_bytes != body {
+                return Err(bad(format!(
+                    "offset 16 counts {count} entries, the file holds {body} bytes of them"
+                )));
+            }
+            (None, 0)
+        };
         let index = IndexFile {
             bytes: bytes.clone(),
             field,
@@ -274,6 +309,8 @@ impl IndexFile {
             heap_at,
             entries_at,
             len: count as usize,
+            shadow_at,
+            shadow_len,
         };
         let mut prev_end = 0u64;
         let mut prev: Option<&[u8]> = None;
@@ -320,7 +357,48 @@ impl IndexFile {
             }
             last = Some(entry);
         }
+        let mut last = None;
+        for i in 0..index.shadow_len {
+            let id = index.shadow(i);
+            if last.is_some_and(|l| l >= id) {
+                return Err(bad(format!(
+                    "shadowed id {i} at offset {} is not after the one before it",
+                    index.shadow_at.unwrap_or(0) + i * 8
+                )));
+            }
+            last = Some(id);
+        }
         Ok(index)
+    }
+
+    fn shadow(&self, i: usize) -> u64 {
+        u64_at(self.bytes.as_slice(), self.shadow_at.unwrap_or(0) + i * 8)
+    }
+
+    /// Whether this is a delta file.
+    pub(crate) fn is_delta(&self) -> bool {
+        self.shadow_at.is_some()
+    }
+
+    /// The ids a delta file speaks for, ascending: every id whose payload changed since the
+    /// whole file was written. The whole file's entries of these ids are out of date; the
+    /// delta's own entries (of some of them) replace them.
+    pub(crate) fn shadow_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.shadow_len).map(|i| self.shadow(i))
+    }
+
+    /// Whether a delta file speaks for `id`.
+    pub(crate) fn shadows(&self, id: u64) -> bool {
+        let (mut lo, mut hi) = (0, self.shadow_len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.shadow(mid).cmp(&id) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return true,
+            }
+        }
+        false
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -439,6 +517,16 @@ pub(crate) fn encode(
     kind: PayloadIndexKind,
     entries: impl Iterator<Item = (Key, u64)>,
 ) -> Vec<u8> {
+    encode_with(field, kind, entries, None)
+}
+
+/// As [`encode`]; with `shadow` (ascending ids), a delta file speaking for those ids.
+pub(crate) fn encode_with(
+    field: &str,
+    kind: PayloadIndexKind,
+    entries: impl Iterator<Item = (Key, u64)>,
+    shadow: Option<&[u64]>,
+) -> Vec<u8> {
     let mut dict: Vec<String> = Vec::new();
     let mut raw: Vec<(u64, u64)> = Vec::new();
     for (key, id) in entries {
@@ -459,7 +547,7 @@ pub(crate) fn encode(
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
     out.push(kind.id());
-    out.push(0);
+    out.push(u8::from(shadow.is_some()));
     out.extend_from_slice(&(field.len() as u16).to_le_bytes());
     out.extend_from_slice(field.as_bytes());
     out.extend_from_slice(&(dict.len() as u64).to_le_bytes());
@@ -475,6 +563,12 @@ pub(crate) fn encode(
     for (k, id) in raw {
         out.extend_from_slice(&k.to_le_bytes());
         out.extend_from_slice(&id.to_le_bytes());
+    }
+    if let Some(ids) = shadow {
+        out.extend_from_slice(&(ids.len() as u64).to_le_bytes());
+        for id in ids {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
     }
     out
 }

@@ -11,7 +11,9 @@ use std::path::Path;
 use rustc_hash::FxHashMap;
 use vellum_checkpoint::{FileBytes, LoadedGeneration, data_file_name};
 
-use super::index::{IndexFile, Key, Lookup, PayloadIndexKind, encode, keys_of, merge_sorted};
+use super::index::{
+    IndexFile, Key, Lookup, PayloadIndexKind, encode, encode_with, keys_of, merge_sorted,
+};
 use super::locations::Table;
 use super::unsaved::Unsaved;
 use super::{PayloadStore, Run, run};
@@ -21,17 +23,36 @@ use crate::filter::{Condition, Filter, Value, with_field_values};
 /// Prefix of an index file's name in a generation (then 8 hex digits: its number).
 pub(crate) const INDEX_PREFIX: &str = "payload-index-";
 
+/// Suffix of an index's delta file.
+pub(crate) const DELTA_SUFFIX: &str = ".delta";
+/// A delta is written while the ids it speaks for are at most 1/`DELTA_DIVISOR` of the
+/// whole file's entries; past that, the whole file is written again and the delta goes.
+const DELTA_DIVISOR: usize = 8;
+
 pub(crate) fn index_file_name(no: u32) -> String {
     format!("{INDEX_PREFIX}{no:08x}")
 }
 
-/// The number of the index file named `name`, if it is one.
-pub(crate) fn index_no_of(name: &str) -> Option<u32> {
-    let hex = name.strip_prefix(INDEX_PREFIX)?;
+fn delta_file_name(no: u32) -> String {
+    format!("{INDEX_PREFIX}{no:08x}{DELTA_SUFFIX}")
+}
+
+/// The index number of a file named `name` and whether it is a delta, if it is one.
+pub(crate) fn index_file_of(name: &str) -> Option<(u32, bool)> {
+    let rest = name.strip_prefix(INDEX_PREFIX)?;
+    let (hex, delta) = match rest.strip_suffix(DELTA_SUFFIX) {
+        Some(hex) => (hex, true),
+        None => (rest, false),
+    };
     if hex.len() != 8 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
-    u32::from_str_radix(hex, 16).ok()
+    u32::from_str_radix(hex, 16).ok().map(|no| (no, delta))
+}
+
+/// The number of the index file (whole or delta) named `name`, if it is one.
+pub(crate) fn index_no_of(name: &str) -> Option<u32> {
+    index_file_of(name).map(|(no, _)| no)
 }
 
 /// One index of the store.
@@ -39,9 +60,12 @@ pub(crate) fn index_no_of(name: &str) -> Option<u32> {
 pub(crate) struct IndexState {
     pub(crate) field: String,
     pub(crate) kind: PayloadIndexKind,
-    /// The index as of the last checkpoint (or as built at creation); `None` while it is
-    /// being built (the planner does not use it then).
+    /// The index as of the last checkpoint that wrote it whole (or as built at creation);
+    /// `None` while it is being built (the planner does not use it then).
     pub(crate) base: Option<IndexFile>,
+    /// The changes since `base` as of the last checkpoint: the ids they speak for and
+    /// their keys.
+    pub(crate) delta: Option<IndexFile>,
     /// Whether `base` is the current generation's file (a checkpoint may carry it over).
     pub(crate) saved: bool,
 }
@@ -87,15 +111,19 @@ impl IndexSource {
     }
 }
 
-/// An index as a checkpoint leaves it: written anew or carried over.
+/// One file of an index as a checkpoint leaves it (its whole file, and maybe a delta):
+/// written anew or carried over.
 pub(crate) struct BuiltIndex {
     pub(crate) no: u32,
     pub(crate) name: String,
     pub(crate) file: IndexFile,
     pub(crate) written: bool,
+    pub(crate) is_delta: bool,
 }
 
-/// Builds each index's file for a checkpoint taking `frozen`.
+/// Builds each index's files for a checkpoint taking `frozen`: while few ids changed since
+/// the whole file, a new delta (the old delta's entries without the ids changed now, merged
+/// with their new keys) and the whole file carried over; else the whole file again.
 pub(crate) fn build_indexes(
     indexes: &BTreeMap<u32, IndexState>,
     frozen: &Unsaved,
@@ -105,14 +133,22 @@ pub(crate) fn build_indexes(
         let Some(base) = &state.base else {
             continue;
         };
-        let name = index_file_name(no);
+        let carried = |file: &IndexFile, is_delta: bool| BuiltIndex {
+            no,
+            name: if is_delta {
+                delta_file_name(no)
+            } else {
+                index_file_name(no)
+            },
+            file: file.clone(),
+            written: false,
+            is_delta,
+        };
         if frozen.is_empty() && state.saved {
-            out.push(BuiltIndex {
-                no,
-                name,
-                file: base.clone(),
-                written: false,
-            });
+            out.push(carried(base, false));
+            if let Some(delta) = &state.delta {
+                out.push(carried(delta, true));
+            }
             continue;
         }
         let mut changed: Vec<(Key, u64)> = frozen
@@ -122,46 +158,105 @@ pub(crate) fn build_indexes(
             .flat_map(|(&id, keys)| keys.iter().map(move |k| (k.clone(), id)))
             .collect();
         changed.sort_unstable();
-        let kept = base.entries().filter(|(_, id)| !frozen.is_changed(*id));
-        let bytes = encode(
-            &state.field,
-            state.kind,
-            merge_sorted(kept, changed.into_iter()),
-        );
+        // The ids the new delta speaks for: the old delta's and those changed now.
+        let mut shadow: Vec<u64> = state
+            .delta
+            .iter()
+            .flat_map(IndexFile::shadow_ids)
+            .chain(frozen.changed_ids())
+            .collect();
+        shadow.sort_unstable();
+        shadow.dedup();
+        let old_delta = state
+            .delta
+            .iter()
+            .flat_map(IndexFile::entries)
+            .filter(|(_, id)| !frozen.is_changed(*id));
+        let delta_entries = merge_sorted(old_delta, changed.into_iter());
+        // A whole file built since the last checkpoint (a new index) is not in the
+        // generation yet: it is written whole.
+        let whole = !state.saved || shadow.len() * DELTA_DIVISOR > base.len();
+        let (name, bytes) = if whole {
+            let kept = base
+                .entries()
+                .filter(|(_, id)| shadow.binary_search(id).is_err());
+            let entries = merge_sorted(kept, delta_entries);
+            (
+                index_file_name(no),
+                encode(&state.field, state.kind, entries),
+            )
+        } else {
+            let bytes = encode_with(&state.field, state.kind, delta_entries, Some(&shadow));
+            (delta_file_name(no), bytes)
+        };
         // Checked like a file read back: a fault in the merge stops the checkpoint rather
         // than publishing an index that disagrees with its payloads.
         let file = IndexFile::open(FileBytes::from(bytes), Path::new(&name))?;
+        if !whole {
+            out.push(carried(base, false));
+        }
         out.push(BuiltIndex {
             no,
             name,
             file,
             written: true,
+            is_delta: !whole,
         });
     }
     Ok(out)
 }
 
 impl PayloadStore {
-    /// Opens the index files of a loaded generation.
+    /// Opens the index files (whole and delta) of a loaded generation.
     pub(crate) fn open_indexes(&mut self, dir: &Path, generation: &LoadedGeneration) -> Result<()> {
+        let mut deltas = Vec::new();
         for (name, bytes) in &generation.files {
-            let Some(no) = index_no_of(name) else {
+            let Some((no, is_delta)) = index_file_of(name) else {
                 continue;
             };
             let origin = generation
                 .manifest
                 .file(name)
                 .map_or(generation.generation(), |e| e.origin_generation);
-            let file = IndexFile::open(bytes.clone(), &dir.join(data_file_name(origin, name)))?;
+            let path = dir.join(data_file_name(origin, name));
+            let file = IndexFile::open(bytes.clone(), &path)?;
+            if file.is_delta() != is_delta {
+                return Err(Error::BadDatabaseFile {
+                    path,
+                    reason: "its form byte (offset 25) does not match its name".into(),
+                });
+            }
+            if is_delta {
+                deltas.push((no, file, path));
+                continue;
+            }
             self.indexes.insert(
                 no,
                 IndexState {
                     field: file.field.clone(),
                     kind: file.kind,
                     base: Some(file),
+                    delta: None,
                     saved: true,
                 },
             );
+        }
+        for (no, file, path) in deltas {
+            match self.indexes.get_mut(&no) {
+                Some(state) if state.field == file.field && state.kind == file.kind => {
+                    state.delta = Some(file);
+                }
+                _ => {
+                    return Err(Error::BadDatabaseFile {
+                        path,
+                        reason: format!(
+                            "a delta of a {} index on {:?} without that index",
+                            file.kind.name(),
+                            file.field
+                        ),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -212,6 +307,7 @@ impl PayloadStore {
                 field: field.to_owned(),
                 kind,
                 base: None,
+                delta: None,
                 saved: false,
             },
         );
@@ -261,7 +357,8 @@ impl PayloadStore {
             .map(|s| PayloadIndexInfo {
                 field: s.field.clone(),
                 kind: s.kind,
-                entries_saved: s.base.as_ref().map_or(0, |b| b.len() as u64),
+                entries_saved: s.base.as_ref().map_or(0, |b| b.len() as u64)
+                    + s.delta.as_ref().map_or(0, |d| d.len() as u64),
             })
             .collect()
     }
@@ -281,11 +378,19 @@ impl PayloadStore {
             |id: u64| self.recent.is_changed(id) || frozen.is_some_and(|f| f.is_changed(id));
         let mut ids = Vec::new();
         let nothing_changed = self.recent.is_empty() && frozen.is_none_or(Unsaved::is_empty);
+        let delta = state.delta.as_ref();
         base.ids(lookup, |id| {
-            if nothing_changed || !changed(id) {
+            if (nothing_changed || !changed(id)) && !delta.is_some_and(|d| d.shadows(id)) {
                 ids.push(id);
             }
         });
+        if let Some(delta) = delta {
+            delta.ids(lookup, |id| {
+                if nothing_changed || !changed(id) {
+                    ids.push(id);
+                }
+            });
+        }
         for (buffer, newer) in [(frozen, Some(&self.recent)), (Some(&self.recent), None)] {
             let Some(keys) = buffer.and_then(|b| b.keys(no)) else {
                 continue;
@@ -436,7 +541,13 @@ pub(crate) fn check_index(
         return Vec::new();
     };
     let mut held: FxHashMap<u64, Vec<Key>> = FxHashMap::default();
+    let delta = state.delta.as_ref();
     for (key, id) in base.entries() {
+        if !changed(id) && !delta.is_some_and(|d| d.shadows(id)) {
+            held.entry(id).or_default().push(key);
+        }
+    }
+    for (key, id) in delta.iter().flat_map(|d| d.entries()) {
         if !changed(id) {
             held.entry(id).or_default().push(key);
         }

@@ -61,7 +61,13 @@ pub(crate) fn fuzz_decoders(which: u8, data: &[u8]) {
         }
         _ => {
             if let Ok(index) = index::IndexFile::open(FileBytes::from(data.to_vec()), path) {
-                let again = index::encode(&index.field, index.kind, index.entries());
+                let shadow: Vec<u64> = index.shadow_ids().collect();
+                let again = index::encode_with(
+                    &index.field,
+                    index.kind,
+                    index.entries(),
+                    index.is_delta().then_some(&shadow[..]),
+                );
                 assert_eq!(again, data);
             }
         }
@@ -393,17 +399,31 @@ impl PayloadStore {
         mapped_indexes: Vec<FileBytes>,
         generation: u64,
     ) -> Option<Arc<Unsaved>> {
+        // Each index's files as the new generation holds them: the whole file, and a delta
+        // only if the checkpoint left one.
+        for built_index in &built.indexes {
+            if let Some(state) = self.indexes.get_mut(&built_index.no) {
+                state.delta = None;
+                state.saved = true;
+            }
+        }
         let mut maps = mapped_indexes.into_iter();
         for built_index in &built.indexes {
             let Some(state) = self.indexes.get_mut(&built_index.no) else {
                 continue;
             };
-            if built_index.written
-                && let Some(bytes) = maps.next()
-            {
-                state.base = Some(built_index.file.remapped(bytes));
+            let file = match (
+                built_index.written,
+                built_index.written.then(|| maps.next()),
+            ) {
+                (true, Some(Some(bytes))) => built_index.file.remapped(bytes),
+                _ => built_index.file.clone(),
+            };
+            if built_index.is_delta {
+                state.delta = Some(file);
+            } else {
+                state.base = Some(file);
             }
-            state.saved = true;
         }
         for seq in &built.dropped {
             self.runs.remove(seq);
