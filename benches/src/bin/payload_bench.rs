@@ -132,8 +132,22 @@ fn case_ingest(dir: &Path, n: u64, payloads: bool, indexes: bool) {
             CollectionConfig::new(DIM, vellum::Metric::L2).flat(),
         )
         .expect("create");
-    let (took, bytes) = ingest(&c, n, payloads);
-    c.checkpoint().expect("checkpoint after ingest");
+    // Peak anonymous memory (heap; mapped file pages excluded), sampled every 10 ms.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (took, bytes, peak_anon) = std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let mut peak = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(status_kib("RssAnon") * 1024);
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            peak
+        });
+        let (took, bytes) = ingest(&c, n, payloads);
+        c.checkpoint().expect("checkpoint after ingest");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (took, bytes, sampler.join().expect("sampler"))
+    });
     let peak_ingest = status_kib("VmHWM") * 1024;
     let mut index_s = 0.0;
     if indexes {
@@ -157,8 +171,9 @@ fn case_ingest(dir: &Path, n: u64, payloads: bool, indexes: bool) {
     let cp = c.checkpoint().expect("checkpoint after 1%");
     let stats = c.stats();
     println!(
-        "index_s={index_s:.1}; ingest_s={:.1}; payload_mib={}; peak_rss_mib={}; after={after}; disk_mib={}; files={}; \
+        "index_s={index_s:.1}; peak_anon_mib={}; ingest_s={:.1}; payload_mib={}; peak_rss_mib={}; after={after}; disk_mib={}; files={}; \
          cp1_ms={}; cp1_lock_ms={}; runs={}; run_mib={}; live_mib={}; peak_rss_end_mib={}",
+        mib(peak_anon),
         took.as_secs_f64(),
         mib(bytes),
         mib(peak_ingest),
@@ -302,19 +317,20 @@ fn main() {
     }
     println!("- load average after: {}\n", load_average());
     println!(
-        "| case | payload MiB | indexes built s | lang = en ∧ year ≥ 2020: count ms (points) | ingest s | peak RSS MiB (ingest) | RSS after ingest + checkpoint | disk MiB | first full checkpoint ms (lock) | checkpoint after 1% ms (lock) | ratio | reopen ms | first get ms | reopen peak RSS MiB |"
+        "| case | payload MiB | indexes built s | lang = en ∧ year ≥ 2020: count ms (points) | ingest s | peak anonymous MiB (ingest) | peak RSS MiB (ingest) | RSS after ingest + checkpoint | disk MiB | first full checkpoint ms (lock) | checkpoint after 1% ms (lock) | ratio | reopen ms | first get ms | reopen peak RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (case, ingest, reopen, full) in &lines {
         let cp1: f64 = field(ingest, "cp1_ms").parse().unwrap_or(f64::NAN);
         let cpf: f64 = field(full, "full_cp_ms").parse().unwrap_or(f64::NAN);
         println!(
-            "| {case} | {} | {} | {} ({}) | {} | {} | {} | {} | {} ({}) | {} ({}) | {:.3} | {} | {} | {} |",
+            "| {case} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} ({}) | {} ({}) | {:.3} | {} | {} | {} |",
             field(ingest, "payload_mib"),
             field(ingest, "index_s"),
             field(reopen, "count_ms"),
             field(reopen, "matching"),
             field(ingest, "ingest_s"),
+            field(ingest, "peak_anon_mib"),
             field(ingest, "peak_rss_mib"),
             field(ingest, "after"),
             field(ingest, "disk_mib"),

@@ -18,6 +18,7 @@ pub struct DatabaseOptions {
     pub(crate) wal_segment_size_bytes: u64,
     pub(crate) checkpoint_after_ops: u64,
     pub(crate) checkpoint_after_wal_bytes: u64,
+    pub(crate) checkpoint_after_payload_bytes: u64,
     pub(crate) background_checkpoints: bool,
     pub(crate) checkpoint_poll_interval: Duration,
     pub(crate) retain_checkpoints: u32,
@@ -54,6 +55,10 @@ impl std::fmt::Debug for DatabaseOptions {
                 "checkpoint_after_wal_bytes",
                 &self.checkpoint_after_wal_bytes,
             )
+            .field(
+                "checkpoint_after_payload_bytes",
+                &self.checkpoint_after_payload_bytes,
+            )
             .field("background_checkpoints", &self.background_checkpoints)
             .field("retain_checkpoints", &self.retain_checkpoints)
             .field("max_payload_runs", &self.max_payload_runs)
@@ -81,6 +86,7 @@ impl Default for DatabaseOptions {
             wal_segment_size_bytes: 64 << 20,
             checkpoint_after_ops: 50_000,
             checkpoint_after_wal_bytes: 64 << 20,
+            checkpoint_after_payload_bytes: 32 << 20,
             background_checkpoints: true,
             checkpoint_poll_interval: Duration::from_millis(200),
             retain_checkpoints: 2,
@@ -135,6 +141,14 @@ impl DatabaseOptions {
     /// checkpoint. Default 64 MiB.
     pub fn with_checkpoint_after_wal_bytes(mut self, bytes: u64) -> Self {
         self.checkpoint_after_wal_bytes = bytes;
+        self
+    }
+
+    /// Checkpoint a collection once the payloads written since its last checkpoint (held
+    /// in memory until then, docs/format/payloads.md) reach this many bytes. Default
+    /// 32 MiB: with a checkpoint in flight, memory holds up to about twice this.
+    pub fn with_checkpoint_after_payload_bytes(mut self, bytes: u64) -> Self {
+        self.checkpoint_after_payload_bytes = bytes;
         self
     }
 

@@ -324,7 +324,15 @@ pub(crate) fn restore_as_new(
             return Err(e);
         }
     };
-    let inner = match CollectionInner::open(fs.clone(), &target, id, name, entry.config, options) {
+    // An archive may come from anywhere: besides what every open checks, the order of the
+    // payload files (which an ordinary open leaves to their checksums) is checked before the
+    // collection is published.
+    let opened = CollectionInner::open(fs.clone(), &target, id, name, entry.config, options)
+        .and_then(|c| {
+            let checked = c.state.read().payloads.check_files();
+            checked.map(|()| c)
+        });
+    let inner = match opened {
         Ok(c) => Arc::new(c),
         Err(e) => {
             remove_tree(fs.as_ref(), &target)?;

@@ -222,3 +222,19 @@ fn a_flipped_byte_in_a_payload_run_is_an_error_naming_the_file_and_offset() {
     c.upsert(Point::new(3, common::vector(3, DIM))).unwrap();
     assert_eq!(c.get(3).unwrap().unwrap().payload, None);
 }
+
+#[test]
+fn unsaved_payload_bytes_past_their_threshold_ask_for_a_checkpoint() {
+    let fs = SimFs::new();
+    let options = common::options(1 << 20, 256).with_checkpoint_after_payload_bytes(32 << 10);
+    let db = Database::open_with_fs(fs.shared(), "/db", options).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(DIM, Metric::L2).flat())
+        .unwrap();
+    // 20 payloads of ~1 KiB: under the threshold, and under every other one.
+    upsert_range(&c, 0..20, 1);
+    assert_eq!(db.maintain().unwrap().checkpoints, 0);
+    upsert_range(&c, 20..40, 1);
+    assert_eq!(db.maintain().unwrap().checkpoints, 1);
+    assert_eq!(c.stats().payload_unsaved_bytes, 0);
+}

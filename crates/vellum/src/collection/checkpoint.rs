@@ -70,10 +70,19 @@ impl CollectionInner {
         if ops >= self.options.checkpoint_after_ops {
             return true;
         }
+        if ops == 0 {
+            return false;
+        }
+        // Unsaved payloads are held in memory until a checkpoint writes them. Not waited
+        // for: a writer holding the lock is checked on the next poll.
+        if let Some(state) = self.state.try_read()
+            && state.payloads.unsaved_bytes() >= self.options.checkpoint_after_payload_bytes
+        {
+            return true;
+        }
         let wal_bytes = self.wal.stats().log_bytes;
-        ops > 0
-            && wal_bytes.saturating_sub(self.wal_bytes_at_checkpoint.load(Ordering::Relaxed))
-                >= self.options.checkpoint_after_wal_bytes
+        wal_bytes.saturating_sub(self.wal_bytes_at_checkpoint.load(Ordering::Relaxed))
+            >= self.options.checkpoint_after_wal_bytes
     }
 
     /// Makes the current state durable as a new checkpoint generation and drops log

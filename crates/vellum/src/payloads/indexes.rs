@@ -107,7 +107,10 @@ impl IndexSource {
         }
         entries.sort_unstable();
         let bytes = encode(&self.field, self.kind, entries.into_iter());
-        IndexFile::open(FileBytes::from(bytes), Path::new("(new payload index)"))
+        let path = Path::new("(new payload index)");
+        let file = IndexFile::open(FileBytes::from(bytes), path)?;
+        file.check_order(path)?;
+        Ok(file)
     }
 }
 
@@ -192,6 +195,7 @@ pub(crate) fn build_indexes(
         // Checked like a file read back: a fault in the merge stops the checkpoint rather
         // than publishing an index that disagrees with its payloads.
         let file = IndexFile::open(FileBytes::from(bytes), Path::new(&name))?;
+        file.check_order(Path::new(&name))?;
         if !whole {
             out.push(carried(base, false));
         }

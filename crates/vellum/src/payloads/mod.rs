@@ -60,7 +60,9 @@ pub(crate) fn fuzz_decoders(which: u8, data: &[u8]) {
             let _ = run::scan_records(data, path, |_, _, _| ());
         }
         _ => {
-            if let Ok(index) = index::IndexFile::open(FileBytes::from(data.to_vec()), path) {
+            if let Ok(index) = index::IndexFile::open(FileBytes::from(data.to_vec()), path)
+                .and_then(|i| i.check_order(path).map(|()| i))
+            {
                 let shadow: Vec<u64> = index.shadow_ids().collect();
                 let again = index::encode_with(
                     &index.field,
@@ -352,6 +354,11 @@ impl PayloadStore {
         seq
     }
 
+    /// Bytes of payload records written since the last checkpoint's handover.
+    pub(crate) fn unsaved_bytes(&self) -> u64 {
+        self.recent.record_bytes()
+    }
+
     pub(crate) fn stats(&self) -> PayloadStats {
         PayloadStats {
             payloads: self.count,
@@ -449,6 +456,20 @@ impl PayloadStore {
         self.frozen.take()
     }
 
+    /// Checks the order of the location table and of every index file (what open leaves
+    /// to their checksums): run on a collection restored from a snapshot before it is
+    /// published, since an archive may come from anywhere.
+    pub(crate) fn check_files(&self) -> Result<()> {
+        self.table.check_order(&self.dir.join(LOCATIONS_FILE))?;
+        for (&no, state) in &self.indexes {
+            let path = self.dir.join(indexes::index_file_name(no));
+            for file in state.base.iter().chain(&state.delta) {
+                file.check_order(&path)?;
+            }
+        }
+        Ok(())
+    }
+
     /// What `verify` checks, taken under the lock and checked without it (the runs are
     /// immutable and stay mapped while the copy lives).
     pub(crate) fn for_check(&self) -> PayloadCheck {
@@ -508,7 +529,16 @@ impl PayloadCheck {
                 }
             }
         }
+        if let Err(e) = self.table.check_order(Path::new(LOCATIONS_FILE)) {
+            problems.push(e.to_string());
+        }
         for (&no, state) in &self.indexes {
+            let path = Path::new("payload index").join(indexes::index_file_name(no));
+            for file in state.base.iter().chain(&state.delta) {
+                if let Err(e) = file.check_order(&path) {
+                    problems.push(e.to_string());
+                }
+            }
             problems.extend(indexes::check_index(
                 no,
                 state,
