@@ -238,3 +238,23 @@ fn unsaved_payload_bytes_past_their_threshold_ask_for_a_checkpoint() {
     assert_eq!(db.maintain().unwrap().checkpoints, 1);
     assert_eq!(c.stats().payload_unsaved_bytes, 0);
 }
+
+#[test]
+fn writers_checkpoint_when_unsaved_payloads_pass_twice_their_threshold() {
+    let fs = SimFs::new();
+    let options = common::options(1 << 20, 256).with_checkpoint_after_payload_bytes(16 << 10);
+    let db = Database::open_with_fs(fs.shared(), "/db", options).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(DIM, Metric::L2).flat())
+        .unwrap();
+    let mut most = 0;
+    for id in 0..200 {
+        c.upsert(Point::new(id, common::vector(id, DIM)).with_payload(payload(id, 1)))
+            .unwrap();
+        most = most.max(c.stats().payload_unsaved_bytes);
+    }
+    // No background checkpoints here: the writers kept the unsaved bytes bounded.
+    assert!(most < (32 << 10) + 2 * 1100, "{most} unsaved bytes");
+    assert!(c.stats().generation >= 5, "{}", c.stats().generation);
+    check_payloads(&c, 0..200, |_| 1);
+}

@@ -85,6 +85,35 @@ impl CollectionInner {
             >= self.options.checkpoint_after_wal_bytes
     }
 
+    /// Backpressure on payloads held in memory: a writer that finds twice
+    /// `checkpoint_after_payload_bytes` unsaved (a checkpoint in flight let them pile up, or
+    /// background checkpoints are off) waits for the checkpoint in flight and, if that did not
+    /// bring them under the bound, checkpoints itself. So the payloads written since the
+    /// last handover stay under twice the threshold (plus the batches of writers already
+    /// past the check), and with a checkpoint in flight holding its own, memory holds at
+    /// most about four times the threshold; normally the background checkpoint at the
+    /// threshold keeps it near twice.
+    pub(crate) fn bound_unsaved_payloads(&self) -> Result<()> {
+        let bound = self
+            .options
+            .checkpoint_after_payload_bytes
+            .saturating_mul(2);
+        let over = || self.state.read().payloads.unsaved_bytes() >= bound;
+        if !over() {
+            return Ok(());
+        }
+        let mut cp = self.checkpointer.lock();
+        self.check_usable()?;
+        if !over() {
+            return Ok(());
+        }
+        let result = self.checkpoint_locked(&mut cp);
+        if let Err(e) = &result {
+            self.stop(e);
+        }
+        result.map(drop)
+    }
+
     /// Makes the current state durable as a new checkpoint generation and drops log
     /// segments no retained generation needs.
     pub(crate) fn checkpoint(&self) -> Result<CheckpointInfo> {

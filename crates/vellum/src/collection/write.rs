@@ -57,6 +57,9 @@ impl CollectionInner {
             .iter()
             .filter(|op| matches!(op, BatchOp::Upsert(_)))
             .count();
+        if upserts > 0 {
+            self.bound_unsaved_payloads()?;
+        }
         let hnsw = matches!(self.config.index, crate::options::IndexKind::Hnsw(_));
         let reserved = if hnsw && upserts > 0 {
             self.wait_for_room(upserts)?;
