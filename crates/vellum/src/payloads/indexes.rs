@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rustc_hash::FxHashMap;
-use vellum_checkpoint::{FileBytes, LoadedGeneration, data_file_name};
+use vellum_checkpoint::{FileBytes, LoadedGeneration};
 
 use super::index::{
     IndexFile, Key, Lookup, PayloadIndexKind, encode, encode_with, keys_of, merge_sorted,
@@ -218,11 +218,7 @@ impl PayloadStore {
             let Some((no, is_delta)) = index_file_of(name) else {
                 continue;
             };
-            let origin = generation
-                .manifest
-                .file(name)
-                .map_or(generation.generation(), |e| e.origin_generation);
-            let path = dir.join(data_file_name(origin, name));
+            let path = super::generation_file_path(dir, generation, name);
             let file = IndexFile::open(bytes.clone(), &path)?;
             if file.is_delta() != is_delta {
                 return Err(Error::BadDatabaseFile {

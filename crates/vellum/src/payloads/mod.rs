@@ -118,6 +118,16 @@ pub(crate) fn read_header(
     Ok(field)
 }
 
+/// The path of a loaded generation's file `name`: the generation that wrote it may be an
+/// older one (carried over).
+pub(crate) fn generation_file_path(dir: &Path, generation: &LoadedGeneration, name: &str) -> PathBuf {
+    let origin = generation
+        .manifest
+        .file(name)
+        .map_or(generation.generation(), |e| e.origin_generation);
+    dir.join(data_file_name(origin, name))
+}
+
 /// Name of the location table in a checkpoint generation.
 pub(crate) const LOCATIONS_FILE: &str = "payload-locations";
 /// Prefix of a run's name in a checkpoint generation (then 16 hex digits: its number).
@@ -225,11 +235,7 @@ impl PayloadStore {
             let Some(seq) = run_seq_of(name) else {
                 continue;
             };
-            let origin = generation
-                .manifest
-                .file(name)
-                .map_or(generation.generation(), |e| e.origin_generation);
-            let path = dir.join(data_file_name(origin, name));
+            let path = generation_file_path(dir, generation, name);
             run::check_header(bytes.as_slice(), seq, &path)?;
             store.runs.insert(
                 seq,
@@ -242,11 +248,7 @@ impl PayloadStore {
             store.next_seq = store.next_seq.max(seq + 1);
         }
         if let Some(bytes) = generation.shared_file(LOCATIONS_FILE) {
-            let origin = generation
-                .manifest
-                .file(LOCATIONS_FILE)
-                .map_or(generation.generation(), |e| e.origin_generation);
-            let path = dir.join(data_file_name(origin, LOCATIONS_FILE));
+            let path = generation_file_path(dir, generation, LOCATIONS_FILE);
             let table = Table::open(bytes.clone(), &path)?;
             // One pass: every entry inside a run of this generation, and each run's live
             // bytes. Runs are few: a sorted array of (number, length, live) is searched.
