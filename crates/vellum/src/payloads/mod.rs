@@ -120,7 +120,11 @@ pub(crate) fn read_header(
 
 /// The path of a loaded generation's file `name`: the generation that wrote it may be an
 /// older one (carried over).
-pub(crate) fn generation_file_path(dir: &Path, generation: &LoadedGeneration, name: &str) -> PathBuf {
+pub(crate) fn generation_file_path(
+    dir: &Path,
+    generation: &LoadedGeneration,
+    name: &str,
+) -> PathBuf {
     let origin = generation
         .manifest
         .file(name)
