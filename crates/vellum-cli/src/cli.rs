@@ -59,9 +59,14 @@ pub(crate) enum Command {
         /// File format (by extension if omitted).
         #[arg(long, value_enum)]
         format: Option<FormatArg>,
-        /// Id of the first row; rows get consecutive ids.
-        #[arg(long, default_value_t = 0)]
-        first_id: u64,
+        /// Id of the first row; rows get consecutive ids. Default: the id after the
+        /// collection's largest (0 if it is empty), so an import adds and never replaces.
+        #[arg(long)]
+        first_id: Option<u64>,
+        /// Allow the import to replace points whose ids it uses (refused otherwise, before
+        /// anything is written).
+        #[arg(long)]
+        upsert: bool,
         /// Rows per atomic batch.
         #[arg(long, default_value_t = 1000)]
         batch: usize,

@@ -67,8 +67,17 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             file,
             format,
             first_id,
+            upsert,
             batch,
-        } => commands::create::import(db, collection, file, format, first_id, batch, json),
+        } => commands::create::import(
+            db,
+            collection,
+            file,
+            format,
+            commands::create::IdChoice { first_id, upsert },
+            batch,
+            json,
+        ),
         Command::Search {
             db,
             collection,

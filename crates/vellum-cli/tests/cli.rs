@@ -65,12 +65,13 @@ fn the_tools_create_import_search_inspect_dump_checkpoint_and_verify() {
         "--exact",
     ]);
     assert!(out.contains("(3 hits"), "{out}");
+    // The import ended with a checkpoint (generation 1); this one is the second.
     let out = ok(&["checkpoint", db]);
-    assert!(out.contains("c: generation 1"), "{out}");
+    assert!(out.contains("c: generation 2"), "{out}");
     let out = ok(&["--json", "inspect", db]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["collections"][0]["points"], 50);
-    assert_eq!(v["collections"][0]["generation"], 1);
+    assert_eq!(v["collections"][0]["generation"], 2);
     let out = ok(&["inspect", db]);
     assert!(out.contains("50 points"), "{out}");
     let out = ok(&["wal", "dump", db, "c", "--limit", "5"]);
@@ -545,4 +546,59 @@ fn search_takes_a_json_filter_answered_with_or_without_indexes_and_names_where_a
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("must[0].range.gte"), "{err}");
+}
+
+#[test]
+fn an_import_adds_after_the_largest_id_and_replaces_only_with_upsert() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let five = dir.path().join("five.fvecs");
+    write_fvecs(&five, 5, 4);
+    let file = five.to_str().unwrap();
+    ok(&["create", db, "c", "--dim", "4", "--metric", "l2", "--flat"]);
+    let out = ok(&["import", db, "c", file]);
+    assert!(
+        out.contains("ids 0..5 (5 added, 0 replaced)") && out.contains("checkpointed"),
+        "{out}"
+    );
+    // A second import of the same file adds five more points after id 4.
+    let out = ok(&["--json", "import", db, "c", file]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["first_id"].as_u64(), v["added"].as_u64()),
+        (Some(5), Some(5)),
+        "{out}"
+    );
+    // Ids that are taken are refused before anything is written ...
+    let refused = vellum(&["import", db, "c", file, "--first-id", "8"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("--upsert") && err.contains("2 existing"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(&["--json", "inspect", db])).unwrap();
+    assert_eq!(v["collections"][0]["points"], 10);
+    // ... and replaced when asked.
+    let out = ok(&[
+        "--json",
+        "import",
+        db,
+        "c",
+        file,
+        "--first-id",
+        "8",
+        "--upsert",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["added"].as_u64(), v["replaced"].as_u64()),
+        (Some(3), Some(2)),
+        "{out}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(&["--json", "inspect", db])).unwrap();
+    assert_eq!(v["collections"][0]["points"], 13);
+    // Every import ended with a checkpoint: a reopen replays nothing.
+    assert_eq!(v["collections"][0]["ops_since_checkpoint"], 0, "{v}");
 }

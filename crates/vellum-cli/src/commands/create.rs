@@ -52,12 +52,19 @@ pub(crate) fn create(
 }
 
 /// `vellum import`: upserts every row of a .fvecs, .bvecs or .npy file, in atomic batches.
+/// Which ids an import gives its rows: from `first_id` (default: after the collection's
+/// largest), replacing existing points only with `upsert`.
+pub(crate) struct IdChoice {
+    pub(crate) first_id: Option<u64>,
+    pub(crate) upsert: bool,
+}
+
 pub(crate) fn import(
     db: PathBuf,
     collection: String,
     file: PathBuf,
     format: Option<FormatArg>,
-    first_id: u64,
+    ids: IdChoice,
     batch: usize,
     json: bool,
 ) -> Result<ExitCode, BoxError> {
@@ -82,9 +89,10 @@ pub(crate) fn import(
         FormatArg::Npy => data::read_npy(&file)?,
     };
     let rows = vectors.rows();
-    // Ids are user-given: the last one must exist, checked before anything is
-    // opened or written (a wrapped id would silently replace point 0, 1, ...).
-    if let Some(last) = (rows as u64).checked_sub(1)
+    // Ids given: the last one must exist, checked before anything is opened or written (a
+    // wrapped id would silently replace point 0, 1, ...).
+    if let Some(first_id) = ids.first_id
+        && let Some(last) = (rows as u64).checked_sub(1)
         && first_id.checked_add(last).is_none()
     {
         return Err(format!(
@@ -96,6 +104,37 @@ pub(crate) fn import(
     }
     let database = open_existing(&db)?;
     let c = database.collection(&collection)?;
+    let existing = c.ids();
+    let first_id = match ids.first_id {
+        Some(id) => id,
+        // After the largest id: an import adds points.
+        None => match existing.last() {
+            None => 0,
+            Some(&largest) => largest
+                .checked_add(1)
+                .filter(|first| first.checked_add((rows as u64).saturating_sub(1)).is_some())
+                .ok_or_else(|| {
+                    format!(
+                        "collection {collection:?} holds id {largest}: {rows} rows after it \
+                         would pass the largest id; pass --first-id: nothing was imported"
+                    )
+                })?,
+        },
+    };
+    // Points the import would replace: refused unless asked for.
+    let end = first_id.saturating_add(rows as u64);
+    let taken = &existing[existing.partition_point(|&id| id < first_id)..];
+    let replaced = taken[..taken.partition_point(|&id| id < end)].len();
+    if replaced > 0 && !ids.upsert {
+        return Err(format!(
+            "ids {first_id}..{end} would replace {replaced} existing point(s) of \
+             {collection:?} (the first is id {}): pass --upsert to replace them, or omit \
+             --first-id to add after id {}; nothing was imported",
+            taken[0],
+            existing.last().copied().unwrap_or(0)
+        )
+        .into());
+    }
     if vectors.dim != c.config().dim {
         return Err(format!(
             "{} holds {}-dimensional vectors; collection {collection:?} is {}-dimensional",
@@ -121,15 +160,23 @@ pub(crate) fn import(
         b.finish_and_clear();
     }
     let secs = started.elapsed().as_secs_f64();
+    // A checkpoint ends the import, so no later command replays what it wrote.
+    let cp = c.checkpoint()?;
+    let added = rows - replaced;
     if json {
         println!(
             "{}",
-            json!({"imported": rows, "seconds": secs, "points_per_second": rows as f64 / secs.max(1e-9)})
+            json!({"imported": rows, "added": added, "replaced": replaced, "first_id": first_id,
+                   "seconds": secs, "points_per_second": rows as f64 / secs.max(1e-9),
+                   "checkpoint_generation": cp.generation})
         );
     } else {
         println!(
-            "imported {rows} vectors into {collection:?} in {secs:.2} s ({:.0} points/s, durable)",
-            rows as f64 / secs.max(1e-9)
+            "imported {rows} vectors into {collection:?} as ids {first_id}..{end} ({added} added, \
+             {replaced} replaced) in {secs:.2} s ({:.0} points/s, durable); checkpointed \
+             (generation {})",
+            rows as f64 / secs.max(1e-9),
+            cp.generation
         );
     }
     Ok(ExitCode::SUCCESS)
