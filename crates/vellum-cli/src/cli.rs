@@ -3,14 +3,24 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vellum::Metric;
 
 use crate::{demo, torture};
 
-/// A crash-safe persistence engine for vector indexes.
+/// Vellum keeps collections of vectors with payloads in a directory, searches them (HNSW or
+/// exact, with typed filters and payload indexes), and never loses an acknowledged write,
+/// even when the power goes out. This is its command-line tool.
 #[derive(Debug, Parser)]
-#[command(name = "vellum", version, about, propagate_version = true)]
+#[command(
+    name = "vellum",
+    version,
+    about = "Vellum: a crash-safe vector store in a directory. Create, import, search, inspect, \
+             verify, snapshot.",
+    long_about = None,
+    propagate_version = true
+)]
 pub(crate) struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -81,10 +91,10 @@ pub(crate) enum Command {
         #[arg(long, allow_hyphen_values = true)]
         query: String,
         /// Results to return.
-        #[arg(short, default_value_t = 10)]
+        #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000).map(|v| v as usize))]
         k: usize,
         /// HNSW candidate list size.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000).map(|v| v as usize))]
         ef: Option<usize>,
         /// Scan every point instead of using the index.
         #[arg(long)]
@@ -110,6 +120,32 @@ pub(crate) enum Command {
     Verify {
         /// Database directory.
         db: PathBuf,
+    },
+    /// Delete points by id (each delete is durable when this returns).
+    Delete {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// Ids to delete, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        ids: Vec<u64>,
+    },
+    /// Drop a collection and its files (asks for --yes).
+    Drop {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// Confirm: the collection and every file of it are removed.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print a shell completion script: `vellum completions bash > /etc/bash_completion.d/vellum`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Payload indexes: create, drop, list. Filters on an indexed field are answered by
     /// its index instead of reading payloads.

@@ -1,5 +1,6 @@
 //! The `vellum` command as a library: argument parsing and every subcommand. `main.rs` only
-//! calls [`main_with_args`]. Errors print to stderr with their causes and exit non-zero;
+//! calls [`main_with_args`]. Errors print to stderr with their causes and exit non-zero
+//! (with `--json`: `{"error": {"kind", "message", "causes"}}` on stdout, same exit code);
 //! bad input never panics.
 #![forbid(unsafe_code)]
 
@@ -31,17 +32,58 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             };
         }
     };
+    let json = cli.json;
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = e.source();
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
+            let (message, causes) = describe(e.as_ref());
+            if json {
+                // With --json an error is JSON too, on stdout where the result would be.
+                println!(
+                    "{}",
+                    serde_json::json!({"error": {"kind": kind_of(e.as_ref()), "message": message, "causes": causes}})
+                );
+            } else {
+                eprintln!("error: {message}");
+                for cause in &causes {
+                    eprintln!("  caused by: {cause}");
+                }
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error's message and its causes, leaving out a cause its message already quotes
+/// (errors that wrap another often print it as part of their own message).
+fn describe(e: &(dyn std::error::Error + 'static)) -> (String, Vec<String>) {
+    let message = e.to_string();
+    let mut shown = message.clone();
+    let mut causes = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !shown.contains(&text) {
+            shown.push_str(&text);
+            causes.push(text);
+        }
+        source = s.source();
+    }
+    (message, causes)
+}
+
+/// What kind of error: the `vellum::Error` variant, or `usage` for the tool's own checks.
+fn kind_of(e: &(dyn std::error::Error + 'static)) -> String {
+    match e.downcast_ref::<vellum::Error>() {
+        Some(v) => {
+            let debug = format!("{v:?}");
+            debug
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .next()
+                .unwrap_or("Error")
+                .to_owned()
+        }
+        None => "usage".to_owned(),
     }
 }
 
@@ -108,6 +150,17 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         } => commands::wal::dump(db, collection, from, limit, json),
         Command::Snapshot { command } => commands::snapshot::snapshot(command, json),
         Command::Index { command } => commands::index::index(command, json),
+        Command::Delete {
+            db,
+            collection,
+            ids,
+        } => commands::points::delete(db, &collection, &ids, json),
+        Command::Drop {
+            db,
+            collection,
+            yes,
+        } => commands::points::drop(db, &collection, yes, json),
+        Command::Completions { shell } => commands::points::completions(shell),
         Command::Checkpoint { db, collection } => commands::wal::checkpoint(db, collection, json),
         Command::Compact { db, collection } => commands::wal::compact(db, &collection, json),
     }

@@ -602,3 +602,67 @@ fn an_import_adds_after_the_largest_id_and_replaces_only_with_upsert() {
     // Every import ended with a checkpoint: a reopen replays nothing.
     assert_eq!(v["collections"][0]["ops_since_checkpoint"], 0, "{v}");
 }
+
+#[test]
+fn delete_drop_completions_help_and_nonsense_arguments_behave_as_users_expect() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let five = dir.path().join("five.fvecs");
+    write_fvecs(&five, 5, 4);
+    // Help opens with what Vellum is.
+    let help = ok(&["--help"]);
+    assert!(
+        help.starts_with("Vellum: a crash-safe vector store"),
+        "{help}"
+    );
+    ok(&["create", db, "c", "--dim", "4", "--metric", "l2", "--flat"]);
+    ok(&["import", db, "c", five.to_str().unwrap()]);
+    // Nonsense is refused by the parser (exit 2), before anything is opened.
+    for args in [
+        vec!["search", db, "c", "--query", "0,0,0,0", "--ef", "0"],
+        vec!["search", db, "c", "--query", "0,0,0,0", "-k", "0"],
+    ] {
+        let out = vellum(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    // Delete by ids: those that exist go, the rest are reported.
+    let out = ok(&["delete", db, "c", "--ids", "1,3,99"]);
+    assert!(
+        out.contains("deleted 2 point(s); 1 of the ids given did not exist"),
+        "{out}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(&["--json", "inspect", db])).unwrap();
+    assert_eq!(v["collections"][0]["points"], 3);
+    // Drop asks for --yes and changes nothing without it.
+    let refused = vellum(&["drop", db, "c"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    let v: serde_json::Value = serde_json::from_str(&ok(&["--json", "inspect", db])).unwrap();
+    assert_eq!(v["collections"].as_array().unwrap().len(), 1);
+    ok(&["drop", db, "c", "--yes"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&["--json", "inspect", db])).unwrap();
+    assert_eq!(v["collections"].as_array().unwrap().len(), 0);
+    // With --json an error is JSON on stdout, with the same exit code, nothing on stderr.
+    let out = vellum(&["--json", "search", db, "c", "--query", "0,0,0,0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "UnknownCollection", "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    for cause in v["error"]["causes"].as_array().unwrap() {
+        assert!(!message.contains(cause.as_str().unwrap()), "{v}");
+    }
+    // Completion scripts for the usual shells.
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(&["completions", shell]);
+        assert!(
+            script.contains("vellum") && script.contains("import"),
+            "{shell}"
+        );
+    }
+}

@@ -4,6 +4,7 @@
 pub(crate) mod create;
 pub(crate) mod index;
 pub(crate) mod inspect;
+pub(crate) mod points;
 pub(crate) mod search;
 pub(crate) mod snapshot;
 pub(crate) mod wal;
