@@ -105,6 +105,9 @@ pub(crate) enum Command {
         /// must_not, nested).
         #[arg(long)]
         filter: Option<String>,
+        /// Print each hit's payload (JSON documents as JSON with --json).
+        #[arg(long)]
+        with_payload: bool,
     },
     /// Show collections, checkpoint generations, log segments and counters.
     Inspect {

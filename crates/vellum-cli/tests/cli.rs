@@ -518,6 +518,36 @@ fn search_takes_a_json_filter_answered_with_or_without_indexes_and_names_where_a
         .map(|h| h["id"].as_u64().unwrap())
         .collect();
     assert_eq!(indexed, [12, 16, 20], "{out}");
+    // Hits with their payloads: JSON documents as JSON.
+    let out = ok(&[
+        "--json",
+        "search",
+        db,
+        "c",
+        "--query",
+        "0,0",
+        "-k",
+        "3",
+        "--filter",
+        filter,
+        "--with-payload",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["hits"][0]["payload"]["lang"], "de", "{out}");
+    assert_eq!(v["hits"][0]["payload"]["year"], 2012, "{out}");
+    let out = ok(&[
+        "search",
+        db,
+        "c",
+        "--query",
+        "0,0",
+        "-k",
+        "1",
+        "--filter",
+        filter,
+        "--with-payload",
+    ]);
+    assert!(out.contains(r#""year": 2012"#), "{out}");
     let out = ok(&["index", "list", db, "c"]);
     assert!(
         out.contains("lang\tkeyword\t40 entries") && out.contains("year\tinteger"),

@@ -258,3 +258,52 @@ fn writers_checkpoint_when_unsaved_payloads_pass_twice_their_threshold() {
     assert!(c.stats().generation >= 5, "{}", c.stats().generation);
     check_payloads(&c, 0..200, |_| 1);
 }
+
+#[test]
+fn hits_carry_payloads_and_vectors_when_asked_and_get_many_keeps_the_order_given() {
+    let fs = SimFs::new();
+    let db = open(fs.shared(), Path::new("/db"));
+    let c = db
+        .create_collection("c", CollectionConfig::new(DIM, Metric::L2).flat())
+        .unwrap();
+    upsert_range(&c, 0..30, 1);
+    c.upsert(Point::new(30, common::vector(30, DIM))).unwrap();
+    c.checkpoint().unwrap();
+    upsert_range(&c, 0..3, 2);
+    let q = common::vector(2, DIM);
+    let plain = c.search(&q, 5).unwrap();
+    assert!(
+        plain
+            .iter()
+            .all(|h| h.payload.is_none() && h.vector.is_none())
+    );
+    let full = c
+        .search_with(
+            &q,
+            5,
+            &SearchParams {
+                with_payload: true,
+                with_vector: true,
+                ..SearchParams::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        full.iter().map(|h| h.id).collect::<Vec<_>>(),
+        plain.iter().map(|h| h.id).collect::<Vec<_>>()
+    );
+    for h in &full {
+        let p = c.get(h.id).unwrap().unwrap();
+        assert_eq!(
+            (&h.payload, h.vector.as_ref()),
+            (&p.payload, Some(&p.vector)),
+            "{}",
+            h.id
+        );
+    }
+    let got = c.get_many(&[30, 2, 999, 7]).unwrap();
+    assert_eq!(got.iter().map(|p| p.id).collect::<Vec<_>>(), [30, 2, 7]);
+    assert_eq!(got[0].payload, None);
+    assert_eq!(got[1].payload.as_deref(), Some(&payload(2, 2)[..]));
+    assert_eq!(got[2].payload.as_deref(), Some(&payload(7, 1)[..]));
+}

@@ -16,6 +16,8 @@ pub(crate) struct Options {
     pub(crate) exact: bool,
     /// The filter's JSON form, unparsed.
     pub(crate) filter: Option<String>,
+    /// Print each hit's payload.
+    pub(crate) with_payload: bool,
 }
 
 /// `vellum search`: parses the comma-separated query (and the filter) and prints the hits
@@ -28,7 +30,12 @@ pub(crate) fn search(
     options: Options,
     json: bool,
 ) -> Result<ExitCode, BoxError> {
-    let Options { ef, exact, filter } = options;
+    let Options {
+        ef,
+        exact,
+        filter,
+        with_payload,
+    } = options;
     let filter: Option<Filter> = filter.as_deref().map(str::parse).transpose()?;
     let q: Vec<f32> = query
         .split(',')
@@ -48,20 +55,49 @@ pub(crate) fn search(
             ef,
             exact,
             filter: filter.as_ref().map(SearchFilter::Where),
+            with_payload,
+            with_vector: false,
         },
     )?;
     let micros = started.elapsed().as_micros();
     if json {
         let rows: Vec<_> = hits
             .iter()
-            .map(|h| json!({"id": h.id, "distance": h.distance}))
+            .map(|h| {
+                let mut row = json!({"id": h.id, "distance": h.distance});
+                if with_payload {
+                    row["payload"] = payload_json(h.payload.as_deref());
+                }
+                row
+            })
             .collect();
         println!("{}", json!({"hits": rows, "micros": micros}));
     } else {
         for h in &hits {
-            println!("{:>12}  {:.6}", h.id, h.distance);
+            match (with_payload, &h.payload) {
+                (true, Some(p)) => {
+                    println!(
+                        "{:>12}  {:.6}  {}",
+                        h.id,
+                        h.distance,
+                        String::from_utf8_lossy(p)
+                    )
+                }
+                (true, None) => println!("{:>12}  {:.6}  (no payload)", h.id, h.distance),
+                (false, _) => println!("{:>12}  {:.6}", h.id, h.distance),
+            }
         }
         println!("({} hits in {micros} us)", hits.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A payload in JSON output: the document itself if it is JSON, else its bytes as a string
+/// (lossy UTF-8); `null` without one.
+fn payload_json(payload: Option<&[u8]>) -> serde_json::Value {
+    match payload {
+        None => serde_json::Value::Null,
+        Some(bytes) => serde_json::from_slice(bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into())),
+    }
 }

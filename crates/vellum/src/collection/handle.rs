@@ -134,14 +134,24 @@ impl Collection {
         self.inner.search(query, k, &SearchParams::default())
     }
 
-    /// The `k` nearest points, with options (ef, filter, exact).
+    /// The points among `ids` that exist, in the order given, read under one hold of the
+    /// collection's read lock (one consistent state).
+    pub fn get_many(&self, ids: &[u64]) -> Result<Vec<Point>> {
+        self.inner.get_many(ids)
+    }
+
+    /// The `k` nearest points, with options (ef, filter, exact, payloads and vectors in
+    /// the hits).
     pub fn search_with(
         &self,
         query: &[f32],
         k: usize,
         params: &SearchParams<'_>,
     ) -> Result<Vec<Hit>> {
-        self.inner.search(query, k, params)
+        let mut hits = self.inner.search(query, k, params)?;
+        self.inner
+            .fill_hits(&mut hits, params.with_payload, params.with_vector)?;
+        Ok(hits)
     }
 
     /// Live points.

@@ -48,6 +48,23 @@ impl CollectionInner {
         Ok(out)
     }
 
+    /// Fills in the payloads and vectors a search asked for, under one hold of the lock.
+    pub(super) fn fill_hits(&self, hits: &mut [Hit], payload: bool, vector: bool) -> Result<()> {
+        if !(payload || vector) {
+            return Ok(());
+        }
+        let state = self.state.read();
+        for hit in hits {
+            if payload {
+                hit.payload = state.payloads.get(hit.id)?.map(<[u8]>::to_vec);
+            }
+            if vector {
+                hit.vector = state.store.get(hit.id)?.map(<[f32]>::to_vec);
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn with_vector<R>(&self, id: u64, f: impl FnOnce(&[f32]) -> R) -> Result<Option<R>> {
         self.check_usable()?;
         let state = self.state.read();
@@ -325,6 +342,8 @@ fn to_hits(state: &State, neighbours: Vec<vellum_index::Neighbour>) -> Result<Ve
             Some(id) => Ok(Hit {
                 id,
                 distance: n.distance,
+                payload: None,
+                vector: None,
             }),
             None => Err(Error::Inconsistent {
                 reason: format!(

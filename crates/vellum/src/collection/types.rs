@@ -96,12 +96,17 @@ impl WriteBatch {
 }
 
 /// One search result.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Hit {
     /// The point's id.
     pub id: u64,
     /// Its distance to the query under the collection's metric (smaller is closer).
     pub distance: f32,
+    /// Its payload, when the search asked for it (`SearchParams::with_payload`).
+    pub payload: Option<Vec<u8>>,
+    /// Its vector, when the search asked for it (`SearchParams::with_vector`).
+    pub vector: Option<Vec<f32>>,
 }
 
 /// Which points a search may return.
@@ -146,6 +151,11 @@ pub struct SearchParams<'a> {
     pub filter: Option<SearchFilter<'a>>,
     /// Scan every point instead of using the index (the ground truth).
     pub exact: bool,
+    /// Return each hit's payload (read right after the search, under one hold of the
+    /// collection's read lock: a point deleted in between comes back without one).
+    pub with_payload: bool,
+    /// Return each hit's vector (read as `with_payload` is).
+    pub with_vector: bool,
 }
 
 /// Counters of one collection.
