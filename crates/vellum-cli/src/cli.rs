@@ -77,6 +77,10 @@ pub(crate) enum Command {
         /// anything is written).
         #[arg(long)]
         upsert: bool,
+        /// Payloads for the rows: a JSON Lines file, one JSON object per row, in row order
+        /// (checked whole before anything is written).
+        #[arg(long)]
+        payloads: Option<PathBuf>,
         /// Rows per atomic batch.
         #[arg(long, default_value_t = 1000)]
         batch: usize,

@@ -10,6 +10,7 @@ pub mod data;
 mod demo;
 mod open;
 mod output;
+mod payload_lines;
 mod torture;
 
 use std::ffi::OsString;
@@ -110,13 +111,18 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             format,
             first_id,
             upsert,
+            payloads,
             batch,
         } => commands::create::import(
             db,
             collection,
             file,
             format,
-            commands::create::IdChoice { first_id, upsert },
+            commands::create::ImportChoices {
+                first_id,
+                upsert,
+                payloads,
+            },
             batch,
             json,
         ),

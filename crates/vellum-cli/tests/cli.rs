@@ -696,3 +696,51 @@ fn delete_drop_completions_help_and_nonsense_arguments_behave_as_users_expect() 
         );
     }
 }
+
+#[test]
+fn an_import_takes_payloads_from_json_lines_checked_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let five = dir.path().join("five.fvecs");
+    write_fvecs(&five, 5, 4);
+    let file = five.to_str().unwrap();
+    let lines = |text: &str| {
+        let path = dir.path().join(format!("p{}.jsonl", text.len()));
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let good = lines(
+        &(0..5)
+            .map(|i| format!("{{\"n\": {i}}}\n"))
+            .collect::<String>(),
+    );
+    let short = lines("{\"n\": 0}\n{\"n\": 1}\n");
+    let bad = lines("{\"n\": 0}\n{\"n\": 1}\n[3]\n{}\n{}\n");
+    ok(&["create", db, "c", "--dim", "4", "--metric", "l2", "--flat"]);
+    let out = vellum(&["import", db, "c", file, "--payloads", &short]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 payload line(s) for 5"));
+    let out = vellum(&["import", db, "c", file, "--payloads", &bad]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 3 is not a JSON object"));
+    let v: serde_json::Value = serde_json::from_str(&ok(&["--json", "inspect", db])).unwrap();
+    assert_eq!(
+        v["collections"][0]["points"], 0,
+        "a refused import wrote points"
+    );
+    ok(&["import", db, "c", file, "--payloads", &good]);
+    let out = ok(&[
+        "--json",
+        "search",
+        db,
+        "c",
+        "--query",
+        "0,0,0,0",
+        "-k",
+        "5",
+        "--with-payload",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for hit in v["hits"].as_array().unwrap() {
+        assert_eq!(hit["payload"]["n"], hit["id"], "{out}");
+    }
+}

@@ -52,11 +52,13 @@ pub(crate) fn create(
 }
 
 /// `vellum import`: upserts every row of a .fvecs, .bvecs or .npy file, in atomic batches.
-/// Which ids an import gives its rows: from `first_id` (default: after the collection's
-/// largest), replacing existing points only with `upsert`.
-pub(crate) struct IdChoice {
+/// Which ids an import gives its rows (from `first_id`, default: after the collection's
+/// largest; replacing existing points only with `upsert`) and where their payloads are.
+pub(crate) struct ImportChoices {
     pub(crate) first_id: Option<u64>,
     pub(crate) upsert: bool,
+    /// A JSON Lines file, one object per row.
+    pub(crate) payloads: Option<PathBuf>,
 }
 
 pub(crate) fn import(
@@ -64,7 +66,7 @@ pub(crate) fn import(
     collection: String,
     file: PathBuf,
     format: Option<FormatArg>,
-    ids: IdChoice,
+    ids: ImportChoices,
     batch: usize,
     json: bool,
 ) -> Result<ExitCode, BoxError> {
@@ -101,6 +103,9 @@ pub(crate) fn import(
             u64::MAX
         )
         .into());
+    }
+    if let Some(path) = &ids.payloads {
+        crate::payload_lines::check(path, rows)?;
     }
     let database = open_existing(&db)?;
     let c = database.collection(&collection)?;
@@ -147,11 +152,26 @@ pub(crate) fn import(
     let bar = (!json).then(|| progress(rows as u64, "import"));
     let started = Instant::now();
     let batch = batch.max(1);
+    let mut lines = ids
+        .payloads
+        .as_deref()
+        .map(crate::payload_lines::open)
+        .transpose()?;
     for start in (0..rows).step_by(batch) {
         let end = (start + batch).min(rows);
-        c.upsert_batch(
-            (start..end).map(|i| Point::new(first_id + i as u64, vectors.row(i).to_vec())),
-        )?;
+        let mut points = Vec::with_capacity(end - start);
+        for i in start..end {
+            let p = Point::new(first_id + i as u64, vectors.row(i).to_vec());
+            points.push(match lines.as_mut() {
+                None => p,
+                // Checked above: one object per row (a file changed since is an error).
+                Some(lines) => match lines.next() {
+                    Some(line) => p.with_payload(line?.trim().to_owned()),
+                    None => return Err("the payload file got shorter during the import".into()),
+                },
+            });
+        }
+        c.upsert_batch(points)?;
         if let Some(b) = &bar {
             b.set_position(end as u64);
         }
