@@ -307,7 +307,7 @@ fn run_in(args: &DemoArgs, root: &Path, json_out: bool) -> Result<(), BoxError> 
     // 5. Snapshot, restore into a fresh database, and compare answers.
     let archive = root.join("demo.vsnap");
     let t = Instant::now();
-    let snap = db.export_snapshot("demo", &archive, true)?;
+    let snap = db.export_snapshot("demo", &archive, vellum::Compression::Zstd)?;
     let export_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let restored_dir = root.join("restored");

@@ -20,6 +20,7 @@ use crate::lazy::CollectionSlot;
 use crate::options::{CollectionConfig, DatabaseOptions};
 use crate::repair::CatalogRepair;
 use crate::snapshot::SnapshotSummary;
+use crate::snapshot::{Compression, SnapshotKind};
 use vellum_snapshot_format::{Chunk, SnapshotId, SnapshotMeta};
 
 fn parse_snapshot_id(text: &str) -> Result<SnapshotId> {
@@ -405,6 +406,21 @@ impl Database {
         self.inner.catalog.lock().database_id
     }
 
+    /// The collection `name`, created with `config` if there is none. An existing one
+    /// whose configuration differs is an error (`Error::InvalidArgument`, naming both):
+    /// it is never silently used with other settings.
+    pub fn collection_or_create(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
+        match self.collection(name) {
+            Ok(c) if c.config() == config => Ok(c),
+            Ok(c) => Err(Error::InvalidArgument(format!(
+                "collection {name:?} exists with {:?}, not the {config:?} asked for",
+                c.config()
+            ))),
+            Err(Error::UnknownCollection { .. }) => self.create_collection(name, config),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates a collection. Durable when this returns.
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
         self.check_writable("creating a collection")?;
@@ -560,10 +576,11 @@ impl Database {
         &self,
         name: &str,
         path: impl AsRef<Path>,
-        zstd: bool,
+        compression: Compression,
     ) -> Result<SnapshotSummary> {
         self.check_writable("exporting a snapshot")?;
         let coll = self.collection_inner(name)?;
+        let zstd = compression == Compression::Zstd;
         crate::snapshot::export_file(&self.inner.root, &coll, self.id(), path.as_ref(), zstd)
     }
 
@@ -583,7 +600,8 @@ impl Database {
 
     /// Adds a snapshot of collection `name` to its catalog: full, or incremental from the
     /// newest snapshot there (only files that changed since it are stored).
-    pub fn create_snapshot(&self, name: &str, incremental: bool) -> Result<SnapshotMeta> {
+    pub fn create_snapshot(&self, name: &str, kind: SnapshotKind) -> Result<SnapshotMeta> {
+        let incremental = kind == SnapshotKind::Incremental;
         self.check_writable("creating a snapshot")?;
         let coll = self.collection_inner(name)?;
         crate::snapshot::create_in_catalog(&self.inner.root, &coll, self.id(), incremental)

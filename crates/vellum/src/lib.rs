@@ -90,7 +90,7 @@ pub use options::{
 };
 pub use payloads::{PayloadIndexInfo, PayloadIndexKind};
 pub use repair::CatalogRepair;
-pub use snapshot::{COLLECTION_META_FILE, SnapshotSummary};
+pub use snapshot::{COLLECTION_META_FILE, Compression, SnapshotKind, SnapshotSummary};
 pub use vellum_snapshot_format::{Chunk, ChunkReceiver, ImportLimits, SnapshotMeta};
 pub use vellum_wal::TailCut;
 

@@ -112,6 +112,7 @@ impl DatabaseOptions {
     /// When writes are acknowledged. Default [`SyncPolicy::Always`]: a write returns only
     /// after the log bytes that carry it are synced (concurrent writers share syncs). See
     /// docs/DURABILITY.md for what `Interval` and `Never` can lose.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_sync_policy(mut self, policy: SyncPolicy) -> Self {
         self.sync_policy = policy;
         self
@@ -119,12 +120,14 @@ impl DatabaseOptions {
 
     /// What opening does with a damaged log. Default [`RecoveryMode::TolerateTornTail`]:
     /// cut a torn tail, refuse corruption in the middle.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_recovery_mode(mut self, mode: RecoveryMode) -> Self {
         self.recovery_mode = mode;
         self
     }
 
     /// Size of a write-ahead log segment file. Default 64 MiB.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_wal_segment_size_bytes(mut self, bytes: u64) -> Self {
         self.wal_segment_size_bytes = bytes;
         self
@@ -132,6 +135,7 @@ impl DatabaseOptions {
 
     /// Checkpoint a collection after this many operations since its last checkpoint.
     /// Default 50,000 (it also bounds how much log a crash leaves to replay at open).
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_checkpoint_after_ops(mut self, ops: u64) -> Self {
         self.checkpoint_after_ops = ops;
         self
@@ -139,6 +143,7 @@ impl DatabaseOptions {
 
     /// Checkpoint a collection once its log holds this many bytes since its last
     /// checkpoint. Default 64 MiB.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_checkpoint_after_wal_bytes(mut self, bytes: u64) -> Self {
         self.checkpoint_after_wal_bytes = bytes;
         self
@@ -147,6 +152,7 @@ impl DatabaseOptions {
     /// Checkpoint a collection once the payloads written since its last checkpoint (held
     /// in memory until then, docs/format/payloads.md) reach this many bytes. Default
     /// 32 MiB: with a checkpoint in flight, memory holds up to about twice this.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_checkpoint_after_payload_bytes(mut self, bytes: u64) -> Self {
         self.checkpoint_after_payload_bytes = bytes;
         self
@@ -154,6 +160,7 @@ impl DatabaseOptions {
 
     /// Run checkpoints on a background thread when a threshold is crossed. Default on; off,
     /// checkpoints happen only through [`crate::Collection::checkpoint`].
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_background_checkpoints(mut self, on: bool) -> Self {
         self.background_checkpoints = on;
         self
@@ -164,12 +171,14 @@ impl DatabaseOptions {
     /// its vector segments' slots and compacting would remove at least one segment file.
     /// Default `Some(0.5)`; `None` compacts only on request ([`crate::Collection::compact`],
     /// `vellum compact`).
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_auto_compaction(mut self, below_live_fraction: Option<f64>) -> Self {
         self.compact_below_live_fraction = below_live_fraction;
         self
     }
 
     /// How often the background checkpointer looks at the thresholds. Default 200 ms.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_checkpoint_poll_interval(mut self, every: Duration) -> Self {
         self.checkpoint_poll_interval = every;
         self
@@ -177,6 +186,7 @@ impl DatabaseOptions {
 
     /// How many checkpoint generations to keep per collection (the log is kept from the
     /// oldest one on, so each can roll forward). Default 2.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_retained_checkpoints(mut self, generations: u32) -> Self {
         self.retain_checkpoints = generations;
         self
@@ -185,6 +195,7 @@ impl DatabaseOptions {
     /// Most payload run files a checkpoint generation keeps (docs/format/payloads.md): a
     /// checkpoint that would leave more merges the smallest into one. Default 64. Fewer
     /// means more copying; the count costs nothing on reads (a table finds every payload).
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_max_payload_runs(mut self, runs: usize) -> Self {
         self.max_payload_runs = runs;
         self
@@ -193,6 +204,7 @@ impl DatabaseOptions {
     /// Compress id maps and payloads in checkpoints with zstd at `level` (`None`: store
     /// them raw). Default `Some(3)`. Vectors and graphs are stored raw: f32 data compresses
     /// about 1.1x, not worth the time.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_zstd_level(mut self, level: Option<i32>) -> Self {
         self.zstd_level = level;
         self
@@ -200,6 +212,7 @@ impl DatabaseOptions {
 
     /// If a collection's current checkpoint is damaged, open the previous retained one and
     /// roll forward from the log instead of failing. Default off: damage is an error.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_fallback_to_previous_checkpoint(mut self, on: bool) -> Self {
         self.fallback_to_previous_checkpoint = on;
         self
@@ -207,6 +220,7 @@ impl DatabaseOptions {
 
     /// Slots per vector segment file (default: about 64 MiB worth). Small values are for
     /// tests.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_slots_per_segment(mut self, slots: u32) -> Self {
         self.slots_per_segment = Some(slots);
         self
@@ -219,6 +233,7 @@ impl DatabaseOptions {
     /// snapshot holds only the files a collection consists of). Default
     /// [`ImportLimits::default`]: 1 TiB, 65,536 files, 255 bytes, depth 8. Lower
     /// `max_total_bytes` to what you expect when importing an archive you do not trust.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_import_limits(mut self, limits: ImportLimits) -> Self {
         self.import_limits = limits;
         self
@@ -230,6 +245,7 @@ impl DatabaseOptions {
     /// at its next use. Default: an eighth of the process's open-files limit
     /// (`RLIMIT_NOFILE`), at least 16, so a database of thousands of collections works under
     /// `ulimit -n 1024`; handles an application keeps are never closed under it.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_max_open_collections(mut self, n: usize) -> Self {
         self.max_open_collections = Some(n.max(1));
         self
@@ -240,6 +256,7 @@ impl DatabaseOptions {
     /// so these bound the extra cost of a search as well as the backlog); a writer whose
     /// batch does not fit waits for the indexer. A batch larger than the bound waits for an
     /// empty tail. Defaults 16,384 points and 32 MiB.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_index_lag(mut self, points: usize, bytes: u64) -> Self {
         self.index_lag_max_points = points;
         self.index_lag_max_bytes = bytes;
@@ -256,6 +273,7 @@ impl DatabaseOptions {
     /// writer is then held to the indexer's pace (docs/BENCHMARKS.md).
     ///
     /// [`with_index_lag`]: DatabaseOptions::with_index_lag
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_index_lag_while_searching(mut self, points: usize) -> Self {
         self.index_lag_searched_points = points;
         self
@@ -264,6 +282,7 @@ impl DatabaseOptions {
     /// How recent a search must be for the collection to count as searched (default
     /// 100 ms). For tests that must not depend on timing.
     #[doc(hidden)]
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_searched_window(mut self, window: std::time::Duration) -> Self {
         self.searched_window = window;
         self
@@ -273,6 +292,7 @@ impl DatabaseOptions {
     /// inserting it, holding the collection's state lock shared. For tests that need the
     /// indexer paused at a known point; it must not write to the collection.
     #[doc(hidden)]
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_indexer_hook(mut self, hook: IndexerHook) -> Self {
         self.indexer_hook = Some(hook);
         self
@@ -282,6 +302,7 @@ impl DatabaseOptions {
     /// indexed only by `Collection::wait_indexed` and by writers that find it full: for
     /// tests that need a tail of a known size.
     #[doc(hidden)]
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_background_indexing(mut self, on: bool) -> Self {
         self.background_indexing = on;
         self
@@ -355,12 +376,14 @@ impl CollectionConfig {
     }
 
     /// Exact search instead of HNSW.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn flat(mut self) -> Self {
         self.index = IndexKind::Flat;
         self
     }
 
     /// HNSW with these parameters.
+    #[must_use = "a builder returns the changed options; use the value"]
     pub fn hnsw(mut self, params: HnswParams) -> Self {
         self.index = IndexKind::Hnsw(params);
         self

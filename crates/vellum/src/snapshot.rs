@@ -220,6 +220,26 @@ pub(crate) fn create_in_catalog(
     })
 }
 
+/// How a snapshot archive's sections are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// As they are.
+    #[default]
+    None,
+    /// zstd.
+    Zstd,
+}
+
+/// What a snapshot added to a collection's catalog holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotKind {
+    /// Every file of the collection.
+    #[default]
+    Full,
+    /// Only the files that changed since the newest snapshot in the catalog.
+    Incremental,
+}
+
 /// The files of a checkpoint generation a collection writes (see `CollectionInner`'s
 /// checkpoint and `VectorStore::prepare_checkpoint`).
 const GENERATION_FILES: [&str; 7] = [

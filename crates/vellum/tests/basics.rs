@@ -446,3 +446,16 @@ on_both_file_systems!(
     a_second_open_of_the_same_directory_is_refused_while_any_handle_lives,
     points_iterate_in_id_order_in_pages_and_see_changes_made_between_pages,
 );
+
+#[test]
+fn collection_or_create_creates_once_and_refuses_other_settings() {
+    let fs = vellum::fs::SimFs::new();
+    let db = Database::open_with_fs(fs.shared(), "/db", options()).unwrap();
+    let config = CollectionConfig::new(3, Metric::L2);
+    let a = db.collection_or_create("a", config).unwrap();
+    a.upsert(Point::new(1, vec![1.0, 2.0, 3.0])).unwrap();
+    let again = db.collection_or_create("a", config).unwrap();
+    assert_eq!(again.len(), 1, "the existing collection, not a new one");
+    let other = db.collection_or_create("a", CollectionConfig::new(4, Metric::L2));
+    assert!(matches!(other, Err(Error::InvalidArgument(m)) if m.contains("exists with")));
+}

@@ -199,7 +199,8 @@ fn a_lost_catalog_is_rebuilt_from_the_collections_descriptions(fs: DynFs, root: 
             .unwrap();
         d.upsert(Point::new(7, vec![1.0, 2.0, 3.0])).unwrap();
         let archive = root.join("c.vsnap");
-        db.export_snapshot("c", &archive, true).unwrap();
+        db.export_snapshot("c", &archive, vellum::Compression::Zstd)
+            .unwrap();
         db.import_snapshot(std::slice::from_ref(&archive), "copy")
             .unwrap();
         fs.remove_file(&archive).unwrap();

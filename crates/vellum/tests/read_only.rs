@@ -82,7 +82,9 @@ fn a_read_only_open_reads_everything_and_changes_nothing(fs: DynFs, root: &Path)
                 .map(|_| ())
                 .unwrap_err(),
             db.drop_collection("c").unwrap_err(),
-            db.create_snapshot("c", false).map(|_| ()).unwrap_err(),
+            db.create_snapshot("c", vellum::SnapshotKind::Full)
+                .map(|_| ())
+                .unwrap_err(),
         ] {
             assert!(matches!(e, Error::ReadOnly { .. }), "{e}");
         }

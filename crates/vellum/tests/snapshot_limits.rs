@@ -63,7 +63,8 @@ impl Disk<'_> {
         let db = Database::open_with_fs(self.fs.clone(), self.root.join("src"), options()).unwrap();
         fill(&db, "c", 50);
         let archive = self.root.join("c.vsnap");
-        db.export_snapshot("c", &archive, false).unwrap();
+        db.export_snapshot("c", &archive, vellum::Compression::None)
+            .unwrap();
         drop(db);
         let tree = self.root.join("tree");
         snap::restore_chain(self.fs.as_ref(), &[archive], &tree).unwrap();

@@ -67,7 +67,9 @@ fn a_snapshot_file_imported_into_another_database_answers_the_same_queries() {
     fill(&a, "docs", 0..600);
     a.collection("docs").unwrap().delete(5).unwrap();
     let archive = dir.path().join("docs.vsnap");
-    let summary = a.export_snapshot("docs", &archive, false).unwrap();
+    let summary = a
+        .export_snapshot("docs", &archive, vellum::Compression::None)
+        .unwrap();
     assert!(
         summary.archive_bytes > 64 << 10,
         "more than 64 KiB (regression R11, docs/PROPERTIES.md)"
@@ -131,14 +133,20 @@ fn an_incremental_chain_of_depth_three_restores_and_retention_keeps_parents() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path(), options()).unwrap();
     fill(&db, "c", 0..200);
-    let full = db.create_snapshot("c", false).unwrap();
+    let full = db.create_snapshot("c", vellum::SnapshotKind::Full).unwrap();
     fill(&db, "c", 200..250);
-    let inc1 = db.create_snapshot("c", true).unwrap();
+    let inc1 = db
+        .create_snapshot("c", vellum::SnapshotKind::Incremental)
+        .unwrap();
     db.collection("c").unwrap().delete(3).unwrap();
     fill(&db, "c", 250..260);
-    let inc2 = db.create_snapshot("c", true).unwrap();
+    let inc2 = db
+        .create_snapshot("c", vellum::SnapshotKind::Incremental)
+        .unwrap();
     fill(&db, "c", 260..270);
-    let inc3 = db.create_snapshot("c", true).unwrap();
+    let inc3 = db
+        .create_snapshot("c", vellum::SnapshotKind::Incremental)
+        .unwrap();
     assert_eq!(inc3.parent, Some(inc2.id));
     assert_eq!(inc1.parent, Some(full.id));
     let list = db.list_snapshots("c").unwrap();
@@ -168,7 +176,8 @@ fn a_damaged_or_foreign_archive_is_a_typed_error_and_nothing_appears() {
     let db = Database::open(dir.path().join("db"), options()).unwrap();
     fill(&db, "c", 0..100);
     let archive = dir.path().join("c.vsnap");
-    db.export_snapshot("c", &archive, true).unwrap();
+    db.export_snapshot("c", &archive, vellum::Compression::Zstd)
+        .unwrap();
     let bytes = std::fs::read(&archive).unwrap();
     let truncated = dir.path().join("t.vsnap");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
@@ -228,7 +237,8 @@ fn a_crash_at_any_step_of_an_import_leaves_the_old_state_or_the_whole_new_collec
     {
         let db = Database::open_with_fs(src.shared(), "/src", options()).unwrap();
         fill(&db, "c", 0..40);
-        db.export_snapshot("c", "/src.vsnap", false).unwrap();
+        db.export_snapshot("c", "/src.vsnap", vellum::Compression::None)
+            .unwrap();
     }
     let archive = src.read_file(Path::new("/src.vsnap")).unwrap();
     let report = CrashHarness {

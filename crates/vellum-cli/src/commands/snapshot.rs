@@ -20,7 +20,15 @@ pub(crate) fn snapshot(command: SnapshotCommand, json: bool) -> Result<ExitCode,
             zstd,
         } => {
             let database = open_existing(&db)?;
-            let s = database.export_snapshot(&collection, &file, zstd)?;
+            let s = database.export_snapshot(
+                &collection,
+                &file,
+                if zstd {
+                    vellum::Compression::Zstd
+                } else {
+                    vellum::Compression::None
+                },
+            )?;
             if json {
                 println!(
                     "{}",
@@ -66,7 +74,14 @@ pub(crate) fn snapshot(command: SnapshotCommand, json: bool) -> Result<ExitCode,
             incremental,
         } => {
             let database = open_existing(&db)?;
-            let m = database.create_snapshot(&collection, incremental)?;
+            let m = database.create_snapshot(
+                &collection,
+                if incremental {
+                    vellum::SnapshotKind::Incremental
+                } else {
+                    vellum::SnapshotKind::Full
+                },
+            )?;
             if json {
                 println!("{}", snapshot_json(&m));
             } else {
