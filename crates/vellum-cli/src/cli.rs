@@ -92,8 +92,17 @@ pub(crate) enum Command {
         /// Collection name.
         collection: String,
         /// The query vector, comma-separated.
-        #[arg(long, allow_hyphen_values = true)]
-        query: String,
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            required_unless_present = "query_file",
+            conflicts_with = "query_file"
+        )]
+        query: Option<String>,
+        /// Many queries: a .fvecs, .bvecs or .npy file, or `-` for standard input (one
+        /// comma-separated vector a line). One result set per query.
+        #[arg(long)]
+        query_file: Option<PathBuf>,
         /// Results to return.
         #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000).map(|v| v as usize))]
         k: usize,

@@ -130,6 +130,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             db,
             collection,
             query,
+            query_file,
             k,
             ef,
             exact,
@@ -138,7 +139,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         } => commands::search::search(
             db,
             collection,
-            query,
+            commands::search::Queries::from_args(query, query_file)?,
             k,
             commands::search::Options {
                 ef,

@@ -744,3 +744,57 @@ fn an_import_takes_payloads_from_json_lines_checked_before_anything_is_written()
         assert_eq!(hit["payload"]["n"], hit["id"], "{out}");
     }
 }
+
+#[test]
+fn search_takes_many_queries_from_a_file_or_standard_input() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let five = dir.path().join("five.fvecs");
+    write_fvecs(&five, 5, 4);
+    let file = five.to_str().unwrap();
+    ok(&["create", db, "c", "--dim", "4", "--metric", "l2", "--flat"]);
+    ok(&["import", db, "c", file]);
+    // Each row of the file as a query: its own point comes first.
+    let out = ok(&["--json", "search", db, "c", "--query-file", file, "-k", "2"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5, "{out}");
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["hits"][0]["id"], i as u64, "{out}");
+    }
+    // Standard input: one comma-separated vector a line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .args(["search", db, "c", "--query-file", "-", "-k", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"0,0,0,0\n\n1,1,1,1\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("query ").count(), 2, "{text}");
+    // Both, or neither, is a usage error.
+    assert_eq!(
+        vellum(&[
+            "search",
+            db,
+            "c",
+            "--query",
+            "0,0,0,0",
+            "--query-file",
+            file
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+    assert_eq!(vellum(&["search", db, "c"]).status.code(), Some(2));
+}

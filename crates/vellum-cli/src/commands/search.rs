@@ -20,12 +20,75 @@ pub(crate) struct Options {
     pub(crate) with_payload: bool,
 }
 
-/// `vellum search`: parses the comma-separated query (and the filter) and prints the hits
-/// with the time taken.
+/// Where the queries come from: `--query` or `--query-file`.
+pub(crate) enum Queries {
+    One(String),
+    File(PathBuf),
+}
+
+impl Queries {
+    pub(crate) fn from_args(
+        query: Option<String>,
+        file: Option<PathBuf>,
+    ) -> Result<Queries, BoxError> {
+        match (query, file) {
+            (Some(q), None) => Ok(Queries::One(q)),
+            (None, Some(f)) => Ok(Queries::File(f)),
+            _ => Err("give --query or --query-file (one of them)".into()),
+        }
+    }
+
+    /// The query vectors.
+    fn read(&self) -> Result<Vec<Vec<f32>>, BoxError> {
+        let parse = |line: &str, at: &str| -> Result<Vec<f32>, BoxError> {
+            line.split(',')
+                .map(|s| {
+                    s.trim()
+                        .parse::<f32>()
+                        .map_err(|e| format!("{at}query component {s:?}: {e}").into())
+                })
+                .collect()
+        };
+        match self {
+            Queries::One(q) => Ok(vec![parse(q, "")?]),
+            Queries::File(path) if path.as_os_str() == "-" => {
+                let mut out = Vec::new();
+                for (i, line) in std::io::stdin().lines().enumerate() {
+                    let line = line?;
+                    if !line.trim().is_empty() {
+                        out.push(parse(&line, &format!("standard input line {}: ", i + 1))?);
+                    }
+                }
+                Ok(out)
+            }
+            Queries::File(path) => {
+                let vectors = match path.extension().and_then(|e| e.to_str()) {
+                    Some("fvecs") => crate::data::read_vecs(path, 4)?,
+                    Some("bvecs") => crate::data::read_vecs(path, 1)?,
+                    Some("npy") => crate::data::read_npy(path)?,
+                    _ => {
+                        return Err(format!(
+                            "cannot tell the format of {} from its extension (.fvecs, .bvecs, \
+                             .npy, or - for standard input)",
+                            path.display()
+                        )
+                        .into());
+                    }
+                };
+                Ok((0..vectors.rows())
+                    .map(|i| vectors.row(i).to_vec())
+                    .collect())
+            }
+        }
+    }
+}
+
+/// `vellum search`: parses the queries (and the filter) and prints each one's hits with the
+/// time taken.
 pub(crate) fn search(
     db: PathBuf,
     collection: String,
-    query: String,
+    queries: Queries,
     k: usize,
     options: Options,
     json: bool,
@@ -37,57 +100,70 @@ pub(crate) fn search(
         with_payload,
     } = options;
     let filter: Option<Filter> = filter.as_deref().map(str::parse).transpose()?;
-    let q: Vec<f32> = query
-        .split(',')
-        .map(|s| {
-            s.trim()
-                .parse::<f32>()
-                .map_err(|e| format!("query component {s:?}: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
+    let many = matches!(queries, Queries::File(_));
+    let queries = queries.read()?;
     let database = open_for_reading(&db)?;
     let c = database.collection(&collection)?;
-    let started = Instant::now();
-    let hits = c.search_with(
-        &q,
-        k,
-        &SearchParams {
-            ef,
-            exact,
-            filter: filter.as_ref().map(SearchFilter::Where),
-            with_payload,
-            with_vector: false,
-        },
-    )?;
-    let micros = started.elapsed().as_micros();
+    let params = SearchParams {
+        ef,
+        exact,
+        filter: filter.as_ref().map(SearchFilter::Where),
+        with_payload,
+        with_vector: false,
+    };
+    let mut results = Vec::with_capacity(queries.len());
+    for (i, q) in queries.iter().enumerate() {
+        let started = Instant::now();
+        let hits = c.search_with(q, k, &params).map_err(|e| {
+            if many {
+                format!("query {i}: {e}").into()
+            } else {
+                BoxError::from(e)
+            }
+        })?;
+        results.push((hits, started.elapsed().as_micros()));
+    }
     if json {
-        let rows: Vec<_> = hits
+        let sets: Vec<_> = results
             .iter()
-            .map(|h| {
-                let mut row = json!({"id": h.id, "distance": h.distance});
-                if with_payload {
-                    row["payload"] = payload_json(h.payload.as_deref());
-                }
-                row
+            .map(|(hits, micros)| {
+                let rows: Vec<_> = hits
+                    .iter()
+                    .map(|h| {
+                        let mut row = json!({"id": h.id, "distance": h.distance});
+                        if with_payload {
+                            row["payload"] = payload_json(h.payload.as_deref());
+                        }
+                        row
+                    })
+                    .collect();
+                json!({"hits": rows, "micros": micros})
             })
             .collect();
-        println!("{}", json!({"hits": rows, "micros": micros}));
+        if many {
+            println!("{}", json!({ "results": sets }));
+        } else {
+            println!("{}", sets[0]);
+        }
     } else {
-        for h in &hits {
-            match (with_payload, &h.payload) {
-                (true, Some(p)) => {
-                    println!(
+        for (i, (hits, micros)) in results.iter().enumerate() {
+            if many {
+                println!("query {i}:");
+            }
+            for h in hits {
+                match (with_payload, &h.payload) {
+                    (true, Some(p)) => println!(
                         "{:>12}  {:.6}  {}",
                         h.id,
                         h.distance,
                         String::from_utf8_lossy(p)
-                    )
+                    ),
+                    (true, None) => println!("{:>12}  {:.6}  (no payload)", h.id, h.distance),
+                    (false, _) => println!("{:>12}  {:.6}", h.id, h.distance),
                 }
-                (true, None) => println!("{:>12}  {:.6}  (no payload)", h.id, h.distance),
-                (false, _) => println!("{:>12}  {:.6}", h.id, h.distance),
             }
+            println!("({} hits in {micros} us)", hits.len());
         }
-        println!("({} hits in {micros} us)", hits.len());
     }
     Ok(ExitCode::SUCCESS)
 }
