@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, ValueEnum};
 use indicatif::HumanBytes;
 use serde_json::json;
@@ -44,6 +45,12 @@ pub(crate) struct DemoArgs {
     /// Points per durable batch while ingesting.
     #[arg(long, default_value_t = 2000)]
     batch: usize,
+    /// Timed search runs per setting (QPS is reported as min / median / max of them).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100).map(|v| v as usize))]
+    repeats: usize,
+    /// Keep the temporary working directory (its path is printed).
+    #[arg(long)]
+    keep: bool,
 }
 
 struct Dataset {
@@ -80,7 +87,8 @@ fn load(args: &DemoArgs) -> Result<Dataset, BoxError> {
         Dataset {
             name: "synthetic clustered".into(),
             metric: Metric::L2,
-            train: data::clustered(100_000, 128, 64, 1),
+            // Only the points the run uses are generated.
+            train: data::clustered(args.points.unwrap_or(100_000).clamp(1, 100_000), 128, 64, 1),
             queries: data::clustered(args.queries.max(1), 128, 64, 1),
         }
     };
@@ -135,8 +143,13 @@ pub(crate) fn run(args: &DemoArgs, json_out: bool) -> Result<(), BoxError> {
         ),
     };
     let result = run_in(args, &root, json_out);
-    if temporary {
+    if temporary && !args.keep {
         let _ = std::fs::remove_dir_all(&root);
+    } else {
+        say(
+            json_out,
+            &format!("data directory kept: {}", root.display()),
+        );
     }
     result
 }
@@ -164,6 +177,26 @@ fn run_in(args: &DemoArgs, root: &Path, json_out: bool) -> Result<(), BoxError> 
     rows.push(Row {
         step: "data set",
         value: format!("{} ({n} x {dim}, {:?})", ds.name, ds.metric),
+    });
+    rows.push(Row {
+        step: "data directory",
+        value: format!(
+            "{}{}",
+            root.display(),
+            if args.dir.is_none() && !args.keep {
+                " (temporary, removed at the end; --keep keeps it)"
+            } else {
+                ""
+            }
+        ),
+    });
+    rows.push(Row {
+        step: "machine",
+        value: format!(
+            "{} cores, load average {} (this machine is shared: timings vary run to run)",
+            std::thread::available_parallelism().map_or(0, |c| c.get()),
+            load_average()
+        ),
     });
 
     let db_dir = root.join("db");
@@ -244,21 +277,27 @@ fn run_in(args: &DemoArgs, root: &Path, json_out: bool) -> Result<(), BoxError> 
     let exact_qps = q as f64 / t.elapsed().as_secs_f64();
     let mut answers = Vec::new();
     for ef in [32usize, 64, 128] {
-        let t = Instant::now();
-        let got: Vec<Vec<u64>> = (0..q)
-            .map(|i| {
-                c.search_with(
-                    ds.queries.row(i),
-                    10,
-                    &SearchParams {
-                        ef: Some(ef),
-                        ..Default::default()
-                    },
-                )
-                .map(|h| h.iter().map(|x| x.id).collect())
-            })
-            .collect::<Result<_, _>>()?;
-        let qps = q as f64 / t.elapsed().as_secs_f64();
+        // Several timed runs: one run on a shared machine says little.
+        let mut qps_runs = Vec::with_capacity(args.repeats);
+        let mut got: Vec<Vec<u64>> = Vec::new();
+        for _ in 0..args.repeats {
+            let t = Instant::now();
+            got = (0..q)
+                .map(|i| {
+                    c.search_with(
+                        ds.queries.row(i),
+                        10,
+                        &SearchParams {
+                            ef: Some(ef),
+                            ..Default::default()
+                        },
+                    )
+                    .map(|h| h.iter().map(|x| x.id).collect())
+                })
+                .collect::<Result<_, _>>()?;
+            qps_runs.push(q as f64 / t.elapsed().as_secs_f64());
+        }
+        qps_runs.sort_by(f64::total_cmp);
         let recall = recall_at_10(&truth, &got);
         rows.push(Row {
             step: if ef == 64 {
@@ -268,7 +307,13 @@ fn run_in(args: &DemoArgs, root: &Path, json_out: bool) -> Result<(), BoxError> 
             } else {
                 "search (ef 128)"
             },
-            value: format!("recall@10 {recall:.3}, {qps:.0} QPS (1 thread)"),
+            value: format!(
+                "recall@10 {recall:.3}, QPS {:.0} / {:.0} / {:.0} (min / median / max of {} runs, 1 thread)",
+                qps_runs[0],
+                qps_runs[qps_runs.len() / 2],
+                qps_runs[qps_runs.len() - 1],
+                qps_runs.len()
+            ),
         });
         if ef == 64 {
             answers = got;
@@ -329,10 +374,10 @@ fn run_in(args: &DemoArgs, root: &Path, json_out: bool) -> Result<(), BoxError> 
     rows.push(Row {
         step: "snapshot export",
         value: format!(
-            "{} in {:.2} s ({:.0} MB/s), BLAKE3 {}..",
+            "{} in {:.3} s ({}/s), BLAKE3 {}..",
             HumanBytes(snap.archive_bytes),
             export_s,
-            snap.archive_bytes as f64 / 1e6 / export_s,
+            HumanBytes((snap.archive_bytes as f64 / export_s.max(1e-6)) as u64),
             &snap.blake3[..16]
         ),
     });
@@ -388,4 +433,12 @@ fn recall_at_10(truth: &[Vec<u64>], got: &[Vec<u64>]) -> f64 {
         hit += g.iter().filter(|id| t.contains(id)).count();
     }
     hit as f64 / total.max(1) as f64
+}
+
+/// The 1, 5 and 15 minute load averages (Linux), or "unknown".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }

@@ -177,6 +177,35 @@ fn the_demo_runs_on_a_small_generated_set() {
     ]);
     assert!(out.contains("Vellum demo summary"), "{out}");
     assert!(out.contains("same answers"), "{out}");
+    // Honest numbers: repeated runs, the machine's load, where the data is, no "0 MB/s".
+    assert!(out.contains("(min / median / max of 3 runs"), "{out}");
+    assert!(out.contains("load average"), "{out}");
+    assert!(
+        out.contains(&format!("data directory  {}", work.display()))
+            || out.contains(work.to_str().unwrap()),
+        "{out}"
+    );
+    assert!(!out.contains(" 0 MB/s"), "{out}");
+    // Without a directory the temporary one is removed, unless --keep.
+    let kept = ok(&[
+        "demo",
+        "--dataset",
+        "synthetic",
+        "--points",
+        "300",
+        "--queries",
+        "5",
+        "--repeats",
+        "1",
+        "--keep",
+    ]);
+    let line = kept
+        .lines()
+        .find(|l| l.trim_start().starts_with("data directory"))
+        .unwrap_or_else(|| panic!("{kept}"));
+    let path = line.split_whitespace().nth(2).unwrap();
+    assert!(std::path::Path::new(path).join("db").exists(), "{line}");
+    std::fs::remove_dir_all(path).unwrap();
     // A non-empty directory is refused.
     let out = vellum(&[
         "demo",
