@@ -81,6 +81,7 @@ pub mod fuzzing;
 mod generation;
 pub mod manifest;
 mod names;
+mod read_file;
 
 pub use checkpointer::{CheckpointConfig, Checkpointer, FileSpec, LoadOptions};
 pub use codec::ZSTD_MAX_LEVEL;
