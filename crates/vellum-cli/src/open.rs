@@ -41,3 +41,11 @@ pub(crate) fn open_existing(db: &Path) -> Result<Database, BoxError> {
     check_is_database(db)?;
     Ok(Database::open(db, tool_options())?)
 }
+
+/// Ends a long write (import, snapshot import or restore, compaction, `vellum checkpoint`):
+/// indexes the pending tail, then checkpoints, so no later command replays the log or
+/// searches a tail exactly (the graph is saved whole).
+pub(crate) fn settle(c: &vellum::Collection) -> Result<vellum::CheckpointInfo, BoxError> {
+    c.wait_indexed()?;
+    Ok(c.checkpoint()?)
+}

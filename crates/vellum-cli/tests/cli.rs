@@ -827,3 +827,60 @@ fn search_takes_many_queries_from_a_file_or_standard_input() {
     );
     assert_eq!(vellum(&["search", db, "c"]).status.code(), Some(2));
 }
+
+/// What `inspect --json` says of collection `name`: nothing replayed at open, nothing
+/// waiting to be indexed, the graph loaded from the checkpoint.
+fn assert_settled(db: &str, name: &str, after: &str) {
+    let v: serde_json::Value = serde_json::from_str(&ok(&["--json", "inspect", db])).unwrap();
+    let c = v["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no collection {name}: {v}"));
+    assert_eq!(c["index_pending"], 0, "after {after}: {c}");
+    assert_eq!(c["replayed_at_open"], 0, "after {after}: {c}");
+    assert_eq!(
+        c["graph_loaded_from_checkpoint"], true,
+        "after {after}: {c}"
+    );
+}
+
+#[test]
+fn long_writes_end_indexed_and_checkpointed_so_no_later_command_rebuilds_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let file = dir.path().join("v.fvecs");
+    // Enough rows that the background indexer cannot have finished when the import ends.
+    write_fvecs(&file, 1500, 8);
+    ok(&["create", db, "c", "--dim", "8"]);
+    let out = ok(&["import", db, "c", file.to_str().unwrap()]);
+    assert!(out.contains("indexed and checkpointed"), "{out}");
+    assert_settled(db, "c", "import");
+    let archive = dir.path().join("c.vsnap");
+    ok(&["snapshot", "export", db, "c", archive.to_str().unwrap()]);
+    let other = dir.path().join("other");
+    let other = other.to_str().unwrap();
+    let out = ok(&[
+        "snapshot",
+        "import",
+        other,
+        "--name",
+        "copy",
+        archive.to_str().unwrap(),
+    ]);
+    assert!(out.contains("indexed and checkpointed"), "{out}");
+    assert_settled(other, "copy", "snapshot import");
+    let out = ok(&["--json", "snapshot", "create", db, "c"]);
+    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = ok(&["snapshot", "restore", db, "c", &id, "--name", "back"]);
+    assert!(out.contains("indexed and checkpointed"), "{out}");
+    assert_settled(db, "back", "snapshot restore");
+    ok(&["delete", db, "c", "--ids", "0,1,2,3,4,5,6,7,8,9"]);
+    ok(&["compact", db, "c"]);
+    assert_settled(db, "c", "compact");
+}

@@ -10,10 +10,18 @@
 //!
 //! Memory: only files that are changed are copied (for a database: the log segment whose
 //! torn tail is cut, and the pages of vector segments a log replay writes).
+//!
+//! Writable maps are private memory, but kept coherent with the file as a shared map is:
+//! the overlay remembers every live writable map of a path, and before any operation on
+//! that path reads or changes its bytes (a read, a write, a new length, another map), it
+//! copies the maps' memory into the overlay's copy of the file, oldest map first; writes
+//! through the file are written through to the live maps. So a vector store that writes
+//! slots through one map, then grows the file and maps it again, finds its slots in the new
+//! map (a replay over the overlay that grew a segment used to lose them).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::error::{Error, OpKind, Result};
 use crate::fs::{DirLock, DynFs, File, Fs, MapMut, ReadMap};
@@ -27,10 +35,12 @@ pub struct OverlayFs {
 
 /// What the overlay changed: file contents copied up or created, names removed, directories
 /// created. Guarded by one mutex, held only for map and vector operations, never across a
-/// call into the base.
+/// call into the base. Lock order: a file's copy before the layer.
 #[derive(Debug, Default)]
 struct Layer {
     files: BTreeMap<PathBuf, Arc<Mutex<Vec<u8>>>>,
+    /// Live writable maps of each path, oldest first (module docs).
+    maps: BTreeMap<PathBuf, Vec<Weak<memmap2::MmapRaw>>>,
     removed: BTreeSet<PathBuf>,
     dirs: BTreeSet<PathBuf>,
 }
@@ -141,8 +151,15 @@ impl Fs for OverlayFs {
             });
         }
         let bytes = self.copy_up(from)?;
-        let copy = lock(&bytes).clone();
+        let copy = {
+            let mut copy = lock(&bytes);
+            absorb_maps(&self.layer(), from, &mut copy);
+            copy.clone()
+        };
         let mut layer = self.layer();
+        if let Some(maps) = layer.maps.remove(from) {
+            layer.maps.insert(to.to_path_buf(), maps);
+        }
         layer.files.remove(from);
         layer.removed.insert(from.to_path_buf());
         layer.removed.remove(to);
@@ -158,6 +175,7 @@ impl Fs for OverlayFs {
         }
         let mut layer = self.layer();
         layer.files.remove(path);
+        layer.maps.remove(path);
         layer.removed.insert(path.to_path_buf());
         Ok(())
     }
@@ -281,10 +299,100 @@ impl OverlayFile {
             .ok_or_else(|| not_found(OpKind::Read, &self.path))
     }
 
-    fn change<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> Result<R> {
-        let copy = self.fs.copy_up(&self.path)?;
+    /// The overlay's copy of this file with the live maps' stores in it, if it has a copy
+    /// (made now when a live map exists: the map may hold stores the base lacks).
+    fn synced_copy(&self) -> Result<Option<Arc<Mutex<Vec<u8>>>>> {
+        let mapped = self
+            .fs
+            .layer()
+            .maps
+            .get(&self.path)
+            .is_some_and(|maps| maps.iter().any(|m| m.strong_count() > 0));
+        let copy = if mapped {
+            Some(self.fs.copy_up(&self.path)?)
+        } else {
+            self.copy()
+        };
+        if let Some(copy) = &copy {
+            let mut bytes = lock(copy);
+            absorb_maps(&self.fs.layer(), &self.path, &mut bytes);
+        }
+        Ok(copy)
+    }
+
+    /// Changes the copy (made first if needed, with the maps' stores in it), then writes
+    /// `written` (a range changed by `f`, if any) through to the live maps.
+    fn change<R>(
+        &self,
+        f: impl FnOnce(&mut Vec<u8>) -> (R, Option<std::ops::Range<usize>>),
+    ) -> Result<R> {
+        let copy = match self.synced_copy()? {
+            Some(copy) => copy,
+            None => self.fs.copy_up(&self.path)?,
+        };
         let mut bytes = lock(&copy);
-        Ok(f(&mut bytes))
+        let (out, written) = f(&mut bytes);
+        if let Some(range) = written {
+            write_through_maps(&self.fs.layer(), &self.path, &bytes, range);
+        }
+        Ok(out)
+    }
+
+    /// Remembers a writable map of this file (module docs).
+    fn track(&self, map: MapMut) -> MapMut {
+        let mut layer = self.fs.layer();
+        let maps = layer.maps.entry(self.path.clone()).or_default();
+        maps.retain(|m| m.strong_count() > 0);
+        maps.push(Arc::downgrade(&map.raw));
+        map
+    }
+}
+
+/// Copies the stores of `path`'s live writable maps into `bytes` (its overlay copy), oldest
+/// map first, so the newest map's bytes win.
+#[allow(unsafe_code)]
+fn absorb_maps(layer: &Layer, path: &Path, bytes: &mut [u8]) {
+    for raw in layer
+        .maps
+        .get(path)
+        .into_iter()
+        .flatten()
+        .filter_map(Weak::upgrade)
+    {
+        let n = raw.len().min(bytes.len());
+        // SAFETY: the map is alive (an Arc is held) and at least `n` bytes long; the
+        // destination is the copy's own buffer, borrowed mutably. Stores racing this copy
+        // from another thread give torn bytes, as a disk could see (the `MapMut` contract);
+        // no reference to the map memory is made.
+        unsafe { std::ptr::copy_nonoverlapping(raw.as_ptr(), bytes.as_mut_ptr(), n) };
+    }
+}
+
+/// Writes `bytes[range]` (just written to the copy) through to `path`'s live maps, as the
+/// page cache keeps shared maps coherent with writes.
+#[allow(unsafe_code)]
+fn write_through_maps(layer: &Layer, path: &Path, bytes: &[u8], range: std::ops::Range<usize>) {
+    let from = range.start;
+    for raw in layer
+        .maps
+        .get(path)
+        .into_iter()
+        .flatten()
+        .filter_map(Weak::upgrade)
+    {
+        let end = raw.len().min(range.end).min(bytes.len());
+        if from < end {
+            // SAFETY: `from..end` lies inside the live map (Arc held) and inside `bytes`;
+            // the `MapMut` contract forbids live slices over a range written through the
+            // file, so nothing aliases these bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr().add(from),
+                    raw.as_mut_ptr().add(from),
+                    end - from,
+                )
+            };
+        }
     }
 }
 
@@ -294,7 +402,7 @@ impl File for OverlayFile {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        let Some(copy) = self.copy() else {
+        let Some(copy) = self.synced_copy()? else {
             return self.base()?.read_at(buf, offset);
         };
         let bytes = lock(&copy);
@@ -323,14 +431,15 @@ impl File for OverlayFile {
                 bytes.resize(at + buf.len(), 0);
             }
             bytes[at..at + buf.len()].copy_from_slice(buf);
+            ((), Some(at..at + buf.len()))
         })
     }
 
     fn append(&self, buf: &[u8]) -> Result<u64> {
         self.change(|bytes| {
-            let at = bytes.len() as u64;
+            let at = bytes.len();
             bytes.extend_from_slice(buf);
-            at
+            (at as u64, Some(at..at + buf.len()))
         })
     }
 
@@ -346,7 +455,12 @@ impl File for OverlayFile {
             path: self.path.clone(),
             rule: "length beyond memory",
         })?;
-        self.change(|bytes| bytes.resize(len, 0))
+        self.change(|bytes| {
+            let old = bytes.len();
+            bytes.resize(len, 0);
+            // Growth brings zeros into a longer map's range; a cut leaves maps as they are.
+            ((), (len > old).then_some(old..len))
+        })
     }
 
     fn allocate(&self, len_bytes: u64) -> Result<()> {
@@ -361,7 +475,7 @@ impl File for OverlayFile {
     }
 
     fn map_read(&self) -> Result<ReadMap> {
-        match self.copy() {
+        match self.synced_copy()? {
             Some(copy) => Ok(ReadMap::owned(lock(&copy).clone())),
             None => self.base()?.map_read(),
         }
@@ -372,7 +486,7 @@ impl File for OverlayFile {
     }
 
     fn map_private(&self, len_bytes: usize) -> Result<MapMut> {
-        match self.copy() {
+        let map = match self.synced_copy()? {
             Some(copy) => {
                 let bytes = lock(&copy);
                 if len_bytes > bytes.len() {
@@ -381,10 +495,11 @@ impl File for OverlayFile {
                         rule: "map longer than the file",
                     });
                 }
-                MapMut::private_copy(&self.path, &bytes[..len_bytes], len_bytes)
+                MapMut::private_copy(&self.path, &bytes[..len_bytes], len_bytes)?
             }
-            None => self.base()?.map_private(len_bytes),
-        }
+            None => self.base()?.map_private(len_bytes)?,
+        };
+        Ok(self.track(map))
     }
 
     fn try_lock_exclusive(&self) -> Result<bool> {

@@ -82,3 +82,77 @@ fn a_private_map_of_a_real_file_never_writes_the_file() {
     drop(map);
     assert_eq!(std::fs::read(&p).unwrap(), vec![7u8; 4096]);
 }
+
+/// Stores through a writable map of an overlay file behave as through a shared map: a
+/// later read, a longer map made after the file grew, and a rename all see them, and a
+/// write through the file reaches the live map. (The vector store writes slots through one
+/// map, grows the file and maps it again: a replay over the overlay used to lose them.)
+fn maps_stay_coherent_with_the_file(base: DynFs, root: &Path) {
+    let path = root.join("seg");
+    let f = base.create(&path).unwrap();
+    f.write_at(&[1u8; 64], 0).unwrap();
+    f.sync_data().unwrap();
+    base.sync_dir(root).unwrap();
+    let over = OverlayFs::new(base.clone());
+    let file = over.open(&path).unwrap();
+    let first = file.map_mut(64).unwrap();
+    // SAFETY: no slice of the map exists and no other thread writes it.
+    #[allow(unsafe_code)]
+    unsafe {
+        first.write(8, b"slot one")
+    };
+    let mut buf = [0u8; 8];
+    file.read_at(&mut buf, 8).unwrap();
+    assert_eq!(&buf, b"slot one", "a read missed a store through the map");
+    file.allocate(128).unwrap();
+    let second = file.map_mut(128).unwrap();
+    // SAFETY: as above.
+    #[allow(unsafe_code)]
+    let grown = unsafe { std::slice::from_raw_parts(second.as_ptr(), 128) }.to_vec();
+    assert_eq!(
+        &grown[8..16],
+        b"slot one",
+        "the new map lost the old map's store"
+    );
+    assert_eq!(&grown[..8], &[1u8; 8]);
+    assert_eq!(&grown[64..], &[0u8; 64][..]);
+    file.write_at(b"written", 100).unwrap();
+    // SAFETY: as above.
+    #[allow(unsafe_code)]
+    let seen = unsafe { std::slice::from_raw_parts(second.as_ptr().add(100), 7) }.to_vec();
+    assert_eq!(
+        &seen, b"written",
+        "a write through the file missed the live map"
+    );
+    // SAFETY: as above.
+    #[allow(unsafe_code)]
+    unsafe {
+        second.write(16, b"slot two")
+    };
+    drop(first);
+    over.rename(&path, &root.join("moved")).unwrap();
+    drop(second);
+    let moved = read(&over, &root.join("moved"));
+    assert_eq!(
+        (&moved[8..16], &moved[16..24]),
+        (&b"slot one"[..], &b"slot two"[..])
+    );
+    assert_eq!(
+        read(base.as_ref(), &path),
+        vec![1u8; 64],
+        "the base changed"
+    );
+}
+
+#[test]
+fn maps_stay_coherent_with_the_file_on_sim() {
+    let fs = SimFs::new();
+    fs.create_dir_all(Path::new("/r")).unwrap();
+    maps_stay_coherent_with_the_file(fs.shared(), Path::new("/r"));
+}
+
+#[test]
+fn maps_stay_coherent_with_the_file_on_the_real_file_system() {
+    let dir = tempfile::tempdir().unwrap();
+    maps_stay_coherent_with_the_file(RealFs::shared(), dir.path());
+}

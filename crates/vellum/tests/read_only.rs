@@ -160,3 +160,40 @@ fn a_read_only_open_of_a_directory_that_is_not_a_database_creates_nothing() {
     assert!(matches!(e, Error::NotADatabase { .. }), "{e}");
     assert!(fs.list_dir(Path::new("/empty")).unwrap().is_empty());
 }
+
+/// A read-only handle cannot save a graph it builds, so it never starts the background
+/// indexer: its tail is searched exactly. The hook would hold an indexer inside its first
+/// chunk, so one started by the open would still be running when the stats are read.
+#[test]
+fn a_read_only_open_searches_its_tail_exactly_and_never_indexes_it() {
+    let fs = SimFs::new();
+    let root = Path::new("/db");
+    {
+        let writer = options().with_background_indexing(false);
+        let db = Database::open_with_fs(fs.shared(), root, writer).unwrap();
+        let config = CollectionConfig::new(3, Metric::L2).hnsw(HnswParams::default());
+        let c = db.create_collection("c", config).unwrap();
+        c.upsert_batch((0..300).map(|i| Point::new(i, vector(i))))
+            .unwrap();
+        assert_eq!(c.stats().index_pending, 300);
+    }
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    let hook = std::sync::Arc::new(move || {
+        // Returns once the sender is gone (dropped before the database, even on a panic).
+        let _ = release_rx.lock().unwrap().recv();
+    });
+    let db = Database::open_read_only_with_fs(fs.shared(), root, options().with_indexer_hook(hook))
+        .unwrap();
+    let release = release_tx;
+    let c = db.collection("c").unwrap();
+    let hits = c.search(&vector(7), 1).unwrap();
+    assert_eq!((hits[0].id, hits[0].distance), (7, 0.0));
+    let stats = c.stats();
+    assert!(
+        !stats.indexer_running,
+        "a read-only open started the indexer"
+    );
+    assert_eq!((stats.index_pending, stats.indexed), (300, 0));
+    drop(release);
+}

@@ -180,8 +180,8 @@ pub(crate) fn import(
         b.finish_and_clear();
     }
     let secs = started.elapsed().as_secs_f64();
-    // A checkpoint ends the import, so no later command replays what it wrote.
-    let cp = c.checkpoint()?;
+    // Indexed and checkpointed, so no later command replays or re-indexes what it wrote.
+    let cp = crate::open::settle(&c)?;
     let added = rows - replaced;
     if json {
         println!(
@@ -193,8 +193,8 @@ pub(crate) fn import(
     } else {
         println!(
             "imported {rows} vectors into {collection:?} as ids {first_id}..{end} ({added} added, \
-             {replaced} replaced) in {secs:.2} s ({:.0} points/s, durable); checkpointed \
-             (generation {})",
+             {replaced} replaced) in {secs:.2} s ({:.0} points/s, durable); indexed and \
+             checkpointed (generation {})",
             rows as f64 / secs.max(1e-9),
             cp.generation
         );

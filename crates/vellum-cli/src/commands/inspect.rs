@@ -30,6 +30,8 @@ pub(crate) fn inspect(db: PathBuf, json: bool) -> Result<ExitCode, BoxError> {
                     "checkpoint_stored_bytes": s.checkpoint_stored_bytes,
                     "checkpoint_raw_bytes": s.checkpoint_raw_bytes,
                     "vector_segment_bytes": s.vector_segment_bytes, "indexed": s.indexed, "index_pending": s.index_pending,
+                    "replayed_at_open": s.replayed_at_open,
+                    "graph_loaded_from_checkpoint": s.graph_loaded_from_checkpoint,
                     "tail_cut_at_open": s.tail_cut_at_open.as_ref().map(tail_cut_json),
                     "payload_runs": s.payload_runs, "payload_run_bytes": s.payload_run_bytes,
                     "payload_live_bytes": s.payload_live_bytes,

@@ -58,13 +58,19 @@ pub(crate) fn snapshot(command: SnapshotCommand, json: bool) -> Result<ExitCode,
                 .with_max_files(max_import_files);
             let database = Database::open(&db, tool_options().with_import_limits(limits))?;
             let c = database.import_snapshot(&files, &name)?;
+            let cp = crate::open::settle(&c)?;
             if json {
-                println!("{}", json!({"imported": name, "points": c.len()}));
+                println!(
+                    "{}",
+                    json!({"imported": name, "points": c.len(), "checkpoint_generation": cp.generation})
+                );
             } else {
                 println!(
-                    "imported {} archive(s) as collection {name:?}: {} points",
+                    "imported {} archive(s) as collection {name:?}: {} points; indexed and \
+                     checkpointed (generation {})",
                     files.len(),
-                    c.len()
+                    c.len(),
+                    cp.generation
                 );
             }
         }
@@ -132,12 +138,18 @@ pub(crate) fn snapshot(command: SnapshotCommand, json: bool) -> Result<ExitCode,
         } => {
             let database = open_existing(&db)?;
             let c = database.restore_snapshot(&collection, &id, &name)?;
+            let cp = crate::open::settle(&c)?;
             if json {
-                println!("{}", json!({"restored": name, "points": c.len()}));
+                println!(
+                    "{}",
+                    json!({"restored": name, "points": c.len(), "checkpoint_generation": cp.generation})
+                );
             } else {
                 println!(
-                    "restored snapshot {id} of {collection:?} as {name:?}: {} points",
-                    c.len()
+                    "restored snapshot {id} of {collection:?} as {name:?}: {} points; indexed \
+                     and checkpointed (generation {})",
+                    c.len(),
+                    cp.generation
                 );
             }
         }

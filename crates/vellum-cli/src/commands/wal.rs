@@ -43,10 +43,20 @@ pub(crate) fn checkpoint(
     json: bool,
 ) -> Result<ExitCode, BoxError> {
     let database = open_existing(&db)?;
-    let done = match collection {
-        Some(name) => vec![(name.clone(), database.collection(&name)?.checkpoint()?)],
-        None => database.checkpoint_all()?,
+    // Each collection's tail is indexed first, so the saved graph is whole.
+    let names = match collection {
+        Some(name) => vec![name],
+        None => database
+            .list_collections()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect(),
     };
+    let mut done = Vec::with_capacity(names.len());
+    for name in names {
+        let info = crate::open::settle(&database.collection(&name)?)?;
+        done.push((name, info));
+    }
     if json {
         let rows: Vec<_> = done.iter().map(|(n, i)| json!({"collection": n, "generation": i.generation, "lsn": i.lsn, "wal_segments_removed": i.wal_segments_removed, "elapsed_ms": i.elapsed.as_secs_f64() * 1e3, "lock_held_ms": i.lock_held.as_secs_f64() * 1e3})).collect();
         println!("{}", json!({"checkpoints": rows}));
@@ -68,7 +78,10 @@ pub(crate) fn checkpoint(
 /// `vellum compact`: gives back the space of deleted and replaced points.
 pub(crate) fn compact(db: PathBuf, collection: &str, json: bool) -> Result<ExitCode, BoxError> {
     let database = open_existing(&db)?;
-    let r = database.collection(collection)?.compact()?;
+    let c = database.collection(collection)?;
+    let r = c.compact()?;
+    // Moved points wait in the pending tail: index them and save the graph.
+    crate::open::settle(&c)?;
     if json {
         println!(
             "{}",

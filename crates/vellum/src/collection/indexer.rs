@@ -96,8 +96,11 @@ impl CollectionInner {
     }
 
     /// Starts this collection's indexer thread if work waits and none runs.
+    ///
+    /// Never on a read-only handle: it cannot save the graph it would build, so the tail is
+    /// searched exactly instead (a read-only command pays nothing for a tail it only reads).
     pub(crate) fn kick_indexer(self: &Arc<Self>, indexers: &Arc<Indexers>) {
-        if !self.options.background_indexing || indexers.stopped() {
+        if self.options.read_only || !self.options.background_indexing || indexers.stopped() {
             return;
         }
         let mut pending = self.pending.lock();

@@ -197,9 +197,14 @@ impl CollectionInner {
         let state = self.state.read();
         // Counted under the state lock, so no write moves points meanwhile: what is not
         // pending is in the graph (`verify` checks that exactly, slot by slot).
-        let index_pending = match &state.index {
-            Some(_) => self.pending.lock().len() as u64,
-            None => 0,
+        let (index_pending, indexer_running) = {
+            let pending = self.pending.lock();
+            let len = if state.index.is_some() {
+                pending.len() as u64
+            } else {
+                0
+            };
+            (len, pending.indexer_running)
         };
         let indexed = state.store.len() as u64 - index_pending;
         let wal = self.wal.stats();
@@ -226,6 +231,7 @@ impl CollectionInner {
             vector_segment_bytes: store.segment_bytes,
             indexed,
             index_pending,
+            indexer_running,
             wal_first_lsn: wal.first_lsn,
             retained_generations: cp.retained,
             graph_loaded_from_checkpoint: self.graph_loaded,

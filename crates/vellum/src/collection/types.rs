@@ -202,6 +202,9 @@ pub struct CollectionStats {
     pub indexed: u64,
     /// Points acknowledged but not yet in the HNSW graph (0 for a flat collection).
     pub index_pending: u64,
+    /// Whether a background indexer is inserting the pending tail now (never on a
+    /// read-only handle: it searches its tail exactly).
+    pub indexer_running: bool,
     /// First LSN the log still holds.
     pub wal_first_lsn: u64,
     /// Checkpoint generations retained, oldest first.
