@@ -71,8 +71,12 @@ pub(crate) enum Command {
         format: Option<FormatArg>,
         /// Id of the first row; rows get consecutive ids. Default: the id after the
         /// collection's largest (0 if it is empty), so an import adds and never replaces.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ids")]
         first_id: Option<u64>,
+        /// The rows' ids: a text file, one decimal id per line, in row order (checked whole
+        /// before anything is written: one id per row, none twice).
+        #[arg(long, value_name = "FILE")]
+        ids: Option<PathBuf>,
         /// Allow the import to replace points whose ids it uses (refused otherwise, before
         /// anything is written).
         #[arg(long)]

@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 pub mod data;
 mod demo;
+mod id_lines;
 mod open;
 mod output;
 mod payload_lines;
@@ -110,6 +111,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             file,
             format,
             first_id,
+            ids,
             upsert,
             payloads,
             batch,
@@ -120,6 +122,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             format,
             commands::create::ImportChoices {
                 first_id,
+                ids_file: ids,
                 upsert,
                 payloads,
             },

@@ -884,3 +884,65 @@ fn long_writes_end_indexed_and_checkpointed_so_no_later_command_rebuilds_anythin
     ok(&["compact", db, "c"]);
     assert_settled(db, "c", "compact");
 }
+
+#[test]
+fn an_import_takes_ids_from_a_file_checked_whole_and_replaces_only_with_upsert() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let five = dir.path().join("five.fvecs");
+    write_fvecs(&five, 5, 4);
+    let file = five.to_str().unwrap();
+    let ids = dir.path().join("ids.txt");
+    let ids_arg = ids.to_str().unwrap();
+    ok(&["create", db, "c", "--dim", "4", "--flat"]);
+    let points = |db: &str| -> u64 {
+        let v: serde_json::Value = serde_json::from_str(&ok(&["--json", "inspect", db])).unwrap();
+        v["collections"][0]["points"].as_u64().unwrap()
+    };
+    // Each bad file is refused by line, before anything is written.
+    for (text, says) in [
+        ("7\n9\n11\n", "3 id(s) for 5"),
+        ("7\n9\nx\n13\n15\n", "line 3"),
+        ("7\n9\n-1\n13\n15\n", "line 3"),
+        ("7\n9\n7\n13\n15\n", "line 3 repeats id 7 of line 1"),
+        ("7\n9\n11\n13\n18446744073709551616\n", "line 5"),
+    ] {
+        std::fs::write(&ids, text).unwrap();
+        let out = vellum(&["import", db, "c", file, "--ids", ids_arg]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{text:?}: {err}"
+        );
+        assert_eq!(points(db), 0, "{text:?} wrote points");
+    }
+    std::fs::write(&ids, "1000\n7\n42\n3\n99\n").unwrap();
+    let out = ok(&["--json", "import", db, "c", file, "--ids", ids_arg]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["added"].as_u64(), v["replaced"].as_u64()),
+        (Some(5), Some(0)),
+        "{out}"
+    );
+    // Row 2 (0-based) got id 42: searching for its vector finds it.
+    let row2 = "1.4,1.5,1.6,1.7";
+    let out = ok(&["--json", "search", db, "c", "--query", row2, "-k", "1"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["hits"][0]["id"], 42, "{out}");
+    // Taken ids are refused without --upsert, replaced with it.
+    std::fs::write(&ids, "1\n7\n2\n3\n4\n").unwrap();
+    let out = vellum(&["import", db, "c", file, "--ids", ids_arg]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("replace 2 existing") && err.contains("--upsert"),
+        "{err}"
+    );
+    assert_eq!(points(db), 5);
+    let out = ok(&["import", db, "c", file, "--ids", ids_arg, "--upsert"]);
+    assert!(out.contains("(3 added, 2 replaced)"), "{out}");
+    assert_eq!(points(db), 8);
+    // --ids and --first-id do not go together.
+    let out = vellum(&["import", db, "c", file, "--ids", ids_arg, "--first-id", "5"]);
+    assert!(!out.status.success());
+}

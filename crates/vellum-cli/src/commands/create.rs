@@ -56,6 +56,8 @@ pub(crate) fn create(
 /// largest; replacing existing points only with `upsert`) and where their payloads are.
 pub(crate) struct ImportChoices {
     pub(crate) first_id: Option<u64>,
+    /// A text file, one id per row.
+    pub(crate) ids_file: Option<PathBuf>,
     pub(crate) upsert: bool,
     /// A JSON Lines file, one object per row.
     pub(crate) payloads: Option<PathBuf>,
@@ -107,11 +109,18 @@ pub(crate) fn import(
     if let Some(path) = &ids.payloads {
         crate::payload_lines::check(path, rows)?;
     }
+    let listed = ids
+        .ids_file
+        .as_deref()
+        .map(|path| crate::id_lines::read(path, rows))
+        .transpose()?;
     let database = open_existing(&db)?;
     let c = database.collection(&collection)?;
     let existing = c.ids();
     let first_id = match ids.first_id {
         Some(id) => id,
+        // Unused: the rows' ids are listed.
+        None if listed.is_some() => 0,
         // After the largest id: an import adds points.
         None => match existing.last() {
             None => 0,
@@ -128,15 +137,36 @@ pub(crate) fn import(
     };
     // Points the import would replace: refused unless asked for.
     let end = first_id.saturating_add(rows as u64);
-    let taken = &existing[existing.partition_point(|&id| id < first_id)..];
-    let replaced = taken[..taken.partition_point(|&id| id < end)].len();
-    if replaced > 0 && !ids.upsert {
+    let (replaced, first_taken) = match &listed {
+        Some(list) => {
+            let mut taken = list.iter().filter(|id| existing.binary_search(id).is_ok());
+            let first = taken.next().copied();
+            (first.map_or(0, |_| 1 + taken.count()), first)
+        }
+        None => {
+            let taken = &existing[existing.partition_point(|&id| id < first_id)..];
+            let n = taken[..taken.partition_point(|&id| id < end)].len();
+            (n, taken.first().copied().filter(|_| n > 0))
+        }
+    };
+    let described = match (&listed, &ids.ids_file) {
+        (Some(_), Some(path)) => format!("the ids of {}", path.display()),
+        _ => format!("ids {first_id}..{end}"),
+    };
+    if let Some(first) = first_taken
+        && !ids.upsert
+    {
         return Err(format!(
-            "ids {first_id}..{end} would replace {replaced} existing point(s) of \
-             {collection:?} (the first is id {}): pass --upsert to replace them, or omit \
-             --first-id to add after id {}; nothing was imported",
-            taken[0],
-            existing.last().copied().unwrap_or(0)
+            "{described} would replace {replaced} existing point(s) of {collection:?} (the \
+             first is id {first}): pass --upsert to replace them{}; nothing was imported",
+            if listed.is_some() {
+                String::new()
+            } else {
+                format!(
+                    ", or omit --first-id to add after id {}",
+                    existing.last().copied().unwrap_or(0)
+                )
+            }
         )
         .into());
     }
@@ -161,7 +191,8 @@ pub(crate) fn import(
         let end = (start + batch).min(rows);
         let mut points = Vec::with_capacity(end - start);
         for i in start..end {
-            let p = Point::new(first_id + i as u64, vectors.row(i).to_vec());
+            let id = listed.as_ref().map_or(first_id + i as u64, |list| list[i]);
+            let p = Point::new(id, vectors.row(i).to_vec());
             points.push(match lines.as_mut() {
                 None => p,
                 // Checked above: one object per row (a file changed since is an error).
@@ -186,13 +217,14 @@ pub(crate) fn import(
     if json {
         println!(
             "{}",
-            json!({"imported": rows, "added": added, "replaced": replaced, "first_id": first_id,
+            json!({"imported": rows, "added": added, "replaced": replaced, "first_id": listed.is_none().then_some(first_id),
+                   "ids_file": ids.ids_file.as_ref().map(|p| p.display().to_string()),
                    "seconds": secs, "points_per_second": rows as f64 / secs.max(1e-9),
                    "checkpoint_generation": cp.generation})
         );
     } else {
         println!(
-            "imported {rows} vectors into {collection:?} as ids {first_id}..{end} ({added} added, \
+            "imported {rows} vectors into {collection:?} as {described} ({added} added, \
              {replaced} replaced) in {secs:.2} s ({:.0} points/s, durable); indexed and \
              checkpointed (generation {})",
             rows as f64 / secs.max(1e-9),
