@@ -7,10 +7,18 @@
 //! `compare` feature.
 #![forbid(unsafe_code)]
 
+#[cfg(not(unix))]
+compile_error!(
+    "vellum-benches builds on Unix only: it counts the disk blocks files take (st_blocks, in \
+     src/scale.rs and src/bin/seed_compare.rs) and times raw pwrite baselines \
+     (src/bin/wal_bench.rs)"
+);
+
 pub mod latency;
 #[cfg(feature = "seed-peers")]
 pub mod latency_peers;
 pub mod latency_report;
+#[cfg(unix)]
 pub mod scale;
 
 use std::path::Path;

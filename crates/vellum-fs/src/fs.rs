@@ -54,7 +54,9 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn open_read(&self, path: &Path) -> Result<Box<dyn File>>;
 
     /// Renames `from` to `to`, atomically replacing `to` if it exists. Durable only after the
-    /// directories of both names are synced.
+    /// directories of both names are synced. On Windows replacing `to` can fail while it is
+    /// in use (open elsewhere without delete sharing, or mapped): an error, never a
+    /// half-done rename.
     fn rename(&self, from: &Path, to: &Path) -> Result<()>;
 
     /// Removes a file. Durable only after the parent directory is synced.
@@ -68,6 +70,10 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn create_dir_all(&self, path: &Path) -> Result<()>;
 
     /// Makes the entries of a directory durable (creates, renames and removes in it).
+    /// [`crate::RealFs`]: `fsync` of the directory on Linux, `F_FULLFSYNC` on macOS; on
+    /// Windows, which has no such call, it only checks that the directory exists (NTFS
+    /// journals names, so they are all or nothing, but not durable on return: see
+    /// docs/DURABILITY.md, "Platforms").
     fn sync_dir(&self, path: &Path) -> Result<()>;
 
     /// The names in a directory, sorted, without `.` and `..`.
@@ -82,7 +88,9 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// Takes an advisory exclusive lock on the directory `path` itself, held until the
     /// returned guard is dropped (or the process dies). `Ok(None)` when another guard, in
     /// this process or another, holds it. Unlike a lock on a file inside the directory, it
-    /// cannot be undone by removing or replacing that file.
+    /// cannot be undone by removing or replacing that file. [`crate::RealFs`] uses `flock`
+    /// (Linux, macOS); on Windows it fails with `ErrorKind::Unsupported`, since Windows
+    /// cannot lock a directory.
     fn try_lock_dir(&self, path: &Path) -> Result<Option<DirLock>>;
 
     /// A named fail point: engine code calls this at interesting moments. Each crate declares
@@ -127,8 +135,9 @@ pub trait File: Send + Sync + fmt::Debug {
     /// for.
     fn allocate(&self, len_bytes: u64) -> Result<()>;
 
-    /// Makes the file's data and length durable (`fdatasync`). On failure, see the contract in
-    /// the module docs: do not retry.
+    /// Makes the file's data and length durable: `fdatasync` on Linux, `fcntl(F_FULLFSYNC)` on
+    /// macOS (plain `fsync` where the file system refuses it), `FlushFileBuffers` on
+    /// Windows. On failure, see the contract in the module docs: do not retry.
     fn sync_data(&self) -> Result<()>;
 
     /// Maps the whole file read-only. The file must not be written or shrunk while the map
@@ -146,7 +155,9 @@ pub trait File: Send + Sync + fmt::Debug {
 
     /// Takes an advisory exclusive lock on the file, held until this handle is dropped (or
     /// the process dies). `Ok(false)` when another handle, in this process or another,
-    /// holds it. Locks only exclude other lockers; they do not stop reads or writes.
+    /// holds it. Locks only exclude other lockers; they do not stop reads or writes (except
+    /// on Windows, where the lock is `LockFileEx`'s and other handles can neither read nor
+    /// write the file while it is held: lock only files whose contents nobody reads).
     fn try_lock_exclusive(&self) -> Result<bool>;
 }
 
@@ -240,7 +251,8 @@ pub struct MapMut {
 }
 
 pub(crate) enum MapBackend {
-    Real,
+    /// A shared map of a real file; what it needs after `msync` differs per platform.
+    Real(crate::platform::MapDurability),
     Sim(crate::sim::SimMapLink),
     /// Copy-on-write or anonymous: stores never reach a file, flushing does nothing.
     Private,
@@ -307,7 +319,9 @@ impl MapMut {
         };
     }
 
-    /// Makes every store through the map durable (`msync`).
+    /// Makes every store through the map durable: `msync` on Linux, `msync` then
+    /// `F_FULLFSYNC` of the file on macOS, `FlushViewOfFile` then `FlushFileBuffers` on
+    /// Windows.
     pub fn flush(&self) -> Result<()> {
         self.flush_range(0, self.len)
     }
@@ -315,9 +329,10 @@ impl MapMut {
     /// Makes the stores in `offset..offset + len` durable.
     pub fn flush_range(&self, offset: usize, len: usize) -> Result<()> {
         match &self.backend {
-            MapBackend::Real => self
+            MapBackend::Real(durability) => self
                 .raw
                 .flush_range(offset, len)
+                .and_then(|()| durability.after_flush())
                 .map_err(|e| crate::Error::io(crate::OpKind::FlushMap, &self.path, e)),
             MapBackend::Sim(link) => link.flush(self, offset, len),
             MapBackend::Private => Ok(()),

@@ -43,6 +43,7 @@ pub mod fuzzing;
 mod harness;
 pub mod le;
 mod overlay;
+mod platform;
 #[allow(unsafe_code)]
 mod real;
 pub mod rng;

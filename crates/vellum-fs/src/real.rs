@@ -1,13 +1,14 @@
-//! The real file system: `std::fs` plus `memmap2`.
+//! The real file system: `std::fs` plus `memmap2`, with what differs per operating system
+//! in `platform.rs`.
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, OpKind, Result};
 use crate::fs::{DirLock, File, Fs, MapBackend, MapMut, ReadMap, ReadMapInner};
+use crate::platform;
 
 /// The operating system's file system. Paths are used as given.
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,6 +32,7 @@ fn open_with(path: &Path, op: OpKind, opts: &fs::OpenOptions) -> Result<Box<dyn 
         path: path.to_path_buf(),
         file,
         append_lock: Mutex::new(()),
+        locked: Mutex::new(false),
     }))
 }
 
@@ -81,13 +83,9 @@ impl Fs for RealFs {
     }
 
     fn try_lock_dir(&self, path: &Path) -> Result<Option<DirLock>> {
-        // A directory opens read-only on Linux, and flock works on its descriptor.
-        let dir = fs::File::open(path).map_err(|e| Error::io(OpKind::Lock, path, e))?;
-        match dir.try_lock() {
-            Ok(()) => Ok(Some(DirLock::new(Box::new(dir)))),
-            Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(e)) => Err(Error::io(OpKind::Lock, path, e)),
-        }
+        Ok(platform::lock_dir(path)
+            .map_err(|e| Error::io(OpKind::Lock, path, e))?
+            .map(DirLock::new))
     }
 
     fn remove_file(&self, path: &Path) -> Result<()> {
@@ -103,9 +101,7 @@ impl Fs for RealFs {
     }
 
     fn sync_dir(&self, path: &Path) -> Result<()> {
-        let dir = fs::File::open(path).map_err(|e| Error::io(OpKind::SyncDir, path, e))?;
-        dir.sync_all()
-            .map_err(|e| Error::io(OpKind::SyncDir, path, e))
+        platform::sync_dir(path).map_err(|e| Error::io(OpKind::SyncDir, path, e))
     }
 
     fn list_dir(&self, path: &Path) -> Result<Vec<String>> {
@@ -153,6 +149,9 @@ struct RealFile {
     /// Serialises `append` so that "read the length, write there" is not raced by another
     /// append through this handle.
     append_lock: Mutex<()>,
+    /// Whether this handle holds its file's lock: asking again answers yes without asking
+    /// the OS (Windows' `LockFileEx` would refuse a second lock by the same handle).
+    locked: Mutex<bool>,
 }
 
 impl RealFile {
@@ -170,7 +169,7 @@ impl File for RealFile {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        match self.file.read_exact_at(buf, offset) {
+        match platform::read_exact_at(&self.file, buf, offset) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(Error::ReadPastEnd {
                 path: self.path.clone(),
@@ -183,9 +182,7 @@ impl File for RealFile {
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        self.file
-            .write_all_at(buf, offset)
-            .map_err(|e| self.err(OpKind::Write, e))
+        platform::write_all_at(&self.file, buf, offset).map_err(|e| self.err(OpKind::Write, e))
     }
 
     fn append(&self, buf: &[u8]) -> Result<u64> {
@@ -216,26 +213,19 @@ impl File for RealFile {
         }
         let needed = len_bytes - current;
         // Reserve the blocks without writing them where the file system can (`fallocate`
-        // on ext4, xfs, btrfs, tmpfs): they read as zeros, and a later write into them, or
-        // into a map of them, cannot run out of space. Elsewhere, write zeros.
-        match rustix::fs::fallocate(
-            &self.file,
-            rustix::fs::FallocateFlags::empty(),
-            current,
-            needed,
-        ) {
-            Ok(()) => return Ok(()),
-            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {}
-            Err(e) => {
-                return Err(self.err(OpKind::SetLen, e.into()).with_needed_bytes(needed));
-            }
+        // on ext4, xfs, btrfs, tmpfs; `F_PREALLOCATE` on macOS): they read as zeros, and a
+        // later write into them, or into a map of them, cannot run out of space. Elsewhere
+        // (and always on Windows), write zeros.
+        match platform::reserve(&self.file, current, needed) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => return Err(self.err(OpKind::SetLen, e).with_needed_bytes(needed)),
         }
         let mut offset = current;
         let zeros = vec![0u8; ZERO_CHUNK_BYTES];
         while offset < len_bytes {
             let n = (len_bytes - offset).min(ZERO_CHUNK_BYTES as u64) as usize;
-            self.file
-                .write_all_at(&zeros[..n], offset)
+            platform::write_all_at(&self.file, &zeros[..n], offset)
                 .map_err(|e| self.err(OpKind::SetLen, e).with_needed_bytes(needed))?;
             offset += n as u64;
         }
@@ -243,9 +233,7 @@ impl File for RealFile {
     }
 
     fn sync_data(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| self.err(OpKind::SyncData, e))
+        platform::sync_file(&self.file).map_err(|e| self.err(OpKind::SyncData, e))
     }
 
     fn map_read(&self) -> Result<ReadMap> {
@@ -266,8 +254,15 @@ impl File for RealFile {
     }
 
     fn try_lock_exclusive(&self) -> Result<bool> {
+        let mut locked = self.locked.lock().unwrap_or_else(|p| p.into_inner());
+        if *locked {
+            return Ok(true);
+        }
         match self.file.try_lock() {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                *locked = true;
+                Ok(true)
+            }
             Err(fs::TryLockError::WouldBlock) => Ok(false),
             Err(fs::TryLockError::Error(e)) => Err(self.err(OpKind::Lock, e)),
         }
@@ -314,16 +309,19 @@ impl File for RealFile {
             .len(len_bytes)
             .map_raw(&self.file)
             .map_err(|e| self.err(OpKind::Map, e))?;
+        let durability =
+            platform::MapDurability::new(&self.file).map_err(|e| self.err(OpKind::Map, e))?;
         Ok(MapMut {
             raw: Arc::new(raw),
             len: len_bytes,
             path: self.path.clone(),
-            backend: MapBackend::Real,
+            backend: MapBackend::Real(durability),
         })
     }
 }
 
 /// The process's soft limit on open file descriptors (`RLIMIT_NOFILE`), if it has one.
+/// Always `None` on Windows, which has no such limit.
 pub fn open_files_soft_limit() -> Option<u64> {
-    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+    platform::open_files_soft_limit()
 }

@@ -1,7 +1,8 @@
 //! Thousands of collections under a low open-files limit (issue 14, item 4): collections
 //! open on first use and a bounded pool closes the least recently used idle ones, so
 //! `ulimit -n` is not the limit on how many a program uses. Its own test binary: it lowers
-//! the limit for the whole process.
+//! the limit for the whole process. Unix only: Windows has no such limit to lower.
+#![cfg(unix)]
 
 use vellum::{CollectionConfig, Database, DatabaseOptions, Metric, Point};
 
