@@ -1,5 +1,7 @@
 //! Errors of the index crate.
 
+use std::path::PathBuf;
+
 /// Everything that can go wrong in vellum-index.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -58,6 +60,36 @@ pub enum Error {
     /// The zero-copy reader needs a little-endian host.
     #[error("the graph file reader needs a little-endian host")]
     UnsupportedHost,
+    /// A saved index file (`Hnsw::save`, docs/format/index-file.md) failed a check when it
+    /// was opened: the file, the byte offset and the field that failed, and why. A graph
+    /// section that fails its own checks is reported here too, at its offset in the file.
+    #[error("index file {} is corrupt at byte offset {offset} ({field}): {reason}", path.display())]
+    CorruptFile {
+        /// The file opened.
+        path: PathBuf,
+        /// Byte offset, from the start of the file, of the field that failed.
+        offset: u64,
+        /// Name of the field (as in docs/format/index-file.md), or `graph` for the graph.
+        field: &'static str,
+        /// What was wrong there.
+        reason: String,
+    },
+    /// A saved index file was written by a format version this build does not read.
+    #[error(
+        "index file {} has format version {found}; this build reads version {supported}",
+        path.display()
+    )]
+    UnsupportedFileVersion {
+        /// The file opened.
+        path: PathBuf,
+        /// Version in its header.
+        found: u32,
+        /// Version this build reads and writes.
+        supported: u32,
+    },
+    /// Reading or writing an index file failed; the error names the file and the operation.
+    #[error(transparent)]
+    Fs(#[from] vellum_fs::Error),
 }
 
 /// Result alias for this crate.

@@ -262,6 +262,20 @@ fn check_params(h: &Header) -> Result<()> {
     Ok(())
 }
 
+/// Byte range of the ids section of a graph file with `node_count` nodes: it directly
+/// follows the header (see `Layout::for_header`).
+pub(crate) fn ids_section(node_count: usize) -> Range<usize> {
+    HEADER_LEN..HEADER_LEN + 8 * node_count
+}
+
+/// The ids of a graph file `encode` just wrote, in node order (ascending).
+pub(crate) fn encoded_ids(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    let node_count = u32_at(bytes, NODE_COUNT_OFFSET) as usize;
+    ids_section(node_count)
+        .step_by(8)
+        .map(move |at| u64_at(bytes, at))
+}
+
 /// Reinterprets an aligned little-endian section as words.
 pub(crate) fn words<T: bytemuck::Pod>(bytes: &[u8], range: Range<usize>) -> Result<&[T]> {
     bytemuck::try_cast_slice(&bytes[range.clone()])

@@ -1,7 +1,11 @@
-//! Fuzz entry points. `fuzz/fuzz_targets/index_graph.rs` calls these, and
-//! `tests/fuzz_corpus.rs` replays the committed corpus through them in ordinary test runs.
+//! Fuzz entry points. `fuzz/fuzz_targets/index_graph.rs` and `index_file.rs` call these,
+//! and `tests/fuzz_corpus.rs` replays the committed corpora through them in ordinary test
+//! runs.
 
-use crate::{Hnsw, VectorSource};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::{Hnsw, IndexView, Neighbour, VectorSource};
 
 /// Any id maps to one of seven fixed vectors, so a graph with arbitrary ids can be searched.
 struct Cyclic {
@@ -41,4 +45,47 @@ pub fn graph_bytes(data: &[u8]) {
     assert!(hits.len() <= 10);
     let again = Hnsw::from_bytes(index.to_bytes().expect("re-encode")).expect("re-open");
     assert_eq!(again.len(), index.len());
+}
+
+/// Hits as exactly comparable values (a NaN distance equals itself bit for bit).
+fn hit_bits(hits: &[Neighbour]) -> Vec<(u64, u32)> {
+    hits.iter().map(|h| (h.id, h.distance.to_bits())).collect()
+}
+
+/// Decodes arbitrary bytes as an index file (graph and vectors, docs/format/index-file.md).
+/// Bytes that open must search (following every link), hold a vector of the right length
+/// for every id, turn into an index in memory that searches the same, and save to a file
+/// that opens again with the same ids; a panic anywhere is a bug.
+pub fn index_file(data: &[u8]) {
+    let Ok(view) = IndexView::from_bytes_at(Path::new("fuzz-input"), Arc::new(data.to_vec()))
+    else {
+        return;
+    };
+    let dim = view.dim();
+    for &id in view.ids() {
+        assert_eq!(view.vector(id).map(<[f32]>::len), Some(dim));
+    }
+    let query = match view.ids().first() {
+        Some(&id) => view.vector(id).expect("listed id has a vector").to_vec(),
+        None => vec![0.5; dim],
+    };
+    let hits = view
+        .search(&query, 10)
+        .expect("an opened index file searches");
+    assert!(hits.len() <= view.len().min(10));
+    assert!(hits.iter().all(|hit| view.contains(hit.id)));
+    let (index, vectors) = view.to_index().expect("an opened index file copies");
+    assert_eq!(index.len(), view.len());
+    let again = index
+        .search(&vectors, &query, 10)
+        .expect("the copy searches");
+    assert_eq!(
+        hit_bits(&again),
+        hit_bits(&hits),
+        "the copy searches differently"
+    );
+    let fs = vellum_fs::SimFs::new();
+    index.save(&fs, "/copy", &vectors).expect("the copy saves");
+    let reopened = IndexView::open(&fs, "/copy").expect("a saved copy opens");
+    assert_eq!(reopened.ids(), view.ids());
 }

@@ -15,12 +15,19 @@ use crate::source::VectorSource;
 
 impl Hnsw {
     /// Inserts one id whose vector `source` already holds.
+    ///
+    /// Fails with [`Error::DuplicateId`](crate::Error::DuplicateId) if `id` is present: to
+    /// replace an id's vector use [`Hnsw::upsert`]. An id that was deleted can be inserted
+    /// again.
     pub fn insert<S: VectorSource + ?Sized>(&self, source: &S, id: u64) -> Result<()> {
         self.insert_batch(source, &[id])
     }
 
     /// Inserts ids one after another on this thread: deterministic for a given seed and
     /// order when no other insert runs at the same time.
+    ///
+    /// Fails without a change if an id is present or repeated
+    /// ([`Error::DuplicateId`](crate::Error::DuplicateId); see [`Hnsw::upsert_batch`]).
     pub fn insert_batch<S: VectorSource + ?Sized>(&self, source: &S, ids: &[u64]) -> Result<()> {
         self.insert_many(source, ids, false)
     }

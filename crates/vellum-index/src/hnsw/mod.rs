@@ -1,8 +1,8 @@
 //! HNSW: build, incremental insert and delete, filtered search, save and zero-copy open.
 //!
 //! One file per concern: this one holds the index value, its parameters, open and save;
-//! `build.rs` inserts (link selection), `delete.rs` deletes and repairs, `search.rs` walks
-//! the graph and `filtered.rs` plans a filtered search.
+//! `build.rs` inserts (link selection), `delete.rs` deletes and repairs, `upsert.rs`
+//! replaces an id, `search.rs` walks the graph and `filtered.rs` plans a filtered search.
 //!
 //! Every operation takes `&self`: inserts, deletes and searches run at once from many
 //! threads (see `live.rs` for the locks). The caller's [`VectorSource`] must keep a deleted
@@ -13,6 +13,7 @@ mod delete;
 mod filtered;
 mod reach;
 mod search;
+mod upsert;
 
 use std::sync::{Arc, OnceLock};
 
@@ -114,9 +115,25 @@ fn format_changed() -> Error {
 }
 
 /// Owned bytes copied to an 8-byte aligned buffer.
-struct AlignedBytes {
+pub(crate) struct AlignedBytes {
     words: Vec<u64>,
     len: usize,
+}
+
+impl AlignedBytes {
+    /// `bytes` if they start 8-byte aligned (a map is page-aligned), else an aligned copy.
+    pub(crate) fn aligned(bytes: GraphBytes) -> GraphBytes {
+        let raw = (*bytes).as_ref();
+        if (raw.as_ptr() as usize).is_multiple_of(8) {
+            return bytes;
+        }
+        let mut words = vec![0u64; raw.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..raw.len()].copy_from_slice(raw);
+        Arc::new(AlignedBytes {
+            words,
+            len: raw.len(),
+        })
+    }
 }
 
 impl AsRef<[u8]> for AlignedBytes {
@@ -182,17 +199,7 @@ impl Hnsw {
         if cfg!(target_endian = "big") {
             return Err(Error::UnsupportedHost);
         }
-        let raw = (*bytes).as_ref();
-        let bytes: GraphBytes = if (raw.as_ptr() as usize).is_multiple_of(8) {
-            bytes
-        } else {
-            let mut words = vec![0u64; raw.len().div_ceil(8)];
-            bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..raw.len()].copy_from_slice(raw);
-            Arc::new(AlignedBytes {
-                words,
-                len: raw.len(),
-            })
-        };
+        let bytes = AlignedBytes::aligned(bytes);
         let (header, layout) = format::decode((*bytes).as_ref())?;
         let Header {
             metric,
@@ -325,7 +332,7 @@ impl Hnsw {
         })
     }
 
-    fn check_source<S: VectorSource + ?Sized>(&self, source: &S) -> Result<()> {
+    pub(crate) fn check_source<S: VectorSource + ?Sized>(&self, source: &S) -> Result<()> {
         if source.dim() == self.dim {
             Ok(())
         } else {

@@ -6,6 +6,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
+use rustc_hash::FxHashSet;
 
 use super::{Current, Hnsw, SearchOptions};
 use crate::distance::Metric;
@@ -28,9 +29,9 @@ impl Hnsw {
     /// The `k` nearest live ids, with options.
     ///
     /// With a filter, the search estimates how many ids pass it (by sampling); when that is
-    /// at most [`FILTER_EXACT_MAX`] it scans them exactly, otherwise it walks the graph
-    /// with `ef` widened by the inverse of the pass rate, and falls back to an exact scan if
-    /// the walk finds fewer than `k`.
+    /// at most [`FILTER_EXACT_MAX`](super::FILTER_EXACT_MAX) it scans them exactly,
+    /// otherwise it walks the graph with `ef` widened by the inverse of the pass rate, and
+    /// falls back to an exact scan if the walk finds fewer than `k`.
     pub fn search_with<S: VectorSource + ?Sized>(
         &self,
         source: &S,
@@ -394,12 +395,23 @@ impl<S: VectorSource + ?Sized> Search<'_, S> {
     }
 }
 
+/// The hits, closest first, each id once.
+///
+/// An id can reach here twice only when a search races a replace of it ([`Hnsw::upsert`],
+/// or a delete and an insert of the same id): it scored the old node before the delete and
+/// the new one after the link. The closer of the two is kept.
 pub(super) fn finish(top: TopK<u64>) -> Vec<Neighbour> {
-    top.into_sorted()
+    let mut hits: Vec<Neighbour> = top
+        .into_sorted()
         .into_iter()
         .map(|s| Neighbour {
             id: s.key,
             distance: s.distance,
         })
-        .collect()
+        .collect();
+    if hits.len() > 1 {
+        let mut seen = FxHashSet::with_capacity_and_hasher(hits.len(), Default::default());
+        hits.retain(|hit| seen.insert(hit.id));
+    }
+    hits
 }
