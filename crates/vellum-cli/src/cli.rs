@@ -25,6 +25,11 @@ pub(crate) struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Log what the engine does to standard error: -v for opens, recoveries, checkpoints
+    /// and snapshots, -vv for more. `RUST_LOG` (e.g. `RUST_LOG=vellum=debug`) overrides.
+    /// Without either, only warnings and errors.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

@@ -9,6 +9,7 @@ mod commands;
 pub mod data;
 mod demo;
 mod id_lines;
+mod logging;
 mod open;
 mod output;
 mod payload_lines;
@@ -35,6 +36,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     let json = cli.json;
+    logging::init(cli.verbose);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

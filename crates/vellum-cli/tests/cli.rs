@@ -946,3 +946,40 @@ fn an_import_takes_ids_from_a_file_checked_whole_and_replaces_only_with_upsert()
     let out = vellum(&["import", db, "c", file, "--ids", ids_arg, "--first-id", "5"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn verbose_flags_and_rust_log_show_the_engine_s_events_on_standard_error_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let file = dir.path().join("v.fvecs");
+    write_fvecs(&file, 20, 4);
+    ok(&["create", db, "c", "--dim", "4"]);
+    let out = vellum(&["-v", "import", db, "c", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("checkpoint committed"), "{err}");
+    let quiet = vellum(&["--json", "inspect", db]);
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    let loud = vellum(&["--json", "-v", "inspect", db]);
+    let err = String::from_utf8_lossy(&loud.stderr);
+    assert!(
+        err.contains("collection opened") && err.contains("replayed=0"),
+        "{err}"
+    );
+    // Standard output stays the JSON result.
+    serde_json::from_slice::<serde_json::Value>(&loud.stdout).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .args(["inspect", db])
+        .env("RUST_LOG", "vellum::database=info")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("database opened") && !err.contains("collection opened"),
+        "{err}"
+    );
+}

@@ -43,11 +43,17 @@ impl FailStop {
         self.poisoned.load(Ordering::Acquire)
     }
 
-    /// Latches `cause` (the first cause wins).
+    /// Latches `cause` (the first cause wins), and reports it as a `tracing` error event
+    /// (a failed `fsync` is the case that matters: the layer refuses writes from now on).
     pub fn poison(&self, cause: &dyn std::fmt::Display) {
         let mut slot = self.cause.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(cause.to_string());
+            tracing::error!(
+                %cause,
+                "I/O failed: this layer refuses every write until the database is reopened \
+                 (recovery then starts from what is durable)"
+            );
         }
         self.poisoned.store(true, Ordering::Release);
     }

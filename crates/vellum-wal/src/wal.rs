@@ -4,6 +4,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use vellum_fs::{DynFs, FailStop, File, create_dir_all_durable, tmp_path};
@@ -31,9 +32,15 @@ pub struct WalStats {
     pub last_lsn: u64,
     /// Every LSN up to this one is durable.
     pub synced_lsn: u64,
-    /// `sync_data` calls made for appends and barriers (group commit makes this smaller
-    /// than the number of appends).
+    /// `sync_data` calls made for appends and barriers since open (group commit makes this
+    /// smaller than the number of appends).
     pub syncs: u64,
+    /// Time those `sync_data` calls took, in total.
+    pub sync_time_total: std::time::Duration,
+    /// The longest of them.
+    pub sync_time_max: std::time::Duration,
+    /// Bytes of frames written since open.
+    pub appended_bytes: u64,
 }
 
 /// A segmented write-ahead log. Share it between threads by reference or `Arc`: every
@@ -89,6 +96,9 @@ pub(crate) struct State {
     /// Reused encoding buffer.
     buf: Vec<u8>,
     syncs: u64,
+    sync_time_total: Duration,
+    sync_time_max: Duration,
+    appended_bytes: u64,
 }
 
 impl Wal {
@@ -296,6 +306,9 @@ impl Wal {
             last_lsn: st.next_lsn - 1,
             synced_lsn: st.synced_lsn,
             syncs: st.syncs,
+            sync_time_total: st.sync_time_total,
+            sync_time_max: st.sync_time_max,
+            appended_bytes: st.appended_bytes,
         }
     }
 
@@ -327,7 +340,19 @@ impl State {
             sync_in_progress: false,
             buf: Vec::new(),
             syncs: 0,
+            sync_time_total: Duration::ZERO,
+            sync_time_max: Duration::ZERO,
+            appended_bytes: 0,
         }
+    }
+}
+
+impl State {
+    /// Counts one successful `sync_data` that took `took`.
+    fn count_sync(&mut self, took: Duration) {
+        self.syncs += 1;
+        self.sync_time_total += took;
+        self.sync_time_max = self.sync_time_max.max(took);
     }
 }
 
@@ -402,6 +427,7 @@ impl Shared {
                 seg.file_len = len;
             }
             self.fail.guard(file.write_at(&st.buf, seg.end_offset))?;
+            st.appended_bytes += flen;
             seg.end_offset += flen;
             seg.file_len = seg.file_len.max(seg.end_offset);
             seg.end_lsn = lsn + count;
@@ -438,17 +464,21 @@ impl Shared {
                     .as_ref()
                     .expect("a writable log has an active file"),
             );
-            let result = MutexGuard::unlocked(&mut st, || {
-                self.fs.fail_point(crate::fail_points::BEFORE_GROUP_SYNC)?;
-                let synced = file.sync_data();
-                self.fs
+            let (result, took) = MutexGuard::unlocked(&mut st, || {
+                let result = self.fs.fail_point(crate::fail_points::BEFORE_GROUP_SYNC);
+                let started = Instant::now();
+                let synced = result.and_then(|()| file.sync_data());
+                let took = started.elapsed();
+                let result = self
+                    .fs
                     .fail_point(crate::fail_points::AFTER_GROUP_SYNC)
-                    .and(synced)
+                    .and(synced);
+                (result, took)
             });
             st.sync_in_progress = false;
             let outcome = self.fail.guard(result);
             if outcome.is_ok() {
-                st.syncs += 1;
+                st.count_sync(took);
                 st.synced_lsn = st.synced_lsn.max(upto);
             }
             self.synced.notify_all();
@@ -486,8 +516,9 @@ impl Shared {
                 .as_ref()
                 .expect("a writable log has an active file"),
         );
+        let started = Instant::now();
         self.fail.guard(file.sync_data())?;
-        st.syncs += 1;
+        st.count_sync(started.elapsed());
         st.synced_lsn = st.next_lsn - 1;
         self.synced.notify_all();
         let (meta, file) = self.fail.guard(create_segment(

@@ -108,8 +108,15 @@ fn background_loop(db: Weak<DbInner>, stop: Arc<(Mutex<bool>, Condvar)>, poll: D
         let colls = open_collections(&db);
         drop(db);
         for c in colls {
-            // An error stops the collection (its writers see it); nothing else to do here.
-            let _ = maintain_one(&c, &mut MaintenanceReport::default());
+            // An error stops the collection (its writers see it); it is reported here, as
+            // no caller waits for this work.
+            if let Err(e) = maintain_one(&c, &mut MaintenanceReport::default()) {
+                tracing::error!(
+                    collection = %c.name,
+                    error = %e,
+                    "background checkpoint failed: the collection refuses writes until it is reopened"
+                );
+            }
         }
     }
 }

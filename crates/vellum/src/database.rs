@@ -393,6 +393,12 @@ impl Database {
         if inner.options.background_checkpoints {
             start_background(&inner);
         }
+        tracing::info!(
+            path = %inner.root.display(),
+            collections = inner.collections.read().len(),
+            read_only = inner.options.read_only,
+            "database opened (collections open on first use)"
+        );
         Ok(Database { inner })
     }
 
@@ -581,7 +587,19 @@ impl Database {
         self.check_writable("exporting a snapshot")?;
         let coll = self.collection_inner(name)?;
         let zstd = compression == Compression::Zstd;
-        crate::snapshot::export_file(&self.inner.root, &coll, self.id(), path.as_ref(), zstd)
+        let started = std::time::Instant::now();
+        let s =
+            crate::snapshot::export_file(&self.inner.root, &coll, self.id(), path.as_ref(), zstd)?;
+        tracing::info!(
+            collection = name,
+            path = %path.as_ref().display(),
+            lsn = s.lsn,
+            files = s.files,
+            archive_bytes = s.archive_bytes,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "snapshot exported"
+        );
+        Ok(s)
     }
 
     /// Streams a full snapshot of collection `name` as numbered chunks of at most
@@ -604,7 +622,19 @@ impl Database {
         let incremental = kind == SnapshotKind::Incremental;
         self.check_writable("creating a snapshot")?;
         let coll = self.collection_inner(name)?;
-        crate::snapshot::create_in_catalog(&self.inner.root, &coll, self.id(), incremental)
+        let started = std::time::Instant::now();
+        let m =
+            crate::snapshot::create_in_catalog(&self.inner.root, &coll, self.id(), incremental)?;
+        tracing::info!(
+            collection = name,
+            id = %m.id,
+            incremental,
+            lsn = m.lsn_end,
+            archive_bytes = m.archive_bytes,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "snapshot created"
+        );
+        Ok(m)
     }
 
     /// The snapshots in collection `name`'s catalog, newest first.
@@ -650,6 +680,7 @@ impl Database {
     /// new collection `new_name`, from this or any other database.
     pub fn import_snapshot(&self, archives: &[PathBuf], new_name: &str) -> Result<Collection> {
         self.check_writable("importing a snapshot")?;
+        let started = std::time::Instant::now();
         let mut catalog = self.inner.catalog.lock();
         let inner = crate::snapshot::restore_as_new(
             &self.inner.fs,
@@ -679,6 +710,13 @@ impl Database {
             .insert(new_name.to_owned(), Arc::new(slot));
         drop(catalog);
         self.close_idle();
+        tracing::info!(
+            collection = new_name,
+            archives = archives.len(),
+            points = inner.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "snapshot imported (verified before it became visible)"
+        );
         Ok(Collection::new(inner, Arc::clone(&self.inner.lock)))
     }
 

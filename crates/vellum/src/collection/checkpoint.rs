@@ -258,13 +258,27 @@ impl CollectionInner {
         let removed = self.wal.truncate_before(info.oldest_retained_wal_lsn + 1)?;
         self.wal_bytes_at_checkpoint
             .store(self.wal.stats().log_bytes, Ordering::Relaxed);
-        Ok(CheckpointInfo {
+        let done = CheckpointInfo {
             generation: info.generation,
             lsn: info.wal_lsn,
             wal_segments_removed: removed as u64,
             lock_held: handover.lock_held + second_hold,
             elapsed: started.elapsed(),
-        })
+        };
+        self.counters.checkpointed(done.elapsed, done.lock_held);
+        let saved = self.checkpoint_stats.lock().clone();
+        tracing::info!(
+            collection = %self.name,
+            generation = done.generation,
+            lsn = done.lsn,
+            stored_bytes = saved.stored_bytes,
+            raw_bytes = saved.raw_bytes,
+            wal_segments_removed = done.wal_segments_removed,
+            elapsed_ms = done.elapsed.as_secs_f64() * 1e3,
+            lock_held_ms = done.lock_held.as_secs_f64() * 1e3,
+            "checkpoint committed"
+        );
+        Ok(done)
     }
 
     /// Maps a file the generation just committed wrote (its length was checked when it was

@@ -251,6 +251,13 @@ impl Collection {
     /// (twice the retained generations, plus one). Safe to interrupt at any point.
     pub fn compact(&self) -> Result<CompactReport> {
         let report = self.inner.compact()?;
+        tracing::info!(
+            collection = %self.inner.name,
+            moved = report.moved,
+            segments_before = report.segments_before,
+            segments_after = report.segments_after,
+            "compaction done"
+        );
         // Moved points of an HNSW collection wait in the pending tail.
         self.inner.kick_indexer(&self._lock.indexers);
         Ok(report)

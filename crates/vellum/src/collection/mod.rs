@@ -3,6 +3,7 @@
 
 mod checkpoint;
 mod compact;
+mod counters;
 mod filtered;
 mod handle;
 mod indexer;
@@ -120,6 +121,8 @@ pub(crate) struct CollectionInner {
     failstop: FailStop,
     pub(crate) dropped: AtomicBool,
     ops_since_checkpoint: AtomicU64,
+    /// Writes, searches and checkpoints since open (`counters.rs`; no lock).
+    counters: counters::Counters,
     wal_bytes_at_checkpoint: AtomicU64,
     options: DatabaseOptions,
     graph_loaded: bool,

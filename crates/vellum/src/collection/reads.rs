@@ -80,6 +80,7 @@ impl CollectionInner {
         self.check_usable()?;
         self.check_vector(None, query)?;
         self.note_search();
+        self.counters.searched();
         let state = self.state.read();
         // A typed filter the payload indexes answer becomes the set of ids it admits: a
         // small set is scanned exactly (cheaper than a graph walk that must pass many
@@ -183,7 +184,7 @@ impl CollectionInner {
         to_hits(state, hits)
     }
 
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.state.read().store.len()
     }
 
@@ -211,6 +212,7 @@ impl CollectionInner {
         let store = state.store.stats();
         let payload_stats = state.payloads.stats();
         let cp = self.checkpoint_stats.lock().clone();
+        let counters = self.counters.now();
         CollectionStats {
             name: self.name.clone(),
             points: state.store.len() as u64,
@@ -238,6 +240,15 @@ impl CollectionInner {
             replayed_at_open: self.replayed_at_open,
             vectors_read_since_open: state.vector_reads.load(Ordering::Relaxed),
             tail_cut_at_open: self.tail_cut_at_open.clone(),
+            writes_since_open: counters.writes,
+            searches_since_open: counters.searches,
+            checkpoints_since_open: counters.checkpoints,
+            checkpoint_time_total: counters.checkpoint_time_total,
+            checkpoint_lock_held_max: counters.checkpoint_lock_held_max,
+            wal_syncs_since_open: wal.syncs,
+            wal_sync_time_total: wal.sync_time_total,
+            wal_sync_time_max: wal.sync_time_max,
+            wal_bytes_written_since_open: wal.appended_bytes,
         }
     }
 

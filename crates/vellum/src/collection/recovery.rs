@@ -46,6 +46,7 @@ impl CollectionInner {
         config: CollectionConfig,
         options: &DatabaseOptions,
     ) -> Result<CollectionInner> {
+        let started = std::time::Instant::now();
         create_dir_all_durable(fs.as_ref(), dir)?;
         let cp_dir = dir.join(CHECKPOINTS_DIR);
         let (checkpointer, loaded) = Checkpointer::open_with(
@@ -222,12 +223,24 @@ impl CollectionInner {
             failstop: FailStop::new(),
             dropped: AtomicBool::new(false),
             ops_since_checkpoint: AtomicU64::new(replayed),
+            counters: super::counters::Counters::default(),
             wal_bytes_at_checkpoint: AtomicU64::new(0),
             options: options.clone(),
             graph_loaded,
             replayed_at_open: replayed,
             tail_cut_at_open: recovery.tail_cut,
         };
+        tracing::info!(
+            collection = name,
+            generation = inner.checkpoint_stats.lock().generation,
+            graph_loaded,
+            replayed,
+            pending = inner.pending.lock().len(),
+            tail_cut = ?inner.tail_cut_at_open,
+            read_only = options.read_only,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "collection opened: checkpoint loaded, log tail replayed"
+        );
         Ok(inner)
     }
 }

@@ -220,6 +220,26 @@ pub struct CollectionStats {
     /// The torn tail opening cut off the log (writes a crash interrupted before they were
     /// acknowledged), if there was one: where, the first LSN dropped, the bytes dropped.
     pub tail_cut_at_open: Option<vellum_wal::TailCut>,
+    /// Point writes acknowledged since open (each upserted or deleted point counts one).
+    pub writes_since_open: u64,
+    /// Searches run since open (plain, filtered and exact).
+    pub searches_since_open: u64,
+    /// Checkpoints committed since open.
+    pub checkpoints_since_open: u64,
+    /// Their total duration.
+    pub checkpoint_time_total: std::time::Duration,
+    /// The longest time one of them held the collection's state lock (writers and
+    /// searches wait only during such holds).
+    pub checkpoint_lock_held_max: std::time::Duration,
+    /// `fsync`s (`sync_data`) of the log since open: group commit makes them fewer than
+    /// the writes.
+    pub wal_syncs_since_open: u64,
+    /// Time those syncs took in total.
+    pub wal_sync_time_total: std::time::Duration,
+    /// The longest of them.
+    pub wal_sync_time_max: std::time::Duration,
+    /// Bytes of log frames written since open.
+    pub wal_bytes_written_since_open: u64,
 }
 
 /// One record of a collection's log, as `vellum wal dump` shows it.

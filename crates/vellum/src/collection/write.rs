@@ -119,6 +119,7 @@ impl CollectionInner {
         }
         let n = (lsns.end() - lsns.start()) + 1;
         self.ops_since_checkpoint.fetch_add(n, Ordering::Relaxed);
+        self.counters.wrote(n);
         Ok(*lsns.end())
     }
 
