@@ -39,10 +39,11 @@ impl Hnsw {
         let dim = self.dim();
         let mut graph = self.to_bytes()?;
         let ids: Vec<u64> = crate::format::encoded_ids(&graph).collect();
+        // Only reachable where a usize is narrower than the file's u64 lengths.
         let too_large = || Error::InvalidParameter {
-            name: "path",
+            name: "index",
             reason: format!(
-                "{} vectors of {dim} floats do not fit an index file",
+                "{} vectors of {dim} floats do not fit an index file on this platform",
                 ids.len()
             ),
         };
