@@ -983,3 +983,30 @@ fn verbose_flags_and_rust_log_show_the_engine_s_events_on_standard_error_only() 
         "{err}"
     );
 }
+
+#[test]
+fn a_query_of_the_wrong_size_or_no_query_on_standard_input_is_refused_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    ok(&["create", db, "c", "--dim", "4"]);
+    let out = vellum(&["search", db, "c", "--query", "1,2,3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("got 3 in the query"),
+        "{err}"
+    );
+    assert!(!err.contains("None"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .args(["search", db, "c", "--query-file", "-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("held no query"),
+        "{err}"
+    );
+    let out = ok(&["inspect", db]);
+    assert!(out.contains("no records (the next is LSN 1)"), "{out}");
+}

@@ -72,7 +72,8 @@ pub enum Error {
     },
     /// A vector (or query) has the wrong number of dimensions.
     #[error(
-        "collection {collection:?} holds {expected}-dimensional vectors, got {found} (id {id:?})"
+        "collection {collection:?} holds {expected}-dimensional vectors, got {found} {}",
+        whose(.id)
     )]
     DimensionMismatch {
         /// The collection.
@@ -85,7 +86,10 @@ pub enum Error {
         id: Option<u64>,
     },
     /// A vector has a NaN or infinite component.
-    #[error("collection {collection:?}: vector of id {id:?} has a non-finite component at {index}")]
+    #[error(
+        "collection {collection:?}: {} has a non-finite component at {index}",
+        whose_vector(.id)
+    )]
     NonFinite {
         /// The collection.
         collection: String,
@@ -205,4 +209,17 @@ impl From<vellum_checkpoint::Error> for Error {
             _ => Error::Checkpoint(e),
         }
     }
+}
+
+/// "for point N" or "in the query": where a wrong vector came from.
+fn whose(id: &Option<u64>) -> String {
+    id.map_or_else(|| "in the query".to_owned(), |id| format!("for point {id}"))
+}
+
+/// "the vector of point N" or "the query".
+fn whose_vector(id: &Option<u64>) -> String {
+    id.map_or_else(
+        || "the query".to_owned(),
+        |id| format!("the vector of point {id}"),
+    )
 }

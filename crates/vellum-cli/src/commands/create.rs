@@ -212,7 +212,9 @@ pub(crate) fn import(
     }
     let secs = started.elapsed().as_secs_f64();
     // Indexed and checkpointed, so no later command replays or re-indexes what it wrote.
+    let settling = Instant::now();
     let cp = crate::open::settle(&c)?;
+    let settle_secs = settling.elapsed().as_secs_f64();
     let added = rows - replaced;
     if json {
         println!(
@@ -220,13 +222,14 @@ pub(crate) fn import(
             json!({"imported": rows, "added": added, "replaced": replaced, "first_id": listed.is_none().then_some(first_id),
                    "ids_file": ids.ids_file.as_ref().map(|p| p.display().to_string()),
                    "seconds": secs, "points_per_second": rows as f64 / secs.max(1e-9),
-                   "checkpoint_generation": cp.generation})
+                   "checkpoint_generation": cp.generation,
+                   "index_and_checkpoint_seconds": settle_secs})
         );
     } else {
         println!(
             "imported {rows} vectors into {collection:?} as {described} ({added} added, \
              {replaced} replaced) in {secs:.2} s ({:.0} points/s, durable); indexed and \
-             checkpointed (generation {})",
+             checkpointed in {settle_secs:.2} s more (generation {})",
             rows as f64 / secs.max(1e-9),
             cp.generation
         );

@@ -72,10 +72,13 @@ pub(crate) fn inspect(db: PathBuf, json: bool) -> Result<ExitCode, BoxError> {
                     _ => "other".to_owned(),
                 }
             );
+            let records = if s.wal_first_lsn > s.last_lsn {
+                format!("no records (the next is LSN {})", s.wal_first_lsn)
+            } else {
+                format!("LSN {}..={}", s.wal_first_lsn, s.last_lsn)
+            };
             println!(
-                "  log:         LSN {}..={}, {} segment(s), {}, {} ops since checkpoint",
-                s.wal_first_lsn,
-                s.last_lsn,
+                "  log:         {records}, {} segment(s), {}, {} ops since checkpoint",
                 s.wal_segments,
                 HumanBytes(s.wal_bytes),
                 s.ops_since_checkpoint

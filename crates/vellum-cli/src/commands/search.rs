@@ -54,10 +54,24 @@ impl Queries {
             Queries::File(path) if path.as_os_str() == "-" => {
                 let mut out = Vec::new();
                 for (i, line) in std::io::stdin().lines().enumerate() {
-                    let line = line?;
+                    let line = line.map_err(|e| {
+                        format!(
+                            "standard input line {}: {e} (standard input takes one \
+                             comma-separated vector a line; pass a .fvecs, .bvecs or .npy file \
+                             by its path)",
+                            i + 1
+                        )
+                    })?;
                     if !line.trim().is_empty() {
                         out.push(parse(&line, &format!("standard input line {}: ", i + 1))?);
                     }
+                }
+                if out.is_empty() {
+                    return Err(
+                        "standard input held no query (one comma-separated vector a \
+                                line)"
+                            .into(),
+                    );
                 }
                 Ok(out)
             }
