@@ -7,6 +7,7 @@
 //! through the `vellum_fs::Fs` the caller hands in (a [`vellum_fs::RealFs`] or, in tests, a
 //! [`vellum_fs::SimFs`] that can crash it); this module only encodes and decodes bytes.
 
+mod by_path;
 mod format;
 mod rows;
 mod write;
