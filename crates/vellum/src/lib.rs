@@ -48,11 +48,21 @@
 //!     .must(Condition::matches("lang", "de"))
 //!     .must(Condition::range("year", Range::at_least(2020.0)));
 //! assert_eq!(docs.count(Some(&german_2020s)).unwrap(), 17); // from the indexes
-//! let params = SearchParams { filter: Some(SearchFilter::Where(&german_2020s)), ..Default::default() };
+//! let params = SearchParams {
+//!     filter: Some(SearchFilter::Where(&german_2020s)),
+//!     with_payload: true, // hits carry their payloads: no second read
+//!     ..Default::default()
+//! };
 //! let hits = docs.search_with(&[0.0, 0.0], 3, &params).unwrap();
 //! assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), [32, 36, 40]);
-//! let doc: serde_json::Value = docs.get(32).unwrap().unwrap().json().unwrap().unwrap();
+//! let doc: serde_json::Value = serde_json::from_slice(hits[0].payload.as_deref().unwrap()).unwrap();
 //! assert_eq!(doc["lang"], "de");
+//! let points = docs.get_many(&[32, 36, 1000]).unwrap(); // one consistent read
+//! assert_eq!(points.iter().map(|p| p.id).collect::<Vec<_>>(), [32, 36]); // absent: left out
+//! // What an operator graphs, since open: writes, searches, log syncs and their time.
+//! let stats = docs.stats();
+//! assert_eq!((stats.writes_since_open, stats.searches_since_open), (100, 1));
+//! assert!(stats.wal_syncs_since_open >= 1);
 //! ```
 //!
 //! The guarantees, and what each sync policy can lose, are in docs/DURABILITY.md; the write
