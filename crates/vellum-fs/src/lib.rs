@@ -44,6 +44,7 @@ mod harness;
 pub mod le;
 mod overlay;
 mod platform;
+mod prefetch;
 #[allow(unsafe_code)]
 mod real;
 pub mod rng;
@@ -58,6 +59,7 @@ pub use failstop::FailStop;
 pub use fs::{DirLock, DynFs, File, Fs, MapMut, ReadMap};
 pub use harness::{CrashFailure, CrashHarness, CrashPoints, CrashReport};
 pub use overlay::OverlayFs;
+pub use prefetch::{CACHE_LINE_BYTES, prefetch_read};
 pub use real::{RealFs, open_files_soft_limit};
 pub use sim::{
     CrashImages, CrashModel, DirSurvival, FailAction, Fault, FaultRule, Pause, SimFs, SimStats,

@@ -69,12 +69,12 @@ impl Metric {
 }
 
 /// The instruction set detected once per process.
-fn arch() -> Arch {
+pub(crate) fn arch() -> Arch {
     static ARCH: OnceLock<Arch> = OnceLock::new();
     *ARCH.get_or_init(Arch::new)
 }
 
-fn cosine_from_parts((dot, norm_a, norm_b): (f32, f32, f32)) -> f32 {
+pub(crate) fn cosine_from_parts((dot, norm_a, norm_b): (f32, f32, f32)) -> f32 {
     let denom = (norm_a * norm_b).sqrt();
     if denom > 0.0 { 1.0 - dot / denom } else { 1.0 }
 }
@@ -89,32 +89,38 @@ impl WithSimd for L2Kernel<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) -> f32 {
-        let len = self.0.len().min(self.1.len());
-        let (a_head, a_tail) = S::as_simd_f32s(&self.0[..len]);
-        let (b_head, b_tail) = S::as_simd_f32s(&self.1[..len]);
-        let zero = simd.splat_f32s(0.0);
-        let mut acc = [zero; LANES_UNROLL];
-        let a_chunks = a_head.chunks_exact(LANES_UNROLL);
-        let b_chunks = b_head.chunks_exact(LANES_UNROLL);
-        let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
-        for (a, b) in a_chunks.zip(b_chunks) {
-            for lane in 0..LANES_UNROLL {
-                let d = simd.sub_f32s(a[lane], b[lane]);
-                acc[lane] = simd.mul_add_e_f32s(d, d, acc[lane]);
-            }
-        }
-        for (a, b) in a_rest.iter().zip(b_rest) {
-            let d = simd.sub_f32s(*a, *b);
-            acc[0] = simd.mul_add_e_f32s(d, d, acc[0]);
-        }
-        let sum = simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3]));
-        let mut total = simd.reduce_sum_f32s(sum);
-        for (a, b) in a_tail.iter().zip(b_tail) {
-            let d = a - b;
-            total += d * d;
-        }
-        total
+        l2_kernel(simd, self.0, self.1)
     }
+}
+
+/// `sum((a - b)^2)` on `simd` (inlined into whichever dispatch calls it).
+#[inline(always)]
+pub(crate) fn l2_kernel<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+    let len = a.len().min(b.len());
+    let (a_head, a_tail) = S::as_simd_f32s(&a[..len]);
+    let (b_head, b_tail) = S::as_simd_f32s(&b[..len]);
+    let zero = simd.splat_f32s(0.0);
+    let mut acc = [zero; LANES_UNROLL];
+    let a_chunks = a_head.chunks_exact(LANES_UNROLL);
+    let b_chunks = b_head.chunks_exact(LANES_UNROLL);
+    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+    for (a, b) in a_chunks.zip(b_chunks) {
+        for lane in 0..LANES_UNROLL {
+            let d = simd.sub_f32s(a[lane], b[lane]);
+            acc[lane] = simd.mul_add_e_f32s(d, d, acc[lane]);
+        }
+    }
+    for (a, b) in a_rest.iter().zip(b_rest) {
+        let d = simd.sub_f32s(*a, *b);
+        acc[0] = simd.mul_add_e_f32s(d, d, acc[0]);
+    }
+    let sum = simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3]));
+    let mut total = simd.reduce_sum_f32s(sum);
+    for (a, b) in a_tail.iter().zip(b_tail) {
+        let d = a - b;
+        total += d * d;
+    }
+    total
 }
 
 struct DotKernel<'a>(&'a [f32], &'a [f32]);
@@ -124,29 +130,35 @@ impl WithSimd for DotKernel<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) -> f32 {
-        let len = self.0.len().min(self.1.len());
-        let (a_head, a_tail) = S::as_simd_f32s(&self.0[..len]);
-        let (b_head, b_tail) = S::as_simd_f32s(&self.1[..len]);
-        let zero = simd.splat_f32s(0.0);
-        let mut acc = [zero; LANES_UNROLL];
-        let a_chunks = a_head.chunks_exact(LANES_UNROLL);
-        let b_chunks = b_head.chunks_exact(LANES_UNROLL);
-        let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
-        for (a, b) in a_chunks.zip(b_chunks) {
-            for lane in 0..LANES_UNROLL {
-                acc[lane] = simd.mul_add_e_f32s(a[lane], b[lane], acc[lane]);
-            }
-        }
-        for (a, b) in a_rest.iter().zip(b_rest) {
-            acc[0] = simd.mul_add_e_f32s(*a, *b, acc[0]);
-        }
-        let sum = simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3]));
-        let mut total = simd.reduce_sum_f32s(sum);
-        for (a, b) in a_tail.iter().zip(b_tail) {
-            total += a * b;
-        }
-        total
+        dot_kernel(simd, self.0, self.1)
     }
+}
+
+/// `a.b` on `simd` (inlined into whichever dispatch calls it).
+#[inline(always)]
+pub(crate) fn dot_kernel<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+    let len = a.len().min(b.len());
+    let (a_head, a_tail) = S::as_simd_f32s(&a[..len]);
+    let (b_head, b_tail) = S::as_simd_f32s(&b[..len]);
+    let zero = simd.splat_f32s(0.0);
+    let mut acc = [zero; LANES_UNROLL];
+    let a_chunks = a_head.chunks_exact(LANES_UNROLL);
+    let b_chunks = b_head.chunks_exact(LANES_UNROLL);
+    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+    for (a, b) in a_chunks.zip(b_chunks) {
+        for lane in 0..LANES_UNROLL {
+            acc[lane] = simd.mul_add_e_f32s(a[lane], b[lane], acc[lane]);
+        }
+    }
+    for (a, b) in a_rest.iter().zip(b_rest) {
+        acc[0] = simd.mul_add_e_f32s(*a, *b, acc[0]);
+    }
+    let sum = simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3]));
+    let mut total = simd.reduce_sum_f32s(sum);
+    for (a, b) in a_tail.iter().zip(b_tail) {
+        total += a * b;
+    }
+    total
 }
 
 /// Computes `(a.b, a.a, b.b)` in one pass.

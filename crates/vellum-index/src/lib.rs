@@ -64,6 +64,7 @@ mod graph;
 mod hnsw;
 mod live;
 mod owned;
+mod query;
 mod saved;
 mod source;
 

@@ -11,6 +11,7 @@ use crate::exact::Scored;
 use crate::format::MAX_LEVEL;
 use crate::graph::Graph;
 use crate::live::LiveView;
+use crate::query::PreparedQuery;
 use crate::source::VectorSource;
 
 impl Hnsw {
@@ -250,9 +251,10 @@ impl<S: VectorSource + ?Sized> Ctx<'_, '_, S> {
                 break;
             }
             let vector = self.vector(c.key);
+            let prepared = PreparedQuery::new(self.metric, vector);
             match kept
                 .iter()
-                .find(|(_, other)| self.metric.distance(vector, other) < c.distance)
+                .find(|(_, other)| prepared.distance(other) < c.distance)
             {
                 None => kept.push((c.key, vector)),
                 Some(&(cover, _)) => dropped.push((c.key, cover)),
@@ -306,12 +308,12 @@ impl<S: VectorSource + ?Sized> Ctx<'_, '_, S> {
             graph.nodes.set_links(from, level, links);
             return true;
         }
-        let base = self.vector(from);
+        let base = PreparedQuery::new(self.metric, self.vector(from));
         let mut candidates: Vec<Scored<u32>> = links
             .iter()
             .filter(|&&v| !graph.is_deleted(v))
             .map(|&v| Scored {
-                distance: self.metric.distance(base, self.vector(v)),
+                distance: base.distance(self.vector(v)),
                 key: v,
             })
             .collect();

@@ -1,0 +1,209 @@
+//! A query prepared for many distances: the metric resolved and the query's own norm
+//! computed once per search, and a batch of candidate vectors scored under one dispatch to
+//! the SIMD kernels (the per-pair `match` and dispatch cost 4% of a GloVe search).
+//!
+//! Cosine is one fused pass over the candidate: `a.b` and `b.b` (the query's `a.a` is
+//! known), then `1 - a.b / sqrt(a.a * b.b)` — two multiply-adds per element instead of the
+//! three of [`Metric::distance`]. The vectors are read as stored, so a `get` stays bit-exact.
+
+use pulp::{Simd, WithSimd};
+
+use crate::distance::{Metric, arch, cosine_from_parts, dot_kernel, l2_kernel};
+
+/// The query side of a search, prepared once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PreparedQuery<'q> {
+    metric: Metric,
+    query: &'q [f32],
+    /// `query . query`, for cosine.
+    query_norm_sq: f32,
+}
+
+impl<'q> PreparedQuery<'q> {
+    pub(crate) fn new(metric: Metric, query: &'q [f32]) -> PreparedQuery<'q> {
+        let query_norm_sq = match metric {
+            Metric::Cosine => arch().dispatch(SelfDot(query)),
+            _ => 0.0,
+        };
+        PreparedQuery {
+            metric,
+            query,
+            query_norm_sq,
+        }
+    }
+
+    /// The distance from the query to `vector`.
+    #[inline]
+    pub(crate) fn distance(&self, vector: &[f32]) -> f32 {
+        arch().dispatch(One(self, vector))
+    }
+
+    /// The distances from the query to each vector of `batch`, in order, into `out`
+    /// (cleared first): one dispatch for the whole batch.
+    pub(crate) fn distances<K: Copy>(&self, batch: &[(K, &[f32])], out: &mut Vec<f32>) {
+        out.clear();
+        arch().dispatch(Many {
+            query: self,
+            batch,
+            out,
+        });
+    }
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(&self, simd: S, vector: &[f32]) -> f32 {
+        match self.metric {
+            Metric::L2 => l2_kernel(simd, self.query, vector),
+            Metric::Dot => -dot_kernel(simd, self.query, vector),
+            Metric::Cosine => {
+                let (dot, norm_sq) = dot_and_norm(simd, self.query, vector);
+                cosine_from_parts((dot, self.query_norm_sq, norm_sq))
+            }
+        }
+    }
+}
+
+struct SelfDot<'a>(&'a [f32]);
+
+impl WithSimd for SelfDot<'_> {
+    type Output = f32;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> f32 {
+        dot_kernel(simd, self.0, self.0)
+    }
+}
+
+struct One<'p, 'q, 'v>(&'p PreparedQuery<'q>, &'v [f32]);
+
+impl WithSimd for One<'_, '_, '_> {
+    type Output = f32;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> f32 {
+        self.0.with_simd(simd, self.1)
+    }
+}
+
+struct Many<'p, 'q, 'b, 'v, 'o, K> {
+    query: &'p PreparedQuery<'q>,
+    batch: &'b [(K, &'v [f32])],
+    out: &'o mut Vec<f32>,
+}
+
+impl<K> WithSimd for Many<'_, '_, '_, '_, '_, K> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        // The metric is matched once for the batch. Plain loops, no closures: a closure
+        // does not inherit the SIMD target features of this function, and its kernel
+        // calls would not be inlined.
+        let q = self.query;
+        let out = self.out;
+        out.reserve(self.batch.len());
+        match q.metric {
+            Metric::L2 => {
+                for (_, v) in self.batch {
+                    out.push(l2_kernel(simd, q.query, v));
+                }
+            }
+            Metric::Dot => {
+                for (_, v) in self.batch {
+                    out.push(-dot_kernel(simd, q.query, v));
+                }
+            }
+            Metric::Cosine => {
+                for (_, v) in self.batch {
+                    let (dot, norm_sq) = dot_and_norm(simd, q.query, v);
+                    out.push(cosine_from_parts((dot, q.query_norm_sq, norm_sq)));
+                }
+            }
+        }
+    }
+}
+
+/// `(a.b, b.b)` in one pass, two accumulators of each.
+#[inline(always)]
+pub(crate) fn dot_and_norm<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> (f32, f32) {
+    let len = a.len().min(b.len());
+    let (a_head, a_tail) = S::as_simd_f32s(&a[..len]);
+    let (b_head, b_tail) = S::as_simd_f32s(&b[..len]);
+    let zero = simd.splat_f32s(0.0);
+    let (mut dot0, mut dot1) = (zero, zero);
+    let (mut bb0, mut bb1) = (zero, zero);
+    let a_chunks = a_head.chunks_exact(2);
+    let b_chunks = b_head.chunks_exact(2);
+    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+    for (a, b) in a_chunks.zip(b_chunks) {
+        dot0 = simd.mul_add_e_f32s(a[0], b[0], dot0);
+        bb0 = simd.mul_add_e_f32s(b[0], b[0], bb0);
+        dot1 = simd.mul_add_e_f32s(a[1], b[1], dot1);
+        bb1 = simd.mul_add_e_f32s(b[1], b[1], bb1);
+    }
+    for (a, b) in a_rest.iter().zip(b_rest) {
+        dot0 = simd.mul_add_e_f32s(*a, *b, dot0);
+        bb0 = simd.mul_add_e_f32s(*b, *b, bb0);
+    }
+    let mut dot = simd.reduce_sum_f32s(simd.add_f32s(dot0, dot1));
+    let mut bb = simd.reduce_sum_f32s(simd.add_f32s(bb0, bb1));
+    for (a, b) in a_tail.iter().zip(b_tail) {
+        dot += a * b;
+        bb += b * b;
+    }
+    (dot, bb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector(seed: u64, len: usize) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % 2000) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn prepared_distances_agree_with_the_metric_for_every_length_one_at_a_time_and_batched() {
+        for len in 0..80 {
+            let query = vector(len as u64, len);
+            let others: Vec<Vec<f32>> =
+                (0..5).map(|i| vector(1000 + i + len as u64, len)).collect();
+            let batch: Vec<(usize, &[f32])> = others
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i, v.as_slice()))
+                .collect();
+            for metric in [Metric::L2, Metric::Cosine, Metric::Dot] {
+                let prepared = PreparedQuery::new(metric, &query);
+                let mut out = vec![f32::NAN; 2];
+                prepared.distances(&batch, &mut out);
+                assert_eq!(out.len(), others.len());
+                for (v, batched) in others.iter().zip(&out) {
+                    let want = metric.distance(&query, v);
+                    let tolerance = 1e-5 * (1.0 + want.abs());
+                    let one = prepared.distance(v);
+                    assert!(
+                        (one - want).abs() <= tolerance,
+                        "{metric:?} {len}: {one} vs {want}"
+                    );
+                    assert_eq!(one.to_bits(), batched.to_bits(), "{metric:?} {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_zero_query_or_vector_is_at_cosine_distance_one() {
+        let prepared = PreparedQuery::new(Metric::Cosine, &[0.0; 4]);
+        assert_eq!(prepared.distance(&[1.0; 4]), 1.0);
+        let prepared = PreparedQuery::new(Metric::Cosine, &[1.0; 4]);
+        assert_eq!(prepared.distance(&[0.0; 4]), 1.0);
+    }
+}
