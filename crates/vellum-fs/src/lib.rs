@@ -59,7 +59,7 @@ pub use failstop::FailStop;
 pub use fs::{DirLock, DynFs, File, Fs, MapMut, ReadMap};
 pub use harness::{CrashFailure, CrashHarness, CrashPoints, CrashReport};
 pub use overlay::OverlayFs;
-pub use prefetch::{CACHE_LINE_BYTES, prefetch_read};
+pub use prefetch::{CACHE_LINE_BYTES, prefetch, prefetch_read};
 pub use real::{RealFs, open_files_soft_limit};
 pub use sim::{
     CrashImages, CrashModel, DirSurvival, FailAction, Fault, FaultRule, Pause, SimFs, SimStats,

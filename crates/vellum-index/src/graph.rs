@@ -22,6 +22,8 @@ pub(crate) trait Graph: Sync {
     fn entry(&self) -> Option<(u32, usize)>;
     /// Calls `f` with each link of `node` on `level` (nothing when the node lacks the level).
     fn for_each_neighbour<F: FnMut(u32)>(&self, node: u32, level: usize, f: F);
+    /// Starts loading what `id` and `is_deleted` read for `node` (a hint; see `gather`).
+    fn prefetch_node(&self, _node: u32) {}
 }
 
 /// A validated graph file, borrowed.
@@ -47,6 +49,13 @@ impl FrozenView<'_> {
 impl Graph for FrozenView<'_> {
     fn node_count(&self) -> usize {
         self.ids.len()
+    }
+
+    #[inline]
+    fn prefetch_node(&self, node: u32) {
+        if let Some(id) = self.ids.get(node as usize) {
+            vellum_fs::prefetch(id);
+        }
     }
 
     #[inline]
@@ -103,6 +112,14 @@ impl Visited {
         if self.epoch == 0 {
             self.marks.fill(0);
             self.epoch = 1;
+        }
+    }
+
+    /// Starts loading `node`'s mark (a hint).
+    #[inline]
+    pub(crate) fn prefetch(&self, node: u32) {
+        if let Some(mark) = self.marks.get(node as usize) {
+            vellum_fs::prefetch(mark);
         }
     }
 

@@ -396,6 +396,15 @@ impl Graph for LiveView<'_> {
         self.nodes.levels[node as usize].load(Ordering::Relaxed) as usize
     }
 
+    #[inline]
+    fn prefetch_node(&self, node: u32) {
+        let v = node as usize;
+        if let (Some(id), Some(state)) = (self.nodes.ids.get(v), self.nodes.states.get(v)) {
+            vellum_fs::prefetch(id);
+            vellum_fs::prefetch(state);
+        }
+    }
+
     /// Deleted, or not yet live.
     #[inline]
     fn is_deleted(&self, node: u32) -> bool {

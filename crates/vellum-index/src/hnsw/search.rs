@@ -223,6 +223,13 @@ fn gather<'s, G: Graph, S: VectorSource + ?Sized>(
     through: &mut Vec<u32>,
     fresh: &mut Vec<(u32, &'s [f32])>,
 ) {
+    // First pass: start the loads of every neighbour's mark, id and state, which are at
+    // random places; the second pass then finds them in cache instead of missing on each
+    // in turn (an id must arrive before its vector's load can even start).
+    graph.for_each_neighbour(from, level, |n| {
+        visited.prefetch(n);
+        graph.prefetch_node(n);
+    });
     graph.for_each_neighbour(from, level, |n| {
         if !visited.insert(n) {
             return;
