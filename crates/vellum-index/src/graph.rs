@@ -24,6 +24,9 @@ pub(crate) trait Graph: Sync {
     fn for_each_neighbour<F: FnMut(u32)>(&self, node: u32, level: usize, f: F);
     /// Starts loading what `id` and `is_deleted` read for `node` (a hint; see `gather`).
     fn prefetch_node(&self, _node: u32) {}
+    /// Starts loading `node`'s layer-0 links (a hint: a node that joins the candidates is
+    /// likely expanded soon, and its list lives apart from its vector).
+    fn prefetch_links(&self, _node: u32) {}
 }
 
 /// A validated graph file, borrowed.
@@ -55,6 +58,14 @@ impl Graph for FrozenView<'_> {
     fn prefetch_node(&self, node: u32) {
         if let Some(id) = self.ids.get(node as usize) {
             vellum_fs::prefetch(id);
+        }
+    }
+
+    #[inline]
+    fn prefetch_links(&self, node: u32) {
+        let start = node as usize * (1 + self.m0);
+        if let Some(list) = self.layer0.get(start..start + 1 + self.m0) {
+            vellum_fs::prefetch_read(bytemuck::cast_slice(list), LINK_LINES);
         }
     }
 
@@ -95,6 +106,10 @@ impl Graph for FrozenView<'_> {
         }
     }
 }
+
+/// Cache lines of a link list prefetched (a layer-0 list of M0 = 32 links and its count
+/// spans 132 bytes).
+pub(crate) const LINK_LINES: usize = 3;
 
 /// Per-thread visited marks, reset in O(1) by bumping an epoch.
 #[derive(Debug, Default)]

@@ -405,6 +405,17 @@ impl Graph for LiveView<'_> {
         }
     }
 
+    #[inline]
+    fn prefetch_links(&self, node: u32) {
+        let list = self.nodes.list(node, 0);
+        let lines = (list.len() * 4).div_ceil(vellum_fs::CACHE_LINE_BYTES);
+        for line in 0..lines.min(crate::graph::LINK_LINES) {
+            if let Some(word) = list.get(line * vellum_fs::CACHE_LINE_BYTES / 4) {
+                vellum_fs::prefetch(word);
+            }
+        }
+    }
+
     /// Deleted, or not yet live.
     #[inline]
     fn is_deleted(&self, node: u32) -> bool {

@@ -302,6 +302,9 @@ pub(super) fn search_layer<G: Graph, S: VectorSource + ?Sized>(
         prepared.distances(&fresh, &mut distances);
         for (&(n, _), &d) in fresh.iter().zip(&distances) {
             if results.len() < ef || d < bound {
+                if level == 0 {
+                    graph.prefetch_links(n);
+                }
                 candidates.push(Reverse(Scored {
                     distance: d,
                     key: n,
