@@ -52,7 +52,7 @@ impl Metric {
         match self {
             Metric::L2 => arch.dispatch(L2Kernel(a, b)),
             Metric::Dot => -arch.dispatch(DotKernel(a, b)),
-            Metric::Cosine => cosine_from_parts(arch.dispatch(CosineKernel(a, b))),
+            Metric::Cosine => crate::query::PreparedQuery::new(self, a).distance(b),
         }
     }
 
@@ -63,7 +63,10 @@ impl Metric {
         match self {
             Metric::L2 => L2Kernel(a, b).with_simd(scalar),
             Metric::Dot => -DotKernel(a, b).with_simd(scalar),
-            Metric::Cosine => cosine_from_parts(CosineKernel(a, b).with_simd(scalar)),
+            Metric::Cosine => {
+                let (dot, norm_b) = crate::query::dot_and_norm(scalar, a, b);
+                cosine_from_parts((dot, dot_kernel(scalar, a, a), norm_b))
+            }
         }
     }
 }
@@ -159,49 +162,6 @@ pub(crate) fn dot_kernel<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
         total += a * b;
     }
     total
-}
-
-/// Computes `(a.b, a.a, b.b)` in one pass.
-struct CosineKernel<'a>(&'a [f32], &'a [f32]);
-
-impl WithSimd for CosineKernel<'_> {
-    type Output = (f32, f32, f32);
-
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) -> (f32, f32, f32) {
-        let len = self.0.len().min(self.1.len());
-        let (a_head, a_tail) = S::as_simd_f32s(&self.0[..len]);
-        let (b_head, b_tail) = S::as_simd_f32s(&self.1[..len]);
-        let zero = simd.splat_f32s(0.0);
-        let (mut dot0, mut dot1) = (zero, zero);
-        let (mut aa0, mut aa1) = (zero, zero);
-        let (mut bb0, mut bb1) = (zero, zero);
-        let a_chunks = a_head.chunks_exact(2);
-        let b_chunks = b_head.chunks_exact(2);
-        let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
-        for (a, b) in a_chunks.zip(b_chunks) {
-            dot0 = simd.mul_add_e_f32s(a[0], b[0], dot0);
-            aa0 = simd.mul_add_e_f32s(a[0], a[0], aa0);
-            bb0 = simd.mul_add_e_f32s(b[0], b[0], bb0);
-            dot1 = simd.mul_add_e_f32s(a[1], b[1], dot1);
-            aa1 = simd.mul_add_e_f32s(a[1], a[1], aa1);
-            bb1 = simd.mul_add_e_f32s(b[1], b[1], bb1);
-        }
-        for (a, b) in a_rest.iter().zip(b_rest) {
-            dot0 = simd.mul_add_e_f32s(*a, *b, dot0);
-            aa0 = simd.mul_add_e_f32s(*a, *a, aa0);
-            bb0 = simd.mul_add_e_f32s(*b, *b, bb0);
-        }
-        let mut dot = simd.reduce_sum_f32s(simd.add_f32s(dot0, dot1));
-        let mut aa = simd.reduce_sum_f32s(simd.add_f32s(aa0, aa1));
-        let mut bb = simd.reduce_sum_f32s(simd.add_f32s(bb0, bb1));
-        for (a, b) in a_tail.iter().zip(b_tail) {
-            dot += a * b;
-            aa += a * a;
-            bb += b * b;
-        }
-        (dot, aa, bb)
-    }
 }
 
 #[cfg(test)]

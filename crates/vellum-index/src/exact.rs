@@ -155,11 +155,12 @@ pub fn exact_search<S: VectorSource + ?Sized>(
 ) -> Result<Vec<Neighbour>> {
     check_dim(source.dim(), query.len())?;
     let resolved = Resolved::new(filter);
+    let prepared = crate::query::PreparedQuery::new(metric, query);
     let scan = |chunk: &[u64]| {
         let mut top = TopK::new(k);
         for &id in chunk {
             if resolved.accepts(id) {
-                top.push(metric.distance(query, source.vector(id)), id);
+                top.push(prepared.distance(source.vector(id)), id);
             }
         }
         top

@@ -3,8 +3,9 @@
 //! the SIMD kernels (the per-pair `match` and dispatch cost 4% of a GloVe search).
 //!
 //! Cosine is one fused pass over the candidate: `a.b` and `b.b` (the query's `a.a` is
-//! known), then `1 - a.b / sqrt(a.a * b.b)` — two multiply-adds per element instead of the
-//! three of [`Metric::distance`]. The vectors are read as stored, so a `get` stays bit-exact.
+//! known), then `1 - a.b / sqrt(a.a * b.b)` — two multiply-adds per element instead of
+//! three. [`Metric::distance`] and the exact scan use it too. The vectors are read as
+//! stored, so a `get` stays bit-exact.
 
 use pulp::{Simd, WithSimd};
 
