@@ -153,7 +153,7 @@ impl Fs for OverlayFs {
         let bytes = self.copy_up(from)?;
         let copy = {
             let mut copy = lock(&bytes);
-            absorb_maps(&self.layer(), from, &mut copy);
+            absorb_maps(&self.layer(), from, &mut copy, 0..usize::MAX);
             copy.clone()
         };
         let mut layer = self.layer();
@@ -302,6 +302,12 @@ impl OverlayFile {
     /// The overlay's copy of this file with the live maps' stores in it, if it has a copy
     /// (made now when a live map exists: the map may hold stores the base lacks).
     fn synced_copy(&self) -> Result<Option<Arc<Mutex<Vec<u8>>>>> {
+        self.synced_copy_of(0..usize::MAX)
+    }
+
+    /// As [`OverlayFile::synced_copy`], with only the maps' bytes in `range` copied in
+    /// (a read takes only what it reads, not the whole map each time).
+    fn synced_copy_of(&self, range: std::ops::Range<usize>) -> Result<Option<Arc<Mutex<Vec<u8>>>>> {
         let mapped = self
             .fs
             .layer()
@@ -315,7 +321,7 @@ impl OverlayFile {
         };
         if let Some(copy) = &copy {
             let mut bytes = lock(copy);
-            absorb_maps(&self.fs.layer(), &self.path, &mut bytes);
+            absorb_maps(&self.fs.layer(), &self.path, &mut bytes, range);
         }
         Ok(copy)
     }
@@ -348,10 +354,10 @@ impl OverlayFile {
     }
 }
 
-/// Copies the stores of `path`'s live writable maps into `bytes` (its overlay copy), oldest
-/// map first, so the newest map's bytes win.
+/// Copies the stores of `path`'s live writable maps in `range` into `bytes` (its overlay
+/// copy), oldest map first, so the newest map's bytes win.
 #[allow(unsafe_code)]
-fn absorb_maps(layer: &Layer, path: &Path, bytes: &mut [u8]) {
+fn absorb_maps(layer: &Layer, path: &Path, bytes: &mut [u8], range: std::ops::Range<usize>) {
     for raw in layer
         .maps
         .get(path)
@@ -359,12 +365,21 @@ fn absorb_maps(layer: &Layer, path: &Path, bytes: &mut [u8]) {
         .flatten()
         .filter_map(Weak::upgrade)
     {
-        let n = raw.len().min(bytes.len());
-        // SAFETY: the map is alive (an Arc is held) and at least `n` bytes long; the
-        // destination is the copy's own buffer, borrowed mutably. Stores racing this copy
-        // from another thread give torn bytes, as a disk could see (the `MapMut` contract);
-        // no reference to the map memory is made.
-        unsafe { std::ptr::copy_nonoverlapping(raw.as_ptr(), bytes.as_mut_ptr(), n) };
+        let end = raw.len().min(bytes.len()).min(range.end);
+        if range.start >= end {
+            continue;
+        }
+        // SAFETY: the map is alive (an Arc is held) and `range.start..end` lies inside it
+        // and inside `bytes`, the copy's own buffer, borrowed mutably. Stores racing this
+        // copy from another thread give torn bytes, as a disk could see (the `MapMut`
+        // contract); no reference to the map memory is made.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                raw.as_ptr().add(range.start),
+                bytes.as_mut_ptr().add(range.start),
+                end - range.start,
+            )
+        };
     }
 }
 
@@ -402,7 +417,8 @@ impl File for OverlayFile {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        let Some(copy) = self.synced_copy()? else {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let Some(copy) = self.synced_copy_of(start..start.saturating_add(buf.len()))? else {
             return self.base()?.read_at(buf, offset);
         };
         let bytes = lock(&copy);

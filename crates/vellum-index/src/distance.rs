@@ -165,10 +165,11 @@ pub(crate) fn dot_kernel<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn vector(seed: u64, len: usize) -> Vec<f32> {
+    /// A deterministic vector of `len` components in [-1, 1) (shared with `query.rs`).
+    pub(crate) fn vector(seed: u64, len: usize) -> Vec<f32> {
         let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..len)
             .map(|_| {

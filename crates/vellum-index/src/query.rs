@@ -157,18 +157,7 @@ pub(crate) fn dot_and_norm<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> (f32, f32)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vector(seed: u64, len: usize) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state % 2000) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::distance::tests::vector;
 
     #[test]
     fn prepared_distances_agree_with_the_metric_for_every_length_one_at_a_time_and_batched() {
