@@ -87,6 +87,17 @@ pub enum Error {
         /// Version this build reads and writes.
         supported: u32,
     },
+    /// Encoded quantizer parameters (docs/format/quantizer.md) failed a check: the byte
+    /// offset and the field, and why.
+    #[error("quantizer parameters are corrupt at byte offset {offset} ({field}): {reason}")]
+    CorruptQuantizer {
+        /// Byte offset of the field that failed.
+        offset: u64,
+        /// Name of the field, as in docs/format/quantizer.md.
+        field: &'static str,
+        /// What was wrong there.
+        reason: String,
+    },
     /// Reading or writing an index file failed; the error names the file and the operation.
     #[error(transparent)]
     Fs(#[from] vellum_fs::Error),

@@ -89,3 +89,27 @@ pub fn index_file(data: &[u8]) {
     let reopened = IndexView::open(&fs, "/copy").expect("a saved copy opens");
     assert_eq!(reopened.ids(), view.ids());
 }
+
+/// Decodes arbitrary bytes as quantizer parameters (docs/format/quantizer.md). Parameters
+/// that decode must encode back to the same bytes (one encoding per quantizer), encode a
+/// vector to a code of `code_len()` bytes and score a query against it; a panic anywhere
+/// is a bug.
+pub fn quantizer_params(data: &[u8]) {
+    let Ok(quantizer) = crate::Quantizer::from_bytes(data) else {
+        return;
+    };
+    assert_eq!(
+        quantizer.to_bytes(),
+        data,
+        "decoded parameters re-encode differently"
+    );
+    let dim = quantizer.dim();
+    let vector: Vec<f32> = (0..dim).map(|i| (i % 9) as f32 - 4.0).collect();
+    let code = quantizer
+        .encode_to_vec(&vector)
+        .expect("a vector of its dimension");
+    assert_eq!(code.len(), quantizer.code_len());
+    quantizer
+        .approximate_distance(&vector, &code)
+        .expect("a query of its dimension");
+}

@@ -64,6 +64,7 @@ mod graph;
 mod hnsw;
 mod live;
 mod owned;
+mod quant;
 mod query;
 mod saved;
 mod source;
@@ -74,5 +75,9 @@ pub use exact::{Filter, Neighbour, PARALLEL_EXACT_MIN_LEN, exact_search};
 pub use format::{HEADER_LEN, MAGIC, MAX_DIM, MAX_LEVEL, MAX_M, VERSION};
 pub use hnsw::{FILTER_EXACT_MAX, GraphBytes, Hnsw, HnswParams, SearchOptions};
 pub use owned::OwnedVectors;
+pub use quant::{
+    CodeSource, FlatCodes, INT8_QUANTILE, QUANTIZER_MAGIC, QUANTIZER_VERSION, QuantKind,
+    QuantizedSearch, Quantizer, TRAIN_VALUES_MAX, code_len,
+};
 pub use saved::{FILE_HEADER_LEN, FILE_MAGIC, FILE_VERSION, IndexView};
 pub use source::{FlatVectors, VectorSource};

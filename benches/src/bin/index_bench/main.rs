@@ -25,7 +25,10 @@ use std::time::{Duration, Instant};
 
 use vellum_benches::{CurvePoint, Dataset, K, exact_truth, process_cpu, read_matrix, sweep_point};
 use vellum_fs::{Fs, RealFs};
-use vellum_index::{FlatVectors, Hnsw, HnswParams, Metric, SearchOptions};
+use vellum_index::{
+    FlatCodes, FlatVectors, Hnsw, HnswParams, Metric, QuantKind, QuantizedSearch, Quantizer,
+    SearchOptions,
+};
 
 pub const M: usize = 16;
 pub const EF_CONSTRUCTION: usize = 200;
@@ -104,6 +107,14 @@ struct Args {
     /// Only time opening this saved graph file (several times) and one query.
     open_graph: Option<PathBuf>,
     search_graph: Option<PathBuf>,
+    /// Quantized copies searched (with rescoring) next to f32: int8, f16, binary.
+    quantization: Vec<QuantKind>,
+    /// Candidates per hit the codes select for rescoring.
+    oversampling: f32,
+    /// Search rounds per ef with `--search-graph` (the best is reported).
+    rounds: usize,
+    /// With `--search-graph`, search only the quantized copies.
+    quantized_only: bool,
 }
 
 fn parse_args() -> Args {
@@ -117,9 +128,17 @@ fn parse_args() -> Args {
         efs: vec![10, 16, 24, 32, 48, 64, 96, 128, 192, 256],
         open_graph: None,
         search_graph: None,
+        quantization: Vec::new(),
+        oversampling: 2.0,
+        rounds: 5,
+        quantized_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--quantized-only" {
+            args.quantized_only = true;
+            continue;
+        }
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--dataset" => args.dataset = value(),
@@ -130,6 +149,14 @@ fn parse_args() -> Args {
             "--systems" => args.systems = value().split(',').map(str::to_owned).collect(),
             "--open-graph" => args.open_graph = Some(value().into()),
             "--search-graph" => args.search_graph = Some(value().into()),
+            "--quantization" => {
+                args.quantization = value()
+                    .split(',')
+                    .map(|s| QuantKind::from_name(s).expect("--quantization int8,f16,binary"))
+                    .collect()
+            }
+            "--oversampling" => args.oversampling = value().parse().expect("--oversampling X"),
+            "--rounds" => args.rounds = value().parse().expect("--rounds N"),
             "--efs" => {
                 args.efs = value()
                     .split(',')
@@ -254,6 +281,7 @@ fn run_vellum(data: &Dataset, args: &Args, pool: &rayon::ThreadPool) -> Vec<Repo
             .collect()
     };
     let built_curve = curve(&index);
+    let quantized = quantized_reports(data, args, &index, &source, (build, build_cpu), 1);
 
     std::fs::create_dir_all(&args.work_dir).expect("work dir");
     let path = args.work_dir.join(format!("{}.vellum-hnsw", data.name));
@@ -308,6 +336,95 @@ fn run_vellum(data: &Dataset, args: &Args, pool: &rayon::ThreadPool) -> Vec<Repo
             note: "open = map + validate every checksum and link".into(),
         },
     ]
+    .into_iter()
+    .chain(quantized)
+    .collect()
+}
+
+/// Quantizer training sample: at most this many rows, evenly strided.
+const TRAIN_SAMPLE_ROWS: usize = 20_000;
+
+/// Trains each `--quantization` kind on a sample, encodes every row and sweeps `--efs` with
+/// rescoring: one report per kind, its note giving the vector memory against f32.
+fn quantized_reports(
+    data: &Dataset,
+    args: &Args,
+    index: &Hnsw,
+    source: &FlatVectors<'_>,
+    (build, build_cpu): (Duration, Duration),
+    rounds: usize,
+) -> Vec<Report> {
+    let rows = data.rows();
+    let stride = rows.div_ceil(TRAIN_SAMPLE_ROWS).max(1);
+    let f32_bytes = data.train.len() * 4;
+    args.quantization
+        .iter()
+        .map(|&kind| {
+            let start = Instant::now();
+            let sample = (0..rows).step_by(stride).map(|r| source_row(data, r));
+            let quantizer =
+                Quantizer::train(kind, data.metric, data.dim, sample).expect("train quantizer");
+            let codes = FlatCodes::encode_rows(quantizer, &data.train).expect("encode");
+            let encode = start.elapsed();
+            let settings = QuantizedSearch {
+                rescore: true,
+                oversampling: args.oversampling,
+            };
+            let name = format!("vellum {}+rescore x{}", kind.name(), args.oversampling);
+            let curve = args
+                .efs
+                .iter()
+                .map(|&ef| {
+                    let options = SearchOptions {
+                        ef: Some(ef),
+                        filter: None,
+                    };
+                    let sweep = || {
+                        sweep_point(data, ef, |q| {
+                            index
+                                .search_quantized(source, &codes, q, K, &options, &settings)
+                                .expect("search")
+                                .into_iter()
+                                .map(|n| n.id)
+                                .collect()
+                        })
+                    };
+                    let mut point = sweep();
+                    for _ in 1..rounds {
+                        let again = sweep();
+                        point.qps = point.qps.max(again.qps);
+                        point.cpu_qps = point.cpu_qps.max(again.cpu_qps);
+                    }
+                    eprintln!(
+                        "{name} ef {ef}: recall {:.4} qps {:.0} cpu-qps {:.0}",
+                        point.recall, point.qps, point.cpu_qps
+                    );
+                    point
+                })
+                .collect();
+            Report {
+                system: name,
+                build,
+                build_cpu,
+                curve,
+                save: None,
+                open: None,
+                first_query: None,
+                file_bytes: None,
+                note: format!(
+                    "codes {:.1} MB = {:.0}% of the f32 vectors' {:.1} MB; trained and encoded in {:.2} s",
+                    codes.bytes() as f64 / 1e6,
+                    codes.bytes() as f64 * 100.0 / f32_bytes as f64,
+                    f32_bytes as f64 / 1e6,
+                    encode.as_secs_f64()
+                ),
+            }
+        })
+        .collect()
+}
+
+fn source_row(data: &Dataset, row: usize) -> &[f32] {
+    &data.train[row * data.dim..(row + 1) * data.dim]
 }
 
 fn fmt_ms(d: Option<Duration>) -> String {
@@ -361,14 +478,15 @@ fn print_report(data: &Dataset, reports: &[Report]) {
 /// Searches a saved graph (over the same `--limit` rows it was built from) `rounds` times per
 /// ef and prints the best CPU-time QPS: a steadier number for comparing search changes than
 /// a fresh build, whose graph differs run to run.
-fn search_saved(data: &Dataset, path: &Path, efs: &[usize], rounds: usize) {
+fn search_saved(data: &Dataset, args: &Args, path: &Path, rounds: usize) {
+    let efs = &args.efs;
     let fs = RealFs::new();
     let file = fs.open(path).expect("open graph file");
     let map = file.map_read().expect("map graph file");
     let index = Hnsw::open(Arc::new(Mapped(map))).expect("open graph");
     assert_eq!(index.len(), data.rows(), "graph and --limit disagree");
     let source = FlatVectors::new(&data.train, data.dim);
-    for &ef in efs {
+    for &ef in efs.iter().filter(|_| !args.quantized_only) {
         let (mut best, mut best_wall) = (0.0f64, 0.0f64);
         let mut recall = 0.0;
         for _ in 0..rounds {
@@ -397,6 +515,18 @@ fn search_saved(data: &Dataset, path: &Path, efs: &[usize], rounds: usize) {
              {best_wall:.0} QPS (wall)"
         );
     }
+    if !args.quantization.is_empty() {
+        let zero = Duration::ZERO;
+        for report in quantized_reports(data, args, &index, &source, (zero, zero), rounds) {
+            println!("{}: {}", report.system, report.note);
+            for p in report.curve {
+                println!(
+                    "  ef {}: recall {:.4}, {:.0} QPS (CPU time), {:.0} QPS (wall)",
+                    p.ef, p.recall, p.cpu_qps, p.qps
+                );
+            }
+        }
+    }
 }
 
 fn time_open(path: &Path, times: usize) {
@@ -424,7 +554,7 @@ fn main() {
     }
     let data = load(&args);
     if let Some(path) = &args.search_graph {
-        search_saved(&data, path, &args.efs, 5);
+        search_saved(&data, &args, path, args.rounds);
         return;
     }
     eprintln!(

@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 
+use super::scorer::Vectors;
 use super::search::{descend, search_layer, with_visited};
 use super::{Hnsw, HnswParams};
 use crate::distance::Metric;
@@ -149,8 +150,8 @@ impl<S: VectorSource + ?Sized> Ctx<'_, '_, S> {
             drop(entry_guard);
             None
         };
-        let (source, metric) = (self.source, self.metric);
-        let current = descend(graph, source, metric, query, (entry, top_level), level);
+        let scorer = Vectors::new(self.source, self.metric, query);
+        let current = descend(graph, &scorer, (entry, top_level), level);
         // First the node's own links on every level, top down; only then the back links
         // that make it reachable. A search that reaches the node therefore finds all of its
         // links (hnswlib interleaves the two, and a search can meanwhile land on a node with
@@ -162,9 +163,7 @@ impl<S: VectorSource + ?Sized> Ctx<'_, '_, S> {
             let found = with_visited(graph.node_count(), |visited| {
                 search_layer(
                     graph,
-                    source,
-                    metric,
-                    query,
+                    &scorer,
                     &entry_points,
                     self.params.ef_construction,
                     l,

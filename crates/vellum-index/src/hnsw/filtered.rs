@@ -2,15 +2,15 @@
 //! pass rate (estimated by sampling) decides between an exact scan and a widened walk.
 
 use super::FILTER_EXACT_MAX;
+use super::scorer::Scorer;
 use super::search::{Search, finish, node_distance};
 use crate::exact::{Filter, Neighbour, Resolved, TopK};
 use crate::graph::Graph;
-use crate::source::VectorSource;
 
 /// How many nodes a filtered search samples to estimate the filter's selectivity.
 const FILTER_SAMPLE: usize = 512;
 
-impl<S: VectorSource + ?Sized> Search<'_, S> {
+impl<Sc: Scorer> Search<'_, Sc> {
     pub(super) fn run<G: Graph>(
         &self,
         graph: &G,
@@ -35,10 +35,7 @@ impl<S: VectorSource + ?Sized> Search<'_, S> {
             nodes.dedup();
             let mut top = TopK::new(self.k);
             for v in nodes {
-                top.push(
-                    node_distance(graph, self.source, self.metric, self.query, v),
-                    graph.id(v),
-                );
+                top.push(node_distance(graph, self.scorer, v), graph.id(v));
             }
             return finish(top);
         }

@@ -11,7 +11,9 @@
 mod build;
 mod delete;
 mod filtered;
+mod quantized;
 mod reach;
+mod scorer;
 mod search;
 mod upsert;
 

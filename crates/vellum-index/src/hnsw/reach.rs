@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 
 use super::Hnsw;
+use super::scorer::Vectors;
 use super::search::{descend, search_layer, with_visited};
 use crate::error::Result;
 use crate::graph::Graph;
@@ -54,13 +55,12 @@ impl Hnsw {
                 continue;
             }
             let query = ctx.vector(v);
-            let current = descend(view, source, self.metric, query, (entry, top_level), 0);
+            let scorer = Vectors::new(source, self.metric, query);
+            let current = descend(view, &scorer, (entry, top_level), 0);
             let found = with_visited(n, |visited| {
                 search_layer(
                     view,
-                    source,
-                    self.metric,
-                    query,
+                    &scorer,
                     &[current],
                     self.params.ef_construction,
                     0,

@@ -9,12 +9,12 @@ use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 
 use super::{Current, Hnsw, SearchOptions};
-use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::exact::{Filter, Neighbour, PARALLEL_EXACT_MIN_LEN, Resolved, Scored, TopK};
 use crate::graph::{Graph, Visited};
-use crate::query::PreparedQuery;
 use crate::source::VectorSource;
+
+use super::scorer::{Scorer, Vectors};
 
 impl Hnsw {
     /// The `k` nearest live ids with the default `ef`.
@@ -42,21 +42,29 @@ impl Hnsw {
     ) -> Result<Vec<Neighbour>> {
         self.check_query(source, query)?;
         let ef = options.ef.unwrap_or(self.params.ef_search).max(k).max(1);
+        let scorer = Vectors::new(source, self.metric, query);
         let run = Search {
-            source,
-            metric: self.metric,
-            query,
+            scorer: &scorer,
             k,
             ef,
             live: self.len(),
         };
+        self.run(&run, options.filter.as_ref())
+    }
+
+    /// Runs a planned search on the current graph (frozen bytes or the live copy).
+    pub(super) fn run<Sc: Scorer>(
+        &self,
+        run: &Search<'_, Sc>,
+        filter: Option<&Filter<'_>>,
+    ) -> Result<Vec<Neighbour>> {
         match self.current()? {
-            Current::Frozen(view) => Ok(run.run(&view, options.filter.as_ref(), |ids| {
+            Current::Frozen(view) => Ok(run.run(&view, filter, |ids| {
                 ids.iter().filter_map(|&id| view.find(id)).collect()
             })),
             Current::Live(graph) => {
                 let view = graph.view();
-                Ok(run.run(&view, options.filter.as_ref(), |ids| {
+                Ok(run.run(&view, filter, |ids| {
                     let registry = graph.registry.read();
                     ids.iter()
                         .filter_map(|id| registry.id_map.get(id).copied())
@@ -75,10 +83,9 @@ impl Hnsw {
         filter: Option<&Filter<'_>>,
     ) -> Result<Vec<Neighbour>> {
         self.check_query(source, query)?;
+        let scorer = Vectors::new(source, self.metric, query);
         let run = Search {
-            source,
-            metric: self.metric,
-            query,
+            scorer: &scorer,
             k,
             ef: k,
             live: self.len(),
@@ -93,7 +100,11 @@ impl Hnsw {
 
 impl Hnsw {
     /// The source and the query both have the index's dimension.
-    fn check_query<S: VectorSource + ?Sized>(&self, source: &S, query: &[f32]) -> Result<()> {
+    pub(super) fn check_query<S: VectorSource + ?Sized>(
+        &self,
+        source: &S,
+        query: &[f32],
+    ) -> Result<()> {
         self.check_source(source)?;
         if query.len() != self.dim {
             return Err(Error::DimensionMismatch {
@@ -126,32 +137,24 @@ pub(super) fn with_visited<R>(node_count: usize, f: impl FnOnce(&mut Visited) ->
 }
 
 #[inline]
-pub(super) fn node_distance<G: Graph, S: VectorSource + ?Sized>(
-    graph: &G,
-    source: &S,
-    metric: Metric,
-    query: &[f32],
-    node: u32,
-) -> f32 {
-    metric.distance(query, source.vector(graph.id(node)))
+pub(super) fn node_distance<G: Graph, Sc: Scorer>(graph: &G, scorer: &Sc, node: u32) -> f32 {
+    scorer.distance_to(graph.id(node))
 }
 
 /// The greedy descent from `entry` (on `top_level`) through every level above `stop_above`:
 /// the closest node it finds, scored, to start the next level's search from.
-pub(super) fn descend<G: Graph, S: VectorSource + ?Sized>(
+pub(super) fn descend<G: Graph, Sc: Scorer>(
     graph: &G,
-    source: &S,
-    metric: Metric,
-    query: &[f32],
+    scorer: &Sc,
     (entry, top_level): (u32, usize),
     stop_above: usize,
 ) -> Scored<u32> {
     let mut current = Scored {
-        distance: node_distance(graph, source, metric, query, entry),
+        distance: node_distance(graph, scorer, entry),
         key: entry,
     };
     for level in (stop_above + 1..=top_level).rev() {
-        current = greedy(graph, source, metric, query, level, current);
+        current = greedy(graph, scorer, level, current);
     }
     current
 }
@@ -160,11 +163,9 @@ pub(super) fn descend<G: Graph, S: VectorSource + ?Sized>(
 /// Tombstones are walked through, never read: their vectors may be gone from the source
 /// (the `VectorSource` contract covers live ids only), but their links still lead on, and
 /// until the indexer repairs around them they may be the only way across.
-pub(super) fn greedy<G: Graph, S: VectorSource + ?Sized>(
+pub(super) fn greedy<G: Graph, Sc: Scorer>(
     graph: &G,
-    source: &S,
-    metric: Metric,
-    query: &[f32],
+    scorer: &Sc,
     level: usize,
     start: Scored<u32>,
 ) -> Scored<u32> {
@@ -182,7 +183,7 @@ pub(super) fn greedy<G: Graph, S: VectorSource + ?Sized>(
                 }
                 return;
             }
-            let d = node_distance(graph, source, metric, query, n);
+            let d = node_distance(graph, scorer, n);
             if d < best.distance {
                 best = Scored {
                     distance: d,
@@ -207,21 +208,17 @@ pub(super) fn greedy<G: Graph, S: VectorSource + ?Sized>(
 /// covers long runs of deletes; beyond it the step ends where it is, never wrongly).
 const GREEDY_TOMBSTONES_MAX: usize = 256;
 
-/// Cache lines of each candidate vector prefetched before its batch is scored (the
-/// hardware prefetcher follows on from there for longer vectors).
-const PREFETCH_LINES: usize = 8;
-
 /// Adds the unvisited neighbours of `from` on `level` to `fresh` with their vectors, and
 /// unvisited tombstones to `through` so their links are followed instead (see `greedy`).
 #[allow(clippy::too_many_arguments)]
-fn gather<'s, G: Graph, S: VectorSource + ?Sized>(
+fn gather<'s, G: Graph, Sc: Scorer>(
     graph: &G,
-    source: &'s S,
+    scorer: &'s Sc,
     level: usize,
     from: u32,
     visited: &mut Visited,
     through: &mut Vec<u32>,
-    fresh: &mut Vec<(u32, &'s [f32])>,
+    fresh: &mut Vec<(u32, &'s Sc::Data)>,
 ) {
     // First pass: start the loads of every neighbour's mark, id and state, which are at
     // random places; the second pass then finds them in cache instead of missing on each
@@ -237,11 +234,11 @@ fn gather<'s, G: Graph, S: VectorSource + ?Sized>(
         if graph.is_deleted(n) {
             through.push(n);
         } else {
-            let vector = source.vector(graph.id(n));
-            // Start every fresh vector's load now: the misses overlap, and the vectors
-            // are in cache when the batch is scored.
-            vellum_fs::prefetch_read(bytemuck::cast_slice(vector), PREFETCH_LINES);
-            fresh.push((n, vector));
+            let data = scorer.data(graph.id(n));
+            // Start every fresh vector's (or code's) load now: the misses overlap, and
+            // the data is in cache when the batch is scored.
+            Sc::prefetch(data);
+            fresh.push((n, data));
         }
     });
 }
@@ -251,11 +248,9 @@ fn gather<'s, G: Graph, S: VectorSource + ?Sized>(
 /// through without being read or scored: their live neighbours are reached as if linked
 /// directly (a run of unrepaired deletes would otherwise cut the graph).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn search_layer<G: Graph, S: VectorSource + ?Sized>(
+pub(super) fn search_layer<G: Graph, Sc: Scorer>(
     graph: &G,
-    source: &S,
-    metric: Metric,
-    query: &[f32],
+    scorer: &Sc,
     entry_points: &[Scored<u32>],
     ef: usize,
     level: usize,
@@ -276,10 +271,9 @@ pub(super) fn search_layer<G: Graph, S: VectorSource + ?Sized>(
         }
     }
     let mut bound = results.peek().map_or(f32::INFINITY, |r| r.distance);
-    let mut fresh: Vec<(u32, &[f32])> = Vec::with_capacity(64);
+    let mut fresh: Vec<(u32, &Sc::Data)> = Vec::with_capacity(64);
     let mut distances: Vec<f32> = Vec::with_capacity(64);
     let mut through: Vec<u32> = Vec::new();
-    let prepared = PreparedQuery::new(metric, query);
     while let Some(Reverse(current)) = candidates.pop() {
         if current.distance > bound && results.len() >= ef {
             break;
@@ -289,7 +283,7 @@ pub(super) fn search_layer<G: Graph, S: VectorSource + ?Sized>(
         fresh.clear();
         gather(
             graph,
-            source,
+            scorer,
             level,
             current.key,
             visited,
@@ -297,9 +291,9 @@ pub(super) fn search_layer<G: Graph, S: VectorSource + ?Sized>(
             &mut fresh,
         );
         while let Some(t) = through.pop() {
-            gather(graph, source, level, t, visited, &mut through, &mut fresh);
+            gather(graph, scorer, level, t, visited, &mut through, &mut fresh);
         }
-        prepared.distances(&fresh, &mut distances);
+        scorer.distances(&fresh, &mut distances);
         for (&(n, _), &d) in fresh.iter().zip(&distances) {
             if results.len() < ef || d < bound {
                 if level == 0 {
@@ -328,16 +322,14 @@ pub(super) fn search_layer<G: Graph, S: VectorSource + ?Sized>(
 }
 
 /// One query.
-pub(super) struct Search<'a, S: ?Sized> {
-    pub(super) source: &'a S,
-    pub(super) metric: Metric,
-    pub(super) query: &'a [f32],
+pub(super) struct Search<'a, Sc> {
+    pub(super) scorer: &'a Sc,
     pub(super) k: usize,
     pub(super) ef: usize,
     pub(super) live: usize,
 }
 
-impl<S: VectorSource + ?Sized> Search<'_, S> {
+impl<Sc: Scorer> Search<'_, Sc> {
     /// Graph walk returning the top `k` accepted live nodes.
     pub(super) fn walk<G: Graph>(
         &self,
@@ -348,20 +340,11 @@ impl<S: VectorSource + ?Sized> Search<'_, S> {
         let Some((entry, top_level)) = graph.entry() else {
             return Vec::new();
         };
-        let (source, metric, query) = (self.source, self.metric, self.query);
-        let current = descend(graph, source, metric, query, (entry, top_level), 0);
+        let current = descend(graph, self.scorer, (entry, top_level), 0);
         let found = with_visited(graph.node_count(), |visited| {
-            search_layer(
-                graph,
-                source,
-                metric,
-                query,
-                &[current],
-                ef,
-                0,
-                visited,
-                |v| !graph.is_deleted(v) && accept_id(graph.id(v)),
-            )
+            search_layer(graph, self.scorer, &[current], ef, 0, visited, |v| {
+                !graph.is_deleted(v) && accept_id(graph.id(v))
+            })
         });
         let mut top = TopK::new(self.k);
         for hit in found {
@@ -381,10 +364,7 @@ impl<S: VectorSource + ?Sized> Search<'_, S> {
                 }
                 let id = graph.id(v);
                 if filter.accepts(id) {
-                    top.push(
-                        node_distance(graph, self.source, self.metric, self.query, v),
-                        id,
-                    );
+                    top.push(node_distance(graph, self.scorer, v), id);
                 }
             }
             top
