@@ -250,6 +250,16 @@ pub struct MapMut {
     pub(crate) backend: MapBackend,
 }
 
+impl Drop for MapMut {
+    fn drop(&mut self) {
+        // An unmapped page cache keeps what was stored: the simulator turns this map's
+        // stores into pending writes of its file before the memory goes.
+        if let MapBackend::Sim(link) = &self.backend {
+            link.unmapped();
+        }
+    }
+}
+
 pub(crate) enum MapBackend {
     /// A shared map of a real file; what it needs after `msync` differs per platform.
     Real(crate::platform::MapDurability),

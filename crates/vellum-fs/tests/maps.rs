@@ -125,3 +125,38 @@ fn the_simulator_refuses_to_shrink_a_file_below_a_live_map() {
     drop(map);
     file.set_len(PAGE as u64).unwrap();
 }
+
+/// Stores through a map that is then dropped without a flush: a new map and a read see
+/// them (the page cache kept them), and only a crash may lose them.
+fn stores_survive_an_unmap_without_a_flush(fs: &dyn Fs, root: &Path) {
+    let (file, map) = mapped_file(fs, root, 2);
+    store(&map, PAGE + 7, b"kept");
+    drop(map);
+    let mut buf = [0; 4];
+    file.read_at(&mut buf, PAGE as u64 + 7).unwrap();
+    assert_eq!(&buf, b"kept", "a read after the unmap");
+    drop(file);
+    let again = fs.open(&root.join("seg")).unwrap();
+    let map = again.map_mut(2 * PAGE).unwrap();
+    assert_eq!(load(&map, PAGE + 7, 4), b"kept", "a new map of the file");
+}
+
+#[test]
+fn stores_survive_an_unmap_without_a_flush_on_the_simulator_until_a_crash() {
+    let fs = SimFs::new();
+    stores_survive_an_unmap_without_a_flush(&fs, Path::new("/m"));
+    fs.cut_power();
+    let image = fs.crash_drop_unsynced();
+    let bytes = read_all(&image, Path::new("/m/seg")).unwrap().unwrap();
+    assert_eq!(
+        &bytes[PAGE + 7..PAGE + 11],
+        [0; 4],
+        "never flushed, so never durable"
+    );
+}
+
+#[test]
+fn stores_survive_an_unmap_without_a_flush_on_the_real_file_system() {
+    let dir = tempfile::tempdir().unwrap();
+    stores_survive_an_unmap_without_a_flush(&RealFs::new(), dir.path());
+}

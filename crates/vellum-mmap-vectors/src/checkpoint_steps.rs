@@ -57,7 +57,14 @@ impl VectorStore {
             });
         }
         let mut maps = Vec::new();
-        for seg in &mut self.segments {
+        // The code plane's dirty pages go with them: not needed for correctness (a code
+        // that did not reach the disk fails its binding and is encoded again at attach),
+        // but a power cut then leaves only the codes written since to redo.
+        let code_segments = self
+            .codes
+            .iter_mut()
+            .flat_map(|plane| plane.segments.iter_mut());
+        for seg in self.segments.iter_mut().chain(code_segments) {
             if seg.dirty {
                 maps.push(seg.shared_map());
                 seg.dirty = false;
@@ -261,6 +268,7 @@ impl VectorStore {
             self.fs.remove_file(&path)?;
             shrunk = true;
         }
+        self.truncate_codes(needed)?;
         // The last segment's file shrinks to the slots it still uses, rounded up to a whole
         // first allocation (`FIRST_SEGMENT_BYTES` of slots), when that saves at least an
         // eighth of it. Writes after a shrink grow it again by doubling.

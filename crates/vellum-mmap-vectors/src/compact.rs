@@ -41,12 +41,13 @@ impl VectorStore {
         if self.free.peek().is_none_or(|lowest| lowest.0 >= old) {
             return Ok(None);
         }
-        let bytes: Vec<u8> = bytemuck::cast_slice(self.checked_vector(id, old)?).to_vec();
+        let vector: Vec<f32> = self.checked_vector(id, old)?.to_vec();
         let (seg, within, _) = self.locate(old);
         let crc = self.segments[seg].crcs[within];
         let slot = self.allocate_slot()?;
         debug_assert!(slot < old, "the lowest free slot was below {old}");
-        self.write_slot(id, slot, &bytes, crc);
+        self.write_slot(id, slot, bytemuck::cast_slice(&vector), crc);
+        self.write_code(slot, &vector, crc)?;
         self.ids.insert(id, slot);
         self.changed.insert(id);
         self.release(old);

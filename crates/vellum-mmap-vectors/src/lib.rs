@@ -83,6 +83,7 @@
 
 mod by_path;
 mod checkpoint_steps;
+mod codes;
 mod compact;
 mod error;
 #[doc(hidden)]
@@ -99,6 +100,9 @@ mod verify;
 
 pub use by_path::{CHECKPOINTS_DIR, VECTORS_DIR};
 pub use checkpoint_steps::{FlushedCheckpoint, PreparedCheckpoint};
+pub use codes::{
+    CodeEncoder, CodeFault, CodeSpec, CodesReport, code_file_name, parse_code_file_name,
+};
 pub use error::{Error, Result};
 pub use segment::{ElementType, HeaderError, SegmentHeader, is_segment_file_name};
 pub use state::{DELETED_SLOT, IDMAP_DELTA_FILE, IDMAP_FILE, META_FILE, StateError};

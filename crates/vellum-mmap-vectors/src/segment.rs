@@ -40,13 +40,15 @@ const _: () = assert!(DIMENSION_OFFSET.is_multiple_of(4) && CRC_OFFSET == 32);
 const _: () = assert!(HEADER_FIELDS_BYTES <= HEADER_BYTES);
 const _: () = assert!(HEADER_BYTES.is_multiple_of(SLOT_ALIGN_BYTES));
 
-/// The element type of stored vectors. Only `f32` is implemented; the header byte leaves room
-/// for `f16` (2) and `i8` (3).
+/// The element type of a segment's slots: `f32` vectors, or the opaque bytes of a code
+/// plane (`codes.rs`). The header byte leaves room for `f16` (2) and `i8` (3) vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ElementType {
     /// 32-bit IEEE float.
     F32,
+    /// Bytes of a code plane's slots (a code and its binding); never a vector segment.
+    Code,
 }
 
 impl ElementType {
@@ -54,6 +56,7 @@ impl ElementType {
     pub fn id(self) -> u8 {
         match self {
             ElementType::F32 => 1,
+            ElementType::Code => 4,
         }
     }
 
@@ -61,6 +64,7 @@ impl ElementType {
     pub fn from_id(id: u8) -> Option<ElementType> {
         match id {
             1 => Some(ElementType::F32),
+            4 => Some(ElementType::Code),
             _ => None,
         }
     }
@@ -69,6 +73,7 @@ impl ElementType {
     pub fn size_bytes(self) -> usize {
         match self {
             ElementType::F32 => 4,
+            ElementType::Code => 1,
         }
     }
 }
@@ -77,6 +82,7 @@ impl fmt::Display for ElementType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ElementType::F32 => f.write_str("f32"),
+            ElementType::Code => f.write_str("code"),
         }
     }
 }

@@ -61,6 +61,11 @@ impl StoreConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.element != ElementType::F32 {
+            return Err(Error::InvalidConfig {
+                reason: format!("vectors are f32, not {}", self.element),
+            });
+        }
         if self.idmap_rewrite_divisor == 0 {
             return Err(Error::InvalidConfig {
                 reason: "idmap_rewrite_divisor must be at least 1".into(),
@@ -147,6 +152,8 @@ pub struct VectorStore {
     /// it) once it exceeds `1 / StoreConfig::idmap_rewrite_divisor` of the base.
     pub(crate) changed: FxHashSet<u64>,
     pub(crate) failstop: Arc<FailStop>,
+    /// The attached code plane, written with every vector (`codes.rs`).
+    pub(crate) codes: Option<crate::codes::CodePlane>,
 }
 
 pub(crate) fn bit(set: &[u64], i: u64) -> bool {
@@ -193,6 +200,7 @@ impl VectorStore {
             base_entries: None,
             changed: FxHashSet::default(),
             failstop: Arc::new(FailStop::new()),
+            codes: None,
         };
         let mut sps = u64::from(config.slots_per_segment);
         let mut needed_segments = 0u64;
@@ -551,6 +559,7 @@ impl VectorStore {
         }
         let slot = self.allocate_slot()?;
         self.write_slot(id, slot, bytes, crc);
+        self.write_code(slot, vector, crc)?;
         if let Some(old) = self.ids.insert(id, slot) {
             self.release(old);
         }

@@ -155,6 +155,16 @@ impl SimMapLink {
         })
     }
 
+    /// The map is going: its stores stay in the file (pending, not durable), as an unmapped
+    /// page cache keeps them. Before 2026-12 they were dropped with the map, and a reopen
+    /// after an unmap without a flush read the file as if the stores never happened.
+    pub(crate) fn unmapped(&self) {
+        let mut st = self.fs.lock();
+        if st.inodes.contains_key(&self.ino) {
+            st.absorb_maps(self.ino);
+        }
+    }
+
     pub(crate) fn flush(&self, map: &MapMut, offset: usize, len: usize) -> Result<()> {
         let mut st = self.fs.lock();
         match st.begin(OpKind::FlushMap, &map.path) {
