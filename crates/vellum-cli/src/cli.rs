@@ -62,6 +62,18 @@ pub(crate) enum Command {
         flat: bool,
         #[command(flatten)]
         hnsw: HnswArgs,
+        #[command(flatten)]
+        quantization: QuantArgs,
+    },
+    /// Set or change a collection's quantized copy (int8, f16, binary or none): the
+    /// quantizer is trained and every vector encoded before this returns.
+    Quantize {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        #[command(flatten)]
+        quantization: QuantArgs,
     },
     /// Import vectors from a .fvecs, .bvecs or .npy file into a collection.
     Import {
@@ -357,6 +369,47 @@ pub(crate) struct HnswArgs {
     /// HNSW candidate list size while searching.
     #[arg(long, default_value_t = 64)]
     pub(crate) ef_search: usize,
+}
+
+/// A quantized copy of the vectors, searched in place of the originals.
+#[derive(Debug, Args)]
+pub(crate) struct QuantArgs {
+    /// Quantized copy the graph walk scores: int8 (1 byte a dimension), f16 (2), binary (1
+    /// bit; cosine and dot only), or none. Trained once the collection has 1,000 points.
+    #[arg(long, value_enum, default_value_t = QuantArg::None)]
+    pub(crate) quantization: QuantArg,
+    /// Return the codes' approximate distances instead of rescoring the best candidates
+    /// with the original vectors.
+    #[arg(long)]
+    pub(crate) no_rescore: bool,
+    /// Candidates per requested hit the codes pick for rescoring (default 2; 4 for binary).
+    #[arg(long)]
+    pub(crate) oversampling: Option<f32>,
+}
+
+impl QuantArgs {
+    /// The facade's setting (`None` for none).
+    pub(crate) fn setting(&self) -> Option<vellum::Quantization> {
+        let kind = match self.quantization {
+            QuantArg::None => return None,
+            QuantArg::Int8 => vellum::QuantKind::Int8,
+            QuantArg::F16 => vellum::QuantKind::F16,
+            QuantArg::Binary => vellum::QuantKind::Binary,
+        };
+        let mut q = vellum::Quantization::of(kind).rescore(!self.no_rescore);
+        if let Some(o) = self.oversampling {
+            q = q.oversampling(o);
+        }
+        Some(q)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum QuantArg {
+    None,
+    Int8,
+    F16,
+    Binary,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -277,28 +277,7 @@ fn run_in(args: &DemoArgs, root: &Path, json_out: bool) -> Result<(), BoxError> 
     let exact_qps = q as f64 / t.elapsed().as_secs_f64();
     let mut answers = Vec::new();
     for ef in [32usize, 64, 128] {
-        // Several timed runs: one run on a shared machine says little.
-        let mut qps_runs = Vec::with_capacity(args.repeats);
-        let mut got: Vec<Vec<u64>> = Vec::new();
-        for _ in 0..args.repeats {
-            let t = Instant::now();
-            got = (0..q)
-                .map(|i| {
-                    c.search_with(
-                        ds.queries.row(i),
-                        10,
-                        &SearchParams {
-                            ef: Some(ef),
-                            ..Default::default()
-                        },
-                    )
-                    .map(|h| h.iter().map(|x| x.id).collect())
-                })
-                .collect::<Result<_, _>>()?;
-            qps_runs.push(q as f64 / t.elapsed().as_secs_f64());
-        }
-        qps_runs.sort_by(f64::total_cmp);
-        let recall = recall_at_10(&truth, &got);
+        let run = timed_search(&c, &ds, &truth, ef, args.repeats)?;
         rows.push(Row {
             step: if ef == 64 {
                 "search (ef 64, default)"
@@ -307,18 +286,37 @@ fn run_in(args: &DemoArgs, root: &Path, json_out: bool) -> Result<(), BoxError> 
             } else {
                 "search (ef 128)"
             },
-            value: format!(
-                "recall@10 {recall:.3}, QPS {:.0} / {:.0} / {:.0} (min / median / max of {} runs, 1 thread)",
-                qps_runs[0],
-                qps_runs[qps_runs.len() / 2],
-                qps_runs[qps_runs.len() - 1],
-                qps_runs.len()
-            ),
+            value: run.summary(),
         });
         if ef == 64 {
-            answers = got;
+            answers = run.answers;
         }
     }
+    // The same searches on int8 codes (a quarter of the vector bytes), the best 2k
+    // candidates rescored on the originals; then the codes are dropped again.
+    let t = Instant::now();
+    db.set_quantization("demo", Some(vellum::Quantization::int8()))?;
+    let convert_s = t.elapsed().as_secs_f64();
+    let stats = c.stats();
+    let value = if stats.quantization.is_some() {
+        let run = timed_search(&c, &ds, &truth, 64, args.repeats)?;
+        format!(
+            "{}; codes {} for {} of vectors, trained and encoded in {convert_s:.2} s",
+            run.summary(),
+            HumanBytes(stats.quantized_code_bytes),
+            HumanBytes(stats.vector_segment_bytes)
+        )
+    } else {
+        format!(
+            "skipped: a quantizer is trained once a collection holds {} points ({n} here)",
+            vellum::QUANTIZER_TRAIN_MIN_POINTS
+        )
+    };
+    rows.push(Row {
+        step: "search on int8 codes + rescoring (ef 64)",
+        value,
+    });
+    db.set_quantization("demo", None)?;
     rows.push(Row {
         step: "exact search (ground truth)",
         value: format!("{exact_qps:.0} QPS"),
@@ -423,6 +421,63 @@ fn run_in(args: &DemoArgs, root: &Path, json_out: bool) -> Result<(), BoxError> 
         }
     }
     Ok(())
+}
+
+/// Timed runs of every query at one `ef`: QPS of each run, recall of the last.
+struct SearchRun {
+    qps_runs: Vec<f64>,
+    recall: f64,
+    answers: Vec<Vec<u64>>,
+}
+
+impl SearchRun {
+    fn summary(&self) -> String {
+        let q = &self.qps_runs;
+        format!(
+            "recall@10 {:.3}, QPS {:.0} / {:.0} / {:.0} (min / median / max of {} runs, 1 thread)",
+            self.recall,
+            q[0],
+            q[q.len() / 2],
+            q[q.len() - 1],
+            q.len()
+        )
+    }
+}
+
+fn timed_search(
+    c: &vellum::Collection,
+    ds: &Dataset,
+    truth: &[Vec<u64>],
+    ef: usize,
+    repeats: usize,
+) -> Result<SearchRun, BoxError> {
+    let q = ds.queries.rows();
+    // Several timed runs: one run on a shared machine says little.
+    let mut qps_runs = Vec::with_capacity(repeats.max(1));
+    let mut answers: Vec<Vec<u64>> = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        answers = (0..q)
+            .map(|i| {
+                c.search_with(
+                    ds.queries.row(i),
+                    10,
+                    &SearchParams {
+                        ef: Some(ef),
+                        ..Default::default()
+                    },
+                )
+                .map(|h| h.iter().map(|x| x.id).collect())
+            })
+            .collect::<Result<_, _>>()?;
+        qps_runs.push(q as f64 / t.elapsed().as_secs_f64());
+    }
+    qps_runs.sort_by(f64::total_cmp);
+    Ok(SearchRun {
+        recall: recall_at_10(truth, &answers),
+        qps_runs,
+        answers,
+    })
 }
 
 fn recall_at_10(truth: &[Vec<u64>], got: &[Vec<u64>]) -> f64 {

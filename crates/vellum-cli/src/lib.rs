@@ -106,7 +106,24 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             metric,
             flat,
             hnsw,
-        } => commands::create::create(db, collection, dim, metric, flat, hnsw, json),
+            quantization,
+        } => commands::create::create(
+            db,
+            collection,
+            commands::create::Shape {
+                dim,
+                metric,
+                flat,
+                hnsw,
+                quantization,
+            },
+            json,
+        ),
+        Command::Quantize {
+            db,
+            collection,
+            quantization,
+        } => commands::create::quantize(db, collection, quantization, json),
         Command::Import {
             db,
             collection,

@@ -1010,3 +1010,68 @@ fn a_query_of_the_wrong_size_or_no_query_on_standard_input_is_refused_in_plain_w
     let out = ok(&["inspect", db]);
     assert!(out.contains("no records (the next is LSN 1)"), "{out}");
 }
+
+#[test]
+fn create_and_quantize_make_and_convert_quantized_collections_that_inspect_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let file = dir.path().join("v.fvecs");
+    write_fvecs(&file, 1500, 8);
+    let out = ok(&["create", db, "q", "--dim", "8", "--quantization", "int8"]);
+    assert!(out.contains("int8 codes"), "{out}");
+    ok(&["import", db, "q", file.to_str().unwrap(), "--batch", "500"]);
+    let out = ok(&["--json", "inspect", db]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let c = &v["collections"][0];
+    assert_eq!(c["quantization"], "int8", "{c}");
+    assert!(c["quantized_code_bytes"].as_u64().unwrap() > 0);
+    let out = ok(&[
+        "search",
+        db,
+        "q",
+        "--query",
+        "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7",
+        "-k",
+        "1",
+    ]);
+    assert!(
+        out.lines().any(|l| l.trim_start().starts_with("0  0.0")),
+        "{out}"
+    );
+    // Converted: f16, then none.
+    let out = ok(&[
+        "quantize",
+        db,
+        "q",
+        "--quantization",
+        "f16",
+        "--oversampling",
+        "3",
+    ]);
+    assert!(out.contains("f16 codes"), "{out}");
+    let out = ok(&["--json", "inspect", db]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["collections"][0]["quantization"], "f16");
+    let out = ok(&["quantize", db, "q", "--quantization", "none"]);
+    assert!(out.contains("no quantized copy"), "{out}");
+    let out = ok(&["--json", "inspect", db]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["collections"][0]["quantization"], serde_json::Value::Null);
+    // Refused in plain words: binary for L2, and a flat collection.
+    let out = vellum(&["quantize", db, "q", "--quantization", "binary"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("int8 or f16"));
+    let out = vellum(&[
+        "create",
+        db,
+        "f",
+        "--dim",
+        "8",
+        "--flat",
+        "--quantization",
+        "int8",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HNSW"));
+}

@@ -87,11 +87,20 @@ impl fmt::Display for ElementType {
     }
 }
 
+/// Code slots are rounded up to this many bytes only: codes are read a byte at a time (or
+/// unaligned), and 64-byte slots made 36-byte codes take 64 (a code plane of 32-dimension
+/// int8 codes took 69% of the vectors' bytes; with 8 it takes 31%).
+pub const CODE_SLOT_ALIGN_BYTES: usize = 8;
+
 /// The bytes one slot takes for `dimension` elements of `element`: rounded up to
-/// [`SLOT_ALIGN_BYTES`].
+/// [`SLOT_ALIGN_BYTES`] for vectors, [`CODE_SLOT_ALIGN_BYTES`] for codes.
 pub fn slot_bytes_for(element: ElementType, dimension: u32) -> usize {
     let raw = dimension as usize * element.size_bytes();
-    raw.div_ceil(SLOT_ALIGN_BYTES) * SLOT_ALIGN_BYTES
+    let align = match element {
+        ElementType::Code => CODE_SLOT_ALIGN_BYTES,
+        _ => SLOT_ALIGN_BYTES,
+    };
+    raw.div_ceil(align) * align
 }
 
 /// The decoded header of a segment file.
@@ -328,6 +337,8 @@ mod tests {
         assert_eq!(slot_bytes_for(ElementType::F32, 128), 512);
         assert_eq!(slot_bytes_for(ElementType::F32, 3), 64);
         assert_eq!(slot_bytes_for(ElementType::F32, 17), 128);
+        assert_eq!(slot_bytes_for(ElementType::Code, 36), 40);
+        assert_eq!(slot_bytes_for(ElementType::Code, 788), 792);
         assert_eq!(segment_index_of(&segment_file_name(42)), Some(42));
         assert_eq!(segment_index_of("segment-1.vec"), None);
         assert!(is_segment_file_name(&segment_file_name(7)));

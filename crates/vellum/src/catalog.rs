@@ -9,7 +9,10 @@
 //! count × entry | crc32 u32 (of every byte before it)
 //! entry: collection id u64 | name len u16 | name | dim u32 | metric u8 | index kind u8
 //!        | m u32 | ef_construction u32 | ef_search u32 | seed u64 | created ms u64
+//!        | quantization u8 | rescore u8 | oversampling f32          (version 2 only)
 //! ```
+//!
+//! Version 1 (no quantization fields) is read as "no quantization"; version 2 is written.
 
 // A length field narrowed by `as` would encode a different length than it claims.
 #![deny(clippy::cast_possible_truncation)]
@@ -19,13 +22,15 @@ use std::path::Path;
 use vellum_fs::le::{LeReader, Short, u32_at};
 
 use crate::error::{Error, Result};
-use crate::options::{CollectionConfig, HnswParams, IndexKind, Metric};
+use crate::options::{CollectionConfig, HnswParams, IndexKind, Metric, QuantKind, Quantization};
 
 /// File name of the catalog.
 pub const CATALOG_FILE: &str = "VELLUM";
 const MAGIC: &[u8; 8] = b"VELLUMDB";
-/// Catalog format version.
-pub const CATALOG_VERSION: u32 = 1;
+/// Catalog format version written.
+pub const CATALOG_VERSION: u32 = 2;
+/// The version before quantization, still read.
+const CATALOG_VERSION_UNQUANTIZED: u32 = 1;
 /// Longest collection name, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
 // Names go into a u16 length field.
@@ -44,9 +49,11 @@ const _: () = assert!(MIN_BYTES == 36);
 /// ef_construction, ef_search, seed, creation time.
 const ENTRY_FIXED_BYTES: usize = 8 + 2 + 4 + 1 + 1 + 4 + 4 + 4 + 8 + 8;
 const _: () = assert!(ENTRY_FIXED_BYTES == 44);
+/// Quantization fields of a version 2 entry: kind, rescore, oversampling.
+const ENTRY_QUANTIZATION_BYTES: usize = 1 + 1 + 4;
 
 /// One collection as the catalog knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Entry {
     pub(crate) id: u64,
     pub(crate) name: String,
@@ -55,7 +62,7 @@ pub(crate) struct Entry {
 }
 
 /// The decoded catalog.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Catalog {
     pub(crate) database_id: u64,
     pub(crate) next_collection_id: u64,
@@ -103,6 +110,29 @@ fn metric_code(m: Metric) -> u8 {
         // programming error caught by the round-trip test.
         #[allow(unreachable_patterns)]
         _ => 255,
+    }
+}
+
+/// The catalog byte of a quantization kind (0 is none).
+fn quant_code(q: Option<&Quantization>) -> u8 {
+    match q.map(|q| q.kind) {
+        None => 0,
+        Some(QuantKind::Int8) => 1,
+        Some(QuantKind::F16) => 2,
+        Some(QuantKind::Binary) => 3,
+        // Non-exhaustive upstream, as the metric above.
+        #[allow(unreachable_patterns)]
+        Some(_) => 255,
+    }
+}
+
+fn quant_kind_from(code: u8) -> Option<Option<QuantKind>> {
+    match code {
+        0 => Some(None),
+        1 => Some(Some(QuantKind::Int8)),
+        2 => Some(Some(QuantKind::F16)),
+        3 => Some(Some(QuantKind::Binary)),
+        _ => None,
     }
 }
 
@@ -168,6 +198,10 @@ impl Catalog {
             }
             out.extend_from_slice(&p.seed.to_le_bytes());
             out.extend_from_slice(&e.created_ms.to_le_bytes());
+            let q = e.config.quantization.as_ref();
+            out.push(quant_code(q));
+            out.push(u8::from(q.is_some_and(|q| q.rescore)));
+            out.extend_from_slice(&q.map_or(0.0, |q| q.oversampling).to_le_bytes());
         }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -199,7 +233,7 @@ impl Catalog {
         let mut r = LeReader::with_base(&body[MAGIC.len()..], MAGIC.len() as u64);
         let short = |e: Short| bad(format!("ends early at offset {}", e.offset));
         let version = r.u32().map_err(short)?;
-        if version != CATALOG_VERSION {
+        if version != CATALOG_VERSION && version != CATALOG_VERSION_UNQUANTIZED {
             return Err(bad(format!(
                 "catalog version {version} is not supported (this build reads {CATALOG_VERSION})"
             )));
@@ -212,8 +246,9 @@ impl Catalog {
                 "{count} collections exceeds the limit of {MAX_COLLECTIONS}"
             )));
         }
-        let mut entries =
-            Vec::with_capacity((count as usize).min(r.remaining() / ENTRY_FIXED_BYTES));
+        let mut entries = Vec::with_capacity(
+            (count as usize).min(r.remaining() / (ENTRY_FIXED_BYTES + ENTRY_QUANTIZATION_BYTES)),
+        );
         // Sets, not a scan of the entries so far: linear in the collections, not quadratic.
         let mut names = std::collections::HashSet::new();
         let mut ids = std::collections::HashSet::new();
@@ -248,7 +283,35 @@ impl Catalog {
                     )));
                 }
             };
-            let config = CollectionConfig { dim, metric, index };
+            let quantization = if version == CATALOG_VERSION_UNQUANTIZED {
+                None
+            } else {
+                let code = r.u8().map_err(short)?;
+                let kind = quant_kind_from(code).ok_or_else(|| {
+                    bad(format!("collection {name:?}: unknown quantization {code}"))
+                })?;
+                let rescore = match r.u8().map_err(short)? {
+                    0 => false,
+                    1 => true,
+                    other => {
+                        return Err(bad(format!(
+                            "collection {name:?}: rescore byte {other} is neither 0 nor 1"
+                        )));
+                    }
+                };
+                let oversampling = r.f32().map_err(short)?;
+                kind.map(|kind| Quantization {
+                    kind,
+                    rescore,
+                    oversampling,
+                })
+            };
+            let config = CollectionConfig {
+                dim,
+                metric,
+                index,
+                quantization,
+            };
             config
                 .validate()
                 .map_err(|e| bad(format!("collection {name:?}: {e}")))?;

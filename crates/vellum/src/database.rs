@@ -19,7 +19,7 @@ use crate::collection::{
 };
 use crate::error::{Error, Result};
 use crate::lazy::CollectionSlot;
-use crate::options::{CollectionConfig, DatabaseOptions};
+use crate::options::{CollectionConfig, DatabaseOptions, Quantization};
 use crate::repair::CatalogRepair;
 use crate::snapshot::SnapshotSummary;
 use crate::snapshot::{Compression, SnapshotKind};
@@ -510,8 +510,47 @@ impl Database {
             .collections
             .read()
             .values()
-            .map(|c| (c.name.clone(), c.config))
+            .map(|c| (c.name.clone(), c.config()))
             .collect()
+    }
+
+    /// Changes a collection's quantization (see [`crate::Quantization`]): `None` drops the
+    /// quantized copy (searches read the originals), another kind trains a quantizer from a
+    /// sample and encodes every vector before this returns, under the collection's write
+    /// lock (searches wait for it; about 0.2 s for 60,000 vectors of 784 dimensions), and
+    /// new settings of the same kind (rescoring, oversampling) apply at once. The catalog
+    /// names the new setting first: a crash after that trains at the next open.
+    pub fn set_quantization(&self, name: &str, quantization: Option<Quantization>) -> Result<()> {
+        self.check_writable("changing a collection's quantization")?;
+        let inner = self.collection_inner(name)?;
+        {
+            let mut catalog = self.inner.catalog.lock();
+            let Some(pos) = catalog.entries.iter().position(|e| e.name == name) else {
+                return Err(Error::UnknownCollection {
+                    name: name.to_owned(),
+                });
+            };
+            let mut next = catalog.clone();
+            next.entries[pos].config.quantization = quantization;
+            next.entries[pos].config.validate()?;
+            let entry = next.entries[pos].clone();
+            crate::repair::write_description(
+                self.inner.fs.as_ref(),
+                &inner.dir,
+                next.database_id,
+                &entry,
+            )?;
+            atomic_replace(
+                self.inner.fs.as_ref(),
+                &self.inner.root.join(CATALOG_FILE),
+                &next.encode(),
+            )?;
+            *catalog = next;
+            if let Some(slot) = self.inner.collections.read().get(name) {
+                slot.set_entry(entry);
+            }
+        }
+        inner.set_quantization(quantization)
     }
 
     /// Drops a collection and deletes its files. Durable when this returns; handles to it

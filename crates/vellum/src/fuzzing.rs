@@ -7,14 +7,15 @@ use crate::{CollectionConfig, Metric, meta};
 
 /// Feeds arbitrary bytes to one of the decoders of a generation's own files, chosen by the
 /// first byte: the pending tail (whatever decodes re-encodes to the same bytes), the
-/// payload map (whatever decodes survives an encode/decode round trip) and the collection
-/// metadata check. Never a panic, a hang or an allocation beyond the input's size.
+/// payload map (whatever decodes survives an encode/decode round trip), the collection
+/// metadata check and the quantizer file (whatever decodes re-encodes to the same bytes).
+/// Never a panic, a hang or an allocation beyond the input's size.
 pub fn collection_files(data: &[u8]) {
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
     let path = Path::new("fuzz");
-    match which % 3 {
+    match which % 4 {
         0 => {
             if let Ok(slots) = meta::decode_pending(bytes, path) {
                 assert_eq!(meta::encode_pending(&slots), bytes);
@@ -27,10 +28,11 @@ pub fn collection_files(data: &[u8]) {
                 assert_eq!(again, payloads);
             }
         }
-        _ => {
+        2 => {
             let config = CollectionConfig::new(4, Metric::L2);
             let _ = meta::check_meta(bytes, 1, &config, path);
         }
+        _ => crate::collection::fuzz_quantizer_file(bytes),
     }
 }
 

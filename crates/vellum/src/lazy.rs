@@ -35,9 +35,9 @@ use crate::options::{CollectionConfig, DatabaseOptions};
 pub(crate) struct CollectionSlot {
     pub(crate) id: u64,
     pub(crate) name: String,
-    pub(crate) config: CollectionConfig,
-    /// The catalog entry, for the description written at first open.
-    entry: Entry,
+    /// The catalog entry, for the description written at first open (its quantization
+    /// changes with `Database::set_quantization`; a leaf lock).
+    entry: Mutex<Entry>,
     database_id: u64,
     dir: PathBuf,
     /// The open collection. Held across this collection's open (so two first uses open it
@@ -54,8 +54,7 @@ impl CollectionSlot {
         CollectionSlot {
             id: entry.id,
             name: entry.name.clone(),
-            config: entry.config,
-            entry: entry.clone(),
+            entry: Mutex::new(entry.clone()),
             database_id,
             dir,
             opened: Mutex::new(None),
@@ -108,6 +107,16 @@ impl CollectionSlot {
         slot
     }
 
+    /// The collection's configuration as the catalog names it now.
+    pub(crate) fn config(&self) -> CollectionConfig {
+        self.entry.lock().config
+    }
+
+    /// Records a new quantization setting (the catalog already names it).
+    pub(crate) fn set_entry(&self, entry: Entry) {
+        *self.entry.lock() = entry;
+    }
+
     /// The collection if it is open.
     pub(crate) fn get(&self) -> Option<Arc<CollectionInner>> {
         self.opened.lock().clone()
@@ -146,7 +155,7 @@ impl CollectionSlot {
                 fs.as_ref(),
                 &self.dir,
                 self.database_id,
-                &self.entry,
+                &self.entry.lock(),
             )?;
         }
         let inner = Arc::new(CollectionInner::open(
@@ -154,7 +163,7 @@ impl CollectionSlot {
             &self.dir,
             self.id,
             &self.name,
-            self.config,
+            self.config(),
             options,
         )?);
         started(&inner);

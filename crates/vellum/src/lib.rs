@@ -95,8 +95,8 @@ pub use database::{Database, LOCK_FILE};
 pub use error::{Error, Result};
 pub use filter::{Condition, Filter, FilterError};
 pub use options::{
-    CollectionConfig, DatabaseOptions, HnswParams, IndexKind, IndexerHook, Metric, RecoveryMode,
-    SyncPolicy,
+    CollectionConfig, DatabaseOptions, HnswParams, IndexKind, IndexerHook, Metric,
+    QUANTIZER_TRAIN_MIN_POINTS, QuantKind, Quantization, RecoveryMode, SyncPolicy,
 };
 pub use payloads::{PayloadIndexInfo, PayloadIndexKind};
 pub use repair::CatalogRepair;

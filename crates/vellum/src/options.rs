@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-pub use vellum_index::{HnswParams, Metric};
+pub use vellum_index::{HnswParams, Metric, QuantKind};
 pub use vellum_wal::{RecoveryMode, SyncPolicy};
 
 use vellum_snapshot_format::ImportLimits;
@@ -38,6 +38,7 @@ pub struct DatabaseOptions {
     pub(crate) background_indexing: bool,
     pub(crate) max_open_collections: Option<usize>,
     pub(crate) compact_below_live_fraction: Option<f64>,
+    pub(crate) quantizer_train_min_points: usize,
 }
 
 /// A function an indexer calls before inserting each chunk (see
@@ -68,6 +69,10 @@ impl std::fmt::Debug for DatabaseOptions {
             .field(
                 "compact_below_live_fraction",
                 &self.compact_below_live_fraction,
+            )
+            .field(
+                "quantizer_train_min_points",
+                &self.quantizer_train_min_points,
             )
             .field("index_lag_max_points", &self.index_lag_max_points)
             .field("index_lag_max_bytes", &self.index_lag_max_bytes)
@@ -104,6 +109,7 @@ impl Default for DatabaseOptions {
             background_indexing: true,
             max_open_collections: None,
             compact_below_live_fraction: Some(0.5),
+            quantizer_train_min_points: QUANTIZER_TRAIN_MIN_POINTS,
         }
     }
 }
@@ -174,6 +180,15 @@ impl DatabaseOptions {
     #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_auto_compaction(mut self, below_live_fraction: Option<f64>) -> Self {
         self.compact_below_live_fraction = below_live_fraction;
+        self
+    }
+
+    /// Points a quantized collection holds before its quantizer is first trained (a
+    /// quantizer trained on a handful of vectors would clamp most later ones). Default
+    /// [`QUANTIZER_TRAIN_MIN_POINTS`]; at least 1.
+    #[must_use = "a builder returns the changed options; use the value"]
+    pub fn with_quantizer_train_min_points(mut self, points: usize) -> Self {
+        self.quantizer_train_min_points = points.max(1);
         self
     }
 
@@ -354,8 +369,94 @@ pub enum IndexKind {
     Hnsw(HnswParams),
 }
 
-/// The shape of a collection, fixed at creation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A quantized copy of a collection's vectors, searched in place of the `f32` originals
+/// (which stay the source of truth and rescore the best candidates).
+///
+/// The graph walk scores codes (int8: 1 byte a dimension, f16: 2, binary: 1 bit), so a
+/// search reads a quarter (int8) of the vector bytes; with `rescore` the best `k *
+/// oversampling` candidates are scored again on the originals, so hits carry exact
+/// distances. The quantizer is trained from a sample once the collection holds
+/// [`QUANTIZER_TRAIN_MIN_POINTS`] points (searches use the originals until then) and
+/// trained again when it has grown eightfold since; it is saved with every checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quantization {
+    /// Which codes.
+    pub kind: QuantKind,
+    /// Rescore the candidates with the originals (default true).
+    pub rescore: bool,
+    /// Candidates per requested hit the codes select for rescoring, at least 1 (default 2;
+    /// 4 for binary).
+    pub oversampling: f32,
+}
+
+/// Points a collection holds before its quantizer is first trained, by default
+/// ([`DatabaseOptions::with_quantizer_train_min_points`]).
+pub const QUANTIZER_TRAIN_MIN_POINTS: usize = 1000;
+
+impl Quantization {
+    /// int8 codes with rescoring, oversampling 2.
+    pub fn int8() -> Quantization {
+        Quantization {
+            kind: QuantKind::Int8,
+            rescore: true,
+            oversampling: 2.0,
+        }
+    }
+
+    /// f16 codes with rescoring, oversampling 2.
+    pub fn f16() -> Quantization {
+        Quantization {
+            kind: QuantKind::F16,
+            ..Quantization::int8()
+        }
+    }
+
+    /// Binary codes with rescoring, oversampling 4 (one bit a dimension ranks coarsely).
+    pub fn binary() -> Quantization {
+        Quantization {
+            kind: QuantKind::Binary,
+            rescore: true,
+            oversampling: 4.0,
+        }
+    }
+
+    /// The default settings of `kind`.
+    pub fn of(kind: QuantKind) -> Quantization {
+        match kind {
+            QuantKind::F16 => Quantization::f16(),
+            QuantKind::Binary => Quantization::binary(),
+            _ => Quantization::int8(),
+        }
+    }
+
+    /// With or without rescoring.
+    #[must_use = "a builder returns the changed settings; use the value"]
+    pub fn rescore(mut self, rescore: bool) -> Quantization {
+        self.rescore = rescore;
+        self
+    }
+
+    /// With this oversampling.
+    #[must_use = "a builder returns the changed settings; use the value"]
+    pub fn oversampling(mut self, oversampling: f32) -> Quantization {
+        self.oversampling = oversampling;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !(self.oversampling.is_finite() && (1.0..=1000.0).contains(&self.oversampling)) {
+            return Err(Error::InvalidArgument(format!(
+                "quantization oversampling must be in 1..=1000, not {}",
+                self.oversampling
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The shape of a collection, fixed at creation (the quantization can change later, with
+/// `Database::set_quantization`).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CollectionConfig {
     /// Dimensions of every vector.
     pub dim: usize,
@@ -363,6 +464,8 @@ pub struct CollectionConfig {
     pub metric: Metric,
     /// Index kind.
     pub index: IndexKind,
+    /// A quantized copy searched in place of the originals (`None`: search the originals).
+    pub quantization: Option<Quantization>,
 }
 
 impl CollectionConfig {
@@ -372,7 +475,15 @@ impl CollectionConfig {
             dim,
             metric,
             index: IndexKind::Hnsw(HnswParams::default()),
+            quantization: None,
         }
+    }
+
+    /// With a quantized copy of the vectors (see [`Quantization`]).
+    #[must_use = "a builder returns the changed options; use the value"]
+    pub fn quantized(mut self, quantization: Quantization) -> Self {
+        self.quantization = Some(quantization);
+        self
     }
 
     /// Exact search instead of HNSW.
@@ -400,6 +511,22 @@ impl CollectionConfig {
         if let IndexKind::Hnsw(p) = self.index {
             // Let the index check its own parameters.
             vellum_index::Hnsw::new(self.dim, self.metric, p)?;
+        }
+        if let Some(q) = &self.quantization {
+            q.validate()?;
+            if q.kind == QuantKind::Binary && self.metric == Metric::L2 {
+                return Err(Error::InvalidArgument(
+                    "binary codes keep only which side of the mean each value is on, which \
+                     ranks cosine and dot products; use int8 or f16 for L2"
+                        .into(),
+                ));
+            }
+            if self.index == IndexKind::Flat {
+                return Err(Error::InvalidArgument(
+                    "quantization needs an HNSW index (a flat collection scans the originals)"
+                        .into(),
+                ));
+            }
         }
         Ok(())
     }

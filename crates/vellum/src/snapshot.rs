@@ -28,7 +28,8 @@ use vellum_snapshot_format::{
 
 use crate::catalog::{Catalog, Entry, validate_name};
 use crate::collection::{
-    CHECKPOINTS_DIR, CollectionInner, GRAPH_FILE, PAYLOADS_FILE, PENDING_FILE, VECTORS_DIR,
+    CHECKPOINTS_DIR, CollectionInner, GRAPH_FILE, PAYLOADS_FILE, PENDING_FILE, QUANTIZER_FILE,
+    VECTORS_DIR,
 };
 use crate::database::{COLLECTIONS_DIR, SNAPSHOTS_DIR, collection_dir_name, now_ms, remove_tree};
 use crate::error::{Error, Result};
@@ -114,7 +115,7 @@ fn source_files(
         entries: vec![Entry {
             id: coll.id,
             name: coll.name.clone(),
-            config: coll.config,
+            config: coll.current_config(),
             created_ms: now_ms(),
         }],
     };
@@ -242,7 +243,7 @@ pub enum SnapshotKind {
 
 /// The files of a checkpoint generation a collection writes (see `CollectionInner`'s
 /// checkpoint and `VectorStore::prepare_checkpoint`).
-const GENERATION_FILES: [&str; 7] = [
+const GENERATION_FILES: [&str; 8] = [
     vellum_mmap_vectors::META_FILE,
     vellum_mmap_vectors::IDMAP_FILE,
     vellum_mmap_vectors::IDMAP_DELTA_FILE,
@@ -250,6 +251,7 @@ const GENERATION_FILES: [&str; 7] = [
     crate::payloads::LOCATIONS_FILE,
     GRAPH_FILE,
     PENDING_FILE,
+    QUANTIZER_FILE,
 ];
 
 /// Whether `name` is one of the files a collection snapshot (snapshot format version 1)

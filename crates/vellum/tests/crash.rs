@@ -12,8 +12,8 @@ use std::path::Path;
 use proptest::prelude::*;
 use vellum::fs::{CrashHarness, CrashModel, CrashPoints, CrashReport, SimFs};
 use vellum::{
-    CollectionConfig, Database, DatabaseOptions, HnswParams, Metric, Point, SearchParams,
-    WriteBatch,
+    CollectionConfig, Database, DatabaseOptions, HnswParams, Metric, Point, Quantization,
+    SearchParams, WriteBatch,
 };
 
 const DIM: usize = 4;
@@ -42,20 +42,36 @@ fn vector(seed: u16) -> Vec<f32> {
 }
 
 fn options() -> DatabaseOptions {
-    common::options(16 << 10, 8).with_retained_checkpoints(2)
+    // Quantized collections train at their first point, so the scenarios' few points
+    // have codes to crash.
+    common::options(16 << 10, 8)
+        .with_retained_checkpoints(2)
+        .with_quantizer_train_min_points(1)
 }
 
-fn config(hnsw: bool) -> CollectionConfig {
+/// Which collection a scenario runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Flat,
+    Hnsw,
+    /// HNSW with int8 codes (the store's code plane written with every vector).
+    HnswInt8,
+}
+
+const MODES: [Mode; 3] = [Mode::Flat, Mode::Hnsw, Mode::HnswInt8];
+
+fn config(mode: Mode) -> CollectionConfig {
     let c = CollectionConfig::new(DIM, Metric::L2);
-    if hnsw {
-        c.hnsw(HnswParams {
-            m: 4,
-            ef_construction: 16,
-            ef_search: 32,
-            seed: 1,
-        })
-    } else {
-        c.flat()
+    let hnsw = c.hnsw(HnswParams {
+        m: 4,
+        ef_construction: 16,
+        ef_search: 32,
+        seed: 1,
+    });
+    match mode {
+        Mode::Flat => c.flat(),
+        Mode::Hnsw => hnsw,
+        Mode::HnswInt8 => hnsw.quantized(Quantization::int8()),
     }
 }
 
@@ -84,12 +100,12 @@ fn apply(model: &mut Model, op: &Op) {
     }
 }
 
-fn scenario(fs: &SimFs, ops: &[Op], hnsw: bool) -> Outcome {
+fn scenario(fs: &SimFs, ops: &[Op], mode: Mode) -> Outcome {
     let mut out = Outcome::default();
     let Ok(db) = Database::open_with_fs(fs.shared(), "/db", options()) else {
         return out;
     };
-    let Ok(c) = db.create_collection("c", config(hnsw)) else {
+    let Ok(c) = db.create_collection("c", config(mode)) else {
         return out;
     };
     out.created = true;
@@ -143,6 +159,9 @@ fn read_state(fs: &SimFs) -> Result<Option<Model>, String> {
     // ... and the background indexer brings the graph to every point.
     c.wait_indexed().map_err(|e| e.to_string())?;
     let stats = c.stats();
+    if c.config().quantization.is_some() && stats.points > 0 && stats.quantization.is_none() {
+        return Err("a quantized collection with points has no codes after recovery".into());
+    }
     if stats.indexed != stats.points {
         return Err(format!(
             "index holds {} ids after wait_indexed, store {}",
@@ -213,14 +232,14 @@ fn check(image: &SimFs, out: &Outcome) -> Result<(), String> {
     Ok(())
 }
 
-fn run(ops: &[Op], hnsw: bool, seed: u64) -> CrashReport {
+fn run(ops: &[Op], mode: Mode, seed: u64) -> CrashReport {
     CrashHarness {
         model: CrashModel::torn_512(),
         images_per_point: 24,
         points: CrashPoints::Sample(64),
         seed,
     }
-    .run(|fs| scenario(fs, ops, hnsw), check)
+    .run(|fs| scenario(fs, ops, mode), check)
 }
 
 proptest! {
@@ -229,11 +248,11 @@ proptest! {
     #[test]
     fn recovered_state_is_the_acknowledged_writes_plus_at_most_the_batch_in_flight(
         ops in proptest::collection::vec(op(), 4..14),
-        hnsw in any::<bool>(),
+        mode in proptest::sample::select(MODES.to_vec()),
         seed in any::<u64>(),
     ) {
-        let report = run(&ops, hnsw, seed);
-        println!("facade ({}): {report}", if hnsw { "hnsw" } else { "flat" });
+        let report = run(&ops, mode, seed);
+        println!("facade ({mode:?}): {report}");
     }
 }
 
@@ -249,7 +268,7 @@ fn a_fixed_history_with_checkpoints_survives_every_sync_point() {
         Op::Delete(1),
     ];
     let mut total = CrashReport::default();
-    for hnsw in [false, true] {
+    for mode in MODES {
         total.add(
             CrashHarness {
                 model: CrashModel::torn_512(),
@@ -257,7 +276,7 @@ fn a_fixed_history_with_checkpoints_survives_every_sync_point() {
                 points: CrashPoints::AroundSyncs,
                 seed: 7,
             }
-            .run(|fs| scenario(fs, &ops, hnsw), check),
+            .run(|fs| scenario(fs, &ops, mode), check),
         );
     }
     println!("facade fixed history: {total}");
@@ -268,10 +287,20 @@ fn a_fixed_history_with_checkpoints_survives_every_sync_point() {
 fn the_facade_files_exist_where_the_crash_tests_expect_them() {
     // Guards against crash tests that pass because they test nothing (regression R9, docs/PROPERTIES.md).
     let fs = SimFs::new();
-    let out = scenario(&fs, &[Op::Upsert(vec![(1, 1, true)]), Op::Checkpoint], true);
+    let out = scenario(
+        &fs,
+        &[Op::Upsert(vec![(1, 1, true)]), Op::Checkpoint],
+        Mode::HnswInt8,
+    );
     assert!(out.created);
     let paths = fs.all_paths();
-    for needle in ["/db/VELLUM", "/wal/", "/vectors/", "/checkpoints/"] {
+    for needle in [
+        "/db/VELLUM",
+        "/wal/",
+        "/vectors/",
+        "/checkpoints/",
+        "/vectors/codes-",
+    ] {
         assert!(
             paths.iter().any(|p| p.to_string_lossy().contains(needle)),
             "{needle} missing in {paths:?}"

@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 
 use vellum::{
     CollectionConfig, Condition, Database, DatabaseOptions, Filter, HnswParams, Metric,
-    PayloadIndexKind, Point, SearchParams,
+    PayloadIndexKind, Point, QuantKind, Quantization, SearchParams,
 };
 
 fn options() -> DatabaseOptions {
-    common::options(16 << 10, 16)
+    // The quantized collection of version 5 on has 40 points: trained at its first.
+    common::options(16 << 10, 16).with_quantizer_train_min_points(1)
 }
 
 fn fixtures() -> PathBuf {
@@ -50,17 +51,28 @@ fn expected(id: u64, dim: usize) -> Option<Vec<f32>> {
 
 const COLLECTIONS: [(&str, usize); 2] = [("flat", 3), ("graph", 4)];
 
+/// From version 5 on, a third collection with int8 codes (catalog 2, `quantizer` file).
+const COLLECTIONS_V5: [(&str, usize); 3] = [("flat", 3), ("graph", 4), ("quantized", 5)];
+
+fn collections_of(name: &str) -> &'static [(&'static str, usize)] {
+    match name {
+        "database-v1" | "database-v2" | "database-v3" | "database-v4" => &COLLECTIONS,
+        _ => &COLLECTIONS_V5,
+    }
+}
+
 fn config(name: &str, dim: usize) -> CollectionConfig {
     let base = CollectionConfig::new(dim, Metric::L2);
-    if name == "graph" {
-        base.hnsw(HnswParams {
-            m: 4,
-            ef_construction: 32,
-            ef_search: 32,
-            seed: 3,
-        })
-    } else {
-        base.flat()
+    let hnsw = base.hnsw(HnswParams {
+        m: 4,
+        ef_construction: 32,
+        ef_search: 32,
+        seed: 3,
+    });
+    match name {
+        "graph" => hnsw,
+        "quantized" => hnsw.quantized(Quantization::int8()),
+        _ => base.flat(),
     }
 }
 
@@ -89,7 +101,7 @@ fn check_fixture(name: &str, graph_from_file: bool) {
 /// Opens the database at `root` and checks it holds the fixture's contents.
 fn check_database(root: &Path, name: &str, graph_from_file: bool) {
     let db = Database::open(root, options()).unwrap_or_else(|e| panic!("{name}: {e}"));
-    for (coll, dim) in COLLECTIONS {
+    for &(coll, dim) in collections_of(name) {
         let c = db.collection(coll).unwrap();
         assert_eq!(c.config(), config(coll, dim), "{name}/{coll}");
         let stats = c.stats();
@@ -99,6 +111,13 @@ fn check_database(root: &Path, name: &str, graph_from_file: bool) {
             assert_eq!(
                 stats.graph_loaded_from_checkpoint, graph_from_file,
                 "{name}"
+            );
+        }
+        if coll == "quantized" {
+            assert_eq!(stats.quantization, Some(QuantKind::Int8), "{name}");
+            assert_eq!(
+                stats.quantizer_trained_points, 40,
+                "the saved quantizer: {name}"
             );
         }
         let mut want = 0;
@@ -190,7 +209,7 @@ fn a_version_1_database_checkpointed_by_this_version_reopens_with_its_graph_from
 fn write_fixture(root: &Path) {
     {
         let db = Database::open(root, options()).unwrap();
-        for (coll, dim) in COLLECTIONS {
+        for (coll, dim) in COLLECTIONS_V5 {
             let c = db.create_collection(coll, config(coll, dim)).unwrap();
             for chunk in (0..40u64).collect::<Vec<_>>().chunks(8) {
                 c.upsert_batch(chunk.iter().map(|&id| {
@@ -234,4 +253,9 @@ fn the_fixture_writer_of_this_version_makes_a_database_the_checks_accept() {
         write_fixture(&next);
         println!("wrote {}", next.display());
     }
+}
+
+#[test]
+fn a_version_5_database_opens_with_its_quantizer_and_codes() {
+    check_fixture("database-v5", true);
 }

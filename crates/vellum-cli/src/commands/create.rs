@@ -8,21 +8,35 @@ use serde_json::json;
 use vellum::{CollectionConfig, Database, HnswParams, Point};
 
 use crate::BoxError;
-use crate::cli::{FormatArg, HnswArgs, MetricArg};
+use crate::cli::{FormatArg, HnswArgs, MetricArg, QuantArgs};
 use crate::data;
 use crate::open::{open_existing, tool_options};
 use crate::output::{metric_name, progress};
+
+/// What `vellum create` makes.
+pub(crate) struct Shape {
+    pub(crate) dim: usize,
+    pub(crate) metric: MetricArg,
+    pub(crate) flat: bool,
+    pub(crate) hnsw: HnswArgs,
+    pub(crate) quantization: QuantArgs,
+}
 
 /// `vellum create`: creates the collection (and the database, if needed).
 pub(crate) fn create(
     db: PathBuf,
     collection: String,
-    dim: usize,
-    metric: MetricArg,
-    flat: bool,
-    hnsw: HnswArgs,
+    shape: Shape,
     json: bool,
 ) -> Result<ExitCode, BoxError> {
+    let Shape {
+        dim,
+        metric,
+        flat,
+        hnsw,
+        quantization,
+    } = shape;
+    let quantization = quantization.setting();
     let database = Database::open(&db, tool_options())?;
     let mut config = CollectionConfig::new(dim, metric.into());
     config = if flat {
@@ -35,18 +49,68 @@ pub(crate) fn create(
             ..HnswParams::default()
         })
     };
+    config.quantization = quantization;
     database.create_collection(&collection, config)?;
+    let quantized = quantization.map_or("none", |q| q.kind.name());
     if json {
         println!(
             "{}",
-            json!({"created": collection, "dim": dim, "metric": metric_name(metric.into()), "flat": flat})
+            json!({"created": collection, "dim": dim, "metric": metric_name(metric.into()), "flat": flat, "quantization": quantized})
         );
     } else {
         println!(
-            "created collection {collection:?} ({dim} dimensions, {}, {})",
+            "created collection {collection:?} ({dim} dimensions, {}, {}{})",
             metric_name(metric.into()),
-            if flat { "flat" } else { "hnsw" }
+            if flat { "flat" } else { "hnsw" },
+            quantization.map_or(String::new(), |q| format!(", {} codes", q.kind.name()))
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vellum quantize`: sets or changes a collection's quantized copy.
+pub(crate) fn quantize(
+    db: PathBuf,
+    collection: String,
+    quantization: QuantArgs,
+    json: bool,
+) -> Result<ExitCode, BoxError> {
+    let setting = quantization.setting();
+    let database = open_existing(&db)?;
+    let started = Instant::now();
+    database.set_quantization(&collection, setting)?;
+    let c = database.collection(&collection)?;
+    // Checkpointed, so the next open attaches the codes instead of training again.
+    c.checkpoint()?;
+    let stats = c.stats();
+    let active = stats.quantization.map(|k| k.name());
+    if json {
+        println!(
+            "{}",
+            json!({"collection": collection, "quantization": setting.map(|q| q.kind.name()),
+                   "active": active, "code_bytes": stats.quantized_code_bytes,
+                   "vector_segment_bytes": stats.vector_segment_bytes,
+                   "seconds": started.elapsed().as_secs_f64()})
+        );
+    } else {
+        match (setting, active) {
+            (None, _) => {
+                println!("collection {collection:?}: no quantized copy; searches read the vectors")
+            }
+            (Some(q), Some(_)) => println!(
+                "collection {collection:?}: {} codes, {} for {} of vectors, trained and encoded in {:.2} s",
+                q.kind.name(),
+                indicatif::HumanBytes(stats.quantized_code_bytes),
+                indicatif::HumanBytes(stats.vector_segment_bytes),
+                started.elapsed().as_secs_f64()
+            ),
+            (Some(q), None) => println!(
+                "collection {collection:?}: {} codes set; trained once it holds {} points (it holds {})",
+                q.kind.name(),
+                vellum::QUANTIZER_TRAIN_MIN_POINTS,
+                stats.points
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

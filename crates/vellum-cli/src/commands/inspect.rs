@@ -30,6 +30,9 @@ pub(crate) fn inspect(db: PathBuf, json: bool) -> Result<ExitCode, BoxError> {
                     "checkpoint_stored_bytes": s.checkpoint_stored_bytes,
                     "checkpoint_raw_bytes": s.checkpoint_raw_bytes,
                     "vector_segment_bytes": s.vector_segment_bytes, "indexed": s.indexed, "index_pending": s.index_pending,
+                    "quantization": s.quantization.map(|k| k.name()),
+                    "quantized_code_bytes": s.quantized_code_bytes,
+                    "quantizer_trained_points": s.quantizer_trained_points,
                     "replayed_at_open": s.replayed_at_open,
                     "graph_loaded_from_checkpoint": s.graph_loaded_from_checkpoint,
                     "tail_cut_at_open": s.tail_cut_at_open.as_ref().map(tail_cut_json),
@@ -97,6 +100,14 @@ pub(crate) fn inspect(db: PathBuf, json: bool) -> Result<ExitCode, BoxError> {
                 s.indexed,
                 s.index_pending
             );
+            if let Some(kind) = s.quantization {
+                println!(
+                    "  quantized:   {} codes, {} (trained on {} points); searches score codes",
+                    kind.name(),
+                    HumanBytes(s.quantized_code_bytes),
+                    s.quantizer_trained_points
+                );
+            }
             println!(
                 "  payloads:    {} run file(s), {} ({} live)",
                 s.payload_runs,

@@ -7,7 +7,9 @@ use std::time::Instant;
 use vellum_checkpoint::{Checkpointer, Codec, FileBytes, FileSpec};
 use vellum_mmap_vectors::PreparedCheckpoint;
 
-use super::{CHECKPOINTS_DIR, CheckpointInfo, CollectionInner, GRAPH_FILE, PENDING_FILE};
+use super::{
+    CHECKPOINTS_DIR, CheckpointInfo, CollectionInner, GRAPH_FILE, PENDING_FILE, QUANTIZER_FILE,
+};
 use crate::error::{Error, Result};
 use crate::meta::{encode_meta, encode_pending};
 use crate::payloads::PayloadHandover;
@@ -53,6 +55,8 @@ struct Handover {
     graph_bytes: Option<Vec<u8>>,
     /// The encoded pending tail: live slots the graph does not hold yet (HNSW only).
     pending_bytes: Option<Vec<u8>>,
+    /// The trained quantizer and its code generation, when there is one.
+    quantizer_bytes: Option<Vec<u8>>,
     /// The store's half of the checkpoint: the id map, the segment maps to flush, and the
     /// slots the id map names marked in flight.
     prepared: PreparedCheckpoint,
@@ -153,6 +157,14 @@ impl CollectionInner {
         let handover = {
             let mut state = self.state.write();
             let held = Instant::now();
+            // Trained here when due (enough points, or grown eightfold): the codes are
+            // then flushed with this checkpoint's maps.
+            super::quantized::train_if_due(
+                &mut state,
+                &self.config,
+                self.options.quantizer_train_min_points,
+            )?;
+            let quantizer_bytes = state.quant.trained.as_ref().map(|q| q.encode());
             let lsn = state.applied_lsn;
             let ops_covered = self.ops_since_checkpoint.load(Ordering::Relaxed);
             let points = state.store.len() as u64;
@@ -177,6 +189,7 @@ impl CollectionInner {
                 payloads,
                 graph_bytes,
                 pending_bytes,
+                quantizer_bytes,
                 prepared,
                 lock_held: held.elapsed(),
             }
@@ -191,6 +204,13 @@ impl CollectionInner {
             files.push(FileSpec {
                 name: GRAPH_FILE,
                 bytes: graph,
+                codec: Codec::None,
+            });
+        }
+        if let Some(quantizer) = &handover.quantizer_bytes {
+            files.push(FileSpec {
+                name: QUANTIZER_FILE,
+                bytes: quantizer,
                 codec: Codec::None,
             });
         }

@@ -86,9 +86,9 @@ impl Collection {
         &self.inner.name
     }
 
-    /// Its shape.
+    /// Its shape, and its quantization as set now.
     pub fn config(&self) -> CollectionConfig {
-        self.inner.config
+        self.inner.current_config()
     }
 
     /// Inserts or replaces one point; returns its LSN once durable (per the sync policy).

@@ -9,6 +9,7 @@ mod handle;
 mod indexer;
 mod payload_index;
 mod pending;
+mod quantized;
 mod reads;
 mod recovery;
 mod scan;
@@ -71,6 +72,9 @@ pub(crate) struct State {
     pub(crate) repairs_left: bool,
     /// Vectors the index has read through the store since open (searches and inserts).
     pub(crate) vector_reads: AtomicU64,
+    /// The quantized copy: the setting, and the trained quantizer whose codes the store's
+    /// code plane holds (`quantized.rs`).
+    pub(crate) quant: quantized::Quant,
 }
 
 impl std::fmt::Debug for State {
@@ -130,7 +134,54 @@ pub(crate) struct CollectionInner {
     tail_cut_at_open: Option<vellum_wal::TailCut>,
 }
 
+pub(crate) use quantized::QUANTIZER_FILE;
+
+/// The quantizer file's decoder on arbitrary bytes (the `collection_files` fuzz target):
+/// whatever decodes re-encodes to the same bytes.
+pub(crate) fn fuzz_quantizer_file(bytes: &[u8]) {
+    if let Ok(state) = quantized::QuantState::decode(bytes, std::path::Path::new("fuzz")) {
+        assert_eq!(
+            state.encode(),
+            bytes,
+            "a decoded quantizer file re-encodes differently"
+        );
+    }
+}
+
 impl CollectionInner {
+    /// The configuration, with the quantization as set now (it can change after open).
+    pub(crate) fn current_config(&self) -> CollectionConfig {
+        CollectionConfig {
+            quantization: self.state.read().quant.wanted,
+            ..self.config
+        }
+    }
+
+    /// Changes the quantization (the catalog names the new setting already): `None` drops
+    /// the codes; another kind trains a quantizer and encodes every vector now, under the
+    /// write lock, when the collection holds enough points (else at a later checkpoint).
+    pub(crate) fn set_quantization(&self, wanted: Option<crate::Quantization>) -> Result<()> {
+        self.check_usable()?;
+        self.check_writable("changing the quantization")?;
+        let _checkpoint = self.checkpointer.lock();
+        let mut state = self.state.write();
+        state.quant.wanted = wanted;
+        let keep = matches!(
+            (wanted, &state.quant.trained),
+            (Some(w), Some(t)) if t.quantizer.kind() == w.kind
+        );
+        if !keep {
+            state.quant.trained = None;
+            state.store.detach_codes()?;
+            quantized::train_if_due(
+                &mut state,
+                &self.config,
+                self.options.quantizer_train_min_points,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Refuses `operation` on a collection opened read-only.
     pub(crate) fn check_writable(&self, operation: &'static str) -> Result<()> {
         if self.options.read_only {

@@ -3,8 +3,9 @@
 
 use std::sync::atomic::Ordering;
 
-use vellum_index::{Filter, SearchOptions};
+use vellum_index::{Filter, QuantizedSearch, SearchOptions};
 
+use super::quantized::StoreCodes;
 use super::scan::EXACT_SCAN_CHUNK_SLOTS;
 use super::source::StoreSource;
 use super::{
@@ -133,15 +134,30 @@ impl CollectionInner {
             // finishes meanwhile is then in the graph (found there or not, as any graph
             // node), never in neither. One in both is merged once.
             let tail = self.pending.lock().slots();
-            let graph_hits = index.search_with(
-                &source,
-                query,
-                k,
-                &SearchOptions {
-                    ef: params.ef,
-                    filter,
-                },
-            )?;
+            let options = SearchOptions {
+                ef: params.ef,
+                filter,
+            };
+            let graph_hits = match state.quant.active() {
+                // On the codes, the best candidates rescored on the originals.
+                Some((trained, setting)) if !params.exact => {
+                    let codes = StoreCodes::new(&state.store, &trained.quantizer);
+                    let hits = index.search_quantized(
+                        &source,
+                        &codes,
+                        query,
+                        k,
+                        &options,
+                        &QuantizedSearch {
+                            rescore: setting.rescore,
+                            oversampling: setting.oversampling,
+                        },
+                    )?;
+                    codes.into_result()?;
+                    hits
+                }
+                _ => index.search_with(&source, query, k, &options)?,
+            };
             if tail.is_empty() {
                 return Ok(graph_hits);
             }
@@ -249,6 +265,9 @@ impl CollectionInner {
             wal_sync_time_total: wal.sync_time_total,
             wal_sync_time_max: wal.sync_time_max,
             wal_bytes_written_since_open: wal.appended_bytes,
+            quantization: state.quant.active().map(|(t, _)| t.quantizer.kind()),
+            quantized_code_bytes: state.store.code_bytes(),
+            quantizer_trained_points: state.quant.trained.as_ref().map_or(0, |t| t.trained_points),
         }
     }
 

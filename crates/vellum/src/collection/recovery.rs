@@ -25,10 +25,11 @@ use vellum_wal::{Wal, WalOptions};
 
 use super::checkpoint::GenerationStats;
 use super::pending::Pending;
+use super::quantized::QuantState;
 use super::write::{ApplyOrder, apply};
 use super::{
-    CHECKPOINTS_DIR, CollectionInner, GRAPH_FILE, PAYLOADS_FILE, PENDING_FILE, State, VECTORS_DIR,
-    WAL_DIR,
+    CHECKPOINTS_DIR, CollectionInner, GRAPH_FILE, PAYLOADS_FILE, PENDING_FILE, QUANTIZER_FILE,
+    State, VECTORS_DIR, WAL_DIR,
 };
 use crate::error::{Error, Result};
 use crate::meta::{META_VERSION_ID_KEYED, check_meta, decode_payloads, decode_pending};
@@ -66,7 +67,11 @@ impl CollectionInner {
         let mut graph_loaded = false;
         let mut graph_keyed_by_id = false;
         let mut pending_slots: Vec<u64> = Vec::new();
+        let mut saved_quantizer = None;
         if let Some(generation) = &loaded {
+            if let Some(bytes) = generation.file(QUANTIZER_FILE) {
+                saved_quantizer = Some(QuantState::decode(bytes, &cp_dir.join(QUANTIZER_FILE))?);
+            }
             graph_keyed_by_id =
                 check_meta(generation.metadata(), id, &config, &cp_dir)? == META_VERSION_ID_KEYED;
             base_lsn = generation.wal_lsn();
@@ -181,7 +186,15 @@ impl CollectionInner {
             applied_lsn: base_lsn,
             repairs_left: false,
             vector_reads: AtomicU64::new(0),
+            quant: Default::default(),
         };
+        // Codes before the replay, so the replayed writes get theirs.
+        super::quantized::attach_at_open(
+            &mut state,
+            &config,
+            saved_quantizer,
+            options.quantizer_train_min_points,
+        )?;
         let mut replayed = 0u64;
         let mut iter = wal.iter_from(base_lsn + 1)?;
         while let Some(item) = iter.next_record() {
@@ -195,6 +208,8 @@ impl CollectionInner {
             replayed += 1;
         }
         drop(iter);
+        // The replay may have brought the points a first quantizer waits for.
+        super::quantized::train_if_due(&mut state, &config, options.quantizer_train_min_points)?;
         let repairs_waiting = std::mem::take(&mut state.repairs_left);
         let applied = state.applied_lsn;
         // Count reads from here on: replaying the tail is not "opening".

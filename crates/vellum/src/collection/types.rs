@@ -240,6 +240,12 @@ pub struct CollectionStats {
     pub wal_sync_time_max: std::time::Duration,
     /// Bytes of log frames written since open.
     pub wal_bytes_written_since_open: u64,
+    /// The quantized codes searches use now (`None`: none set, or not trained yet).
+    pub quantization: Option<crate::QuantKind>,
+    /// Bytes of the code plane's files (what searches read in place of the vectors).
+    pub quantized_code_bytes: u64,
+    /// Points the quantizer was trained on (0 without one).
+    pub quantizer_trained_points: u64,
 }
 
 /// One record of a collection's log, as `vellum wal dump` shows it.

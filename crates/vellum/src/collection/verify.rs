@@ -67,6 +67,20 @@ impl CollectionInner {
                 ));
             }
         }
+        {
+            // Every code against a fresh encoding of its vector (one pass under the read
+            // lock: codes are a quarter of the vectors' bytes or less).
+            let state = self.state.read();
+            for fault in state.store.verify_codes()? {
+                report.problems.push(format!(
+                    "quantized code of id {} in {} at offset {}: {}",
+                    fault.id,
+                    fault.path.display(),
+                    fault.offset,
+                    fault.reason
+                ));
+            }
+        }
         let cp = self.checkpointer.lock();
         for (generation, why) in cp.damaged_generations() {
             report.problems.push(format!(
