@@ -122,6 +122,67 @@ def run_faiss(train, queries, truth, cosine, efs, work, summary, curve):
     summary.append(row(f"{name} ({how})", build, build_cpu, save, open_, first, os.path.getsize(path)))
 
 
+def run_faiss_sq8(train, queries, truth, cosine, efs, work, summary, curve):
+    """faiss HNSW over 8-bit scalar-quantized vectors (IndexHNSWSQ, QT_8bit: per-dimension
+    ranges trained on the data); the graph walk scores codes, no rescoring."""
+    import faiss
+
+    name = f"faiss-cpu {faiss.__version__} HNSW-SQ8"
+    if cosine:
+        train = train / np.linalg.norm(train, axis=1, keepdims=True).clip(1e-30)
+        queries = queries / np.linalg.norm(queries, axis=1, keepdims=True).clip(1e-30)
+        metric = faiss.METRIC_INNER_PRODUCT
+    else:
+        metric = faiss.METRIC_L2
+    train = np.ascontiguousarray(train, dtype=np.float32)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    index = faiss.IndexHNSWSQ(train.shape[1], faiss.ScalarQuantizer.QT_8bit, M, metric)
+    index.hnsw.efConstruction = EF_CONSTRUCTION
+    faiss.omp_set_num_threads(2)
+    t, c = time.perf_counter(), time.process_time()
+    index.train(train)
+    index.add(train)
+    build, build_cpu = time.perf_counter() - t, time.process_time() - c
+    print(f"{name}: built in {build:.1f} s", flush=True)
+    faiss.omp_set_num_threads(1)
+
+    def set_ef(ef):
+        index.hnsw.efSearch = ef
+
+    sweep(name, efs, set_ef, lambda q: index.search(q, K)[1], queries, truth, curve)
+    code_size = faiss.downcast_index(index.storage).code_size
+    summary.append(row(f"{name} (codes {code_size} B a vector)", build, build_cpu, 0.0, 0.0, 0.0, 0))
+
+
+def run_usearch(train, queries, truth, cosine, efs, work, summary, curve, dtype):
+    """usearch with vectors stored as `dtype` (f32, or i8: its int8 quantization)."""
+    import usearch
+    from usearch.index import Index
+
+    name = f"usearch {usearch.__version__} {dtype}"
+    index = Index(
+        ndim=train.shape[1],
+        metric="cos" if cosine else "l2sq",
+        dtype=dtype,
+        connectivity=M,
+        expansion_add=EF_CONSTRUCTION,
+    )
+    keys = np.arange(len(train), dtype=np.uint64)
+    t, c = time.perf_counter(), time.process_time()
+    index.add(keys, train, threads=2)
+    build, build_cpu = time.perf_counter() - t, time.process_time() - c
+    print(f"{name}: built in {build:.1f} s", flush=True)
+
+    def set_ef(ef):
+        index.expansion_search = ef
+
+    def search_all(q):
+        return index.search(q, K, threads=1).keys
+
+    sweep(name, efs, set_ef, search_all, queries, truth, curve)
+    summary.append(row(f"{name} (memory {index.memory_usage / 1e6:.1f} MB)", build, build_cpu, 0.0, 0.0, 0.0, 0))
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     p = argparse.ArgumentParser()
@@ -150,6 +211,11 @@ def main():
                 run_hnswlib(train, queries, truth, "cosine" if cosine else "l2", efs, work, summary, curve)
             elif system == "faiss":
                 run_faiss(train, queries, truth, cosine, efs, work, summary, curve)
+            elif system == "faiss-sq8":
+                run_faiss_sq8(train, queries, truth, cosine, efs, work, summary, curve)
+            elif system in ("usearch", "usearch-i8"):
+                dtype = "i8" if system == "usearch-i8" else "f32"
+                run_usearch(train, queries, truth, cosine, efs, work, summary, curve, dtype)
     print(f"\n### {a.dataset} ({len(train)} x {train.shape[1]}, {len(queries)} queries) — python peers\n")
     print("| system | build (wall) | build (CPU, all threads) | save | open | first query | file |\n|---|---|---|---|---|---|---|")
     print("\n".join(summary))

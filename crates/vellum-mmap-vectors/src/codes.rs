@@ -15,9 +15,14 @@
 //! copy-on-write, no sync before a checkpoint publishes (the checkpoint flush still
 //! writes the plane's dirty pages back, so a power cut leaves little to redo).
 //!
-//! A new generation (the caller retrained its quantizer) is a new set of files: the old
-//! set is searched until the new one is complete and then removed; a crash in between
-//! re-encodes at the next attach. Files `codes-<generation, 16 hex>-<segment, 8
+//! A new generation (the caller retrained its quantizer) is a new set of files. Either
+//! attached at once ([`VectorStore::attach_codes`], which encodes every vector under
+//! `&mut self`), or *staged* ([`VectorStore::stage_codes`]) and encoded a chunk of slots at
+//! a time ([`VectorStore::encode_staged`]) while the old plane stays attached and writes go
+//! to both, then swapped in ([`VectorStore::commit_staged`]): the caller releases its lock
+//! between chunks, so searches and writes go on through a conversion. A crash before the
+//! caller's checkpoint names the new generation leaves the old one, and the new files are
+//! removed at the next attach. Files `codes-<generation, 16 hex>-<segment, 8
 //! digits>.vqc`, each a segment header (element `code`, "dimension" = code bytes + 4)
 //! and one slot per vector slot; docs/format/vectors.md has the layout.
 
@@ -158,7 +163,138 @@ impl CodePlane {
     }
 }
 
+/// A plane being encoded beside the attached one: every slot below `cursor` is done, and
+/// every vector written since staging has its code.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    plane: CodePlane,
+    cursor: u64,
+}
+
 impl VectorStore {
+    /// A new plane of `spec`, checked (no file touched).
+    fn new_plane(&self, spec: CodeSpec, encode: Arc<CodeEncoder>) -> Result<CodePlane> {
+        let dimension = spec.code_len.checked_add(BINDING_BYTES as u32);
+        let slot_bytes = dimension.map_or(0, |d| slot_bytes_for(ElementType::Code, d));
+        let plane = CodePlane {
+            spec,
+            encode,
+            slot_bytes,
+            segments: Vec::new(),
+            scratch: vec![0; (spec.code_len as usize).saturating_add(BINDING_BYTES)],
+        };
+        let check = dimension.map(|_| plane.header(self.config.slots_per_segment, 0).check());
+        if spec.code_len == 0 || !matches!(check, Some(Ok(()))) {
+            return Err(Error::InvalidConfig {
+                reason: format!(
+                    "a code of {} bytes does not fit a code plane",
+                    spec.code_len
+                ),
+            });
+        }
+        Ok(plane)
+    }
+
+    /// Starts a new plane of `spec` beside the attached one (whose generation must differ):
+    /// its files are created (any left from an earlier try removed first) and from now on
+    /// every vector written gets a code in both. [`VectorStore::encode_staged`] then encodes
+    /// the vectors already stored, a chunk at a time, and [`VectorStore::commit_staged`]
+    /// swaps it in. Replaces a plane staged before.
+    pub fn stage_codes(&mut self, spec: CodeSpec, encode: Arc<CodeEncoder>) -> Result<()> {
+        self.failstop.check()?;
+        if self
+            .codes
+            .as_ref()
+            .is_some_and(|p| p.spec.generation == spec.generation)
+        {
+            return Err(Error::InvalidConfig {
+                reason: format!("code generation {} is the attached one", spec.generation),
+            });
+        }
+        let mut plane = self.new_plane(spec, encode)?;
+        self.abandon_staged()?;
+        self.remove_code_files(|generation, _| generation == spec.generation)?;
+        for index in 0..self.segments.len() {
+            let segment = self.open_or_create_code_segment(&plane, index as u32)?;
+            plane.segments.push(segment);
+        }
+        self.fs.sync_dir(&self.dir)?;
+        self.staged = Some(Staged { plane, cursor: 0 });
+        Ok(())
+    }
+
+    /// Encodes the staged plane's codes of the live vectors in the next `max_slots` slots;
+    /// returns whether every slot is done (then [`VectorStore::commit_staged`]). `true`
+    /// when nothing is staged.
+    pub fn encode_staged(&mut self, max_slots: u64) -> Result<bool> {
+        self.failstop.check()?;
+        let Some(mut staged) = self.staged.take() else {
+            return Ok(true);
+        };
+        let end = staged
+            .cursor
+            .saturating_add(max_slots)
+            .min(self.slot_bound());
+        let mut result = Ok(());
+        for slot in staged.cursor..end {
+            let Some(id) = self.id_at(slot) else {
+                continue;
+            };
+            let (seg, within, _) = self.locate(slot);
+            let crc = self.segments[seg].crcs[within];
+            result = self.ensure_code_slot(&mut staged.plane, seg, within);
+            if result.is_err() {
+                break;
+            }
+            match self.checked_vector(id, slot) {
+                Ok(vector) => staged.plane.write(seg, within, vector, crc),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if result.is_ok() {
+            staged.cursor = end;
+        }
+        let done = staged.cursor >= self.slot_bound();
+        self.staged = Some(staged);
+        result.map(|()| done)
+    }
+
+    /// Swaps the staged plane in once every slot is encoded: it becomes the attached plane,
+    /// and the files of every other generation are removed. Returns its spec; `None` when
+    /// nothing is staged.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when slots are left to encode (the staged plane stays).
+    pub fn commit_staged(&mut self) -> Result<Option<CodeSpec>> {
+        let Some(staged) = self.staged.take() else {
+            return Ok(None);
+        };
+        if staged.cursor < self.slot_bound() {
+            let left = self.slot_bound() - staged.cursor;
+            self.staged = Some(staged);
+            return Err(Error::InvalidConfig {
+                reason: format!("{left} slots of the staged code plane are not encoded yet"),
+            });
+        }
+        let spec = staged.plane.spec;
+        self.codes = Some(staged.plane);
+        self.remove_code_files(|generation, _| generation != spec.generation)?;
+        Ok(Some(spec))
+    }
+
+    /// Drops the staged plane, if any, with its files.
+    pub fn abandon_staged(&mut self) -> Result<()> {
+        if let Some(staged) = self.staged.take() {
+            let generation = staged.plane.spec.generation;
+            drop(staged);
+            self.remove_code_files(|g, _| g == generation)?;
+        }
+        Ok(())
+    }
+
     /// Attaches a code plane: every vector written from now on gets its code from
     /// `encode`, and [`VectorStore::code_at`] returns it. Maps the generation's files
     /// (creating those missing), checks every live slot's code against the vector the
@@ -175,25 +311,9 @@ impl VectorStore {
         encode: Arc<CodeEncoder>,
     ) -> Result<CodesReport> {
         self.failstop.check()?;
-        let dimension = spec.code_len.checked_add(BINDING_BYTES as u32);
-        let slot_bytes = dimension.map_or(0, |d| slot_bytes_for(ElementType::Code, d));
-        let mut plane = CodePlane {
-            spec,
-            encode,
-            slot_bytes,
-            segments: Vec::new(),
-            scratch: vec![0; spec.code_len as usize + BINDING_BYTES],
-        };
-        let check = dimension.map(|_| plane.header(self.config.slots_per_segment, 0).check());
-        if spec.code_len == 0 || !matches!(check, Some(Ok(()))) {
-            return Err(Error::InvalidConfig {
-                reason: format!(
-                    "a code of {} bytes does not fit a code plane",
-                    spec.code_len
-                ),
-            });
-        }
+        let mut plane = self.new_plane(spec, encode)?;
         self.codes = None;
+        self.staged = None;
         self.remove_code_files(|generation, index| {
             generation != spec.generation || index as usize >= self.segments.len()
         })?;
@@ -218,9 +338,11 @@ impl VectorStore {
         Ok(report)
     }
 
-    /// Detaches the code plane (if any) and removes every code file in the directory.
+    /// Detaches the code plane (if any), drops a staged one, and removes every code file in
+    /// the directory.
     pub fn detach_codes(&mut self) -> Result<()> {
         self.codes = None;
+        self.staged = None;
         self.remove_code_files(|_, _| true)
     }
 
@@ -294,16 +416,24 @@ impl VectorStore {
     /// Writes the code of `vector` (just written to `slot` with CRC `crc`), when a plane is
     /// attached, growing the plane's file to the slot.
     pub(crate) fn write_code(&mut self, slot: u64, vector: &[f32], crc: u32) -> Result<()> {
-        let Some(mut plane) = self.codes.take() else {
-            return Ok(());
-        };
         let (seg, within, _) = self.locate(slot);
-        let result = self.ensure_code_slot(&mut plane, seg, within);
-        if result.is_ok() {
-            plane.write(seg, within, vector, crc);
+        if let Some(mut plane) = self.codes.take() {
+            let result = self.ensure_code_slot(&mut plane, seg, within);
+            if result.is_ok() {
+                plane.write(seg, within, vector, crc);
+            }
+            self.codes = Some(plane);
+            result?;
         }
-        self.codes = Some(plane);
-        result
+        if let Some(mut staged) = self.staged.take() {
+            let result = self.ensure_code_slot(&mut staged.plane, seg, within);
+            if result.is_ok() {
+                staged.plane.write(seg, within, vector, crc);
+            }
+            self.staged = Some(staged);
+            result?;
+        }
+        Ok(())
     }
 
     /// Grows the plane to hold slot `within` of segment `seg`: missing segments created,
@@ -387,14 +517,14 @@ impl VectorStore {
     /// Drops the plane's segments from `keep` on with their files (the store reclaimed
     /// its segments past `keep`).
     pub(crate) fn truncate_codes(&mut self, keep: usize) -> vellum_fs::Result<()> {
-        let Some(plane) = self.codes.as_mut() else {
-            return Ok(());
-        };
-        while plane.segments.len() > keep {
-            let segment = plane.segments.pop().expect("len > keep");
-            let path = segment.path.clone();
-            drop(segment);
-            self.fs.remove_file(&path)?;
+        let staged = self.staged.as_mut().map(|s| &mut s.plane);
+        for plane in self.codes.iter_mut().chain(staged) {
+            while plane.segments.len() > keep {
+                let segment = plane.segments.pop().expect("len > keep");
+                let path = segment.path.clone();
+                drop(segment);
+                self.fs.remove_file(&path)?;
+            }
         }
         Ok(())
     }

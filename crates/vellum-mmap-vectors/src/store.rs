@@ -154,6 +154,8 @@ pub struct VectorStore {
     pub(crate) failstop: Arc<FailStop>,
     /// The attached code plane, written with every vector (`codes.rs`).
     pub(crate) codes: Option<crate::codes::CodePlane>,
+    /// A code plane being encoded beside it (`codes.rs`).
+    pub(crate) staged: Option<crate::codes::Staged>,
 }
 
 pub(crate) fn bit(set: &[u64], i: u64) -> bool {
@@ -201,6 +203,7 @@ impl VectorStore {
             changed: FxHashSet::default(),
             failstop: Arc::new(FailStop::new()),
             codes: None,
+            staged: None,
         };
         let mut sps = u64::from(config.slots_per_segment);
         let mut needed_segments = 0u64;

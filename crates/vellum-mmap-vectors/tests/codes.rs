@@ -160,7 +160,8 @@ fn a_damaged_code_is_reported_by_verify_and_encoded_again_at_attach() {
     drop((cp, store));
     // Slot 5 is the sixth vector's (slots are handed out lowest first, four per segment).
     let path = Path::new(STORE_DIR).join(code_file_name(3, 1));
-    fs.tamper(&path, |bytes| bytes[4096 + 64 + 2] ^= 0x10)
+    // Code slots are 16 bytes: 5 code bytes and the binding, rounded up to 8.
+    fs.tamper(&path, |bytes| bytes[4096 + 16 + 2] ^= 0x10)
         .unwrap();
     let (_, mut store, _) = open(&fs).unwrap();
     store
@@ -190,6 +191,57 @@ fn a_damaged_code_is_reported_by_verify_and_encoded_again_at_attach() {
         faults[0].path,
         Path::new(STORE_DIR).join(code_file_name(3, 0))
     );
+}
+
+#[test]
+fn a_staged_plane_gets_every_write_made_while_it_is_encoded_and_replaces_the_old_one() {
+    let fs = SimFs::new();
+    let (_, mut store, _) = open(&fs).unwrap();
+    store.attach_codes(spec(1), encoder(1)).unwrap();
+    for id in 0..30 {
+        store.upsert(id, &vector(id, 1)).unwrap();
+    }
+    store.stage_codes(spec(2), encoder(2)).unwrap();
+    assert!(
+        store.stage_codes(spec(1), encoder(1)).is_err(),
+        "the attached generation"
+    );
+    store.stage_codes(spec(2), encoder(2)).unwrap();
+    let mut chunks = 0;
+    while !store.encode_staged(4).unwrap() {
+        chunks += 1;
+        // Writes between chunks: below and above the cursor, a replace and a delete.
+        store
+            .upsert(100 + chunks, &vector(100 + chunks, 1))
+            .unwrap();
+        store.upsert(chunks, &vector(chunks, 9)).unwrap();
+        store.delete(29 - chunks).unwrap();
+        // The old plane is still the one read, and stays right.
+        codes_match(&store, 1).unwrap();
+        if chunks == 2 {
+            let err = store.commit_staged().unwrap_err();
+            assert!(err.to_string().contains("not encoded yet"), "{err}");
+        }
+    }
+    assert!(chunks >= 5, "{chunks} chunks");
+    assert_eq!(store.commit_staged().unwrap(), Some(spec(2)));
+    codes_match(&store, 2).unwrap();
+    assert!(
+        code_files(&fs, Path::new(STORE_DIR))
+            .iter()
+            .all(|(g, _)| *g == 2)
+    );
+    // An abandoned conversion leaves the attached plane and removes its own files.
+    store.stage_codes(spec(3), encoder(3)).unwrap();
+    store.encode_staged(4).unwrap();
+    store.abandon_staged().unwrap();
+    assert!(
+        code_files(&fs, Path::new(STORE_DIR))
+            .iter()
+            .all(|(g, _)| *g == 2)
+    );
+    codes_match(&store, 2).unwrap();
+    assert_eq!(store.commit_staged().unwrap(), None);
 }
 
 #[test]
@@ -229,6 +281,9 @@ enum Op {
     Compact,
     /// A new generation of codes (a retrained quantizer).
     Retrain,
+    /// A new generation staged and encoded three slots at a time, with a write between
+    /// chunks, then swapped in.
+    Convert(u64),
 }
 
 /// `states[g]` = (model, code generation) committed as generation `g`.
@@ -282,6 +337,29 @@ fn run(fs: &SimFs, ops: &[Op]) -> Outcome {
                     .attach_codes(spec(generation), encoder(generation))
                     .is_ok()
             }
+            Op::Convert(id) => {
+                let next = generation + 1;
+                if store.stage_codes(spec(next), encoder(next)).is_err() {
+                    return out;
+                }
+                let mut written = false;
+                loop {
+                    match store.encode_staged(3) {
+                        Ok(true) => break,
+                        Ok(false) => {}
+                        Err(_) => return out,
+                    }
+                    if !written {
+                        written = true;
+                        model.insert(id, vector(id, 5));
+                        if store.upsert(id, &vector(id, 5)).is_err() {
+                            return out;
+                        }
+                    }
+                }
+                generation = next;
+                store.commit_staged().is_ok()
+            }
         };
         if !ok {
             return out;
@@ -321,7 +399,19 @@ fn crash_ops() -> Vec<Op> {
     // Retrained with a checkpoint in between and none after: both generations must
     // reattach from the state each checkpoint names.
     ops.extend([Op::Retrain, Op::Upsert(21, 1), Op::Checkpoint]);
-    ops.extend([Op::Upsert(1, 3), Op::Retrain, Op::Upsert(22, 1)]);
+    ops.extend([
+        Op::Upsert(1, 3),
+        Op::Retrain,
+        Op::Upsert(22, 1),
+        Op::Checkpoint,
+    ]);
+    // A staged conversion, checkpointed, then one left without a checkpoint.
+    ops.extend([
+        Op::Convert(23),
+        Op::Checkpoint,
+        Op::Convert(24),
+        Op::Upsert(25, 1),
+    ]);
     ops
 }
 

@@ -515,11 +515,12 @@ impl Database {
     }
 
     /// Changes a collection's quantization (see [`crate::Quantization`]): `None` drops the
-    /// quantized copy (searches read the originals), another kind trains a quantizer from a
-    /// sample and encodes every vector before this returns, under the collection's write
-    /// lock (searches wait for it; about 0.2 s for 60,000 vectors of 784 dimensions), and
-    /// new settings of the same kind (rescoring, oversampling) apply at once. The catalog
-    /// names the new setting first: a crash after that trains at the next open.
+    /// quantized copy (searches read the originals); another kind trains a quantizer from a
+    /// sample and encodes every vector before this returns, a few thousand at a time with
+    /// the collection's lock released in between, so searches (on the old codes) and
+    /// writes (coded both ways) go on meanwhile; new settings of the same kind (rescoring,
+    /// oversampling) apply at once. Checkpoints wait for the conversion. The catalog names
+    /// the new setting first: a crash after that trains at the next open.
     pub fn set_quantization(&self, name: &str, quantization: Option<Quantization>) -> Result<()> {
         self.check_writable("changing a collection's quantization")?;
         let inner = self.collection_inner(name)?;

@@ -39,6 +39,8 @@ pub struct DatabaseOptions {
     pub(crate) max_open_collections: Option<usize>,
     pub(crate) compact_below_live_fraction: Option<f64>,
     pub(crate) quantizer_train_min_points: usize,
+    /// Called by a conversion to new codes before each chunk (tests pause it here).
+    pub(crate) quantization_hook: Option<IndexerHook>,
 }
 
 /// A function an indexer calls before inserting each chunk (see
@@ -110,6 +112,7 @@ impl Default for DatabaseOptions {
             max_open_collections: None,
             compact_below_live_fraction: Some(0.5),
             quantizer_train_min_points: QUANTIZER_TRAIN_MIN_POINTS,
+            quantization_hook: None,
         }
     }
 }
@@ -189,6 +192,15 @@ impl DatabaseOptions {
     #[must_use = "a builder returns the changed options; use the value"]
     pub fn with_quantizer_train_min_points(mut self, points: usize) -> Self {
         self.quantizer_train_min_points = points.max(1);
+        self
+    }
+
+    /// A function `Database::set_quantization` calls before encoding each chunk of a
+    /// conversion to new codes (between chunks no lock is held), for tests that act while
+    /// a conversion is half done. Default none.
+    #[must_use = "a builder returns the changed options; use the value"]
+    pub fn with_quantization_hook(mut self, hook: IndexerHook) -> Self {
+        self.quantization_hook = Some(hook);
         self
     }
 

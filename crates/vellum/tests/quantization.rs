@@ -318,3 +318,60 @@ fn binary_codes_serve_a_cosine_collection_and_are_refused_for_l2() {
         .unwrap_err();
     assert!(err.to_string().contains("int8"), "{err}");
 }
+
+#[test]
+fn searches_and_writes_go_on_while_a_collection_converts_to_new_codes() {
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let (paused_tx, paused_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hook_calls = Arc::clone(&calls);
+    let paused_tx = Mutex::new(paused_tx);
+    let options = common::options(1 << 20, 4096).with_quantization_hook(Arc::new(move || {
+        // Before the second chunk: half converted, no lock held.
+        if hook_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            paused_tx.lock().unwrap().send(()).unwrap();
+            go_rx.lock().unwrap().recv().unwrap();
+        }
+    }));
+    let db = Database::open(dir.path(), options).unwrap();
+    let rows = clustered(7, 10_000);
+    let c = db
+        .create_collection("c", config(Some(Quantization::int8())))
+        .unwrap();
+    insert(&c, &rows, 0);
+    c.wait_indexed().unwrap();
+    c.checkpoint().unwrap();
+    assert_eq!(c.stats().quantization, Some(QuantKind::Int8));
+    std::thread::scope(|s| {
+        let converting = s.spawn(|| db.set_quantization("c", Some(Quantization::f16())));
+        paused_rx.recv().unwrap();
+        // Mid-conversion: the old codes still answer, and a write gets codes in both.
+        assert_eq!(c.stats().quantization, Some(QuantKind::Int8));
+        let hits = c.search(&rows[42], 1).unwrap();
+        assert_eq!(hits[0].id, 42);
+        c.upsert(Point::new(
+            20_000,
+            rows[7].iter().map(|x| x + 0.001).collect(),
+        ))
+        .unwrap();
+        c.delete(43).unwrap();
+        go_tx.send(()).unwrap();
+        converting.join().unwrap().unwrap();
+    });
+    assert!(
+        calls.load(std::sync::atomic::Ordering::SeqCst) > 2,
+        "converted in chunks"
+    );
+    let stats = c.stats();
+    assert_eq!(stats.quantization, Some(QuantKind::F16));
+    let report = c.verify().unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    c.wait_indexed().unwrap();
+    let hits = c.search(&rows[7], 2).unwrap();
+    assert!(hits.iter().any(|h| h.id == 20_000), "{hits:?}");
+    assert!(c.get(43).unwrap().is_none());
+}

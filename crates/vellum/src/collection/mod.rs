@@ -157,31 +157,6 @@ impl CollectionInner {
         }
     }
 
-    /// Changes the quantization (the catalog names the new setting already): `None` drops
-    /// the codes; another kind trains a quantizer and encodes every vector now, under the
-    /// write lock, when the collection holds enough points (else at a later checkpoint).
-    pub(crate) fn set_quantization(&self, wanted: Option<crate::Quantization>) -> Result<()> {
-        self.check_usable()?;
-        self.check_writable("changing the quantization")?;
-        let _checkpoint = self.checkpointer.lock();
-        let mut state = self.state.write();
-        state.quant.wanted = wanted;
-        let keep = matches!(
-            (wanted, &state.quant.trained),
-            (Some(w), Some(t)) if t.quantizer.kind() == w.kind
-        );
-        if !keep {
-            state.quant.trained = None;
-            state.store.detach_codes()?;
-            quantized::train_if_due(
-                &mut state,
-                &self.config,
-                self.options.quantizer_train_min_points,
-            )?;
-        }
-        Ok(())
-    }
-
     /// Refuses `operation` on a collection opened read-only.
     pub(crate) fn check_writable(&self, operation: &'static str) -> Result<()> {
         if self.options.read_only {

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use vellum_index::{CodeSource, QuantKind, Quantizer};
 use vellum_mmap_vectors::{CodeEncoder, CodeSpec, VectorStore};
 
-use super::State;
+use super::{CollectionInner, State};
 use crate::error::{Error, Result};
 use crate::options::{CollectionConfig, Quantization};
 
@@ -90,6 +90,95 @@ impl QuantState {
     }
 }
 
+/// Slots encoded per hold of the state write lock while a collection converts to new
+/// codes (a few milliseconds at 784 dimensions): searches and writes wait at most that.
+pub(crate) const CONVERT_CHUNK_SLOTS: u64 = 4096;
+
+impl CollectionInner {
+    /// Changes the quantization (the catalog names the new setting already). `None` drops
+    /// the codes; the same kind keeps them (new rescoring settings apply at once); another
+    /// kind, when the collection holds enough points, trains a quantizer from a sample
+    /// under the read lock, stages its code plane and encodes it
+    /// [`CONVERT_CHUNK_SLOTS`] at a time, releasing the write lock between chunks: searches
+    /// go on with the old codes (or the originals) and writes get codes in both planes,
+    /// until the new plane is swapped in. With too few points, it trains at a later
+    /// checkpoint.
+    pub(crate) fn set_quantization(&self, wanted: Option<Quantization>) -> Result<()> {
+        self.check_usable()?;
+        self.check_writable("changing the quantization")?;
+        // Keeps checkpoints (which may train) out until the new plane is in: lock order
+        // checkpointer -> state.
+        let _checkpoints = self.checkpointer.lock();
+        let kind = {
+            let mut state = self.state.write();
+            state.quant.wanted = wanted;
+            let Some(wanted) = wanted else {
+                state.quant.trained = None;
+                state.store.detach_codes()?;
+                return Ok(());
+            };
+            if state
+                .quant
+                .trained
+                .as_ref()
+                .is_some_and(|t| t.quantizer.kind() == wanted.kind)
+            {
+                return Ok(());
+            }
+            if (state.store.len() as u64) < self.options.quantizer_train_min_points.max(1) as u64 {
+                state.quant.trained = None;
+                state.store.detach_codes()?;
+                return Ok(());
+            }
+            wanted.kind
+        };
+        let started = std::time::Instant::now();
+        let (quantizer, points) = {
+            let state = self.state.read();
+            (
+                train(&state.store, kind, &self.config)?,
+                state.store.len() as u64,
+            )
+        };
+        let trained = {
+            let mut state = self.state.write();
+            let trained = QuantState {
+                quantizer: Arc::new(quantizer),
+                generation: state.quant.last_generation + 1,
+                trained_points: points,
+            };
+            state.quant.last_generation = trained.generation;
+            state.store.stage_codes(trained.spec(), trained.encoder())?;
+            trained
+        };
+        let result = (|| -> Result<()> {
+            loop {
+                if let Some(hook) = &self.options.quantization_hook {
+                    hook();
+                }
+                let mut state = self.state.write();
+                if state.store.encode_staged(CONVERT_CHUNK_SLOTS)? {
+                    state.store.commit_staged()?;
+                    state.quant.trained = Some(trained.clone());
+                    return Ok(());
+                }
+            }
+        })();
+        if result.is_err() {
+            let _ = self.state.write().store.abandon_staged();
+        }
+        tracing::info!(
+            collection = self.name,
+            kind = kind.name(),
+            points,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            ok = result.is_ok(),
+            "collection converted to new quantized codes"
+        );
+        result
+    }
+}
+
 /// Quantization state of a collection (inside `State`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Quant {
@@ -103,11 +192,12 @@ pub(crate) struct Quant {
 }
 
 impl Quant {
-    /// The codes searches use with their settings, when the wanted kind is trained.
+    /// The codes searches use, with the wanted settings: while a collection converts to
+    /// another kind, the old codes serve until the new ones are swapped in.
     pub(crate) fn active(&self) -> Option<(&QuantState, Quantization)> {
         let wanted = self.wanted?;
         let trained = self.trained.as_ref()?;
-        (trained.quantizer.kind() == wanted.kind).then_some((trained, wanted))
+        Some((trained, wanted))
     }
 }
 
