@@ -195,8 +195,19 @@ impl Checkpointer {
                 // Every older generation that left a file behind is a candidate, newest
                 // first, until the window is full: one that cannot be read takes its place
                 // in the window and is reported, never silently replaced by an older one.
+                // Files the loaded generation carries over from older ones are its own, not
+                // traces of those generations: a copy holding only the current generation
+                // (an imported snapshot) has them without the older manifests, and that is
+                // no damage.
+                let carried: BTreeSet<String> = g
+                    .manifest
+                    .files
+                    .iter()
+                    .map(|f| data_file_name(f.origin_generation, &f.name))
+                    .collect();
                 let older_gens: BTreeSet<u64> = names
                     .iter()
+                    .filter(|n| !carried.contains(n.as_str()))
                     .filter_map(|n| generation_of(n))
                     .filter(|&x| x < current_gen)
                     .collect();

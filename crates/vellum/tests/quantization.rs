@@ -375,3 +375,42 @@ fn searches_and_writes_go_on_while_a_collection_converts_to_new_codes() {
     assert!(hits.iter().any(|h| h.id == 20_000), "{hits:?}");
     assert!(c.get(43).unwrap().is_none());
 }
+
+#[test]
+fn a_snapshot_of_a_quantized_collection_imports_quantized_with_its_codes_encoded_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = common::options(1 << 20, 4096);
+    let rows = clustered(8, 1500);
+    let archive = dir.path().join("q.vsnap");
+    {
+        let db = Database::open(dir.path().join("a"), options.clone()).unwrap();
+        let c = db
+            .create_collection("c", config(Some(Quantization::f16().oversampling(3.0))))
+            .unwrap();
+        insert(&c, &rows, 0);
+        c.wait_indexed().unwrap();
+        c.checkpoint().unwrap();
+        db.export_snapshot("c", &archive, vellum::Compression::None)
+            .unwrap();
+    }
+    let db = Database::open(dir.path().join("b"), options).unwrap();
+    let c = db.import_snapshot(&[archive], "copy").unwrap();
+    assert_eq!(
+        c.config().quantization,
+        Some(Quantization::f16().oversampling(3.0))
+    );
+    let stats = c.stats();
+    assert_eq!(
+        stats.quantization,
+        Some(QuantKind::F16),
+        "the saved quantizer, attached"
+    );
+    assert_eq!(stats.quantizer_trained_points, 1500);
+    assert!(
+        stats.quantized_code_bytes > 0,
+        "codes encoded again: they are not archived"
+    );
+    let report = c.verify().unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(c.search(&rows[77], 1).unwrap()[0].id, 77);
+}

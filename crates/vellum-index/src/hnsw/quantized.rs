@@ -80,10 +80,22 @@ impl Hnsw {
         if !quantized.rescore {
             return Ok(hits);
         }
+        // Every candidate's vector is requested before any is scored, so the misses
+        // overlap, then all are scored under one dispatch.
         let exact = Vectors::new(source, self.metric, query);
+        let batch: Vec<(u32, &[f32])> = hits
+            .iter()
+            .map(|hit| {
+                let vector = exact.data(hit.id);
+                Vectors::<S>::prefetch(vector);
+                (0, vector)
+            })
+            .collect();
+        let mut distances = Vec::with_capacity(batch.len());
+        exact.distances(&batch, &mut distances);
         let mut top = TopK::new(k);
-        for hit in hits {
-            top.push(exact.distance_to(hit.id), hit.id);
+        for (hit, distance) in hits.iter().zip(distances) {
+            top.push(distance, hit.id);
         }
         Ok(finish(top))
     }
