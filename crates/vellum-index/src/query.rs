@@ -9,7 +9,7 @@
 
 use pulp::{Simd, WithSimd};
 
-use crate::distance::{Metric, arch, cosine_from_parts, dot_kernel, l2_kernel};
+use crate::distance::{Metric, arch, cosine_from_parts, dot_kernel, l2_four, l2_kernel};
 
 /// The query side of a search, prepared once.
 #[derive(Debug, Clone, Copy)]
@@ -104,7 +104,14 @@ impl<K> WithSimd for Many<'_, '_, '_, '_, '_, K> {
         out.reserve(self.batch.len());
         match q.metric {
             Metric::L2 => {
-                for (_, v) in self.batch {
+                // Four at a time (the query's loads shared), the rest one by one: the same
+                // bits either way.
+                let mut fours = self.batch.chunks_exact(4);
+                for four in &mut fours {
+                    let vectors = [four[0].1, four[1].1, four[2].1, four[3].1];
+                    out.extend_from_slice(&l2_four(simd, q.query, vectors));
+                }
+                for (_, v) in fours.remainder() {
                     out.push(l2_kernel(simd, q.query, v));
                 }
             }
@@ -114,7 +121,14 @@ impl<K> WithSimd for Many<'_, '_, '_, '_, '_, K> {
                 }
             }
             Metric::Cosine => {
-                for (_, v) in self.batch {
+                let mut fours = self.batch.chunks_exact(4);
+                for four in &mut fours {
+                    let vectors = [four[0].1, four[1].1, four[2].1, four[3].1];
+                    for (dot, norm_sq) in dot_and_norm_four(simd, q.query, vectors) {
+                        out.push(cosine_from_parts((dot, q.query_norm_sq, norm_sq)));
+                    }
+                }
+                for (_, v) in fours.remainder() {
                     let (dot, norm_sq) = dot_and_norm(simd, q.query, v);
                     out.push(cosine_from_parts((dot, q.query_norm_sq, norm_sq)));
                 }
@@ -123,35 +137,54 @@ impl<K> WithSimd for Many<'_, '_, '_, '_, '_, K> {
     }
 }
 
-/// `(a.b, b.b)` in one pass, two accumulators of each.
+/// `(a.b, b.b)` in one pass: one accumulator of each, the exact sequence
+/// [`dot_and_norm_four`] runs for each of its vectors (so either gives the same bits).
 #[inline(always)]
 pub(crate) fn dot_and_norm<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> (f32, f32) {
     let len = a.len().min(b.len());
     let (a_head, a_tail) = S::as_simd_f32s(&a[..len]);
     let (b_head, b_tail) = S::as_simd_f32s(&b[..len]);
     let zero = simd.splat_f32s(0.0);
-    let (mut dot0, mut dot1) = (zero, zero);
-    let (mut bb0, mut bb1) = (zero, zero);
-    let a_chunks = a_head.chunks_exact(2);
-    let b_chunks = b_head.chunks_exact(2);
-    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
-    for (a, b) in a_chunks.zip(b_chunks) {
-        dot0 = simd.mul_add_e_f32s(a[0], b[0], dot0);
-        bb0 = simd.mul_add_e_f32s(b[0], b[0], bb0);
-        dot1 = simd.mul_add_e_f32s(a[1], b[1], dot1);
-        bb1 = simd.mul_add_e_f32s(b[1], b[1], bb1);
+    let (mut dot, mut bb) = (zero, zero);
+    for (a, b) in a_head.iter().zip(b_head) {
+        dot = simd.mul_add_e_f32s(*a, *b, dot);
+        bb = simd.mul_add_e_f32s(*b, *b, bb);
     }
-    for (a, b) in a_rest.iter().zip(b_rest) {
-        dot0 = simd.mul_add_e_f32s(*a, *b, dot0);
-        bb0 = simd.mul_add_e_f32s(*b, *b, bb0);
-    }
-    let mut dot = simd.reduce_sum_f32s(simd.add_f32s(dot0, dot1));
-    let mut bb = simd.reduce_sum_f32s(simd.add_f32s(bb0, bb1));
+    let (mut dot, mut bb) = (simd.reduce_sum_f32s(dot), simd.reduce_sum_f32s(bb));
     for (a, b) in a_tail.iter().zip(b_tail) {
         dot += a * b;
         bb += b * b;
     }
     (dot, bb)
+}
+
+/// [`dot_and_norm`] of `a` against four vectors at once: each chunk of the query loaded
+/// once, eight accumulator chains side by side.
+#[inline(always)]
+pub(crate) fn dot_and_norm_four<S: Simd>(simd: S, a: &[f32], b: [&[f32]; 4]) -> [(f32, f32); 4] {
+    let len = b.iter().fold(a.len(), |len, v| len.min(v.len()));
+    let (a_head, a_tail) = S::as_simd_f32s(&a[..len]);
+    let n = a_head.len();
+    let split = b.map(|v| S::as_simd_f32s(&v[..len]));
+    let heads = split.map(|(head, _)| &head[..n]);
+    let zero = simd.splat_f32s(0.0);
+    let mut acc = [[zero; 2]; 4];
+    for (i, q) in a_head.iter().enumerate() {
+        for (acc, head) in acc.iter_mut().zip(&heads) {
+            acc[0] = simd.mul_add_e_f32s(*q, head[i], acc[0]);
+            acc[1] = simd.mul_add_e_f32s(head[i], head[i], acc[1]);
+        }
+    }
+    let mut out = [(0f32, 0f32); 4];
+    for ((out, acc), (_, tail)) in out.iter_mut().zip(&acc).zip(&split) {
+        let (mut dot, mut bb) = (simd.reduce_sum_f32s(acc[0]), simd.reduce_sum_f32s(acc[1]));
+        for (a, b) in a_tail.iter().zip(*tail) {
+            dot += a * b;
+            bb += b * b;
+        }
+        *out = (dot, bb);
+    }
+    out
 }
 
 #[cfg(test)]
