@@ -212,7 +212,19 @@ impl<K> WithSimd for Batch<'_, '_, '_, '_, K> {
                 }
             }
             QuantKind::F16 => {
-                for (_, code) in self.batch {
+                let mut fours = self.batch.chunks_exact(4);
+                for four in &mut fours {
+                    let codes = [four[0].1, four[1].1, four[2].1, four[3].1];
+                    let d = match q.metric {
+                        Metric::L2 => {
+                            f16_sum_four(&q.floats, codes, |a, x, acc| (a - x).mul_add(a - x, acc))
+                        }
+                        _ => f16_sum_four(&q.floats, codes, |a, x, acc| a.mul_add(x, acc))
+                            .map(|dot| q.distance_of_dot(dot)),
+                    };
+                    self.out.extend_from_slice(&d);
+                }
+                for (_, code) in fours.remainder() {
                     self.out.push(q.f16_distance(code));
                 }
             }
@@ -309,6 +321,35 @@ fn f16_dot(query: &[f32], code: &[u8]) -> f32 {
 #[inline(always)]
 fn f16_l2(query: &[f32], code: &[u8]) -> f32 {
     f16_sum(query, code, |q, x, acc| (q - x).mul_add(q - x, acc))
+}
+
+/// `f16_sum` of four codes side by side (each query chunk read once); every code's result
+/// is the bits `f16_sum` gives it.
+#[inline(always)]
+fn f16_sum_four(query: &[f32], codes: [&[u8]; 4], add: impl Fn(f32, f32, f32) -> f32) -> [f32; 4] {
+    let chunks = codes
+        .iter()
+        .fold(query.len() / 8, |n, code| n.min(code.len() / 16));
+    let mut acc = [[0f32; 8]; 4];
+    for c in 0..chunks {
+        let q: &[f32; 8] = query[c * 8..c * 8 + 8].try_into().expect("8 floats");
+        for (acc, code) in acc.iter_mut().zip(&codes) {
+            let x = f16_eight(&code[c * 16..c * 16 + 16]);
+            for lane in 0..8 {
+                acc[lane] = add(q[lane], x[lane], acc[lane]);
+            }
+        }
+    }
+    let mut out = [0f32; 4];
+    for ((out, acc), code) in out.iter_mut().zip(&acc).zip(&codes) {
+        let mut total: f32 = acc.iter().sum();
+        let rest = code.get(chunks * 16..).unwrap_or(&[]);
+        for (q, c) in query[chunks * 8..].iter().zip(rest.chunks_exact(2)) {
+            total = add(*q, f16_at(c), total);
+        }
+        *out = total;
+    }
+    out
 }
 
 /// Folds `add(query value, decoded value, sum)` over the dimensions, eight lanes at a time.
