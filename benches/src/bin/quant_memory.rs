@@ -15,9 +15,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use vellum::{
-    CollectionConfig, Database, DatabaseOptions, Metric, Point, QuantKind, Quantization,
-};
+use vellum::{CollectionConfig, Database, DatabaseOptions, Metric, Point, QuantKind, Quantization};
 use vellum_benches::{default_work_dir, read_matrix};
 
 /// Bytes this process has read from storage (`read_bytes` of `/proc/self/io`).
@@ -117,7 +115,10 @@ fn main() {
     let db = Database::open(&dir, options).expect("reopen");
     let c = db.collection("c").expect("collection");
     let stats = c.stats();
-    let opened = (resident_kib("/vectors/segment-"), resident_kib("/vectors/codes-"));
+    let opened = (
+        resident_kib("/vectors/segment-"),
+        resident_kib("/vectors/codes-"),
+    );
     let read_at_open = storage_read_bytes();
     let n = queries.min(test.len() / dim);
     let started = Instant::now();
@@ -125,7 +126,10 @@ fn main() {
         c.search(q, 10).expect("search");
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let searched = (resident_kib("/vectors/segment-"), resident_kib("/vectors/codes-"));
+    let searched = (
+        resident_kib("/vectors/segment-"),
+        resident_kib("/vectors/codes-"),
+    );
     let read_searching = storage_read_bytes() - read_at_open;
     println!(
         "{dataset} {rows} x {dim}, quantization {}: vector files {:.1} MB, code files {:.1} MB",
@@ -146,6 +150,10 @@ fn main() {
         (read_at_open - read_at_start) as f64 / 1e6,
         read_searching as f64 / 1e6,
         read_searching as f64 / n as f64 / 1e3,
-        if drop_caches { "" } else { " (page cache warm: pass --drop-caches)" }
+        if drop_caches {
+            ""
+        } else {
+            " (page cache warm: pass --drop-caches)"
+        }
     );
 }
