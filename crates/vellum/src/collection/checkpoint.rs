@@ -141,6 +141,9 @@ impl CollectionInner {
         // 1. A short handover under the state lock: the state at one LSN, encoded in memory,
         //    with the slots it references protected from reuse.
         let started = Instant::now();
+        // A quantizer due (enough points, or grown eightfold) is trained and its codes
+        // encoded first, a chunk per hold of the write lock, so this generation names it.
+        self.train_quantizer_if_due()?;
         // Deleted graph nodes are repaired first, outside the exclusive hold (a node
         // deleted after this is saved without its repair: its neighbours lose that link).
         {
@@ -157,13 +160,6 @@ impl CollectionInner {
         let handover = {
             let mut state = self.state.write();
             let held = Instant::now();
-            // Trained here when due (enough points, or grown eightfold): the codes are
-            // then flushed with this checkpoint's maps.
-            super::quantized::train_if_due(
-                &mut state,
-                &self.config,
-                self.options.quantizer_train_min_points,
-            )?;
             let quantizer_bytes = state.quant.trained.as_ref().map(|q| q.encode());
             let lsn = state.applied_lsn;
             let ops_covered = self.ops_since_checkpoint.load(Ordering::Relaxed);

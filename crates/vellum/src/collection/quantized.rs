@@ -4,10 +4,12 @@
 //! The catalog holds the wanted setting ([`Quantization`]); the checkpoint holds the
 //! trained quantizer (file `quantizer`, docs/format/database.md) with the generation of
 //! its codes; the store holds the codes (its code plane, bound to the vectors so a crash
-//! costs re-encoding, never a wrong code). Training happens under the state write lock,
-//! once the collection holds [`crate::QUANTIZER_TRAIN_MIN_POINTS`] and again each time it has
-//! grown eightfold: O(log n) trainings over a collection's life, each encoding every
-//! vector once.
+//! costs re-encoding, never a wrong code). A quantizer is trained once the collection
+//! holds [`crate::QUANTIZER_TRAIN_MIN_POINTS`] and again each time it has grown eightfold:
+//! O(log n) trainings over a collection's life, each encoding every vector once. A running
+//! collection (a checkpoint, `set_quantization`) trains under the read lock and encodes a
+//! chunk per hold of the write lock, so readers never wait for a whole encoding; only an
+//! open, before anyone can read, encodes all at once.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -132,6 +134,29 @@ impl CollectionInner {
             }
             wanted.kind
         };
+        self.convert(kind, true)
+    }
+
+    /// Trains the wanted quantizer when it is due (see [`due`]) and converts to it as
+    /// [`CollectionInner::set_quantization`] does, the write lock held a chunk at a time,
+    /// never for the whole encoding. The caller holds the checkpointer lock (a checkpoint
+    /// runs this before its handover).
+    pub(crate) fn train_quantizer_if_due(&self) -> Result<()> {
+        let kind = {
+            let state = self.state.read();
+            due(&state, self.options.quantizer_train_min_points)
+        };
+        match kind {
+            Some(kind) => self.convert(kind, false),
+            None => Ok(()),
+        }
+    }
+
+    /// Trains a quantizer of `kind` under the read lock, stages its code plane and encodes
+    /// it [`CONVERT_CHUNK_SLOTS`] per hold of the write lock, then swaps it in. The caller
+    /// holds the checkpointer lock. `hooked`: calls the options' quantization hook before
+    /// each chunk (conversions asked for by `set_quantization`, which tests pause).
+    fn convert(&self, kind: QuantKind, hooked: bool) -> Result<()> {
         let started = std::time::Instant::now();
         let (quantizer, points) = {
             let state = self.state.read();
@@ -153,7 +178,7 @@ impl CollectionInner {
         };
         let result = (|| -> Result<()> {
             loop {
-                if let Some(hook) = &self.options.quantization_hook {
+                if let Some(hook) = self.options.quantization_hook.as_ref().filter(|_| hooked) {
                     hook();
                 }
                 let mut state = self.state.write();
@@ -173,7 +198,7 @@ impl CollectionInner {
             points,
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             ok = result.is_ok(),
-            "collection converted to new quantized codes"
+            "quantizer trained and every vector encoded"
         );
         result
     }
@@ -240,18 +265,11 @@ pub(crate) fn attach_at_open(
     }
 }
 
-/// Trains the wanted quantizer when it is due: none of the wanted kind yet and at least
-/// `min_points` points (the option, by default [`crate::QUANTIZER_TRAIN_MIN_POINTS`]), or the
-/// collection grew [`RETRAIN_GROWTH`]-fold since. Encodes every vector under the new
-/// quantizer (a new code generation). Returns whether it trained.
-pub(crate) fn train_if_due(
-    state: &mut State,
-    config: &CollectionConfig,
-    min_points: usize,
-) -> Result<bool> {
-    let Some(wanted) = state.quant.wanted else {
-        return Ok(false);
-    };
+/// The kind to train now, if a quantizer is due: none of the wanted kind yet and at least
+/// `min_points` points (the option, by default [`crate::QUANTIZER_TRAIN_MIN_POINTS`]), or
+/// the collection grew [`RETRAIN_GROWTH`]-fold since the last training.
+fn due(state: &State, min_points: usize) -> Option<QuantKind> {
+    let wanted = state.quant.wanted?;
     let points = state.store.len() as u64;
     let due = match &state.quant.trained {
         Some(t) if t.quantizer.kind() == wanted.kind => {
@@ -259,31 +277,31 @@ pub(crate) fn train_if_due(
         }
         _ => points >= min_points.max(1) as u64,
     };
-    if !due {
-        return Ok(false);
-    }
-    let started = std::time::Instant::now();
-    let quantizer = train(&state.store, wanted.kind, config)?;
-    let generation = state.quant.last_generation + 1;
+    due.then_some(wanted.kind)
+}
+
+/// At open (no reader or writer yet, so all at once under `&mut`): trains the wanted
+/// quantizer when it is [`due`] and encodes every vector under it (a new code generation).
+pub(crate) fn train_if_due(
+    state: &mut State,
+    config: &CollectionConfig,
+    min_points: usize,
+) -> Result<()> {
+    let Some(kind) = due(state, min_points) else {
+        return Ok(());
+    };
+    let points = state.store.len() as u64;
     let trained = QuantState {
-        quantizer: Arc::new(quantizer),
-        generation,
+        quantizer: Arc::new(train(&state.store, kind, config)?),
+        generation: state.quant.last_generation + 1,
         trained_points: points,
     };
-    let report = state
+    state
         .store
         .attach_codes(trained.spec(), trained.encoder())?;
-    state.quant.last_generation = generation;
+    state.quant.last_generation = trained.generation;
     state.quant.trained = Some(trained);
-    tracing::info!(
-        kind = wanted.kind.name(),
-        points,
-        encoded = report.reencoded,
-        generation,
-        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-        "quantizer trained and every vector encoded"
-    );
-    Ok(true)
+    Ok(())
 }
 
 /// A quantizer of `kind` trained on up to [`TRAIN_SAMPLE_POINTS`] live vectors.
