@@ -100,6 +100,36 @@ pub enum Error {
         last: u64,
     },
 
+    /// An append at a caller-given LSN ([`crate::Wal::append_at`]) that is not the next
+    /// one: a gap, or an overlap the caller must first cut with `truncate_after`.
+    #[error("append at LSN {given} refused: the next LSN of the log is {next_lsn}")]
+    NotNextLsn {
+        /// The LSN the caller gave.
+        given: u64,
+        /// The LSN the next record gets.
+        next_lsn: u64,
+    },
+
+    /// `truncate_after` would cut inside a batch frame (all or nothing: it cannot be
+    /// split). Logs that are cut at any record append one frame per record
+    /// ([`crate::Wal::append_at`]).
+    #[error(
+        "cannot truncate after LSN {lsn}: it is inside the batch frame at offset {offset} of \
+         {segment} (LSNs {first} to {last})"
+    )]
+    TruncateInsideBatch {
+        /// The LSN asked for.
+        lsn: u64,
+        /// The segment holding the batch.
+        segment: PathBuf,
+        /// The batch frame's offset.
+        offset: u64,
+        /// Its first LSN.
+        first: u64,
+        /// Its last LSN.
+        last: u64,
+    },
+
     /// The log was opened with `RecoveryMode::Salvage`, which is read-only.
     #[error("the log at {dir} was opened read-only (RecoveryMode::Salvage)")]
     ReadOnly {

@@ -17,6 +17,12 @@ pub const AFTER_GROUP_SYNC: &str = "wal::after_group_sync";
 /// that sync's outcome before sealing the segment with a sync of its own.
 pub const ROTATION_AWAITS_GROUP_SYNC: &str = "wal::rotation_awaits_group_sync";
 
+/// In `truncate_after`, after the segment holding the cut is shortened (and re-allocated),
+/// before the sync that makes the cut durable.
+pub const TRUNCATE_AFTER_BEFORE_SYNC: &str = "wal::truncate_after_before_sync";
+/// In `reset`, after the marker is published, before any segment is removed.
+pub const RESET_AFTER_MARKER: &str = "wal::reset_after_marker";
+
 /// Every fail point of the crate.
 pub const ALL: &[&str] = &[
     SEGMENT_BEFORE_RENAME,
@@ -24,4 +30,6 @@ pub const ALL: &[&str] = &[
     BEFORE_GROUP_SYNC,
     AFTER_GROUP_SYNC,
     ROTATION_AWAITS_GROUP_SYNC,
+    TRUNCATE_AFTER_BEFORE_SYNC,
+    RESET_AFTER_MARKER,
 ];

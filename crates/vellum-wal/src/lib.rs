@@ -48,20 +48,24 @@
 mod by_path;
 mod error;
 pub mod fail_points;
+mod flusher;
 mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 mod iter;
 mod options;
+mod raft_ops;
 mod recovery;
 mod wal;
 
 pub use error::{Error, Result};
+pub use flusher::{DurableCallback, MAX_PENDING_CALLBACKS};
 pub use format::{
     FORMAT_VERSION, FORMAT_VERSION_NO_END_MARK, FRAME_END_MARK, FRAME_HEADER_BYTES,
     SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
 };
 pub use iter::{Record, WalIter};
 pub use options::{FIRST_ALLOCATION_BYTES, RecoveryMode, SyncPolicy, WalOptions};
+pub use raft_ops::{CUT_MARKER, CUT_MARKER_MAGIC, RESET_MARKER, RESET_MARKER_MAGIC};
 pub use recovery::{Damage, Recovery, SegmentInfo, TailCut};
 pub use wal::{Wal, WalStats};

@@ -309,7 +309,7 @@ type SegmentListing = (Vec<(u64, PathBuf)>, Vec<PathBuf>);
 
 /// The segment files in `dir` as (first LSN from the name, path), in LSN order, and the
 /// leftover temporary files.
-pub(crate) fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<SegmentListing> {
+pub(crate) fn list_segments(fs: &dyn Fs, dir: &Path) -> vellum_fs::Result<SegmentListing> {
     let mut segs = Vec::new();
     let mut tmps = Vec::new();
     for name in fs.list_dir(dir)? {

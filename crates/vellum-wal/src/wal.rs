@@ -1,8 +1,10 @@
 //! The log: open and repair, append with group commit, sync, truncate, stats.
 
+use std::collections::VecDeque;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -10,6 +12,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use vellum_fs::{DynFs, FailStop, File, create_dir_all_durable, tmp_path};
 
 use crate::error::{Error, Result};
+use crate::flusher::Pending;
 use crate::format::{
     FORMAT_VERSION, FRAME_END_MARK, SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame, frame_len,
     fresh_salt, payload_len, segment_name,
@@ -64,8 +67,11 @@ pub struct WalStats {
 /// ```
 #[derive(Debug)]
 pub struct Wal {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     syncer: Option<JoinHandle<()>>,
+    /// The thread that syncs for appends with a durability callback, started by the first
+    /// one ([`Wal::append_at_then`]).
+    pub(crate) flusher: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[derive(Debug)]
@@ -73,9 +79,17 @@ pub(crate) struct Shared {
     pub(crate) fs: DynFs,
     pub(crate) dir: PathBuf,
     pub(crate) opts: WalOptions,
+    /// Lock order: `state` is the only lock an operation holds while it works; `stop`
+    /// (the interval syncer's sleep) is never held with it.
     pub(crate) state: Mutex<State>,
-    synced: Condvar,
-    fail: FailStop,
+    /// Signalled (with `state`) when the synced LSN moves, a sync ends, or durability
+    /// callbacks were taken off the queue.
+    pub(crate) synced: Condvar,
+    /// Signalled (with `state`) when a durability callback is queued or the log closes.
+    pub(crate) flush_cv: Condvar,
+    /// Set when the log is dropped: the flusher drains its queue and ends.
+    pub(crate) closing: AtomicBool,
+    pub(crate) fail: FailStop,
     read_only: bool,
     stop: Mutex<bool>,
     stop_cv: Condvar,
@@ -86,13 +100,17 @@ pub(crate) struct State {
     /// Every segment in LSN order; the last one is active (appended to).
     pub(crate) segments: Vec<SegMeta>,
     /// The active segment's file (shared so a sync can run without the lock).
-    active: Option<Arc<dyn File>>,
+    pub(crate) active: Option<Arc<dyn File>>,
     /// The LSN the next record gets.
     pub(crate) next_lsn: u64,
-    /// Every LSN up to this one is durable.
-    synced_lsn: u64,
+    /// Every LSN up to this one is durable (lowered by [`Wal::truncate_after`], so frames
+    /// written after a cut never vouch for LSNs that are gone).
+    pub(crate) synced_lsn: u64,
     /// A group-commit leader is syncing now.
-    sync_in_progress: bool,
+    pub(crate) sync_in_progress: bool,
+    /// Durability callbacks of appends not yet synced, in LSN order (bounded by
+    /// [`crate::flusher::MAX_PENDING_CALLBACKS`]).
+    pub(crate) pending: VecDeque<Pending>,
     /// Reused encoding buffer.
     buf: Vec<u8>,
     syncs: u64,
@@ -121,6 +139,24 @@ impl Wal {
         }
         if !read_only {
             create_dir_all_durable(fs.as_ref(), &dir)?;
+        }
+        if let Some((segment, offset)) = crate::raft_ops::pending_cut(fs.as_ref(), &dir)?
+            && !read_only
+        {
+            crate::raft_ops::finish_cut(fs.as_ref(), &dir, segment, offset, &options)?;
+        }
+        if let Some(next_lsn) = crate::raft_ops::pending_reset(fs.as_ref(), &dir)? {
+            if read_only {
+                // An interrupted reset: the log is empty from `next_lsn` on.
+                let state = State::new(Vec::new(), None, next_lsn);
+                let report = Recovery {
+                    first_lsn: next_lsn,
+                    last_lsn: next_lsn - 1,
+                    ..Recovery::default()
+                };
+                return Ok((Wal::start(fs, dir, options, state, true), report));
+            }
+            crate::raft_ops::finish_reset(fs.as_ref(), &dir, next_lsn, &options)?;
         }
         let mut rec = recover(
             fs.as_ref(),
@@ -190,6 +226,8 @@ impl Wal {
             opts,
             state: Mutex::new(state),
             synced: Condvar::new(),
+            flush_cv: Condvar::new(),
+            closing: AtomicBool::new(false),
             fail: FailStop::new(),
             read_only,
             stop: Mutex::new(false),
@@ -202,7 +240,11 @@ impl Wal {
             }
             _ => None,
         };
-        Wal { shared, syncer }
+        Wal {
+            shared,
+            syncer,
+            flusher: Mutex::new(None),
+        }
     }
 
     /// The log's directory.
@@ -218,7 +260,9 @@ impl Wal {
     /// Appends one record and returns its LSN. Under `SyncPolicy::Always` it returns only
     /// once the record is durable.
     pub fn append(&self, record: &[u8]) -> Result<u64> {
-        self.shared.append(&[record], false).map(|r| *r.start())
+        self.shared
+            .append(&[record], Shape::OneFrame { batch: false }, None, None)
+            .map(|r| *r.start())
     }
 
     /// Appends records as one all-or-nothing batch (one frame) and returns their LSNs.
@@ -226,7 +270,8 @@ impl Wal {
         if records.is_empty() {
             return Err(Error::EmptyBatch);
         }
-        self.shared.append(records, true)
+        self.shared
+            .append(records, Shape::OneFrame { batch: true }, None, None)
     }
 
     /// A barrier: when it returns, every record appended before the call is durable.
@@ -320,6 +365,17 @@ impl Wal {
 
 impl Drop for Wal {
     fn drop(&mut self) {
+        self.shared
+            .closing
+            .store(true, std::sync::atomic::Ordering::Release);
+        {
+            // Taken so the flusher cannot miss the wake-up between its check and its wait.
+            let _st = self.shared.state.lock();
+            self.shared.flush_cv.notify_all();
+        }
+        if let Some(t) = self.flusher.get_mut().take() {
+            let _ = t.join();
+        }
         *self.shared.stop.lock() = true;
         self.shared.stop_cv.notify_all();
         if let Some(t) = self.syncer.take() {
@@ -338,6 +394,7 @@ impl State {
             // cut tail was synced before open returned.
             synced_lsn: next_lsn - 1,
             sync_in_progress: false,
+            pending: VecDeque::new(),
             buf: Vec::new(),
             syncs: 0,
             sync_time_total: Duration::ZERO,
@@ -356,8 +413,18 @@ impl State {
     }
 }
 
+/// How an append lays its records out in frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// One frame: a single record, or an all-or-nothing batch.
+    OneFrame { batch: bool },
+    /// One single-record frame each, written together (a consensus log, whose suffix may
+    /// be cut at any record).
+    FramePerRecord,
+}
+
 impl Shared {
-    fn writable(&self) -> Result<()> {
+    pub(crate) fn writable(&self) -> Result<()> {
         if self.read_only {
             return Err(Error::ReadOnly {
                 dir: self.dir.clone(),
@@ -367,28 +434,61 @@ impl Shared {
         Ok(())
     }
 
-    fn append<B: AsRef<[u8]>>(&self, records: &[B], batch: bool) -> Result<RangeInclusive<u64>> {
+    /// Appends `records` laid out per `shape`; with `at`, only if the first gets that LSN;
+    /// with `done`, returns once the frames are written (readable) and queues `done` for
+    /// the flusher, which calls it once they are durable. Otherwise waits for durability
+    /// as the sync policy says.
+    pub(crate) fn append<B: AsRef<[u8]>>(
+        &self,
+        records: &[B],
+        shape: Shape,
+        at: Option<u64>,
+        done: Option<crate::flusher::DurableCallback>,
+    ) -> Result<RangeInclusive<u64>> {
         self.writable()?;
-        let len = payload_len(records, batch);
-        if len > self.opts.max_record_bytes {
-            return Err(Error::RecordTooLarge {
-                len_bytes: len,
-                max_bytes: self.opts.max_record_bytes,
-            });
+        let mut total = 0u64;
+        match shape {
+            Shape::OneFrame { batch } => {
+                let len = payload_len(records, batch);
+                self.check_record_len(len)?;
+                // The longest a frame of this payload can be (the active segment may be of
+                // the older version, whose frames have no end mark): enough to decide on
+                // rotation.
+                total = frame_len(len, FORMAT_VERSION);
+            }
+            Shape::FramePerRecord => {
+                for r in records {
+                    let len = r.as_ref().len() as u64;
+                    self.check_record_len(len)?;
+                    total += frame_len(len, FORMAT_VERSION);
+                }
+            }
         }
-        // The longest a frame of this payload can be (the active segment may be of the older
-        // version, whose frames have no end mark): enough to decide on rotation.
-        let flen = frame_len(len, FORMAT_VERSION);
         let mut st = self.state.lock();
         self.fail.check()?;
+        if let Some(lsn) = at
+            && lsn != st.next_lsn
+        {
+            return Err(Error::NotNextLsn {
+                given: lsn,
+                next_lsn: st.next_lsn,
+            });
+        }
         if st.next_lsn.checked_add(records.len() as u64).is_none() {
             return Err(Error::LsnExhausted {
                 next_lsn: st.next_lsn,
             });
         }
+        if done.is_some() {
+            // Backpressure: at most MAX_PENDING_CALLBACKS appends wait for the flusher.
+            while st.pending.len() >= crate::flusher::MAX_PENDING_CALLBACKS {
+                self.synced.wait(&mut st);
+                self.fail.check()?;
+            }
+        }
         loop {
             let end = st.segments.last().map_or(0, |s| s.end_offset);
-            if end <= SEGMENT_HEADER_BYTES as u64 || end + flen <= self.opts.segment_size_bytes {
+            if end <= SEGMENT_HEADER_BYTES as u64 || end + total <= self.opts.segment_size_bytes {
                 break;
             }
             if !self.await_group_sync(&mut st)? {
@@ -407,17 +507,32 @@ impl Shared {
                 .active
                 .as_ref()
                 .expect("a writable log has an active file");
-            let flen = frame_len(len, seg.version);
             st.buf.clear();
-            encode_frame(
-                &mut st.buf,
-                seg.version,
-                seg.salt,
-                lsn,
-                st.synced_lsn,
-                records,
-                batch,
-            );
+            match shape {
+                Shape::OneFrame { batch } => encode_frame(
+                    &mut st.buf,
+                    seg.version,
+                    seg.salt,
+                    lsn,
+                    st.synced_lsn,
+                    records,
+                    batch,
+                ),
+                Shape::FramePerRecord => {
+                    for (i, r) in records.iter().enumerate() {
+                        encode_frame(
+                            &mut st.buf,
+                            seg.version,
+                            seg.salt,
+                            lsn + i as u64,
+                            st.synced_lsn,
+                            std::slice::from_ref(r),
+                            false,
+                        );
+                    }
+                }
+            }
+            let flen = st.buf.len() as u64;
             let need = seg.end_offset + flen;
             if self.opts.preallocate && need > seg.file_len {
                 // The next step of space, zeros, before the frame: the sync that makes
@@ -438,18 +553,33 @@ impl Shared {
             }
             (lsn, lsn + count - 1)
         };
-        if self.opts.sync_policy == SyncPolicy::Always {
+        if let Some(done) = done {
+            st.pending.push_back(Pending { lsn: last, done });
+            self.flush_cv.notify_one();
+        } else if self.opts.sync_policy == SyncPolicy::Always {
             self.wait_synced(st, last)?;
         }
         Ok(lsn..=last)
     }
 
+    fn check_record_len(&self, len: u64) -> Result<()> {
+        if len > self.opts.max_record_bytes {
+            return Err(Error::RecordTooLarge {
+                len_bytes: len,
+                max_bytes: self.opts.max_record_bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// Group commit: returns once `target` is durable. The first waiter that finds no sync
     /// running becomes the leader: it syncs the active file without the lock (appends go on
     /// meanwhile) and publishes the LSN that was written when its sync started.
-    fn wait_synced(&self, mut st: MutexGuard<'_, State>, target: u64) -> Result<()> {
+    pub(crate) fn wait_synced(&self, mut st: MutexGuard<'_, State>, target: u64) -> Result<()> {
         loop {
-            if st.synced_lsn >= target {
+            // A cut (`truncate_after`, `reset`) may lower the log's end below a target read
+            // before it: nothing past the end is left to wait for.
+            if st.synced_lsn >= target.min(st.next_lsn - 1) {
                 return Ok(());
             }
             self.fail.check()?;
@@ -491,7 +621,7 @@ impl Shared {
     /// that seals a segment must not overtake a failed group sync: the failure dropped the
     /// dirty pages (as Linux does after `EIO`), so a later successful sync proves nothing,
     /// and the sealed segment would claim frames the disk never got.
-    fn await_group_sync(&self, st: &mut MutexGuard<'_, State>) -> Result<bool> {
+    pub(crate) fn await_group_sync(&self, st: &mut MutexGuard<'_, State>) -> Result<bool> {
         if !st.sync_in_progress {
             return Ok(false);
         }

@@ -25,8 +25,13 @@ fn every_declared_fail_point_is_reached_and_no_other() {
         b[end - 16..end].fill(0);
     })
     .unwrap();
-    let (_wal, rec) = Wal::open(fs.shared(), DIR, opts).unwrap();
+    let (wal, rec) = Wal::open(fs.shared(), DIR, opts).unwrap();
     assert!(rec.tail_cut.is_some());
+    // The consensus-log operations: a cut and a reset.
+    let next = wal.stats().last_lsn + 1;
+    wal.append_at(next, &[b"x".as_slice(), b"y"]).unwrap();
+    wal.truncate_after(next).unwrap();
+    wal.reset(next + 100).unwrap();
     // A rotation beside a failing group sync reaches the two points that order them.
     let race = SimFs::new();
     rotation_beside_a_failed_group_sync(&race).unwrap();
