@@ -1,1 +1,489 @@
-//! placeholder
+//! An in-process cluster: nodes on their own file systems (simulated, so a node can be
+//! killed into a crash image, or real directories), a router between them that can cut
+//! links and drop messages, snapshots streamed as archive chunks (docs/REPLICATION.md).
+//! The tests and `raft_bench` drive it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{
+    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
+    Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::{AnyError, BasicNode, Snapshot, Vote};
+use parking_lot::Mutex;
+use vellum::DatabaseOptions;
+use vellum_fs::{DynFs, SimFs, atomic_replace, create_dir_all_durable};
+use vellum_snapshot_format::{Chunk, ChunkReceiver, FinalTotals, ImportOptions};
+
+use crate::error::Result;
+use crate::log_store::LogStore;
+use crate::state_machine::{MANIFEST_FILE, Manifest, StateMachine};
+use crate::types::{NodeId, Raft, Request, Response, SnapshotFiles, TypeConfig};
+
+/// Bytes per snapshot chunk sent between nodes.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+
+/// Where a node keeps its files.
+#[derive(Clone)]
+pub enum Storage {
+    /// A simulated file system (can be crashed into an image).
+    Sim(SimFs),
+    /// The real file system under this directory.
+    Real(PathBuf),
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::Sim(_) => f.write_str("Storage::Sim"),
+            Storage::Real(dir) => write!(f, "Storage::Real({})", dir.display()),
+        }
+    }
+}
+
+/// A running node.
+#[derive(Clone)]
+pub struct Node {
+    /// Its Raft handle.
+    pub raft: Raft,
+    /// Its state machine (local reads).
+    pub sm: StateMachine,
+    /// Its log.
+    pub log: LogStore,
+    /// Its storage.
+    pub storage: Storage,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("sm", &self.sm).finish()
+    }
+}
+
+/// Counters of what the router did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouterStats {
+    /// Messages delivered.
+    pub delivered: u64,
+    /// Messages dropped (cut link, loss, node down).
+    pub dropped: u64,
+    /// Snapshot chunks sent.
+    pub snapshot_chunks: u64,
+    /// Snapshot bytes sent.
+    pub snapshot_bytes: u64,
+}
+
+#[derive(Default)]
+struct RouterState {
+    nodes: BTreeMap<NodeId, Node>,
+    /// Directed links that drop every message.
+    cut: BTreeSet<(NodeId, NodeId)>,
+    /// Probability (0..1) that a message is dropped.
+    loss: f64,
+    /// Longest random delay before a message is delivered (reorders them).
+    max_delay: Duration,
+    rng: u64,
+    stats: RouterStats,
+}
+
+/// The router between the nodes of a cluster. Lock: `state` is held only to look up or
+/// change the table, never across a delivery.
+#[derive(Clone, Default)]
+pub struct Router {
+    state: Arc<Mutex<RouterState>>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").finish()
+    }
+}
+
+impl Router {
+    /// Cuts (or heals) both directions between `a` and `b`.
+    pub fn set_link(&self, a: NodeId, b: NodeId, up: bool) {
+        let mut st = self.state.lock();
+        for link in [(a, b), (b, a)] {
+            if up {
+                st.cut.remove(&link);
+            } else {
+                st.cut.insert(link);
+            }
+        }
+    }
+
+    /// Cuts `node` off from every other node (or heals it).
+    pub fn isolate(&self, node: NodeId, isolated: bool) {
+        let others: Vec<NodeId> = self.state.lock().nodes.keys().copied().collect();
+        for other in others {
+            if other != node {
+                self.set_link(node, other, !isolated);
+            }
+        }
+    }
+
+    /// Heals every link.
+    pub fn heal_all(&self) {
+        self.state.lock().cut.clear();
+    }
+
+    /// Message loss and reordering: drop each with probability `loss`, delay each by up to
+    /// `max_delay`.
+    pub fn set_faults(&self, loss: f64, max_delay: Duration, seed: u64) {
+        let mut st = self.state.lock();
+        st.loss = loss;
+        st.max_delay = max_delay;
+        st.rng = seed | 1;
+    }
+
+    /// What the router did so far.
+    pub fn stats(&self) -> RouterStats {
+        self.state.lock().stats
+    }
+
+    /// The target node if the message gets through, after its delay.
+    async fn route(&self, from: NodeId, to: NodeId) -> Option<Node> {
+        let (node, delay) = {
+            let mut st = self.state.lock();
+            let node = st.nodes.get(&to).cloned();
+            // xorshift: deterministic per seed.
+            st.rng ^= st.rng << 13;
+            st.rng ^= st.rng >> 7;
+            st.rng ^= st.rng << 17;
+            let r = (st.rng >> 11) as f64 / (1u64 << 53) as f64;
+            let lost = st.cut.contains(&(from, to)) || r < st.loss || node.is_none();
+            if lost {
+                st.stats.dropped += 1;
+                return None;
+            }
+            st.stats.delivered += 1;
+            let delay = st.max_delay.mul_f64((st.rng & 0xffff) as f64 / 65536.0);
+            (node, delay)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        node
+    }
+}
+
+/// One node's connection factory.
+#[derive(Debug, Clone)]
+pub struct NodeNetwork {
+    from: NodeId,
+    router: Router,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NodeNetwork {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Connection {
+        Connection {
+            from: self.from,
+            to: target,
+            router: self.router.clone(),
+        }
+    }
+}
+
+/// A connection from one node to another through the router.
+#[derive(Debug)]
+pub struct Connection {
+    from: NodeId,
+    to: NodeId,
+    router: Router,
+}
+
+fn unreachable_err<E: std::error::Error>(to: NodeId) -> RPCError<NodeId, BasicNode, E> {
+    RPCError::Unreachable(Unreachable::new(&AnyError::error(format!(
+        "node {to} is unreachable (link cut, message lost or node down)"
+    ))))
+}
+
+impl RaftNetwork<TypeConfig> for Connection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let Some(node) = self.router.route(self.from, self.to).await else {
+            return Err(unreachable_err(self.to));
+        };
+        let resp = node
+            .raft
+            .append_entries(rpc)
+            .await
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))?;
+        // The response crosses the link back.
+        match self.router.route(self.to, self.from).await {
+            Some(_) => Ok(resp),
+            None => Err(unreachable_err(self.to)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let Some(node) = self.router.route(self.from, self.to).await else {
+            return Err(unreachable_err(self.to));
+        };
+        let resp = node
+            .raft
+            .vote(rpc)
+            .await
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))?;
+        match self.router.route(self.to, self.from).await {
+            Some(_) => Ok(resp),
+            None => Err(unreachable_err(self.to)),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote<NodeId>,
+        snapshot: Snapshot<TypeConfig>,
+        _cancel: impl std::future::Future<Output = ReplicationClosed> + Send + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
+        let Some(node) = self.router.route(self.from, self.to).await else {
+            return Err(StreamingError::Unreachable(Unreachable::new(
+                &AnyError::error(format!("node {} is unreachable", self.to)),
+            )));
+        };
+        let net = |e: crate::Error| {
+            StreamingError::Network(NetworkError::new(&AnyError::error(e.to_string())))
+        };
+        let dir = stream_snapshot(&self.router, &snapshot, &node.sm).map_err(net)?;
+        let local = Snapshot {
+            meta: snapshot.meta.clone(),
+            snapshot: Box::new(SnapshotFiles {
+                fs: node.sm.fs().clone(),
+                dir,
+            }),
+        };
+        node.raft
+            .install_full_snapshot(vote, local)
+            .await
+            .map_err(|e| StreamingError::RemoteError(RemoteError::new(self.to, e)))
+    }
+}
+
+/// Streams the archives of `snapshot` (on the sender's file system) into the receiving
+/// node's snapshot directory through `ChunkReceiver`s, then its manifest. A reception
+/// interrupted earlier resumes: chunks the receiver logged as durable are not needed again.
+fn stream_snapshot(
+    router: &Router,
+    snapshot: &Snapshot<TypeConfig>,
+    to: &StateMachine,
+) -> Result<PathBuf> {
+    let src = &snapshot.snapshot;
+    let manifest = Manifest::load(src.fs.as_ref(), &src.dir)?;
+    let dest = to.snapshot_dir(&snapshot.meta.snapshot_id);
+    let fs = to.fs().clone();
+    create_dir_all_durable(fs.as_ref(), &dest)?;
+    let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+    for c in &manifest.collections {
+        let file = src.fs.open(&src.dir.join(&c.file))?;
+        let (header, trailer, _) = vellum_snapshot_format::read_summary(file.as_ref())?;
+        let total = trailer.archive_bytes;
+        let chunks = total.div_ceil(SNAPSHOT_CHUNK_BYTES as u64).max(1);
+        let staging = dest.join(format!("{}.staging", c.file));
+        let mut rx = ChunkReceiver::open(fs.clone(), &staging, ImportOptions::default())?;
+        for seq in 0..chunks {
+            let offset = seq * SNAPSHOT_CHUNK_BYTES as u64;
+            let n = usize::try_from((total - offset).min(SNAPSHOT_CHUNK_BYTES as u64))
+                .unwrap_or(SNAPSHOT_CHUNK_BYTES);
+            file.read_at(&mut buf[..n], offset)?;
+            let chunk = Chunk {
+                snapshot: header.id,
+                seq,
+                offset,
+                final_totals: (seq + 1 == chunks).then_some(FinalTotals {
+                    total_bytes: total,
+                    total_chunks: chunks,
+                    archive_hash: trailer.hash,
+                }),
+                payload: buf[..n].to_vec(),
+            };
+            rx.receive(&chunk)?;
+            let mut st = router.state.lock();
+            st.stats.snapshot_chunks += 1;
+            st.stats.snapshot_bytes += n as u64;
+        }
+        rx.finish(&dest.join(&c.file))?;
+    }
+    let json = crate::state_machine::read_all(src.fs.as_ref(), &src.dir.join(MANIFEST_FILE))?;
+    atomic_replace(fs.as_ref(), &dest.join(MANIFEST_FILE), &json)?;
+    Ok(dest)
+}
+
+/// Timing of the cluster's Raft (milliseconds).
+pub fn default_config() -> openraft::Config {
+    openraft::Config {
+        cluster_name: "vellum".into(),
+        heartbeat_interval: 50,
+        election_timeout_min: 200,
+        election_timeout_max: 400,
+        max_payload_entries: 64,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(500),
+        max_in_snapshot_log_to_keep: 50,
+        purge_batch_size: 1,
+        ..openraft::Config::default()
+    }
+}
+
+/// An in-process cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The router (cut links, loss, delays).
+    pub router: Router,
+    config: Arc<openraft::Config>,
+    options: DatabaseOptions,
+}
+
+impl Cluster {
+    /// A cluster with this Raft configuration and these database options for every node.
+    pub fn new(config: openraft::Config, options: DatabaseOptions) -> Result<Cluster> {
+        let config = config.validate().map_err(|e| crate::Error::Inconsistent {
+            dir: PathBuf::new(),
+            reason: format!("raft config: {e}"),
+        })?;
+        Ok(Cluster {
+            router: Router::default(),
+            config: Arc::new(config),
+            options,
+        })
+    }
+
+    /// Starts node `id` on `storage` (restarting it if it ran before).
+    pub async fn start(&self, id: NodeId, storage: Storage) -> Result<Node> {
+        let (fs, root): (DynFs, PathBuf) = match &storage {
+            Storage::Sim(fs) => (fs.shared(), PathBuf::from("/node")),
+            Storage::Real(dir) => (vellum_fs::RealFs::shared(), dir.clone()),
+        };
+        let log = LogStore::open(fs.clone(), &root.join("raft"))?;
+        let sm = StateMachine::open(fs, &root.join("sm"), self.options.clone())?;
+        let network = NodeNetwork {
+            from: id,
+            router: self.router.clone(),
+        };
+        let raft = Raft::new(
+            id,
+            Arc::clone(&self.config),
+            network,
+            log.clone(),
+            sm.clone(),
+        )
+        .await
+        .map_err(|e| crate::Error::Inconsistent {
+            dir: root.clone(),
+            reason: format!("raft did not start: {e}"),
+        })?;
+        let node = Node {
+            raft,
+            sm,
+            log,
+            storage,
+        };
+        self.router.state.lock().nodes.insert(id, node.clone());
+        Ok(node)
+    }
+
+    /// Makes `ids` the first membership (called once, on one node).
+    pub async fn initialize(&self, on: NodeId, ids: &[NodeId]) -> Result<()> {
+        let node = self.node(on).expect("the node is running");
+        let members: BTreeMap<NodeId, BasicNode> = ids
+            .iter()
+            .map(|id| (*id, BasicNode::new(format!("in-process:{id}"))))
+            .collect();
+        node.raft
+            .initialize(members)
+            .await
+            .map_err(|e| crate::Error::Inconsistent {
+                dir: PathBuf::new(),
+                reason: format!("initialize: {e}"),
+            })
+    }
+
+    /// The running node `id`.
+    pub fn node(&self, id: NodeId) -> Option<Node> {
+        self.router.state.lock().nodes.get(&id).cloned()
+    }
+
+    /// The running nodes' ids.
+    pub fn running(&self) -> Vec<NodeId> {
+        self.router.state.lock().nodes.keys().copied().collect()
+    }
+
+    /// Stops node `id` as a power cut would: its file system is cut off first, then its
+    /// tasks stop. Returns its storage (for a crash image, [`SimFs::crash_images`]).
+    pub async fn kill(&self, id: NodeId) -> Option<Storage> {
+        let node = self.router.state.lock().nodes.remove(&id)?;
+        if let Storage::Sim(fs) = &node.storage {
+            fs.cut_power();
+        }
+        let _ = node.raft.shutdown().await;
+        Some(node.storage)
+    }
+
+    /// The current leader as a running node sees it.
+    pub fn leader(&self) -> Option<NodeId> {
+        let nodes: Vec<Node> = self.router.state.lock().nodes.values().cloned().collect();
+        // A leader cut off from the others still believes it leads: the one with the
+        // highest term is the one the majority follows.
+        nodes
+            .iter()
+            .map(|n| n.raft.metrics().borrow().clone())
+            .filter(|m| m.current_leader == Some(m.id))
+            .max_by_key(|m| m.current_term)
+            .map(|m| m.id)
+    }
+
+    /// Writes `req` through the leader, retrying (new leader, lost message) until
+    /// `timeout`. `Ok` means the cluster acknowledged it: committed and applied.
+    pub async fn write(&self, req: Request, timeout: Duration) -> Option<Response> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(leader) = self.leader().and_then(|id| self.node(id)) {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match tokio::time::timeout(left, leader.raft.client_write(req.clone())).await {
+                    Ok(Ok(resp)) => return Some(resp.data),
+                    Ok(Err(_)) | Err(_) => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// Waits until every running node has applied up to the leader's last log index.
+    pub async fn wait_converged(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            let nodes: Vec<Node> = self.router.state.lock().nodes.values().cloned().collect();
+            let metrics: Vec<_> = nodes
+                .iter()
+                .map(|n| n.raft.metrics().borrow().clone())
+                .collect();
+            let target = metrics.iter().filter_map(|m| m.last_log_index).max();
+            if target.is_some()
+                && metrics
+                    .iter()
+                    .all(|m| m.last_applied.map(|l| l.index) == target)
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+}
