@@ -455,9 +455,9 @@ impl Cluster {
         while tokio::time::Instant::now() < deadline {
             if let Some(leader) = self.leader().and_then(|id| self.node(id)) {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                match tokio::time::timeout(left, leader.raft.client_write(req.clone())).await {
-                    Ok(Ok(resp)) => return Some(resp.data),
-                    Ok(Err(_)) | Err(_) => {}
+                let written = tokio::time::timeout(left, leader.raft.client_write(req.clone()));
+                if let Ok(Ok(resp)) = written.await {
+                    return Some(resp.data);
                 }
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
