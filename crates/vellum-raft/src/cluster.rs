@@ -326,6 +326,13 @@ fn stream_snapshot(
     Ok(dest)
 }
 
+fn no_leader() -> crate::Error {
+    crate::Error::Inconsistent {
+        dir: PathBuf::new(),
+        reason: "no leader".into(),
+    }
+}
+
 /// Timing of the cluster's Raft (milliseconds).
 pub fn default_config() -> openraft::Config {
     openraft::Config {
@@ -414,6 +421,42 @@ impl Cluster {
             })
     }
 
+    /// Adds node `id` (running) as a learner and waits until it has caught up.
+    pub async fn add_learner(&self, id: NodeId) -> Result<()> {
+        let leader = self
+            .leader()
+            .and_then(|l| self.node(l))
+            .ok_or_else(no_leader)?;
+        leader
+            .raft
+            .add_learner(id, BasicNode::new(format!("in-process:{id}")), true)
+            .await
+            .map_err(|e| crate::Error::Inconsistent {
+                dir: PathBuf::new(),
+                reason: format!("add learner {id}: {e}"),
+            })?;
+        Ok(())
+    }
+
+    /// Makes `voters` the voting members (learners among them are promoted; members not
+    /// among them are removed).
+    pub async fn change_voters(&self, voters: &[NodeId]) -> Result<()> {
+        let leader = self
+            .leader()
+            .and_then(|l| self.node(l))
+            .ok_or_else(no_leader)?;
+        let set: BTreeSet<NodeId> = voters.iter().copied().collect();
+        leader
+            .raft
+            .change_membership(set, false)
+            .await
+            .map_err(|e| crate::Error::Inconsistent {
+                dir: PathBuf::new(),
+                reason: format!("change membership to {voters:?}: {e}"),
+            })?;
+        Ok(())
+    }
+
     /// The running node `id`.
     pub fn node(&self, id: NodeId) -> Option<Node> {
         self.router.state.lock().nodes.get(&id).cloned()
@@ -454,7 +497,12 @@ impl Cluster {
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {
             if let Some(leader) = self.leader().and_then(|id| self.node(id)) {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                // Each attempt is bounded: a leader cut off from the majority never answers,
+                // and the next attempt should go to the one elected meanwhile. A retried
+                // write may be applied twice (an upsert again: the same state).
+                let left = deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .min(Duration::from_secs(2));
                 let written = tokio::time::timeout(left, leader.raft.client_write(req.clone()));
                 if let Ok(Ok(resp)) = written.await {
                     return Some(resp.data);

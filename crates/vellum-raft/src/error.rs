@@ -55,4 +55,10 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A linearizable read could not be served here (not the leader, or no quorum).
+    #[error("linearizable read refused: {reason}")]
+    Read {
+        /// Why.
+        reason: String,
+    },
 }

@@ -14,12 +14,14 @@
 pub mod cluster;
 mod error;
 mod log_store;
+mod reads;
 mod state_file;
 pub mod state_machine;
 mod types;
 
 pub use error::{Error, Result};
 pub use log_store::{LOG_DIR, LogStore, MAX_ENTRY_BYTES};
+pub use reads::{ReadMode, database_for_read};
 pub use state_file::{RaftState, STATE_FILE, STATE_FILE_BYTES, STATE_MAGIC};
 pub use state_machine::StateMachine;
 pub use types::{

@@ -397,3 +397,93 @@ async fn no_write_is_acknowledged_before_a_majority_synced_it() {
     assert!(cluster.wait_converged(Duration::from_secs(20)).await);
     check_all_nodes(&cluster, &(10..13).map(|id| (id, 1)).collect());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_joins_is_promoted_and_a_member_is_removed() {
+    let cluster = three_nodes(default_config()).await;
+    let mut acked = BTreeMap::new();
+    for b in 0..10u64 {
+        assert!(
+            cluster
+                .write(batch(b * 10, 10, 1), WRITE_TIMEOUT)
+                .await
+                .is_some()
+        );
+        acked.extend((b * 10..b * 10 + 10).map(|id| (id, 1)));
+    }
+    cluster.start(4, Storage::Sim(SimFs::new())).await.unwrap();
+    cluster.add_learner(4).await.unwrap();
+    let leader = cluster.leader().unwrap();
+    let leaving = (1..=3).find(|id| *id != leader).unwrap();
+    let voters: Vec<NodeId> = (1..=4).filter(|id| *id != leaving).collect();
+    cluster.change_voters(&voters).await.unwrap();
+    cluster.kill(leaving).await;
+    for b in 10..15u64 {
+        assert!(
+            cluster
+                .write(batch(b * 10, 10, 1), WRITE_TIMEOUT)
+                .await
+                .is_some()
+        );
+        acked.extend((b * 10..b * 10 + 10).map(|id| (id, 1)));
+    }
+    // The new member counts towards the quorum: with the old leader gone, 2 of 3 remain.
+    let old_leader = cluster.leader().unwrap();
+    crash_and_restart(&cluster, old_leader, 9).await;
+    assert!(
+        cluster
+            .write(batch(500, 1, 1), WRITE_TIMEOUT)
+            .await
+            .is_some()
+    );
+    acked.insert(500, 1);
+    assert!(cluster.wait_converged(Duration::from_secs(20)).await);
+    check_all_nodes(&cluster, &acked);
+    let m = cluster.node(4).unwrap().raft.metrics().borrow().clone();
+    let members: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+    assert_eq!(members, voters);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linearizable_reads_need_a_quorum_and_local_reads_may_be_stale() {
+    use vellum_raft::{ReadMode, database_for_read};
+    let cluster = three_nodes(default_config()).await;
+    assert!(cluster.write(batch(0, 2, 1), WRITE_TIMEOUT).await.is_some());
+    let old = cluster.node(cluster.leader().unwrap()).unwrap();
+    let db = database_for_read(&old.raft, &old.sm, ReadMode::Linearizable)
+        .await
+        .unwrap();
+    assert!(db.collection("docs").unwrap().get(1).unwrap().is_some());
+    // Cut off, the old leader refuses linearizable reads but serves local (stale) ones.
+    cluster.router.isolate(old.raft.metrics().borrow().id, true);
+    assert!(
+        cluster
+            .write(batch(100, 1, 1), WRITE_TIMEOUT)
+            .await
+            .is_some()
+    );
+    let refused = tokio::time::timeout(
+        Duration::from_secs(3),
+        database_for_read(&old.raft, &old.sm, ReadMode::Linearizable),
+    )
+    .await;
+    assert!(
+        !matches!(refused, Ok(Ok(_))),
+        "a cut-off node served a linearizable read"
+    );
+    let local = database_for_read(&old.raft, &old.sm, ReadMode::Local)
+        .await
+        .unwrap();
+    let coll = local.collection("docs").unwrap();
+    assert!(coll.get(1).unwrap().is_some());
+    assert!(
+        coll.get(100).unwrap().is_none(),
+        "the local read is stale, as documented"
+    );
+    // On the new leader, a linearizable read sees the newer write.
+    let new = cluster.node(cluster.leader().unwrap()).unwrap();
+    let db = database_for_read(&new.raft, &new.sm, ReadMode::Linearizable)
+        .await
+        .unwrap();
+    assert!(db.collection("docs").unwrap().get(100).unwrap().is_some());
+}
