@@ -496,19 +496,33 @@ impl Cluster {
     pub async fn write(&self, req: Request, timeout: Duration) -> Option<Response> {
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {
-            if let Some(leader) = self.leader().and_then(|id| self.node(id)) {
-                // Each attempt is bounded: a leader cut off from the majority never answers,
-                // and the next attempt should go to the one elected meanwhile. A retried
-                // write may be applied twice (an upsert again: the same state).
-                let left = deadline
-                    .saturating_duration_since(tokio::time::Instant::now())
-                    .min(Duration::from_secs(2));
-                let written = tokio::time::timeout(left, leader.raft.client_write(req.clone()));
-                if let Ok(Ok(resp)) = written.await {
-                    return Some(resp.data);
+            if let Some(id) = self.leader()
+                && let Some(leader) = self.node(id)
+            {
+                // A leader cut off from the majority never answers: the attempt is given up
+                // as soon as another node leads with a higher term (checked every 10 ms). A
+                // write retried so may be applied twice (an upsert again: the same state).
+                let attempt = leader.raft.client_write(req.clone());
+                tokio::pin!(attempt);
+                loop {
+                    tokio::select! {
+                        r = &mut attempt => {
+                            if let Ok(resp) = r {
+                                return Some(resp.data);
+                            }
+                            break;
+                        }
+                        () = tokio::time::sleep(Duration::from_millis(10)) => {
+                            if self.leader() != Some(id)
+                                || tokio::time::Instant::now() >= deadline
+                            {
+                                break;
+                            }
+                        }
+                    }
                 }
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         None
     }

@@ -9,9 +9,14 @@
 //! anything: a crash between the two leaves a log that still holds what the state file
 //! says is purged (hidden), or, after a purge past the end, a log an open resets.
 //!
+//! Recent entries are also kept in memory ([`CACHED_ENTRY_BYTES`] at most, the newest):
+//! replication reads what was just appended, and the WAL would otherwise find each entry by
+//! scanning its segment from the start.
+//!
 //! Locks: `Inner::meta` guards the state file's contents and the last log id. It is held
 //! while the state file is replaced (a vote or a purge, rare), never while entries are
-//! read; the WAL has its own lock (vellum-wal).
+//! read. `Inner::cache` guards the recent entries; it is held to copy entries in or out,
+//! never with `meta`. The WAL has its own lock (vellum-wal).
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -30,6 +35,69 @@ use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
 
 /// The log's directory inside the Raft directory.
 pub const LOG_DIR: &str = "log";
+/// The most bytes (encoded) of recent entries kept in memory for replication to read.
+pub const CACHED_ENTRY_BYTES: usize = 32 << 20;
+
+/// The newest entries, contiguous by index, with their encoded sizes.
+#[derive(Default)]
+struct Cache {
+    entries: std::collections::VecDeque<(Entry, usize)>,
+    bytes: usize,
+}
+
+impl Cache {
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|(e, _)| e.log_id.index)
+    }
+
+    fn push(&mut self, entry: Entry, bytes: usize) {
+        if self
+            .entries
+            .back()
+            .is_some_and(|(e, _)| e.log_id.index + 1 != entry.log_id.index)
+        {
+            self.clear();
+        }
+        self.entries.push_back((entry, bytes));
+        self.bytes += bytes;
+        while self.bytes > CACHED_ENTRY_BYTES {
+            let Some((_, b)) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= b;
+        }
+    }
+
+    /// Drops entries from index `from` on.
+    fn cut_from(&mut self, from: u64) {
+        while self
+            .entries
+            .back()
+            .is_some_and(|(e, _)| e.log_id.index >= from)
+        {
+            let (_, b) = self.entries.pop_back().expect("checked");
+            self.bytes -= b;
+        }
+    }
+
+    /// Drops entries up to index `upto`.
+    fn purge_upto(&mut self, upto: u64) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|(e, _)| e.log_id.index <= upto)
+        {
+            let (_, b) = self.entries.pop_front().expect("checked");
+            self.bytes -= b;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+}
+
 /// The largest entry the log takes (a batch of points), in bytes.
 pub const MAX_ENTRY_BYTES: u64 = 32 << 20;
 
@@ -44,6 +112,7 @@ struct Inner {
     dir: PathBuf,
     wal: Wal,
     meta: Mutex<Meta>,
+    cache: Mutex<Cache>,
 }
 
 /// The Raft log of one node; clones share it (openraft reads entries through clones
@@ -133,6 +202,7 @@ impl LogStore {
                 dir: dir.to_path_buf(),
                 wal,
                 meta: Mutex::new(Meta { state, last }),
+                cache: Mutex::new(Cache::default()),
             }),
         })
     }
@@ -155,6 +225,24 @@ impl LogStore {
         let end = lsn_of(end.min(u64::MAX - 1)).min(stats.last_lsn + 1);
         if start >= end {
             return Ok(Vec::new());
+        }
+        {
+            let cache = self.inner.cache.lock();
+            if let Some(first) = cache.first_index()
+                && lsn_of(first) <= start
+            {
+                let skip = (start - lsn_of(first)) as usize;
+                let out: Vec<Entry> = cache
+                    .entries
+                    .iter()
+                    .skip(skip)
+                    .take((end - start) as usize)
+                    .map(|(e, _)| e.clone())
+                    .collect();
+                if out.len() as u64 == end - start {
+                    return Ok(out);
+                }
+            }
         }
         let mut out = Vec::with_capacity((end - start) as usize);
         for rec in self.inner.wal.iter_from(start)? {
@@ -274,10 +362,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut first = None;
         let mut last = None;
         let mut records = Vec::new();
+        let mut kept = Vec::new();
         for e in entries {
             first.get_or_insert(e.log_id.index);
             last = Some(e.log_id);
             records.push(postcard::to_allocvec(&e).map_err(write_err)?);
+            kept.push(e);
         }
         let (Some(first), Some(last)) = (first, last) else {
             callback.log_io_completed(Ok(()));
@@ -305,6 +395,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .wal
             .append_at_then(first, &records, done)
             .map_err(write_err)?;
+        {
+            let mut cache = self.inner.cache.lock();
+            cache.cut_from(kept[0].log_id.index);
+            for (e, r) in kept.into_iter().zip(&records) {
+                cache.push(e, r.len());
+            }
+        }
         self.inner.meta.lock().last = Some(last);
         Ok(())
     }
@@ -313,6 +410,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Cut from `log_id` on: keep LSNs up to that of the entry before it.
         let keep_to = lsn_of(log_id.index) - 1;
         let keep_to = keep_to.max(self.held_from() - 1);
+        self.inner.cache.lock().cut_from(log_id.index);
         self.inner.wal.truncate_after(keep_to).map_err(write_err)?;
         let prev = if log_id.index > 0 {
             self.entry_id(log_id.index - 1).map_err(read_err)?
@@ -327,6 +425,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.publish(|s| s.purged = Some(log_id))
             .map_err(write_err)?;
         let purged = lsn_of(log_id.index);
+        self.inner.cache.lock().purge_upto(log_id.index);
         let last = self.inner.wal.stats().last_lsn;
         if purged >= last {
             self.inner.wal.reset(purged + 1).map_err(write_err)?;

@@ -68,10 +68,48 @@ pub enum Request {
 pub struct PointData {
     /// Its id.
     pub id: u64,
-    /// Its vector.
+    /// Its vector (encoded as its little-endian bytes: one copy, not a call per number).
+    #[serde(with = "f32_bytes")]
     pub vector: Vec<f32>,
     /// Its payload bytes.
     pub payload: Option<Vec<u8>>,
+}
+
+/// A `Vec<f32>` as one byte string of little-endian `f32`s.
+mod f32_bytes {
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        s.serialize_bytes(&bytes)
+    }
+
+    struct Floats;
+
+    impl Visitor<'_> for Floats {
+        type Value = Vec<f32>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a byte string of little-endian f32s")
+        }
+
+        fn visit_bytes<E: Error>(self, b: &[u8]) -> Result<Vec<f32>, E> {
+            if !b.len().is_multiple_of(4) {
+                return Err(E::custom(format!(
+                    "a vector of {} bytes is not a whole number of f32s",
+                    b.len()
+                )));
+            }
+            Ok(b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        d.deserialize_bytes(Floats)
+    }
 }
 
 /// What applying an entry did. A request the database refuses (a missing collection, a
