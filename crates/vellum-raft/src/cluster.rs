@@ -78,6 +78,10 @@ pub struct RouterStats {
     pub snapshot_chunks: u64,
     /// Snapshot bytes sent.
     pub snapshot_bytes: u64,
+    /// Snapshot chunks lost on the way (and sent again).
+    pub snapshot_chunks_lost: u64,
+    /// Time spent streaming snapshots and installing them on the receivers.
+    pub snapshot_time: Duration,
 }
 
 #[derive(Default)]
@@ -91,6 +95,8 @@ struct RouterState {
     max_delay: Duration,
     rng: u64,
     stats: RouterStats,
+    /// Bytes per snapshot chunk (0: [`SNAPSHOT_CHUNK_BYTES`]).
+    chunk_bytes: usize,
 }
 
 /// The router between the nodes of a cluster. Lock: `state` is held only to look up or
@@ -143,9 +149,34 @@ impl Router {
         st.rng = seed | 1;
     }
 
+    /// Bytes per snapshot chunk from now on (small chunks make loss and reordering bite
+    /// in tests).
+    pub fn set_snapshot_chunk_bytes(&self, bytes: usize) {
+        self.state.lock().chunk_bytes = bytes;
+    }
+
     /// What the router did so far.
     pub fn stats(&self) -> RouterStats {
         self.state.lock().stats
+    }
+
+    /// The next pseudo-random number (xorshift: deterministic per seed).
+    fn next_random(st: &mut RouterState) -> u64 {
+        st.rng ^= st.rng << 13;
+        st.rng ^= st.rng >> 7;
+        st.rng ^= st.rng << 17;
+        st.rng
+    }
+
+    /// Whether a snapshot chunk is lost on the way (the message loss rate applies).
+    fn chunk_lost(&self) -> bool {
+        let mut st = self.state.lock();
+        let r = (Router::next_random(&mut st) >> 11) as f64 / (1u64 << 53) as f64;
+        let lost = r < st.loss;
+        if lost {
+            st.stats.snapshot_chunks_lost += 1;
+        }
+        lost
     }
 
     /// The target node if the message gets through, after its delay.
@@ -153,10 +184,7 @@ impl Router {
         let (node, delay) = {
             let mut st = self.state.lock();
             let node = st.nodes.get(&to).cloned();
-            // xorshift: deterministic per seed.
-            st.rng ^= st.rng << 13;
-            st.rng ^= st.rng >> 7;
-            st.rng ^= st.rng << 17;
+            Router::next_random(&mut st);
             let r = (st.rng >> 11) as f64 / (1u64 << 53) as f64;
             let lost = st.cut.contains(&(from, to)) || r < st.loss || node.is_none();
             if lost {
@@ -262,6 +290,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         let net = |e: crate::Error| {
             StreamingError::Network(NetworkError::new(&AnyError::error(e.to_string())))
         };
+        let started = std::time::Instant::now();
         let dir = stream_snapshot(&self.router, &snapshot, &node.sm).map_err(net)?;
         let local = Snapshot {
             meta: snapshot.meta.clone(),
@@ -270,16 +299,26 @@ impl RaftNetwork<TypeConfig> for Connection {
                 dir,
             }),
         };
-        node.raft
+        let installed = node
+            .raft
             .install_full_snapshot(vote, local)
             .await
-            .map_err(|e| StreamingError::RemoteError(RemoteError::new(self.to, e)))
+            .map_err(|e| StreamingError::RemoteError(RemoteError::new(self.to, e)));
+        self.router.state.lock().stats.snapshot_time += started.elapsed();
+        installed
     }
 }
 
+/// Passes over an archive's missing chunks before a transfer gives up (openraft sends the
+/// snapshot again later, and the reception resumes from what the receiver logged).
+const SNAPSHOT_PASSES: usize = 8;
+
 /// Streams the archives of `snapshot` (on the sender's file system) into the receiving
-/// node's snapshot directory through `ChunkReceiver`s, then its manifest. A reception
-/// interrupted earlier resumes: chunks the receiver logged as durable are not needed again.
+/// node's snapshot directory through `ChunkReceiver`s, then its manifest. The final chunk
+/// goes first (it tells the receiver the totals), the others in a shuffled order; chunks
+/// the router loses are sent again from the receiver's list of missing ones. A reception
+/// interrupted earlier resumes: the receiver reopens its staging log and only the chunks it
+/// lacks are sent.
 fn stream_snapshot(
     router: &Router,
     snapshot: &Snapshot<TypeConfig>,
@@ -290,19 +329,31 @@ fn stream_snapshot(
     let dest = to.snapshot_dir(&snapshot.meta.snapshot_id);
     let fs = to.fs().clone();
     create_dir_all_durable(fs.as_ref(), &dest)?;
-    let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+    let chunk_bytes = match router.state.lock().chunk_bytes {
+        0 => SNAPSHOT_CHUNK_BYTES,
+        n => n,
+    };
+    let mut buf = vec![0u8; chunk_bytes];
     for c in &manifest.collections {
         let file = src.fs.open(&src.dir.join(&c.file))?;
         let (header, trailer, _) = vellum_snapshot_format::read_summary(file.as_ref())?;
         let total = trailer.archive_bytes;
-        let chunks = total.div_ceil(SNAPSHOT_CHUNK_BYTES as u64).max(1);
+        let chunks = total.div_ceil(chunk_bytes as u64).max(1);
         let staging = dest.join(format!("{}.staging", c.file));
         let mut rx = ChunkReceiver::open(fs.clone(), &staging, ImportOptions::default())?;
-        for seq in 0..chunks {
-            let offset = seq * SNAPSHOT_CHUNK_BYTES as u64;
-            let n = usize::try_from((total - offset).min(SNAPSHOT_CHUNK_BYTES as u64))
-                .unwrap_or(SNAPSHOT_CHUNK_BYTES);
+        let mut send = |seq: u64, rx: &mut ChunkReceiver| -> Result<()> {
+            let offset = seq * chunk_bytes as u64;
+            let n =
+                usize::try_from((total - offset).min(chunk_bytes as u64)).unwrap_or(chunk_bytes);
             file.read_at(&mut buf[..n], offset)?;
+            {
+                let mut st = router.state.lock();
+                st.stats.snapshot_chunks += 1;
+                st.stats.snapshot_bytes += n as u64;
+            }
+            if router.chunk_lost() {
+                return Ok(());
+            }
             let chunk = Chunk {
                 snapshot: header.id,
                 seq,
@@ -315,15 +366,50 @@ fn stream_snapshot(
                 payload: buf[..n].to_vec(),
             };
             rx.receive(&chunk)?;
+            Ok(())
+        };
+        let mut passes = 0;
+        while rx.final_totals().is_none() {
+            send(chunks - 1, &mut rx)?;
+            passes += 1;
+            if passes > SNAPSHOT_PASSES {
+                return Err(snapshot_incomplete(&dest, &c.file));
+            }
+        }
+        let mut missing = rx.missing_seqs(usize::MAX);
+        let mut passes = 0;
+        while !missing.is_empty() {
+            passes += 1;
+            if passes > SNAPSHOT_PASSES {
+                return Err(snapshot_incomplete(&dest, &c.file));
+            }
+            // A shuffled order: the receiver places each chunk by its offset.
             let mut st = router.state.lock();
-            st.stats.snapshot_chunks += 1;
-            st.stats.snapshot_bytes += n as u64;
+            for i in (1..missing.len()).rev() {
+                let j = (Router::next_random(&mut st) % (i as u64 + 1)) as usize;
+                missing.swap(i, j);
+            }
+            drop(st);
+            for seq in &missing {
+                send(*seq, &mut rx)?;
+            }
+            missing = rx.missing_seqs(usize::MAX);
         }
         rx.finish(&dest.join(&c.file))?;
     }
     let json = crate::state_machine::read_all(src.fs.as_ref(), &src.dir.join(MANIFEST_FILE))?;
     atomic_replace(fs.as_ref(), &dest.join(MANIFEST_FILE), &json)?;
     Ok(dest)
+}
+
+fn snapshot_incomplete(dir: &std::path::Path, file: &str) -> crate::Error {
+    crate::Error::Snapshot {
+        dir: dir.to_path_buf(),
+        reason: format!(
+            "{file}: chunks still missing after {SNAPSHOT_PASSES} passes (the transfer resumes \
+             when the leader sends the snapshot again)"
+        ),
+    }
 }
 
 fn no_leader() -> crate::Error {

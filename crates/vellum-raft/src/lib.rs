@@ -13,6 +13,8 @@
 
 pub mod cluster;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod log_store;
 mod reads;
 mod state_file;

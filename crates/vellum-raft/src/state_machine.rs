@@ -401,6 +401,20 @@ fn copy_snapshot(src: &SnapshotFiles, fs: &dyn vellum_fs::Fs, dest: &Path) -> Re
     Ok(())
 }
 
+/// `decode_sm_state` for the fuzz target.
+pub(crate) fn decode_sm_state_for_fuzzing(b: &[u8]) -> bool {
+    decode_sm_state(b, Path::new("fuzz")).is_ok()
+}
+
+/// The bytes of an `sm-state` file (for the fuzz corpus).
+#[doc(hidden)]
+pub fn sm_state_bytes_for_corpus(last_applied: Option<LogId>) -> Vec<u8> {
+    encode_sm_state(&Applied {
+        last_applied,
+        membership: Membership::default(),
+    })
+}
+
 pub(crate) fn read_all(fs: &dyn vellum_fs::Fs, path: &Path) -> Result<Vec<u8>> {
     let file = fs.open(path)?;
     let len = usize::try_from(file.len()?).map_err(|_| Error::Snapshot {

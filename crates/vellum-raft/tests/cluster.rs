@@ -188,16 +188,27 @@ async fn a_follower_behind_the_purge_point_catches_up_by_snapshot() {
         }
         assert!(b < 2000, "the leader never purged its log");
     }
-    let before = cluster.router.stats().snapshot_bytes;
+    let before = cluster.router.stats();
+    // Small chunks, a fifth of them lost, in a shuffled order: the stream resends what the
+    // receiver lacks.
+    cluster.router.set_snapshot_chunk_bytes(16 << 10);
+    cluster.router.set_faults(0.2, Duration::ZERO, 77);
     let image = fs
         .crash_images(&CrashModel::torn_512(), 1, 5)
         .next()
         .unwrap();
     cluster.start(behind, Storage::Sim(image)).await.unwrap();
-    assert!(cluster.wait_converged(Duration::from_secs(30)).await);
-    let sent = cluster.router.stats().snapshot_bytes - before;
-    println!("snapshot catch-up: {sent} archive bytes streamed to node {behind} after {b} batches");
+    assert!(cluster.wait_converged(Duration::from_secs(60)).await);
+    cluster.router.set_faults(0.0, Duration::ZERO, 1);
+    let after = cluster.router.stats();
+    let sent = after.snapshot_bytes - before.snapshot_bytes;
+    let lost = after.snapshot_chunks_lost - before.snapshot_chunks_lost;
+    println!(
+        "snapshot catch-up: {sent} archive bytes streamed to node {behind} after {b} batches, \
+         {lost} chunks lost and sent again"
+    );
     assert!(sent > 0, "the follower caught up by snapshot");
+    assert!(lost > 0, "the loss was exercised");
     check_all_nodes(&cluster, &acked);
     // And it survives a crash right after.
     crash_and_restart(&cluster, behind, 3).await;

@@ -136,13 +136,6 @@ fn crash_check(opts: WalOptions, threads: &[Vec<Op>], harness: CrashHarness) -> 
 
 static IMAGES: AtomicUsize = AtomicUsize::new(0);
 
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: cases(96),

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::DIR;
+use common::{DIR, cases};
 use parking_lot::Mutex;
 use proptest::prelude::*;
 use vellum_fs::{CrashHarness, CrashModel, CrashPoints, DynFs, RealFs, SimFs};
@@ -484,13 +484,6 @@ fn reset_is_atomic_at_every_crash_point() {
         };
         sweep(&ops, policy, harness);
     }
-}
-
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 proptest! {

@@ -356,3 +356,11 @@ pub fn rotation_beside_a_failed_group_sync(fs: &SimFs) -> Result<Outcome, String
     }
     Ok(out)
 }
+
+/// Proptest cases: `default` unless `PROPTEST_CASES` says otherwise.
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
