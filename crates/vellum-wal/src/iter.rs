@@ -168,6 +168,15 @@ impl WalIter {
                 if self.salvage || self.expected.is_none() {
                     self.expected = Some(seg.first_lsn);
                 }
+                // Start at the sparse index's last mark before `from` (a frame start the
+                // log wrote or recovery read there), not at the segment's first frame.
+                if !self.salvage
+                    && seg.skips.is_empty()
+                    && let Some((lsn, offset)) = seg.start_for(self.from)
+                {
+                    self.pos = offset;
+                    self.expected = Some(lsn);
+                }
             }
             if let Some(&(_, resume)) = seg.skips.iter().find(|(at, _)| *at == self.pos) {
                 self.pos = resume;

@@ -128,6 +128,7 @@ impl Wal {
         seg.end_lsn = cut_lsn;
         seg.file_len = file_len;
         seg.skips.retain(|(at, _)| *at < offset);
+        seg.marks.retain(|(_, at)| *at < offset);
         st.active = Some(file);
         st.next_lsn = cut_lsn;
         st.synced_lsn = st.synced_lsn.min(lsn);

@@ -96,6 +96,29 @@ pub(crate) struct SegMeta {
     pub file_len: u64,
     /// Salvage only: damaged regions to jump over, as (offset, resume offset).
     pub skips: Vec<(u64, u64)>,
+    /// A sparse index, (LSN, offset) of a frame start about every [`MARK_EVERY_BYTES`]:
+    /// a read from an LSN starts at the last mark before it instead of the segment's
+    /// start (at most `segment_size_bytes / MARK_EVERY_BYTES` entries a segment).
+    pub marks: Vec<(u64, u64)>,
+}
+
+/// Bytes of frames between two marks of a segment's sparse index.
+pub(crate) const MARK_EVERY_BYTES: u64 = 1 << 20;
+
+impl SegMeta {
+    /// Records a frame start at `offset` holding `lsn` if it is far enough past the last
+    /// mark.
+    pub(crate) fn maybe_mark(&mut self, lsn: u64, offset: u64) {
+        let last = self.marks.last().map_or(0, |m| m.1);
+        if offset >= last + MARK_EVERY_BYTES {
+            self.marks.push((lsn, offset));
+        }
+    }
+
+    /// Where a read of `lsn` can start: (first LSN there, offset).
+    pub(crate) fn start_for(&self, lsn: u64) -> Option<(u64, u64)> {
+        self.marks.iter().rev().find(|m| m.0 <= lsn).copied()
+    }
 }
 
 /// What [`recover`] hands to the log.
@@ -118,6 +141,7 @@ struct SegScan {
     end_offset: u64,
     end_lsn: u64,
     skips: Vec<(u64, u64)>,
+    marks: Vec<(u64, u64)>,
     end: SegEnd,
 }
 
@@ -194,6 +218,7 @@ fn scan_segment(
     let mut pos = SEGMENT_HEADER_BYTES;
     let mut lsn = header.first_lsn;
     let mut skips = Vec::new();
+    let mut marks: Vec<(u64, u64)> = Vec::new();
     loop {
         let rest = bytes.get(pos..).unwrap_or(&[]);
         if rest.is_empty() {
@@ -201,6 +226,9 @@ fn scan_segment(
         }
         let reason = match decode_frame(rest, header.salt, max_record_bytes) {
             Ok(h) if h.lsn == lsn => {
+                if pos as u64 >= marks.last().map_or(0, |m| m.1) + MARK_EVERY_BYTES {
+                    marks.push((lsn, pos as u64));
+                }
                 // The padding may lie past the end of the file (torn off): the next frame
                 // still starts at the aligned offset.
                 pos += h.frame_len(header.version) as usize;
@@ -281,6 +309,7 @@ fn scan_segment(
                     end_offset: pos as u64,
                     end_lsn: lsn,
                     skips,
+                    marks,
                     end: SegEnd::Torn(TailCut {
                         segment: path.to_path_buf(),
                         offset: pos as u64,
@@ -300,6 +329,7 @@ fn scan_segment(
         end_offset: pos as u64,
         end_lsn: lsn,
         skips,
+        marks,
         end: SegEnd::Clean,
     })
 }
@@ -420,6 +450,7 @@ pub(crate) fn recover(
             end_lsn: scan.end_lsn,
             file_len: bytes.len() as u64,
             skips: scan.skips,
+            marks: scan.marks,
         });
     }
     let next_lsn = metas.last().map_or(1, |m| m.end_lsn);

@@ -542,6 +542,7 @@ impl Shared {
                 seg.file_len = len;
             }
             self.fail.guard(file.write_at(&st.buf, seg.end_offset))?;
+            seg.maybe_mark(lsn, seg.end_offset);
             st.appended_bytes += flen;
             seg.end_offset += flen;
             seg.file_len = seg.file_len.max(seg.end_offset);
@@ -746,6 +747,7 @@ pub(crate) fn create_segment(
                 SEGMENT_HEADER_BYTES as u64
             },
             skips: Vec::new(),
+            marks: Vec::new(),
         },
         file,
     ))
