@@ -1,8 +1,9 @@
 //! The replicated state machine: a `vellum::Database` every committed entry is applied to
 //! in log order (docs/REPLICATION.md).
 //!
-//! Durability: the database's own write-ahead log runs with `SyncPolicy::Never` (the Raft
-//! log is the durable record of every write). Every `PERSIST_EVERY_ENTRIES` entries, and
+//! Durability: the database keeps no write-ahead log of its own
+//! (`DatabaseOptions::with_external_log`: the Raft log is the durable record of every
+//! write). Every `PERSIST_EVERY_ENTRIES` entries, and
 //! before a snapshot is built, every collection is checkpointed and then the applied log id
 //! and membership are published in `sm-state`; a restart reports that id and openraft
 //! applies the entries after it again. Applying a suffix again over a state that already
@@ -23,7 +24,7 @@ use openraft::{
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use vellum::{Compression, Database, DatabaseOptions, Point, SyncPolicy};
+use vellum::{Compression, Database, DatabaseOptions, Point};
 use vellum_fs::{DynFs, atomic_replace, create_dir_all_durable};
 
 use crate::error::{Error, Result};
@@ -119,7 +120,8 @@ impl StateMachine {
     pub fn open(fs: DynFs, dir: &Path, options: DatabaseOptions) -> Result<StateMachine> {
         create_dir_all_durable(fs.as_ref(), dir)?;
         create_dir_all_durable(fs.as_ref(), &dir.join(SNAPSHOTS_DIR))?;
-        let options = options.with_sync_policy(SyncPolicy::Never);
+        // The Raft log holds every write: the collections keep no log of their own.
+        let options = options.with_external_log(true);
         let db = Database::open_with_fs(fs.clone(), dir.join(DB_DIR), options)?;
         let state_path = dir.join(SM_STATE_FILE);
         let applied: Applied = if fs.exists(&state_path)? {

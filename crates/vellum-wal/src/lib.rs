@@ -56,6 +56,7 @@ mod iter;
 mod options;
 mod raft_ops;
 mod recovery;
+mod volatile;
 mod wal;
 
 pub use error::{Error, Result};

@@ -147,6 +147,11 @@ impl Wal {
             return Err(Error::InvalidOptions("a log cannot start at LSN 0".into()));
         }
         let mut st = sh.settle()?;
+        if sh.volatile {
+            st.next_lsn = next_lsn;
+            st.synced_lsn = next_lsn - 1;
+            return Ok(());
+        }
         st.active = None;
         let (meta, file) = sh.fail.run(|| {
             write_marker(

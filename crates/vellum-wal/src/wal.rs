@@ -91,6 +91,8 @@ pub(crate) struct Shared {
     pub(crate) closing: AtomicBool,
     pub(crate) fail: FailStop,
     read_only: bool,
+    /// Nothing is written: LSNs are handed out in memory only ([`Wal::volatile`]).
+    pub(crate) volatile: bool,
     stop: Mutex<bool>,
     stop_cv: Condvar,
 }
@@ -219,7 +221,24 @@ impl Wal {
         Ok((Wal::start(fs, dir, options, state, false), rec.report))
     }
 
-    fn start(fs: DynFs, dir: PathBuf, opts: WalOptions, state: State, read_only: bool) -> Wal {
+    pub(crate) fn start(
+        fs: DynFs,
+        dir: PathBuf,
+        opts: WalOptions,
+        state: State,
+        read_only: bool,
+    ) -> Wal {
+        Wal::start_with(fs, dir, opts, state, read_only, false)
+    }
+
+    pub(crate) fn start_with(
+        fs: DynFs,
+        dir: PathBuf,
+        opts: WalOptions,
+        state: State,
+        read_only: bool,
+        volatile: bool,
+    ) -> Wal {
         let shared = Arc::new(Shared {
             fs,
             dir,
@@ -230,10 +249,11 @@ impl Wal {
             closing: AtomicBool::new(false),
             fail: FailStop::new(),
             read_only,
+            volatile,
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
         });
-        let syncer = match (opts.sync_policy, read_only) {
+        let syncer = match (opts.sync_policy, read_only || volatile) {
             (SyncPolicy::Interval(every), false) => {
                 let s = Arc::clone(&shared);
                 Some(std::thread::spawn(move || s.interval_syncer(every)))
@@ -385,7 +405,11 @@ impl Drop for Wal {
 }
 
 impl State {
-    fn new(segments: Vec<SegMeta>, active: Option<Arc<dyn File>>, next_lsn: u64) -> State {
+    pub(crate) fn new(
+        segments: Vec<SegMeta>,
+        active: Option<Arc<dyn File>>,
+        next_lsn: u64,
+    ) -> State {
         State {
             segments,
             active,
@@ -478,6 +502,16 @@ impl Shared {
             return Err(Error::LsnExhausted {
                 next_lsn: st.next_lsn,
             });
+        }
+        if self.volatile {
+            let lsn = st.next_lsn;
+            st.next_lsn += records.len() as u64;
+            st.synced_lsn = st.next_lsn - 1;
+            drop(st);
+            if let Some(done) = done {
+                done(Ok(lsn + records.len() as u64 - 1));
+            }
+            return Ok(lsn..=lsn + records.len() as u64 - 1);
         }
         if done.is_some() {
             // Backpressure: at most MAX_PENDING_CALLBACKS appends wait for the flusher.

@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub struct DatabaseOptions {
     pub(crate) sync_policy: SyncPolicy,
+    /// The collections keep no write-ahead log (see [`DatabaseOptions::with_external_log`]).
+    pub(crate) external_log: bool,
     pub(crate) recovery_mode: RecoveryMode,
     pub(crate) wal_segment_size_bytes: u64,
     pub(crate) checkpoint_after_ops: u64,
@@ -51,6 +53,7 @@ impl std::fmt::Debug for DatabaseOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseOptions")
             .field("sync_policy", &self.sync_policy)
+            .field("external_log", &self.external_log)
             .field("recovery_mode", &self.recovery_mode)
             .field("wal_segment_size_bytes", &self.wal_segment_size_bytes)
             .field("checkpoint_after_ops", &self.checkpoint_after_ops)
@@ -89,6 +92,7 @@ impl Default for DatabaseOptions {
     fn default() -> Self {
         DatabaseOptions {
             sync_policy: SyncPolicy::Always,
+            external_log: false,
             recovery_mode: RecoveryMode::TolerateTornTail,
             wal_segment_size_bytes: 64 << 20,
             checkpoint_after_ops: 50_000,
@@ -118,6 +122,18 @@ impl Default for DatabaseOptions {
 }
 
 impl DatabaseOptions {
+    /// Collections keep no write-ahead log of their own: a write is applied in memory and
+    /// becomes durable only when a checkpoint covers it; after a crash a collection opens at
+    /// its last checkpoint. For a caller that holds every write in a log of its own and
+    /// applies it again after a restart (vellum-raft's state machine: the Raft log). A
+    /// collection whose log still holds records past its checkpoint is refused (open it
+    /// without this first). Default off.
+    #[must_use = "a builder returns the changed options; use the value"]
+    pub fn with_external_log(mut self, on: bool) -> Self {
+        self.external_log = on;
+        self
+    }
+
     /// When writes are acknowledged. Default [`SyncPolicy::Always`]: a write returns only
     /// after the log bytes that carry it are synced (concurrent writers share syncs). See
     /// docs/DURABILITY.md for what `Interval` and `Never` can lose.

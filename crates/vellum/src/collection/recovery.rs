@@ -168,7 +168,12 @@ impl CollectionInner {
             recovery_mode: options.recovery_mode,
             ..WalOptions::default()
         };
-        let (wal, recovery) = Wal::open(fs.clone(), dir.join(WAL_DIR), wal_options)?;
+        let (wal, recovery) = if options.external_log && !options.read_only {
+            // Nothing past the checkpoint is kept here: the caller's log holds it.
+            Wal::volatile(fs.clone(), dir.join(WAL_DIR), wal_options)?
+        } else {
+            Wal::open(fs.clone(), dir.join(WAL_DIR), wal_options)?
+        };
         if recovery.last_lsn >= recovery.first_lsn && recovery.first_lsn > base_lsn + 1 {
             return Err(Error::BadDatabaseFile {
                 path: dir.join(WAL_DIR),
