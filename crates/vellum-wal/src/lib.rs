@@ -45,6 +45,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod append;
 mod by_path;
 mod error;
 pub mod fail_points;

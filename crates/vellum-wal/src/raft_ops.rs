@@ -9,6 +9,7 @@ use std::path::Path;
 use parking_lot::MutexGuard;
 use vellum_fs::{Fs, atomic_replace};
 
+use crate::append::Shape;
 use crate::error::{Error, Result};
 use crate::flusher::DurableCallback;
 use crate::format::{
@@ -16,7 +17,7 @@ use crate::format::{
 };
 use crate::options::WalOptions;
 use crate::recovery::{SegMeta, list_segments};
-use crate::wal::{Shape, Shared, State, Wal, create_segment};
+use crate::wal::{Shared, State, Wal, create_segment};
 
 /// The file that marks a reset in progress: written (atomically) before the first segment
 /// is removed, removed once the new empty segment is durable. An open that finds it
