@@ -219,9 +219,8 @@ impl LogStore {
 
     /// Entries of Raft indexes `start..end` the log holds.
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Entry>> {
-        let held_from = self.held_from();
         let stats = self.inner.wal.stats();
-        let start = lsn_of(start).max(held_from);
+        let start = lsn_of(start).max(self.held_from_in(&stats));
         let end = lsn_of(end.min(u64::MAX - 1)).min(stats.last_lsn + 1);
         if start >= end {
             return Ok(Vec::new());
@@ -257,6 +256,11 @@ impl LogStore {
 
     /// The first LSN holding an entry that is not purged.
     fn held_from(&self) -> u64 {
+        self.held_from_in(&self.inner.wal.stats())
+    }
+
+    /// [`LogStore::held_from`] for WAL counters the caller already read.
+    fn held_from_in(&self, stats: &vellum_wal::WalStats) -> u64 {
         let purged = self
             .inner
             .meta
@@ -264,19 +268,22 @@ impl LogStore {
             .state
             .purged
             .map_or(0, |p| lsn_of(p.index));
-        self.inner.wal.stats().first_lsn.max(purged + 1)
+        stats.first_lsn.max(purged + 1)
     }
 
     fn entry_id(&self, index: u64) -> Result<Option<LogId>> {
         Ok(self.entries(index, index + 1)?.first().map(|e| e.log_id))
     }
 
+    /// Publishes a changed state file, then makes it the state in memory. The file is
+    /// written without `meta` held (readers of the purged id do not wait for its syncs);
+    /// only openraft's storage task publishes (`&mut self` methods, one at a time), so no
+    /// two changes race.
     fn publish(&self, change: impl FnOnce(&mut RaftState)) -> Result<()> {
-        let mut meta = self.inner.meta.lock();
-        let mut next = meta.state;
+        let mut next = self.inner.meta.lock().state;
         change(&mut next);
         next.store(self.inner.fs.as_ref(), &self.inner.dir)?;
-        meta.state = next;
+        self.inner.meta.lock().state = next;
         Ok(())
     }
 }
