@@ -42,6 +42,13 @@ pub(crate) enum Command {
     /// Kill -9 proof: kill a durable writer at random moments, reopen, check everything it
     /// acknowledged (run thousands with --kills).
     Torture(torture::TortureArgs),
+    /// Serve a data directory over HTTP (a single node, or a Raft member with --node-id).
+    Serve(crate::serve::ServeArgs),
+    /// A Raft cluster of server processes on this machine.
+    Cluster(crate::cluster_cmd::ClusterArgs),
+    /// Run commands against a server: list, create, inspect, drop, import, search, delete,
+    /// cluster, metrics.
+    Remote(crate::remote::RemoteArgs),
     /// The writer process `torture` kills (internal).
     #[command(hide = true)]
     TortureChild(torture::ChildArgs),

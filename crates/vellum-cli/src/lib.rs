@@ -5,14 +5,20 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod client;
+mod cluster_cmd;
+mod cluster_torture;
 mod commands;
 pub mod data;
 mod demo;
 mod id_lines;
+mod local_cluster;
 mod logging;
 mod open;
 mod output;
 mod payload_lines;
+mod remote;
+mod serve;
 mod torture;
 
 use std::ffi::OsString;
@@ -99,6 +105,9 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         Command::Demo(args) => demo::run(&args, json).map(|()| ExitCode::SUCCESS),
         Command::Torture(args) => torture::run(&args, json).map(|()| ExitCode::SUCCESS),
         Command::TortureChild(args) => torture::child(&args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Cluster(args) => cluster_cmd::run(args, json).map(|()| ExitCode::SUCCESS),
+        Command::Remote(args) => remote::run(args, json),
         Command::Create {
             db,
             collection,

@@ -20,11 +20,11 @@ use openraft::{AnyError, BasicNode, Snapshot, Vote};
 use parking_lot::Mutex;
 use vellum::DatabaseOptions;
 use vellum_fs::{DynFs, SimFs, atomic_replace, create_dir_all_durable};
-use vellum_snapshot_format::{Chunk, ChunkReceiver, FinalTotals, ImportOptions};
+use vellum_snapshot_format::{ChunkReceiver, ImportOptions};
 
 use crate::error::Result;
 use crate::log_store::LogStore;
-use crate::state_machine::{MANIFEST_FILE, Manifest, StateMachine};
+use crate::state_machine::{MANIFEST_FILE, StateMachine};
 use crate::types::{NodeId, Raft, Request, Response, SnapshotFiles, TypeConfig};
 
 /// Bytes per snapshot chunk sent between nodes.
@@ -324,8 +324,6 @@ fn stream_snapshot(
     snapshot: &Snapshot<TypeConfig>,
     to: &StateMachine,
 ) -> Result<PathBuf> {
-    let src = &snapshot.snapshot;
-    let manifest = Manifest::load(src.fs.as_ref(), &src.dir)?;
     let dest = to.snapshot_dir(&snapshot.meta.snapshot_id);
     let fs = to.fs().clone();
     create_dir_all_durable(fs.as_ref(), &dest)?;
@@ -333,38 +331,21 @@ fn stream_snapshot(
         0 => SNAPSHOT_CHUNK_BYTES,
         n => n,
     };
-    let mut buf = vec![0u8; chunk_bytes];
-    for c in &manifest.collections {
-        let file = src.fs.open(&src.dir.join(&c.file))?;
-        let (header, trailer, _) = vellum_snapshot_format::read_summary(file.as_ref())?;
-        let total = trailer.archive_bytes;
-        let chunks = total.div_ceil(chunk_bytes as u64).max(1);
-        let staging = dest.join(format!("{}.staging", c.file));
+    let (manifest_json, _, archives) = crate::outbox::outgoing(&snapshot.snapshot, chunk_bytes)?;
+    for archive in &archives {
+        let chunks = archive.chunk_count();
+        let staging = dest.join(format!("{}.staging", archive.file));
         let mut rx = ChunkReceiver::open(fs.clone(), &staging, ImportOptions::default())?;
-        let mut send = |seq: u64, rx: &mut ChunkReceiver| -> Result<()> {
-            let offset = seq * chunk_bytes as u64;
-            let n =
-                usize::try_from((total - offset).min(chunk_bytes as u64)).unwrap_or(chunk_bytes);
-            file.read_at(&mut buf[..n], offset)?;
+        let send = |seq: u64, rx: &mut ChunkReceiver| -> Result<()> {
+            let chunk = archive.chunk(seq)?;
             {
                 let mut st = router.state.lock();
                 st.stats.snapshot_chunks += 1;
-                st.stats.snapshot_bytes += n as u64;
+                st.stats.snapshot_bytes += chunk.payload.len() as u64;
             }
             if router.chunk_lost() {
                 return Ok(());
             }
-            let chunk = Chunk {
-                snapshot: header.id,
-                seq,
-                offset,
-                final_totals: (seq + 1 == chunks).then_some(FinalTotals {
-                    total_bytes: total,
-                    total_chunks: chunks,
-                    archive_hash: trailer.hash,
-                }),
-                payload: buf[..n].to_vec(),
-            };
             rx.receive(&chunk)?;
             Ok(())
         };
@@ -373,7 +354,7 @@ fn stream_snapshot(
             send(chunks - 1, &mut rx)?;
             passes += 1;
             if passes > SNAPSHOT_PASSES {
-                return Err(snapshot_incomplete(&dest, &c.file));
+                return Err(snapshot_incomplete(&dest, &archive.file));
             }
         }
         let mut missing = rx.missing_seqs(usize::MAX);
@@ -381,7 +362,7 @@ fn stream_snapshot(
         while !missing.is_empty() {
             passes += 1;
             if passes > SNAPSHOT_PASSES {
-                return Err(snapshot_incomplete(&dest, &c.file));
+                return Err(snapshot_incomplete(&dest, &archive.file));
             }
             // A shuffled order: the receiver places each chunk by its offset.
             let mut st = router.state.lock();
@@ -395,10 +376,9 @@ fn stream_snapshot(
             }
             missing = rx.missing_seqs(usize::MAX);
         }
-        rx.finish(&dest.join(&c.file))?;
+        rx.finish(&dest.join(&archive.file))?;
     }
-    let json = crate::state_machine::read_all(src.fs.as_ref(), &src.dir.join(MANIFEST_FILE))?;
-    atomic_replace(fs.as_ref(), &dest.join(MANIFEST_FILE), &json)?;
+    atomic_replace(fs.as_ref(), &dest.join(MANIFEST_FILE), &manifest_json)?;
     Ok(dest)
 }
 

@@ -11,22 +11,28 @@
 //!   system) used by the tests and by `raft_bench`.
 #![forbid(unsafe_code)]
 
+mod apply;
 pub mod cluster;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod inbox;
 mod log_store;
+mod outbox;
 mod reads;
 mod state_file;
 pub mod state_machine;
 mod types;
 
+pub use apply::apply;
 pub use error::{Error, Result};
+pub use inbox::{MAX_MISSING_LISTED, Progress, SnapshotInbox};
 pub use log_store::{LOG_DIR, LogStore, MAX_ENTRY_BYTES};
+pub use outbox::{OutgoingArchive, outgoing};
 pub use reads::{ReadMode, database_for_read};
 pub use state_file::{RaftState, STATE_FILE, STATE_FILE_BYTES, STATE_MAGIC};
 pub use state_machine::StateMachine;
 pub use types::{
-    CollectionSpec, Entry, LogId, NodeId, PointData, Raft, Request, Response, SnapshotFiles,
-    StorageError, TypeConfig,
+    CollectionSpec, Entry, LogId, NodeId, PointData, Raft, Refusal, Request, Response,
+    SnapshotFiles, StorageError, TypeConfig,
 };

@@ -24,7 +24,7 @@ use openraft::{
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use vellum::{Compression, Database, DatabaseOptions, Point};
+use vellum::{Compression, Database, DatabaseOptions};
 use vellum_fs::{DynFs, atomic_replace, create_dir_all_durable};
 
 use crate::error::{Error, Result};
@@ -169,6 +169,12 @@ impl StateMachine {
         self.inner.dir.join(SNAPSHOTS_DIR).join(id)
     }
 
+    /// Checkpoints every collection and publishes the applied id (a restart then replays
+    /// nothing before it). A server calls it on a graceful shutdown.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.persist()
+    }
+
     /// The file system the state machine is on.
     pub fn fs(&self) -> &DynFs {
         &self.inner.fs
@@ -205,78 +211,7 @@ impl StateMachine {
     }
 
     fn apply_request(&self, req: Request) -> Result<Response> {
-        let db = &self.inner.db;
-        let refused = |e: vellum::Error| -> Result<Response> {
-            if is_refusal(&e) {
-                Ok(Response::Refused {
-                    reason: e.to_string(),
-                })
-            } else {
-                Err(e.into())
-            }
-        };
-        match req {
-            Request::CreateCollection { name, spec } => {
-                let config = match spec.to_config() {
-                    Ok(c) => c,
-                    Err(reason) => return Ok(Response::Refused { reason }),
-                };
-                match db.collection(&name) {
-                    Ok(c) if c.config() == config => Ok(Response::Applied { points: 0 }),
-                    Ok(_) => Ok(Response::Refused {
-                        reason: format!("collection {name:?} exists with another shape"),
-                    }),
-                    Err(vellum::Error::UnknownCollection { .. }) => {
-                        match db.create_collection(&name, config) {
-                            Ok(_) => Ok(Response::Applied { points: 0 }),
-                            Err(e) => refused(e),
-                        }
-                    }
-                    Err(e) => refused(e),
-                }
-            }
-            Request::DropCollection { name } => match db.drop_collection(&name) {
-                Ok(()) | Err(vellum::Error::UnknownCollection { .. }) => {
-                    Ok(Response::Applied { points: 0 })
-                }
-                Err(e) => refused(e),
-            },
-            Request::Upsert { collection, points } => {
-                let coll = match db.collection(&collection) {
-                    Ok(c) => c,
-                    Err(e) => return refused(e),
-                };
-                let n = points.len() as u64;
-                let points = points.into_iter().map(|p| Point {
-                    id: p.id,
-                    vector: p.vector,
-                    payload: p.payload,
-                });
-                match coll.upsert_batch(points) {
-                    Ok(_) => Ok(Response::Applied { points: n }),
-                    Err(e) => refused(e),
-                }
-            }
-            Request::Delete { collection, ids } => {
-                let coll = match db.collection(&collection) {
-                    Ok(c) => c,
-                    Err(e) => return refused(e),
-                };
-                let mut batch = vellum::WriteBatch::default();
-                for id in &ids {
-                    batch.delete(*id);
-                }
-                if ids.is_empty() {
-                    return Ok(Response::Applied { points: 0 });
-                }
-                match coll.write(batch) {
-                    Ok(_) => Ok(Response::Applied {
-                        points: ids.len() as u64,
-                    }),
-                    Err(e) => refused(e),
-                }
-            }
-        }
+        crate::apply::apply(&self.inner.db, req)
     }
 
     /// Replaces the database's collections with those of the snapshot in `dir` (verified
@@ -333,18 +268,6 @@ impl StateMachine {
 
 /// Whether a database error is a refusal of the request (the same on every node), not a
 /// failure of this node.
-fn is_refusal(e: &vellum::Error) -> bool {
-    matches!(
-        e,
-        vellum::Error::UnknownCollection { .. }
-            | vellum::Error::CollectionExists { .. }
-            | vellum::Error::InvalidName { .. }
-            | vellum::Error::DimensionMismatch { .. }
-            | vellum::Error::NonFinite { .. }
-            | vellum::Error::InvalidArgument(_)
-    )
-}
-
 const SM_STATE_MAGIC: [u8; 8] = *b"VLMSMST1";
 
 fn encode_sm_state(a: &Applied) -> Vec<u8> {

@@ -61,6 +61,14 @@ pub enum Request {
         /// The ids.
         ids: Vec<u64>,
     },
+    /// Delete the points a typed filter admits (`vellum::Filter` as JSON), as the node that
+    /// applies it sees them in log order.
+    DeleteWhere {
+        /// The collection.
+        collection: String,
+        /// The filter, as JSON.
+        filter: String,
+    },
 }
 
 /// A point as the log carries it.
@@ -124,9 +132,22 @@ pub enum Response {
     },
     /// Refused by the database, with its reason.
     Refused {
+        /// What kind of refusal.
+        kind: Refusal,
         /// Why.
         reason: String,
     },
+}
+
+/// Why a request was refused (a server maps these to 404, 409 and 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The collection is not there.
+    NotFound,
+    /// It conflicts with what is there (a collection of another shape).
+    Conflict,
+    /// The request itself is wrong (dimension, name, non-finite value, bad filter).
+    Invalid,
 }
 
 /// A collection's shape as the log carries it.

@@ -1,57 +1,39 @@
-//! The request handlers: JSON in, JSON out, database errors mapped to status codes.
+//! The public API's handlers: collections, points and search. JSON in, JSON out; writes go
+//! through [`AppState::submit`] (applied here, or committed by the cluster), reads through
+//! [`AppState::database_for_read`].
+
+use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use vellum::{CollectionConfig, Database, Metric, Point, SearchParams};
+use vellum::{Metric, SearchFilter, SearchParams};
+use vellum_raft::{CollectionSpec, PointData, Request};
 
-/// A failed request: its status and message, sent as `{"status": {"error": message}}`.
-pub(crate) struct ApiError(StatusCode, String);
+use crate::error::ApiError;
+use crate::state::{AppState, Consistency, blocking};
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "status": { "error": self.1 } }))).into_response()
-    }
-}
+pub(crate) type Reply = Result<Json<Value>, ApiError>;
 
-impl From<vellum::Error> for ApiError {
-    fn from(e: vellum::Error) -> Self {
-        let status = match &e {
-            vellum::Error::UnknownCollection { .. } => StatusCode::NOT_FOUND,
-            vellum::Error::CollectionExists { .. } => StatusCode::CONFLICT,
-            vellum::Error::InvalidName { .. }
-            | vellum::Error::DimensionMismatch { .. }
-            | vellum::Error::NonFinite { .. }
-            | vellum::Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError(status, e.to_string())
-    }
-}
-
-type Reply = Result<Json<Value>, ApiError>;
-
-fn ok(result: Value) -> Reply {
+pub(crate) fn ok(result: Value) -> Reply {
     Ok(Json(json!({ "status": "ok", "result": result })))
 }
 
-/// Runs blocking database work off the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+/// `?consistency=local|linearizable` on reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReadQuery {
+    #[serde(default)]
+    consistency: Consistency,
 }
 
-pub(crate) async fn health() -> Reply {
-    ok(json!("alive"))
-}
-
-pub(crate) async fn list_collections(State(db): State<Database>) -> Reply {
+pub(crate) async fn list_collections(
+    State(state): State<AppState>,
+    Query(q): Query<ReadQuery>,
+) -> Reply {
+    let db = state.database_for_read(q.consistency).await?;
     let names: Vec<Value> = db
         .list_collections()
         .into_iter()
@@ -64,24 +46,29 @@ pub(crate) async fn list_collections(State(db): State<Database>) -> Reply {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateBody {
     vectors: VectorsBody,
+    /// `hnsw` (default) or `flat`.
+    #[serde(default)]
+    index: Option<String>,
+    /// `int8`, `f16` or `binary`.
+    #[serde(default)]
+    quantization: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VectorsBody {
-    size: usize,
+    size: u32,
     distance: String,
 }
 
-fn metric_of(distance: &str) -> Result<Metric, ApiError> {
+fn metric_of(distance: &str) -> Result<&'static str, ApiError> {
     match distance {
-        "Cosine" => Ok(Metric::Cosine),
-        "Euclid" => Ok(Metric::L2),
-        "Dot" => Ok(Metric::Dot),
-        other => Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("vectors.distance: {other:?} is not Cosine, Euclid or Dot"),
-        )),
+        "Cosine" => Ok("cosine"),
+        "Euclid" => Ok("l2"),
+        "Dot" => Ok("dot"),
+        other => Err(ApiError::bad_request(format!(
+            "vectors.distance: {other:?} is not Cosine, Euclid or Dot"
+        ))),
     }
 }
 
@@ -95,36 +82,65 @@ fn metric_name(m: Metric) -> &'static str {
 }
 
 pub(crate) async fn create_collection(
-    State(db): State<Database>,
+    State(state): State<AppState>,
     Path(name): Path<String>,
     Json(body): Json<CreateBody>,
 ) -> Reply {
-    let metric = metric_of(&body.vectors.distance)?;
+    vellum::validate_name(&name).map_err(ApiError::from)?;
     if body.vectors.size == 0 {
+        return Err(ApiError::bad_request("vectors.size: must be at least 1"));
+    }
+    let mut spec = CollectionSpec::new(body.vectors.size, metric_of(&body.vectors.distance)?);
+    spec.flat = match body.index.as_deref() {
+        None | Some("hnsw") => false,
+        Some("flat") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "index: {other:?} is not hnsw or flat"
+            )));
+        }
+    };
+    spec.quantization = body.quantization;
+    spec.to_config()
+        .map_err(|e| ApiError::bad_request(format!("quantization: {e}")))?;
+    if state.database().collection(&name).is_ok() {
         return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            "vectors.size: must be at least 1".into(),
+            StatusCode::CONFLICT,
+            format!("collection {name:?} already exists"),
         ));
     }
-    blocking(move || {
-        db.create_collection(&name, CollectionConfig::new(body.vectors.size, metric))?;
-        Ok(())
-    })
-    .await?;
+    state
+        .submit(Request::CreateCollection { name, spec })
+        .await?;
     ok(json!(true))
 }
 
-pub(crate) async fn collection_info(State(db): State<Database>, Path(name): Path<String>) -> Reply {
+pub(crate) async fn collection_info(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<ReadQuery>,
+) -> Reply {
+    let db = state.database_for_read(q.consistency).await?;
     let c = db.collection(&name)?;
     let config = c.config();
+    let stats = c.stats();
     ok(json!({
         "points_count": c.len(),
-        "config": { "vectors": { "size": config.dim, "distance": metric_name(config.metric) } },
+        "config": {
+            "vectors": { "size": config.dim, "distance": metric_name(config.metric) },
+            "index": if matches!(config.index, vellum::IndexKind::Flat) { "flat" } else { "hnsw" },
+        },
+        "payloads_count": stats.payloads,
+        "last_lsn": stats.last_lsn,
     }))
 }
 
-pub(crate) async fn drop_collection(State(db): State<Database>, Path(name): Path<String>) -> Reply {
-    blocking(move || Ok(db.drop_collection(&name)?)).await?;
+pub(crate) async fn drop_collection(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Reply {
+    state.database().collection(&name)?;
+    state.submit(Request::DropCollection { name }).await?;
     ok(json!(true))
 }
 
@@ -143,26 +159,93 @@ pub(crate) struct PointBody {
     payload: Option<Value>,
 }
 
+/// Checks points against the collection's shape before they are proposed (a refusal then
+/// costs no log entry); the database checks again when it applies them.
+fn check_points(state: &AppState, name: &str, points: &[PointBody]) -> Result<(), ApiError> {
+    let c = state.database().collection(name)?;
+    let dim = c.config().dim;
+    for (i, p) in points.iter().enumerate() {
+        if p.vector.len() != dim {
+            return Err(ApiError::bad_request(format!(
+                "points[{i}].vector: {} numbers, the collection has {dim} dimensions",
+                p.vector.len()
+            )));
+        }
+        if let Some(j) = p.vector.iter().position(|x| !x.is_finite()) {
+            return Err(ApiError::bad_request(format!(
+                "points[{i}].vector[{j}]: not a finite number"
+            )));
+        }
+        if let Some(v) = &p.payload
+            && !v.is_object()
+        {
+            return Err(ApiError::bad_request(format!(
+                "points[{i}].payload: must be a JSON object"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn upsert_points(
-    State(db): State<Database>,
+    State(state): State<AppState>,
     Path(name): Path<String>,
     Json(body): Json<UpsertBody>,
 ) -> Reply {
-    let count = body.points.len();
-    let lsn = blocking(move || {
-        let c = db.collection(&name)?;
-        let mut points = Vec::with_capacity(body.points.len());
-        for p in body.points {
-            let point = Point::new(p.id, p.vector);
-            points.push(match p.payload {
-                Some(v) => point.with_json(&v)?,
-                None => point,
-            });
+    check_points(&state, &name, &body.points)?;
+    let points = body
+        .points
+        .into_iter()
+        .map(|p| PointData {
+            id: p.id,
+            vector: p.vector,
+            payload: p.payload.map(|v| v.to_string().into_bytes()),
+        })
+        .collect();
+    let n = state
+        .submit(Request::Upsert {
+            collection: name,
+            points,
+        })
+        .await?;
+    ok(json!({ "points": n, "status": "completed" }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeleteBody {
+    #[serde(default)]
+    points: Option<Vec<u64>>,
+    #[serde(default)]
+    filter: Option<Value>,
+}
+
+pub(crate) async fn delete_points(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<DeleteBody>,
+) -> Reply {
+    state.database().collection(&name)?;
+    let req = match (body.points, body.filter) {
+        (Some(ids), None) => Request::Delete {
+            collection: name,
+            ids,
+        },
+        (None, Some(filter)) => {
+            vellum::Filter::from_json(&filter).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            Request::DeleteWhere {
+                collection: name,
+                filter: filter.to_string(),
+            }
         }
-        Ok(c.upsert_batch(points)?)
-    })
-    .await?;
-    ok(json!({ "operation_id": lsn, "points": count, "status": "completed" }))
+        _ => {
+            return Err(ApiError::bad_request(
+                "give either points (a list of ids) or filter, not both",
+            ));
+        }
+    };
+    let n = state.submit(req).await?;
+    ok(json!({ "points": n, "status": "completed" }))
 }
 
 fn point_json(id: u64, vector: Option<&[f32]>, payload: Option<&[u8]>) -> Value {
@@ -173,9 +256,11 @@ fn point_json(id: u64, vector: Option<&[f32]>, payload: Option<&[u8]>) -> Value 
 }
 
 pub(crate) async fn get_point(
-    State(db): State<Database>,
+    State(state): State<AppState>,
     Path((name, id)): Path<(String, u64)>,
+    Query(q): Query<ReadQuery>,
 ) -> Reply {
+    let db = state.database_for_read(q.consistency).await?;
     let c = db.collection(&name)?;
     match c.get(id)? {
         Some(p) => ok(point_json(p.id, Some(&p.vector), p.payload.as_deref())),
@@ -188,6 +273,55 @@ pub(crate) async fn get_point(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct RetrieveBody {
+    ids: Vec<u64>,
+    #[serde(default = "yes")]
+    with_payload: bool,
+    #[serde(default)]
+    with_vector: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The most ids one retrieve asks for.
+pub const MAX_RETRIEVE_IDS: usize = 100_000;
+
+/// `POST /collections/{name}/points` `{"ids": [..]}`: the points among the ids that exist.
+pub(crate) async fn retrieve_points(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<ReadQuery>,
+    Json(body): Json<RetrieveBody>,
+) -> Reply {
+    if body.ids.len() > MAX_RETRIEVE_IDS {
+        return Err(ApiError::bad_request(format!(
+            "ids: {} ids, at most {MAX_RETRIEVE_IDS} per request",
+            body.ids.len()
+        )));
+    }
+    let db = state.database_for_read(q.consistency).await?;
+    let points = blocking(move || Ok(db.collection(&name)?.get_many(&body.ids)?)).await?;
+    let result: Vec<Value> = points
+        .iter()
+        .map(|p| {
+            point_json(
+                p.id,
+                body.with_vector.then_some(p.vector.as_slice()),
+                if body.with_payload {
+                    p.payload.as_deref()
+                } else {
+                    None
+                },
+            )
+        })
+        .collect();
+    ok(json!(result))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SearchBody {
     vector: Vec<f32>,
     #[serde(default = "default_limit")]
@@ -195,38 +329,75 @@ pub(crate) struct SearchBody {
     #[serde(default)]
     with_payload: bool,
     #[serde(default)]
+    with_vector: bool,
+    #[serde(default)]
     ef: Option<usize>,
+    #[serde(default)]
+    params: Option<SearchParamsBody>,
+    #[serde(default)]
+    filter: Option<Value>,
+    /// Scan every point (the ground truth) instead of the index.
+    #[serde(default)]
+    exact: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SearchParamsBody {
+    #[serde(default)]
+    hnsw_ef: Option<usize>,
+    #[serde(default)]
+    exact: bool,
 }
 
 fn default_limit() -> usize {
     10
 }
 
+/// The most results one search returns.
+pub const MAX_LIMIT: usize = 10_000;
+
 pub(crate) async fn search(
-    State(db): State<Database>,
+    State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(q): Query<ReadQuery>,
     Json(body): Json<SearchBody>,
 ) -> Reply {
-    if body.limit == 0 || body.limit > 10_000 {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("limit: {} is not in 1..=10000", body.limit),
-        ));
+    if body.limit == 0 || body.limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit: {} is not in 1..={MAX_LIMIT}",
+            body.limit
+        )));
     }
+    let filter = match &body.filter {
+        Some(f) => {
+            Some(vellum::Filter::from_json(f).map_err(|e| ApiError::bad_request(e.to_string()))?)
+        }
+        None => None,
+    };
+    let db = state.database_for_read(q.consistency).await?;
+    let started = Instant::now();
     let hits = blocking(move || {
         let c = db.collection(&name)?;
         let params = SearchParams {
-            ef: body.ef,
+            ef: body.ef.or(body.params.as_ref().and_then(|p| p.hnsw_ef)),
             with_payload: body.with_payload,
-            ..SearchParams::default()
+            with_vector: body.with_vector,
+            exact: body.exact || body.params.as_ref().is_some_and(|p| p.exact),
+            filter: filter.as_ref().map(SearchFilter::Where),
         };
         Ok(c.search_with(&body.vector, body.limit, &params)?)
     })
     .await?;
+    state
+        .metrics
+        .searches
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.search_latency.observe(started.elapsed());
     let result: Vec<Value> = hits
         .iter()
         .map(|h| {
-            let mut v = point_json(h.id, None, h.payload.as_deref());
+            let mut v = point_json(h.id, h.vector.as_deref(), h.payload.as_deref());
             v["score"] = json!(h.distance);
             v
         })

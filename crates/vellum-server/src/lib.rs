@@ -1,34 +1,46 @@
-//! Vellum over HTTP/JSON (axum): a single node serving one `vellum::Database`, with
-//! endpoints in the conventions of Qdrant's REST API (docs/API.md, in progress with the
-//! server issue). Every request body is bounded ([`MAX_BODY_BYTES`]); a bad request gets a
-//! 4xx with a JSON error naming what is wrong.
+//! Vellum over HTTP/JSON (axum + tokio): one node serving a `vellum::Database`, alone or as
+//! a member of a Raft cluster (vellum-raft, with its messages over the same listener).
+//! Endpoints follow the conventions of Qdrant's REST API; docs/API.md lists them with
+//! examples and `GET /openapi.json` describes them.
 //!
-//! | Method and path | What |
-//! |---|---|
-//! | `GET /healthz` | liveness |
-//! | `GET /collections` | names |
-//! | `PUT /collections/{name}` | create: `{"vectors": {"size": 4, "distance": "Cosine"}}` |
-//! | `GET /collections/{name}` | points, dimension, metric |
-//! | `DELETE /collections/{name}` | drop |
-//! | `PUT /collections/{name}/points` | upsert: `{"points": [{"id": 1, "vector": [..], "payload": {..}}]}` |
-//! | `GET /collections/{name}/points/{id}` | one point |
-//! | `POST /collections/{name}/points/search` | `{"vector": [..], "limit": 10, "with_payload": true}` |
+//! Every request body is bounded ([`MAX_BODY_BYTES`]; Raft messages
+//! [`raft_routes::MAX_RAFT_BODY_BYTES`]); a bad request gets a 4xx with a JSON error naming
+//! what is wrong. On SIGTERM the server stops accepting, finishes what is in flight and
+//! checkpoints ([`close`]).
 #![forbid(unsafe_code)]
 
+mod error;
 mod handlers;
+pub mod metrics;
+pub mod network;
+mod ops;
+pub mod raft_routes;
+mod start;
+mod state;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
-use vellum::Database;
 
-/// The largest request body accepted (a batch of points), in bytes.
+pub use error::ApiError;
+pub use handlers::MAX_LIMIT;
+pub use start::{NodeConfig, close, open, raft_config};
+pub use state::{AppState, Backend, ClusterNode, Consistency, WRITE_TIMEOUT};
+
+/// The largest request body of the public API (a batch of points), in bytes.
 pub const MAX_BODY_BYTES: usize = 32 << 20;
 
-/// The HTTP routes over `db`.
-pub fn router(db: Database) -> Router {
-    Router::new()
-        .route("/healthz", get(handlers::health))
+/// Every route of the node.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/healthz", get(ops::health))
+        .route("/readyz", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/cluster", get(ops::status))
+        .route(
+            "/cluster/nodes/{id}",
+            put(ops::add_node).delete(ops::remove_node),
+        )
         .route("/collections", get(handlers::list_collections))
         .route(
             "/collections/{name}",
@@ -36,14 +48,44 @@ pub fn router(db: Database) -> Router {
                 .get(handlers::collection_info)
                 .delete(handlers::drop_collection),
         )
-        .route("/collections/{name}/points", put(handlers::upsert_points))
+        .route(
+            "/collections/{name}/points",
+            put(handlers::upsert_points).post(handlers::retrieve_points),
+        )
+        .route(
+            "/collections/{name}/points/delete",
+            post(handlers::delete_points),
+        )
         .route("/collections/{name}/points/{id}", get(handlers::get_point))
         .route("/collections/{name}/points/search", post(handlers::search))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(db)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    api.merge(raft_routes::routes()).with_state(state)
 }
 
-/// Serves `db` on `listener` until the future is dropped or the listener fails.
-pub async fn serve(listener: tokio::net::TcpListener, db: Database) -> std::io::Result<()> {
-    axum::serve(listener, router(db)).await
+/// Serves `state` on `listener` until `shutdown` completes, then waits for the requests in
+/// flight. Call [`close`] after it to checkpoint.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }

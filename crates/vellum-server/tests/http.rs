@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use serde_json::{Value, json};
-use vellum::{Database, DatabaseOptions};
+use vellum_server::NodeConfig;
 
 /// One HTTP/1.1 request with `Connection: close`; returns (status, JSON body).
 fn request(
@@ -35,13 +35,21 @@ fn request(
 #[test]
 fn collections_points_and_search_work_over_http_and_bad_requests_get_a_4xx() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path().join("db"), DatabaseOptions::default()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let state = rt
+        .block_on(vellum_server::open(NodeConfig::single(
+            dir.path().join("db"),
+        )))
+        .unwrap();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    rt.spawn(vellum_server::serve(listener, db));
+    rt.spawn(vellum_server::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
 
     assert_eq!(request(addr, "GET", "/healthz", None).0, 200);
     let create = json!({"vectors": {"size": 3, "distance": "Euclid"}});
@@ -78,6 +86,44 @@ fn collections_points_and_search_work_over_http_and_bad_requests_get_a_4xx() {
         .collect();
     assert_eq!(ids, [1, 3]);
     assert_eq!(hits["result"][0]["payload"]["title"], "one");
+
+    // A typed filter (Qdrant's form) restricts the search; points are deleted by id and by
+    // filter.
+    let q = json!({"vector": [0.0, 0.0, 1.0], "limit": 3,
+                   "filter": {"must": [{"key": "title", "match": "one"}]}});
+    let (status, hits) = request(addr, "POST", "/collections/docs/points/search", Some(&q));
+    assert_eq!(status, 200, "{hits}");
+    assert_eq!(hits["result"].as_array().unwrap().len(), 1, "{hits}");
+    let del = json!({"points": [2]});
+    let (status, body) = request(addr, "POST", "/collections/docs/points/delete", Some(&del));
+    assert_eq!(
+        (status, &body["result"]["points"]),
+        (200, &json!(1)),
+        "{body}"
+    );
+    let del = json!({"filter": {"must": [{"key": "title", "match": "one"}]}});
+    let (status, body) = request(addr, "POST", "/collections/docs/points/delete", Some(&del));
+    assert_eq!(
+        (status, &body["result"]["points"]),
+        (200, &json!(1)),
+        "{body}"
+    );
+    let (_, info) = request(addr, "GET", "/collections/docs", None);
+    assert_eq!(info["result"]["points_count"], 1);
+    let bad_filter = json!({"filter": {"must": [{"key": "title", "match": {"nope": 1}}]}});
+    let (status, err) = request(
+        addr,
+        "POST",
+        "/collections/docs/points/delete",
+        Some(&bad_filter),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        err["status"]["error"].as_str().unwrap().contains("must[0]"),
+        "{err}"
+    );
+    assert_eq!(request(addr, "GET", "/readyz", None).0, 200);
+    assert_eq!(request(addr, "GET", "/cluster", None).0, 404);
 
     // Bad requests: a 4xx whose error names the problem.
     let wrong_dim = json!({"points": [{"id": 9, "vector": [1.0]}]});

@@ -1,6 +1,6 @@
 //! `create` and `import`: make a collection, and fill one from a vector file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -136,26 +136,8 @@ pub(crate) fn import(
     batch: usize,
     json: bool,
 ) -> Result<ExitCode, BoxError> {
-    let format = match format {
-        Some(f) => f,
-        None => match file.extension().and_then(|e| e.to_str()) {
-            Some("fvecs") => FormatArg::Fvecs,
-            Some("bvecs") => FormatArg::Bvecs,
-            Some("npy") => FormatArg::Npy,
-            _ => {
-                return Err(format!(
-                    "cannot tell the format of {} from its extension: pass --format",
-                    file.display()
-                )
-                .into());
-            }
-        },
-    };
-    let vectors = match format {
-        FormatArg::Fvecs => data::read_vecs(&file, 4)?,
-        FormatArg::Bvecs => data::read_vecs(&file, 1)?,
-        FormatArg::Npy => data::read_npy(&file)?,
-    };
+    let format = format_of(&file, format)?;
+    let vectors = read_vectors(&file, format)?;
     let rows = vectors.rows();
     // Ids given: the last one must exist, checked before anything is opened or written (a
     // wrapped id would silently replace point 0, 1, ...).
@@ -299,4 +281,32 @@ pub(crate) fn import(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The format of `file`: as given, or by its extension.
+pub(crate) fn format_of(file: &Path, format: Option<FormatArg>) -> Result<FormatArg, BoxError> {
+    Ok(match format {
+        Some(f) => f,
+        None => match file.extension().and_then(|e| e.to_str()) {
+            Some("fvecs") => FormatArg::Fvecs,
+            Some("bvecs") => FormatArg::Bvecs,
+            Some("npy") => FormatArg::Npy,
+            _ => {
+                return Err(format!(
+                    "cannot tell the format of {} from its extension: pass --format",
+                    file.display()
+                )
+                .into());
+            }
+        },
+    })
+}
+
+/// Reads the vectors of `file` in `format`.
+pub(crate) fn read_vectors(file: &Path, format: FormatArg) -> Result<data::Vectors, BoxError> {
+    Ok(match format {
+        FormatArg::Fvecs => data::read_vecs(file, 4)?,
+        FormatArg::Bvecs => data::read_vecs(file, 1)?,
+        FormatArg::Npy => data::read_npy(file)?,
+    })
 }
