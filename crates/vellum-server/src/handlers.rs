@@ -103,7 +103,7 @@ pub(crate) async fn create_collection(
     spec.quantization = body.quantization;
     spec.to_config()
         .map_err(|e| ApiError::bad_request(format!("quantization: {e}")))?;
-    if state.database().collection(&name).is_ok() {
+    if state.is_single() && state.database().collection(&name).is_ok() {
         return Err(ApiError(
             StatusCode::CONFLICT,
             format!("collection {name:?} already exists"),
@@ -139,7 +139,9 @@ pub(crate) async fn drop_collection(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Reply {
-    state.database().collection(&name)?;
+    if state.is_single() {
+        state.database().collection(&name)?;
+    }
     state.submit(Request::DropCollection { name }).await?;
     ok(json!(true))
 }
@@ -159,13 +161,20 @@ pub(crate) struct PointBody {
     payload: Option<Value>,
 }
 
-/// Checks points against the collection's shape before they are proposed (a refusal then
-/// costs no log entry); the database checks again when it applies them.
+/// Checks points before they are proposed; the database checks again when it applies
+/// them. The collection's dimension is checked here on a single node only: a cluster
+/// member's own state may lag a collection just created (or dropped) through another one,
+/// so there the leader's apply decides.
 fn check_points(state: &AppState, name: &str, points: &[PointBody]) -> Result<(), ApiError> {
-    let c = state.database().collection(name)?;
-    let dim = c.config().dim;
+    let dim = if state.is_single() {
+        Some(state.database().collection(name)?.config().dim)
+    } else {
+        None
+    };
     for (i, p) in points.iter().enumerate() {
-        if p.vector.len() != dim {
+        if let Some(dim) = dim
+            && p.vector.len() != dim
+        {
             return Err(ApiError::bad_request(format!(
                 "points[{i}].vector: {} numbers, the collection has {dim} dimensions",
                 p.vector.len()
@@ -225,7 +234,9 @@ pub(crate) async fn delete_points(
     Path(name): Path<String>,
     Json(body): Json<DeleteBody>,
 ) -> Reply {
-    state.database().collection(&name)?;
+    if state.is_single() {
+        state.database().collection(&name)?;
+    }
     let req = match (body.points, body.filter) {
         (Some(ids), None) => Request::Delete {
             collection: name,
@@ -252,6 +263,19 @@ fn point_json(id: u64, vector: Option<&[f32]>, payload: Option<&[u8]>) -> Value 
     let payload: Value = payload
         .and_then(|b| serde_json::from_slice(b).ok())
         .unwrap_or(Value::Null);
+    // Each f32 as its shortest decimal (0.1, not the f64 0.10000000149011612): parsed back
+    // as f32 it is the same number.
+    let vector: Option<Vec<Value>> = vector.map(|v| {
+        v.iter()
+            .map(|x| {
+                x.to_string()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(Value::Null, Value::Number)
+            })
+            .collect()
+    });
     json!({ "id": id, "vector": vector, "payload": payload })
 }
 

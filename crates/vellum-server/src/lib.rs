@@ -9,12 +9,14 @@
 //! checkpoints ([`close`]).
 #![forbid(unsafe_code)]
 
+pub mod api_doc;
 mod error;
 mod handlers;
 pub mod metrics;
 pub mod network;
 mod ops;
 pub mod raft_routes;
+mod snapshots;
 mod start;
 mod state;
 
@@ -34,6 +36,10 @@ pub const MAX_BODY_BYTES: usize = 32 << 20;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/healthz", get(ops::health))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(api_doc::openapi()) }),
+        )
         .route("/readyz", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/cluster", get(ops::status))
@@ -58,7 +64,21 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/collections/{name}/points/{id}", get(handlers::get_point))
         .route("/collections/{name}/points/search", post(handlers::search))
+        .route(
+            "/collections/{name}/snapshots",
+            post(snapshots::create).get(snapshots::list),
+        )
+        .route(
+            "/collections/{name}/snapshots/{id}",
+            get(snapshots::download).delete(snapshots::delete),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    // Uploads are streamed to disk: no body limit but the import's.
+    let uploads = Router::new().route(
+        "/collections/{name}/snapshots/upload",
+        post(snapshots::upload).layer(DefaultBodyLimit::disable()),
+    );
+    let api = api.merge(uploads);
     api.merge(raft_routes::routes()).with_state(state)
 }
 

@@ -25,7 +25,7 @@ pub(crate) async fn health() -> Reply {
 /// leader (writes can be acknowledged).
 pub(crate) async fn ready(State(state): State<AppState>) -> Reply {
     match &state.backend {
-        Backend::Single(_) => ok(json!("ready")),
+        Backend::Single(_) => ok(json!({ "ready": true, "leader": null })),
         Backend::Cluster(n) => match n.leader() {
             Some((leader, _)) => ok(json!({ "ready": true, "leader": leader })),
             None => Err(ApiError::unavailable("no leader known yet")),

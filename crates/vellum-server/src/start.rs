@@ -62,6 +62,9 @@ pub fn raft_config(snapshot_every_entries: u64) -> openraft::Config {
     }
 }
 
+/// The data directory's subdirectory where snapshot uploads are staged.
+pub const UPLOADS_DIR: &str = "uploads";
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Opens the node `config` describes.
@@ -121,6 +124,7 @@ pub async fn open(config: NodeConfig) -> Result<AppState, BoxError> {
         backend,
         metrics: Metrics::default(),
         http,
+        uploads: config.data.join(UPLOADS_DIR),
     })))
 }
 

@@ -55,6 +55,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// The client for forwarding to the leader and for Raft messages.
     pub http: reqwest::Client,
+    /// Where uploaded snapshot archives are staged before they are imported.
+    pub uploads: std::path::PathBuf,
 }
 
 /// The handlers' state (cheap to clone).
@@ -102,6 +104,11 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 impl AppState {
+    /// Whether this is a single node (its state is the truth; a cluster member's may lag).
+    pub fn is_single(&self) -> bool {
+        matches!(self.backend, Backend::Single(_))
+    }
+
     /// The database this node serves (its applied state, in cluster mode).
     pub fn database(&self) -> &Database {
         match &self.backend {

@@ -137,8 +137,8 @@ fn a_cluster_over_http_forwards_writes_serves_linearizable_reads_and_catches_up_
                 "node {id}: {b}"
             );
         }
-        // A refusal is the same on every path: a wrong dimension is a 400 before anything
-        // is proposed.
+        // A wrong dimension is refused by the leader's apply, the same way on every node: a
+        // 400 through a follower too.
         let (s, _) = call(
             &http,
             "PUT",

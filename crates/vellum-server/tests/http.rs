@@ -123,6 +123,20 @@ fn collections_points_and_search_work_over_http_and_bad_requests_get_a_4xx() {
         "{err}"
     );
     assert_eq!(request(addr, "GET", "/readyz", None).0, 200);
+    // A damaged upload is refused before any collection appears.
+    let mut s = TcpStream::connect(addr).unwrap();
+    let junk = b"VLMSNAP? not an archive at all";
+    write!(
+        s,
+        "POST /collections/restored/snapshots/upload HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        junk.len()
+    )
+    .unwrap();
+    s.write_all(junk).unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    assert_eq!(&response[9..12], "400", "{response}");
+    assert_eq!(request(addr, "GET", "/collections/restored", None).0, 404);
     assert_eq!(request(addr, "GET", "/cluster", None).0, 404);
 
     // Bad requests: a 4xx whose error names the problem.

@@ -73,6 +73,19 @@ impl Database {
         Ok(crate::snapshot::open_catalog(&self.inner.root, &coll)?.list())
     }
 
+    /// The archive files of snapshot `id` of collection `name` with its parents, oldest
+    /// (the full one) first: what a copy must hold to restore it elsewhere.
+    pub fn snapshot_chain_paths(&self, name: &str, id: &str) -> Result<Vec<PathBuf>> {
+        let coll = self.collection_inner(name)?;
+        let id = parse_snapshot_id(id)?;
+        let catalog = crate::snapshot::open_catalog(&self.inner.root, &coll)?;
+        Ok(catalog
+            .chain(id)?
+            .iter()
+            .map(|m| catalog.archive_path(m.id))
+            .collect())
+    }
+
     /// Deletes a snapshot (refused while an incremental snapshot still names it as parent).
     pub fn delete_snapshot(&self, name: &str, id: &str) -> Result<()> {
         self.check_writable("deleting a snapshot")?;
@@ -95,14 +108,7 @@ impl Database {
     /// becomes visible; after a crash it is wholly there or not at all.
     pub fn restore_snapshot(&self, source: &str, id: &str, new_name: &str) -> Result<Collection> {
         self.check_writable("restoring a snapshot")?;
-        let coll = self.collection_inner(source)?;
-        let id = parse_snapshot_id(id)?;
-        let catalog = crate::snapshot::open_catalog(&self.inner.root, &coll)?;
-        let chain: Vec<PathBuf> = catalog
-            .chain(id)?
-            .iter()
-            .map(|m| catalog.archive_path(m.id))
-            .collect();
+        let chain = self.snapshot_chain_paths(source, id)?;
         self.import_snapshot(&chain, new_name)
     }
 
