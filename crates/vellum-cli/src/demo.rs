@@ -32,13 +32,13 @@ pub(crate) enum DatasetArg {
 pub(crate) struct DemoArgs {
     /// Working directory (must be empty or absent; a temporary one if omitted, removed
     /// afterwards).
-    dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// Which data set.
     #[arg(long, value_enum, default_value_t = DatasetArg::Auto)]
     dataset: DatasetArg,
     /// Use only the first N vectors of the data set.
     #[arg(long)]
-    points: Option<usize>,
+    pub(crate) points: Option<usize>,
     /// Queries for recall and speed.
     #[arg(long, default_value_t = 200)]
     queries: usize,
@@ -51,16 +51,25 @@ pub(crate) struct DemoArgs {
     /// Keep the temporary working directory (its path is printed).
     #[arg(long)]
     keep: bool,
+    /// Run against a cluster of three `vellum serve` processes on 127.0.0.1 (started and
+    /// stopped by the demo; the leader is killed with SIGKILL on the way).
+    #[arg(long)]
+    cluster: bool,
 }
 
-struct Dataset {
-    name: String,
+pub(crate) struct Dataset {
+    pub(crate) name: String,
     metric: Metric,
-    train: Vectors,
-    queries: Vectors,
+    pub(crate) train: Vectors,
+    pub(crate) queries: Vectors,
 }
 
 fn load(args: &DemoArgs) -> Result<Dataset, BoxError> {
+    load_with(args, args.points)
+}
+
+/// The data set the arguments name, cut to `points` rows if given.
+pub(crate) fn load_with(args: &DemoArgs, points: Option<usize>) -> Result<Dataset, BoxError> {
     let fashion = Path::new(FASHION_MNIST_DIR).join("train-images-idx3-ubyte.gz");
     let use_fashion = match args.dataset {
         DatasetArg::FashionMnist => true,
@@ -88,11 +97,11 @@ fn load(args: &DemoArgs) -> Result<Dataset, BoxError> {
             name: "synthetic clustered".into(),
             metric: Metric::L2,
             // Only the points the run uses are generated.
-            train: data::clustered(args.points.unwrap_or(100_000).clamp(1, 100_000), 128, 64, 1),
+            train: data::clustered(points.unwrap_or(100_000).clamp(1, 100_000), 128, 64, 1),
             queries: data::clustered(args.queries.max(1), 128, 64, 1),
         }
     };
-    if let Some(n) = args.points {
+    if let Some(n) = points {
         let n = n.clamp(1, ds.train.rows());
         ds.train.data.truncate(n * ds.train.dim);
     }
@@ -142,7 +151,11 @@ pub(crate) fn run(args: &DemoArgs, json_out: bool) -> Result<(), BoxError> {
             true,
         ),
     };
-    let result = run_in(args, &root, json_out);
+    let result = if args.cluster {
+        crate::demo_cluster::run_in(args, &root, json_out)
+    } else {
+        run_in(args, &root, json_out)
+    };
     if temporary && !args.keep {
         let _ = std::fs::remove_dir_all(&root);
     } else {

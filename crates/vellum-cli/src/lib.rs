@@ -11,6 +11,7 @@ mod cluster_torture;
 mod commands;
 pub mod data;
 mod demo;
+mod demo_cluster;
 mod id_lines;
 mod local_cluster;
 mod logging;

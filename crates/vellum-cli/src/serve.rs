@@ -28,6 +28,10 @@ pub(crate) struct ServeArgs {
     /// log catches up by a snapshot).
     #[arg(long, default_value_t = 5000)]
     pub(crate) snapshot_every: u64,
+    /// Milliseconds between the leader's heartbeats; an election starts after 4 to 8 missed
+    /// ones. Also the time a replication message has to be logged and synced.
+    #[arg(long, default_value_t = vellum_server::DEFAULT_HEARTBEAT_MS)]
+    pub(crate) heartbeat_ms: u64,
 }
 
 fn parse_peer(s: &str) -> Result<(u64, String), BoxError> {
@@ -61,6 +65,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), BoxError> {
         node_id: args.node_id,
         peers,
         snapshot_every_entries: args.snapshot_every.max(1),
+        heartbeat_ms: args.heartbeat_ms,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

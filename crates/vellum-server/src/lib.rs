@@ -26,7 +26,7 @@ use axum::routing::{get, post, put};
 
 pub use error::ApiError;
 pub use handlers::MAX_LIMIT;
-pub use start::{NodeConfig, close, open, raft_config};
+pub use start::{DEFAULT_HEARTBEAT_MS, NodeConfig, close, open, raft_config};
 pub use state::{AppState, Backend, ClusterNode, Consistency, WRITE_TIMEOUT};
 
 /// The largest request body of the public API (a batch of points), in bytes.
@@ -89,6 +89,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    // Answers go out at once (no Nagle delay behind a small write).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -20,7 +20,7 @@ use crate::state::{AppState, Backend, ClusterNode, WriteReply};
 
 /// The largest Raft message accepted: a batch of entries (openraft sends at most
 /// `max_payload_entries` per message, each at most `vellum_raft::MAX_ENTRY_BYTES`).
-pub const MAX_RAFT_BODY_BYTES: usize = 256 << 20;
+pub const MAX_RAFT_BODY_BYTES: usize = 160 << 20;
 
 /// The Raft routes (cluster mode only).
 pub fn routes() -> Router<AppState> {
