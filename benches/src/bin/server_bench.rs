@@ -563,8 +563,11 @@ fn main() {
         std::thread::sleep(Duration::from_millis(10));
     };
     println!(
-        "\nfailover: the leader's server stopped; the next write through another node was acknowledged after {:.0} ms ({tries} tries; election timeout 400–800 ms)",
-        acked.as_secs_f64() * 1e3
+        "\nfailover: the leader's server stopped; the next write through another node was acknowledged after {:.0} ms ({tries} tries; heartbeat {} ms, election timeout {}–{} ms)",
+        acked.as_secs_f64() * 1e3,
+        vellum_server::DEFAULT_HEARTBEAT_MS,
+        4 * vellum_server::DEFAULT_HEARTBEAT_MS,
+        8 * vellum_server::DEFAULT_HEARTBEAT_MS
     );
     for n in nodes.into_iter().flatten() {
         server_rt.block_on(shut(n));
