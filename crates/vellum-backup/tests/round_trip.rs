@@ -287,3 +287,106 @@ async fn two_concurrent_backups_to_one_prefix_both_land_in_the_catalog() {
     assert_eq!(all.len(), 6, "{all:#?}");
     assert_eq!(all.iter().filter(|e| e.collection == "a").count(), 3);
 }
+
+/// An in-memory store that holds the first two catalog reads, once read, until both are:
+/// the two writers have then read the same catalog version and race to write it.
+#[derive(Debug)]
+struct Racy {
+    inner: InMemory,
+    arrivals: AtomicU64,
+    gate: tokio::sync::Barrier,
+}
+
+impl std::fmt::Display for Racy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Racy")
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Racy {
+    async fn put_opts(
+        &self,
+        p: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.inner.put_opts(p, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        p: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(p, opts).await
+    }
+    async fn get_opts(&self, p: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        // Read first, then wait for the other writer to have read too.
+        let got = self.inner.get_opts(p, options).await;
+        if p.as_ref().ends_with("catalog.json") && self.arrivals.fetch_add(1, Ordering::SeqCst) < 2
+        {
+            self.gate.wait().await;
+        }
+        got
+    }
+    fn delete_stream(
+        &self,
+        locations: futures_util::stream::BoxStream<'static, object_store::Result<Path>>,
+    ) -> futures_util::stream::BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(
+        &self,
+        prefix: Option<&Path>,
+    ) -> futures_util::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_reading_the_same_catalog_version_both_keep_their_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("db"), DatabaseOptions::default()).unwrap();
+    fill(&db, "a", 500);
+    fill(&db, "b", 500);
+    let racy = Arc::new(Racy {
+        inner: InMemory::new(),
+        arrivals: AtomicU64::new(u64::MAX / 2), // disarmed
+        gate: tokio::sync::Barrier::new(2),
+    });
+    let target = BackupTarget::new(racy.clone(), "shared");
+    let opts = small_parts();
+    // A catalog exists already: the race is between two conditional updates of it.
+    let first = backup(&db, "a", &target, &opts).await.unwrap();
+    racy.arrivals.store(0, Ordering::SeqCst);
+    let (x, y) = tokio::join!(
+        backup(&db, "a", &target, &opts),
+        backup(&db, "b", &target, &opts)
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let ids: Vec<String> = list(&target)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    println!(
+        "first {} x {} y {} in the catalog: {ids:?}",
+        first.id, x.id, y.id
+    );
+    assert!(
+        ids.contains(&first.id) && ids.contains(&x.id) && ids.contains(&y.id),
+        "{ids:?}"
+    );
+}
