@@ -77,6 +77,7 @@ struct Run<'a> {
     path: &'a object_store::path::Path,
     snapshot: SnapshotId,
     totals: FinalTotals,
+    progress: &'a (dyn Fn(u64) + Send + Sync),
 }
 
 impl Run<'_> {
@@ -128,6 +129,7 @@ impl Run<'_> {
                 }
             };
             *downloaded += piece.len() as u64;
+            (self.progress)(*downloaded);
             buf.extend_from_slice(&piece);
             while buf.len() as u64 >= RESTORE_CHUNK_BYTES && seq <= last {
                 let payload = buf.split_to(RESTORE_CHUNK_BYTES as usize);
@@ -157,6 +159,18 @@ pub async fn restore(
     target: &BackupTarget,
     id: &str,
     new_name: &str,
+) -> Result<RestoreReport> {
+    restore_with_progress(db, target, id, new_name, &|_| {}).await
+}
+
+/// [`restore`], calling `progress` with the bytes read so far by this call (a progress
+/// bar) after each piece the store returns.
+pub async fn restore_with_progress(
+    db: &Database,
+    target: &BackupTarget,
+    id: &str,
+    new_name: &str,
+    progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<RestoreReport> {
     vellum::validate_name(new_name)?;
     let (catalog, _) = catalog::load(target).await?;
@@ -200,6 +214,7 @@ pub async fn restore(
         path: &path,
         snapshot,
         totals,
+        progress,
     };
     // The final chunk first (it tells the receiver the totals, which an earlier attempt may
     // have left unknown), then whatever is still missing, in contiguous ranged reads.

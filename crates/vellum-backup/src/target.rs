@@ -36,6 +36,12 @@ impl BackupTarget {
     /// usual `AWS_*` environment variables; `AWS_ENDPOINT_URL` for an S3-compatible
     /// server, plain `http://` allowed), `file:///absolute/dir`, or `memory://` (for tests).
     pub fn from_url(url: &str) -> Result<BackupTarget> {
+        BackupTarget::from_url_with_endpoint(url, None)
+    }
+
+    /// [`BackupTarget::from_url`], with an S3 endpoint given here instead of by
+    /// `AWS_ENDPOINT_URL`.
+    pub fn from_url_with_endpoint(url: &str, endpoint: Option<&str>) -> Result<BackupTarget> {
         let bad = |reason: &str| Error::BadTarget {
             url: url.to_owned(),
             reason: reason.to_owned(),
@@ -47,7 +53,10 @@ impl BackupTarget {
             }
             let mut builder =
                 object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-            if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+            if let Some(endpoint) = endpoint
+                .map(str::to_owned)
+                .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            {
                 builder = builder
                     .with_allow_http(endpoint.starts_with("http://"))
                     .with_endpoint(endpoint);

@@ -42,6 +42,8 @@ pub(crate) enum Command {
     /// Kill -9 proof: kill a durable writer at random moments, reopen, check everything it
     /// acknowledged (run thousands with --kills).
     Torture(torture::TortureArgs),
+    /// Backups in object storage: push, list, restore, delete.
+    Backup(crate::backup_cmd::BackupArgs),
     /// Serve a data directory over HTTP (a single node, or a Raft member with --node-id).
     Serve(crate::serve::ServeArgs),
     /// A Raft cluster of server processes on this machine.

@@ -4,6 +4,7 @@
 //! bad input never panics.
 #![forbid(unsafe_code)]
 
+mod backup_cmd;
 mod cli;
 mod client;
 mod cluster_cmd;
@@ -106,6 +107,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         Command::Demo(args) => demo::run(&args, json).map(|()| ExitCode::SUCCESS),
         Command::Torture(args) => torture::run(&args, json).map(|()| ExitCode::SUCCESS),
         Command::TortureChild(args) => torture::child(&args).map(|()| ExitCode::SUCCESS),
+        Command::Backup(args) => backup_cmd::run(args, json),
         Command::Serve(args) => serve::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Cluster(args) => cluster_cmd::run(args, json).map(|()| ExitCode::SUCCESS),
         Command::Remote(args) => remote::run(args, json),

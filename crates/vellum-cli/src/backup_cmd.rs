@@ -1,0 +1,139 @@
+//! `vellum backup push|list|restore|delete`: collection backups in object storage
+//! (vellum-backup). Credentials and region come from the usual `AWS_*` environment
+//! variables; `--endpoint` (or `AWS_ENDPOINT_URL`) names an S3-compatible server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+use vellum::Database;
+use vellum_backup::{BackupOptions, BackupTarget};
+
+use crate::BoxError;
+use crate::open::{open_existing, tool_options};
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    #[command(subcommand)]
+    command: BackupCommand,
+}
+
+#[derive(Debug, Args)]
+struct TargetArgs {
+    /// Where the backups are: s3://bucket/prefix, file:///dir.
+    #[arg(long, alias = "from")]
+    to: String,
+    /// An S3-compatible endpoint (http://127.0.0.1:8333); default `AWS_ENDPOINT_URL`.
+    #[arg(long)]
+    endpoint: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupCommand {
+    /// Stream a full backup of a collection to the target (no local copy).
+    Push {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection.
+        collection: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// The backups in the target, oldest first.
+    List {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Restore a backup as a new collection (verified before it appears; an interrupted
+    /// restore resumes where it stopped when run again).
+    Restore {
+        /// Database directory.
+        db: PathBuf,
+        /// Backup id.
+        id: String,
+        /// Name of the new collection.
+        new_name: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Delete a backup (refused while another names it as parent).
+    Delete {
+        /// Backup id.
+        id: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+fn target(t: &TargetArgs) -> Result<BackupTarget, BoxError> {
+    Ok(BackupTarget::from_url_with_endpoint(
+        &t.to,
+        t.endpoint.as_deref(),
+    )?)
+}
+
+pub(crate) fn run(args: BackupArgs, json_out: bool) -> Result<ExitCode, BoxError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        match args.command {
+            BackupCommand::Push { db, collection, target: t } => {
+                let target = target(&t)?;
+                let database = open_existing(&db)?;
+                let started = std::time::Instant::now();
+                let e = vellum_backup::backup(&database, &collection, &target, &BackupOptions::default()).await?;
+                let secs = started.elapsed().as_secs_f64();
+                if json_out {
+                    println!("{}", serde_json::to_string(&e)?);
+                } else {
+                    println!(
+                        "backup {} of {collection:?} (LSN {}): {} bytes to {} in {secs:.2} s ({:.1} MB/s)",
+                        e.id,
+                        e.lsn,
+                        e.archive_bytes,
+                        t.to,
+                        e.archive_bytes as f64 / 1e6 / secs.max(1e-9)
+                    );
+                }
+            }
+            BackupCommand::List { target: t } => {
+                let list = vellum_backup::list(&target(&t)?).await?;
+                if json_out {
+                    println!("{}", serde_json::to_string(&list)?);
+                } else {
+                    for e in &list {
+                        println!("{}  {}  LSN {}  {} bytes  {}", e.id, e.collection, e.lsn, e.archive_bytes, e.kind);
+                    }
+                }
+            }
+            BackupCommand::Restore { db, id, new_name, target: t } => {
+                let target = target(&t)?;
+                let database = Database::open(&db, tool_options())?;
+                let r = vellum_backup::restore(&database, &target, &id, &new_name).await?;
+                if json_out {
+                    println!("{}", json!({"id": r.id, "collection": r.collection, "bytes_downloaded": r.bytes_downloaded, "chunks_resumed": r.chunks_resumed}));
+                } else {
+                    println!(
+                        "restored backup {} as {:?} ({} bytes read{})",
+                        r.id,
+                        r.collection,
+                        r.bytes_downloaded,
+                        if r.chunks_resumed > 0 { format!(", resumed after {} chunks", r.chunks_resumed) } else { String::new() }
+                    );
+                }
+            }
+            BackupCommand::Delete { id, target: t } => {
+                vellum_backup::delete(&target(&t)?, &id).await?;
+                if json_out {
+                    println!("{}", json!({"deleted": id}));
+                } else {
+                    println!("deleted backup {id}");
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
