@@ -41,7 +41,7 @@ async fn a_damaged_catalog_or_entry_is_refused_naming_the_object() {
         .store()
         .put(
             &path,
-            PutPayload::from(GOLDEN[..GOLDEN.len() / 2].as_bytes().to_vec()),
+            PutPayload::from(GOLDEN.as_bytes()[..GOLDEN.len() / 2].to_vec()),
         )
         .await
         .unwrap();
