@@ -58,12 +58,16 @@ fn ports_free(base: u16) -> bool {
 }
 
 fn start_weed(dir: &FsPath, base: Option<u16>) -> Weed {
+    // Tests run in parallel in one process: each server gets its own block of ports.
+    static NEXT_BLOCK: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let base = base.unwrap_or_else(|| {
-        let mut b = 20_000 + (std::process::id() % 2_000) as u16 * 10;
-        while !ports_free(b) {
-            b += 10;
+        loop {
+            let block = NEXT_BLOCK.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let b = 20_000 + (std::process::id() % 1_000) as u16 * 20 + block * 10;
+            if ports_free(b) {
+                break b;
+            }
         }
-        b
     });
     std::fs::create_dir_all(dir).unwrap();
     let child = Command::new("weed")

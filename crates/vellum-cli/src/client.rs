@@ -89,6 +89,41 @@ impl Client {
             .result(&format!("{method} {}{path}", self.base))
     }
 
+    /// `GET path` streamed into `file` (written whole or not at all: a temporary name, then
+    /// renamed); returns the bytes written.
+    pub(crate) fn download(&self, path: &str, file: &std::path::Path) -> Result<u64, BoxError> {
+        let mut resp = self.http.get(format!("{}{path}", self.base)).send()?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let body =
+                serde_json::from_str(&resp.text().unwrap_or_default()).unwrap_or(Value::Null);
+            return Err(Answer { status, body }
+                .result(&format!("GET {}{path}", self.base))
+                .err()
+                .unwrap_or_else(|| "download failed".into()));
+        }
+        let tmp = file.with_extension("part");
+        let mut out = std::fs::File::create(&tmp)?;
+        let bytes = std::io::copy(&mut resp, &mut out)?;
+        out.sync_all()?;
+        std::fs::rename(&tmp, file)?;
+        Ok(bytes)
+    }
+
+    /// `POST path` with `file` streamed as the body.
+    pub(crate) fn upload(&self, path: &str, file: &std::path::Path) -> Result<Value, BoxError> {
+        let f = std::fs::File::open(file)?;
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/octet-stream")
+            .body(reqwest::blocking::Body::from(f))
+            .send()?;
+        let status = resp.status().as_u16();
+        let body = serde_json::from_str(&resp.text().unwrap_or_default()).unwrap_or(Value::Null);
+        Answer { status, body }.result(&format!("POST {}{path}", self.base))
+    }
+
     /// `GET path` as text (metrics).
     pub(crate) fn text(&self, path: &str) -> Result<String, BoxError> {
         Ok(self

@@ -116,6 +116,44 @@ enum RemoteCommand {
     },
     /// The server's Prometheus metrics.
     Metrics,
+    /// A collection's snapshots on the server: create, list, download, upload.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotRemote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SnapshotRemote {
+    /// Create a snapshot in the collection's catalog on the server.
+    Create {
+        /// The collection.
+        collection: String,
+        /// Only what changed since the newest snapshot.
+        #[arg(long)]
+        incremental: bool,
+    },
+    /// The collection's snapshots, newest first.
+    List {
+        /// The collection.
+        collection: String,
+    },
+    /// Download a snapshot's archive to a file (streamed).
+    Download {
+        /// The collection.
+        collection: String,
+        /// The snapshot id.
+        id: String,
+        /// The file to write.
+        file: PathBuf,
+    },
+    /// Upload an archive and restore it as a new collection (single-node servers).
+    Upload {
+        /// The new collection's name.
+        collection: String,
+        /// The archive file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -326,6 +364,76 @@ pub(crate) fn run(args: RemoteArgs, json_out: bool) -> Result<ExitCode, BoxError
             });
         }
         RemoteCommand::Metrics => print!("{}", c.text("/metrics")?),
+        RemoteCommand::Snapshot { command } => snapshot(&c, command, json_out)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn snapshot(c: &Client, command: SnapshotRemote, json_out: bool) -> Result<(), BoxError> {
+    match command {
+        SnapshotRemote::Create {
+            collection,
+            incremental,
+        } => {
+            let q = if incremental { "?incremental=true" } else { "" };
+            let r = c.ok(
+                "POST",
+                &format!("/collections/{collection}/snapshots{q}"),
+                None,
+            )?;
+            print(json_out, &r, || {
+                format!(
+                    "snapshot {} of {collection:?} ({}, {} bytes, LSN {})",
+                    r["id"].as_str().unwrap_or("?"),
+                    r["kind"].as_str().unwrap_or("?"),
+                    r["size"],
+                    r["lsn_end"]
+                )
+            });
+        }
+        SnapshotRemote::List { collection } => {
+            let r = c.ok("GET", &format!("/collections/{collection}/snapshots"), None)?;
+            print(json_out, &r, || {
+                r.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| {
+                        format!(
+                            "{}  {}  {} bytes  LSN {}",
+                            s["id"].as_str().unwrap_or("?"),
+                            s["kind"].as_str().unwrap_or("?"),
+                            s["size"],
+                            s["lsn_end"]
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        SnapshotRemote::Download {
+            collection,
+            id,
+            file,
+        } => {
+            let bytes = c.download(&format!("/collections/{collection}/snapshots/{id}"), &file)?;
+            let r = json!({"file": file.display().to_string(), "bytes": bytes});
+            print(json_out, &r, || {
+                format!("{bytes} bytes written to {}", file.display())
+            });
+        }
+        SnapshotRemote::Upload { collection, file } => {
+            let r = c.upload(
+                &format!("/collections/{collection}/snapshots/upload"),
+                &file,
+            )?;
+            print(json_out, &r, || {
+                format!(
+                    "restored {} as {collection:?} ({} bytes uploaded)",
+                    file.display(),
+                    r["bytes"]
+                )
+            });
+        }
+    }
+    Ok(())
 }
