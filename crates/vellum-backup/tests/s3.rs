@@ -241,7 +241,7 @@ fn a_restore_interrupted_by_killing_the_server_resumes_after_its_restart() {
     let mut weed = start_weed(&dir.path().join("weed"), None);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = Database::open(dir.path().join("db"), DatabaseOptions::default()).unwrap();
-    fill(&db, "docs", 150_000);
+    fill(&db, "docs", 100_000);
     let t = target(&weed, "prod", SECRET);
     let e = rt
         .block_on(backup(&db, "docs", &t, &BackupOptions::default()))
