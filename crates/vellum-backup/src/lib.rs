@@ -19,7 +19,7 @@ mod target;
 
 pub use catalog::{BackupEntry, CATALOG_OBJECT, Catalog};
 pub use error::{Error, Result};
-pub use push::{BackupOptions, CHANNEL_CHUNKS, backup, delete, list};
+pub use push::{BackupOptions, CHANNEL_CHUNKS, backup, backup_with_progress, delete, list};
 pub use restore::{
     RESTORE_CHUNK_BYTES, RESTORE_DIR, RestoreReport, restore, restore_with_progress,
 };

@@ -56,6 +56,18 @@ pub async fn backup(
     target: &BackupTarget,
     opts: &BackupOptions,
 ) -> Result<BackupEntry> {
+    backup_with_progress(db, collection, target, opts, &|_| {}).await
+}
+
+/// [`backup`], calling `progress` with the archive bytes handed to the upload so far (a
+/// progress bar) after each chunk.
+pub async fn backup_with_progress(
+    db: &Database,
+    collection: &str,
+    target: &BackupTarget,
+    opts: &BackupOptions,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<BackupEntry> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<vellum::Chunk>(CHANNEL_CHUNKS);
     let export = {
         let (db, name, chunk_bytes) = (db.clone(), collection.to_owned(), opts.chunk_bytes);
@@ -94,6 +106,7 @@ pub async fn backup(
         }
         writer.write(&chunk.payload);
         sent += chunk.payload.len() as u64;
+        progress(sent);
     }
     drop(rx); // an export still running sees the channel closed and stops
     let exported = export

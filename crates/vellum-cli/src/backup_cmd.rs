@@ -66,6 +66,26 @@ enum BackupCommand {
     },
 }
 
+/// A progress bar in bytes (a spinner with a byte count when the total is unknown).
+fn bytes_bar(what: &str, total: Option<u64>) -> indicatif::ProgressBar {
+    let bar = match total {
+        Some(t) => indicatif::ProgressBar::new(t),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    let template = if total.is_some() {
+        "{msg:>12} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})"
+    } else {
+        "{msg:>12} {spinner} {bytes} ({bytes_per_sec})"
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
 fn target(t: &TargetArgs) -> Result<BackupTarget, BoxError> {
     Ok(BackupTarget::from_url_with_endpoint(
         &t.to,
@@ -84,7 +104,23 @@ pub(crate) fn run(args: BackupArgs, json_out: bool) -> Result<ExitCode, BoxError
                 let target = target(&t)?;
                 let database = open_existing(&db)?;
                 let started = std::time::Instant::now();
-                let e = vellum_backup::backup(&database, &collection, &target, &BackupOptions::default()).await?;
+let bar = (!json_out).then(|| bytes_bar("uploading", None));
+                let progress = |sent: u64| {
+                    if let Some(b) = &bar {
+                        b.set_position(sent);
+                    }
+                };
+                let e = vellum_backup::backup_with_progress(
+                    &database,
+                    &collection,
+                    &target,
+                    &BackupOptions::default(),
+                    &progress,
+                )
+                .await?;
+                if let Some(b) = &bar {
+                    b.finish_and_clear();
+                }
                 let secs = started.elapsed().as_secs_f64();
                 if json_out {
                     println!("{}", serde_json::to_string(&e)?);
@@ -112,7 +148,22 @@ pub(crate) fn run(args: BackupArgs, json_out: bool) -> Result<ExitCode, BoxError
             BackupCommand::Restore { db, id, new_name, target: t } => {
                 let target = target(&t)?;
                 let database = Database::open(&db, tool_options())?;
-                let r = vellum_backup::restore(&database, &target, &id, &new_name).await?;
+                let total = vellum_backup::list(&target)
+                    .await?
+                    .into_iter()
+                    .find(|b| b.id == id)
+                    .map(|b| b.archive_bytes);
+                let bar = (!json_out).then(|| bytes_bar("downloading", total));
+                let progress = |read: u64| {
+                    if let Some(b) = &bar {
+                        b.set_position(read);
+                    }
+                };
+                let r = vellum_backup::restore_with_progress(&database, &target, &id, &new_name, &progress)
+                    .await?;
+                if let Some(b) = &bar {
+                    b.finish_and_clear();
+                }
                 if json_out {
                     println!("{}", json!({"id": r.id, "collection": r.collection, "bytes_downloaded": r.bytes_downloaded, "chunks_resumed": r.chunks_resumed}));
                 } else {
