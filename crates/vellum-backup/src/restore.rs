@@ -251,7 +251,11 @@ pub async fn restore_with_progress(
         .await
         .map_err(|e| Error::Refused(format!("restore task failed: {e}")))??;
     }
-    let _ = tokio::fs::remove_dir_all(&staging).await;
+    // The staging directory is under the database: removed through vellum_fs like the
+    // rest of the database's files.
+    if let Err(e) = vellum_snapshot_format::remove_tree(fs.as_ref(), &staging) {
+        tracing::warn!(dir = %staging.display(), error = %e, "restore staging not removed");
+    }
     tracing::info!(
         id,
         collection = new_name,

@@ -71,6 +71,7 @@ impl BackupTarget {
             return Ok(t);
         }
         if let Some(dir) = url.strip_prefix("file://") {
+            // The object store's own root (a stand-in for a bucket), not database files.
             std::fs::create_dir_all(dir).map_err(|e| bad(&e.to_string()))?;
             let local = object_store::local::LocalFileSystem::new_with_prefix(dir)
                 .map_err(|e| bad(&e.to_string()))?;

@@ -136,22 +136,31 @@ async fn a_damaged_object_is_refused_before_any_collection_appears() {
     ));
 }
 
-/// An in-memory store whose archive reads fail once `fail_after` bytes were read (across
-/// reads), once.
-#[derive(Debug)]
-struct Flaky {
-    inner: InMemory,
-    fail_after: Arc<AtomicU64>,
+/// What a test store does with each read of its in-memory store.
+#[async_trait]
+trait GetHook: Send + Sync + std::fmt::Debug + 'static {
+    async fn after_get(
+        &self,
+        p: &Path,
+        got: object_store::Result<GetResult>,
+    ) -> object_store::Result<GetResult>;
 }
 
-impl std::fmt::Display for Flaky {
+/// An in-memory store whose reads pass through a hook (fault injection, interleavings).
+#[derive(Debug)]
+struct Hooked<H> {
+    inner: InMemory,
+    hook: H,
+}
+
+impl<H> std::fmt::Display for Hooked<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Flaky")
+        f.write_str("Hooked")
     }
 }
 
 #[async_trait]
-impl ObjectStore for Flaky {
+impl<H: GetHook> ObjectStore for Hooked<H> {
     async fn put_opts(
         &self,
         p: &Path,
@@ -168,7 +177,48 @@ impl ObjectStore for Flaky {
         self.inner.put_multipart_opts(p, opts).await
     }
     async fn get_opts(&self, p: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        let mut got = self.inner.get_opts(p, options).await?;
+        let got = self.inner.get_opts(p, options).await;
+        self.hook.after_get(p, got).await
+    }
+    fn delete_stream(
+        &self,
+        locations: futures_util::stream::BoxStream<'static, object_store::Result<Path>>,
+    ) -> futures_util::stream::BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(
+        &self,
+        prefix: Option<&Path>,
+    ) -> futures_util::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// Archive reads fail once `fail_after` bytes were read (across reads), once.
+#[derive(Debug)]
+struct Flaky {
+    fail_after: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl GetHook for Flaky {
+    async fn after_get(
+        &self,
+        p: &Path,
+        got: object_store::Result<GetResult>,
+    ) -> object_store::Result<GetResult> {
+        let mut got = got?;
         if p.as_ref().ends_with("catalog.json") {
             return Ok(got);
         }
@@ -207,29 +257,6 @@ impl ObjectStore for Flaky {
         got.payload = GetResultPayload::Stream(stream.boxed());
         Ok(got)
     }
-    fn delete_stream(
-        &self,
-        locations: futures_util::stream::BoxStream<'static, object_store::Result<Path>>,
-    ) -> futures_util::stream::BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(
-        &self,
-        prefix: Option<&Path>,
-    ) -> futures_util::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,9 +264,11 @@ async fn an_interrupted_restore_resumes_with_only_what_it_lacks() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path().join("db"), DatabaseOptions::default()).unwrap();
     fill(&db, "docs", 60_000);
-    let flaky = Arc::new(Flaky {
+    let flaky = Arc::new(Hooked {
         inner: InMemory::new(),
-        fail_after: Arc::new(AtomicU64::new(u64::MAX)),
+        hook: Flaky {
+            fail_after: Arc::new(AtomicU64::new(u64::MAX)),
+        },
     });
     let target = BackupTarget::new(flaky.clone(), "b");
     let entry = backup(&db, "docs", &target, &BackupOptions::default())
@@ -252,6 +281,7 @@ async fn an_interrupted_restore_resumes_with_only_what_it_lacks() {
     // The final chunk is fetched first, then chunk 0; the connection drops half-way
     // through chunk 1.
     flaky
+        .hook
         .fail_after
         .store(final_len + chunk + chunk / 2, Ordering::SeqCst);
     let err = restore(&db, &target, &entry.id, "copy").await.unwrap_err();
@@ -288,69 +318,26 @@ async fn two_concurrent_backups_to_one_prefix_both_land_in_the_catalog() {
     assert_eq!(all.iter().filter(|e| e.collection == "a").count(), 3);
 }
 
-/// An in-memory store that holds the first two catalog reads, once read, until both are:
-/// the two writers have then read the same catalog version and race to write it.
+/// Holds the first two catalog reads, once read, until both are: the two writers have then
+/// read the same catalog version and race to write it.
 #[derive(Debug)]
 struct Racy {
-    inner: InMemory,
     arrivals: AtomicU64,
     gate: tokio::sync::Barrier,
 }
 
-impl std::fmt::Display for Racy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Racy")
-    }
-}
-
 #[async_trait]
-impl ObjectStore for Racy {
-    async fn put_opts(
+impl GetHook for Racy {
+    async fn after_get(
         &self,
         p: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(p, payload, opts).await
-    }
-    async fn put_multipart_opts(
-        &self,
-        p: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(p, opts).await
-    }
-    async fn get_opts(&self, p: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        // Read first, then wait for the other writer to have read too.
-        let got = self.inner.get_opts(p, options).await;
+        got: object_store::Result<GetResult>,
+    ) -> object_store::Result<GetResult> {
         if p.as_ref().ends_with("catalog.json") && self.arrivals.fetch_add(1, Ordering::SeqCst) < 2
         {
             self.gate.wait().await;
         }
         got
-    }
-    fn delete_stream(
-        &self,
-        locations: futures_util::stream::BoxStream<'static, object_store::Result<Path>>,
-    ) -> futures_util::stream::BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(
-        &self,
-        prefix: Option<&Path>,
-    ) -> futures_util::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
     }
 }
 
@@ -360,16 +347,18 @@ async fn two_writers_reading_the_same_catalog_version_both_keep_their_entry() {
     let db = Database::open(dir.path().join("db"), DatabaseOptions::default()).unwrap();
     fill(&db, "a", 500);
     fill(&db, "b", 500);
-    let racy = Arc::new(Racy {
+    let racy = Arc::new(Hooked {
         inner: InMemory::new(),
-        arrivals: AtomicU64::new(u64::MAX / 2), // disarmed
-        gate: tokio::sync::Barrier::new(2),
+        hook: Racy {
+            arrivals: AtomicU64::new(u64::MAX / 2), // disarmed
+            gate: tokio::sync::Barrier::new(2),
+        },
     });
     let target = BackupTarget::new(racy.clone(), "shared");
     let opts = small_parts();
     // A catalog exists already: the race is between two conditional updates of it.
     let first = backup(&db, "a", &target, &opts).await.unwrap();
-    racy.arrivals.store(0, Ordering::SeqCst);
+    racy.hook.arrivals.store(0, Ordering::SeqCst);
     let (x, y) = tokio::join!(
         backup(&db, "a", &target, &opts),
         backup(&db, "b", &target, &opts)

@@ -166,7 +166,9 @@ impl AppState {
 impl ClusterNode {
     /// The address of node `id` in the current membership.
     pub fn address_of(&self, id: NodeId) -> Option<String> {
-        let m = self.raft.metrics().borrow().clone();
+        // Read under the metrics' borrow: no copy of the whole metrics per forwarded call.
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
         m.membership_config
             .membership()
             .get_node(&id)
