@@ -15,12 +15,15 @@ mod catalog;
 mod error;
 mod push;
 mod restore;
+mod staged;
+mod stream;
+mod summary;
 mod target;
 
 pub use catalog::{BackupEntry, CATALOG_OBJECT, Catalog};
 pub use error::{Error, Result};
-pub use push::{BackupOptions, CHANNEL_CHUNKS, backup, backup_with_progress, delete, list};
-pub use restore::{
-    RESTORE_CHUNK_BYTES, RESTORE_DIR, RestoreReport, restore, restore_with_progress,
-};
+pub use push::{BackupOptions, CHANNEL_CHUNKS, backup, backup_with_progress, delete, list, retain};
+pub use restore::{RestoreOptions, RestoreReport, restore, restore_with_progress};
+pub use staged::{RESTORE_CHUNK_BYTES, RESTORE_DIR};
+pub use stream::PIECES_IN_FLIGHT;
 pub use target::BackupTarget;

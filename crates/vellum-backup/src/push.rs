@@ -9,6 +9,7 @@ use vellum::Database;
 
 use crate::catalog::{self, BackupEntry};
 use crate::error::{Error, Result, store};
+use crate::summary::open_archive;
 use crate::target::BackupTarget;
 
 /// Chunks waiting between the export thread and the upload.
@@ -23,6 +24,9 @@ pub struct BackupOptions {
     pub part_bytes: usize,
     /// Parts uploading at once.
     pub parts_in_flight: usize,
+    /// Incremental from the newest backup of the same collection in the target (only the
+    /// files that changed since it are sent); a full backup when there is none.
+    pub incremental: bool,
 }
 
 impl Default for BackupOptions {
@@ -31,6 +35,7 @@ impl Default for BackupOptions {
             chunk_bytes: 4 << 20,
             part_bytes: 8 << 20,
             parts_in_flight: 2,
+            incremental: false,
         }
     }
 }
@@ -48,8 +53,9 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Backs up `collection` of `db` to `target` as a full archive: every write acknowledged
-/// before the call is in it (the export checkpoints first). Returns its catalog entry.
+/// Backs up `collection` of `db` to `target`, full or incremental (`opts.incremental`):
+/// every write acknowledged before the call is in it (the export checkpoints first).
+/// Returns its catalog entry.
 pub async fn backup(
     db: &Database,
     collection: &str,
@@ -68,11 +74,29 @@ pub async fn backup_with_progress(
     opts: &BackupOptions,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<BackupEntry> {
+    // The parent: the newest backup of this collection, its state table read from its
+    // archive's footer (by ranges: the archive itself is not read).
+    let parent = if opts.incremental {
+        let (catalog, _) = catalog::load(target).await?;
+        match catalog
+            .backups
+            .iter()
+            .rev()
+            .find(|b| b.collection == collection)
+        {
+            Some(newest) => Some(open_archive(target, newest).await?),
+            None => None,
+        }
+    } else {
+        None
+    };
+    let parent_id = parent.as_ref().map(|p| p.entry.id.clone());
     let (tx, mut rx) = tokio::sync::mpsc::channel::<vellum::Chunk>(CHANNEL_CHUNKS);
     let export = {
         let (db, name, chunk_bytes) = (db.clone(), collection.to_owned(), opts.chunk_bytes);
+        let parent = parent.map(|p| p.as_parent());
         tokio::task::spawn_blocking(move || {
-            db.export_snapshot_chunks(&name, chunk_bytes, &mut |chunk| {
+            db.export_snapshot_chunks_from(&name, parent, chunk_bytes, &mut |chunk| {
                 tx.blocking_send(chunk).map_err(|_| {
                     vellum::Error::InvalidArgument("the backup's upload stopped".into())
                 })
@@ -140,8 +164,13 @@ pub async fn backup_with_progress(
     let entry = BackupEntry {
         id: summary.id.clone(),
         collection: collection.to_owned(),
-        kind: "full".into(),
-        parent: None,
+        kind: if parent_id.is_some() {
+            "incremental"
+        } else {
+            "full"
+        }
+        .into(),
+        parent: parent_id,
         lsn: summary.lsn,
         archive_bytes: summary.archive_bytes,
         blake3: summary.blake3.clone(),
@@ -149,13 +178,33 @@ pub async fn backup_with_progress(
         created_unix_ms: now_ms(),
     };
     let added = entry.clone();
-    catalog::update(target, move |c| {
+    let listed = catalog::update(target, move |c| {
+        if let Some(parent) = &added.parent
+            && !c.backups.iter().any(|b| &b.id == parent)
+        {
+            return Err(Error::Refused(format!(
+                "backup {}: its parent {parent} was deleted while it was taken; take it again",
+                added.id
+            )));
+        }
         c.backups.retain(|b| b.id != added.id);
         c.backups.push(added.clone());
         Ok(())
     })
-    .await?;
-    tracing::info!(collection, id = %entry.id, bytes = entry.archive_bytes, target = %target, "backup taken");
+    .await;
+    if let Err(e) = listed {
+        // Never listed: the archive object goes (a failure here leaves an unlisted object).
+        let _ = target.store.delete(&target.path(&entry.object)).await;
+        return Err(e);
+    }
+    tracing::info!(
+        collection,
+        id = %entry.id,
+        kind = %entry.kind,
+        bytes = entry.archive_bytes,
+        target = %target,
+        "backup taken"
+    );
     Ok(entry)
 }
 
@@ -196,4 +245,57 @@ pub async fn delete(target: &BackupTarget, id: &str) -> Result<()> {
             .map_err(store(format!("deleting {path}")))?;
     }
     Ok(())
+}
+
+/// Keeps the newest `keep` backups of `collection` in `target` and every parent they need;
+/// deletes the others (the catalog forgets them in one conditional update, then their
+/// objects go). Returns the ids deleted, oldest first. Backups of other collections are
+/// untouched.
+pub async fn retain(target: &BackupTarget, collection: &str, keep: usize) -> Result<Vec<String>> {
+    let mut removed: Vec<BackupEntry> = Vec::new();
+    catalog::update(target, |c| {
+        removed.clear();
+        let mine: Vec<&BackupEntry> = c
+            .backups
+            .iter()
+            .filter(|b| b.collection == collection)
+            .collect();
+        let mut needed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        for newest in mine.iter().rev().take(keep) {
+            let mut next = Some(newest.id.clone());
+            while let Some(id) = next {
+                if !needed.insert(id.clone()) {
+                    break;
+                }
+                next = c
+                    .backups
+                    .iter()
+                    .find(|b| b.id == id)
+                    .and_then(|b| b.parent.clone());
+            }
+        }
+        // A backup of another collection naming one of these as parent keeps it too.
+        for b in c.backups.iter().filter(|b| b.collection != collection) {
+            if let Some(p) = &b.parent {
+                needed.insert(p.clone());
+            }
+        }
+        let (kept, gone): (Vec<BackupEntry>, Vec<BackupEntry>) = c
+            .backups
+            .drain(..)
+            .partition(|b| b.collection != collection || needed.contains(&b.id));
+        c.backups = kept;
+        removed = gone;
+        Ok(())
+    })
+    .await?;
+    for entry in &removed {
+        let path = target.path(&entry.object);
+        target
+            .store
+            .delete(&path)
+            .await
+            .map_err(store(format!("deleting {path}")))?;
+    }
+    Ok(removed.into_iter().map(|b| b.id).collect())
 }

@@ -1,24 +1,45 @@
-//! Restoring a backup: the archive object streamed back through a `ChunkReceiver` (each
-//! chunk placed by offset and logged durably, so an interrupted restore resumes with ranged
-//! reads of what is missing), verified whole against the catalog's length and BLAKE3, then
-//! imported as a new collection. Nothing is swapped in before the verification.
+//! Restoring a backup as a new collection. The chain (the full backup, then each
+//! incremental up to the one asked for) is checked against the catalog first: each object's
+//! length, and the id, parent and whole-archive BLAKE3 its own header and trailer record,
+//! read by ranges. Then, by default, each archive is streamed straight from the store into
+//! the staged collection, decoded and verified completely as it arrives (block CRCs, every
+//! file's and the archive's BLAKE3), with no copy of it on local disk; a broken read resumes
+//! at the first byte not yet received, of the same object version. Nothing becomes visible
+//! unless every archive passed. A staged restore ([`RestoreOptions::staged`]) keeps a
+//! durable local copy instead, so that even a killed process resumes where it stopped.
 
-use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use bytes::BytesMut;
-use futures_util::StreamExt as _;
-use object_store::{GetOptions, GetRange};
 use vellum::Database;
-use vellum_snapshot_format::{Chunk, ChunkReceiver, FinalTotals, ImportOptions, SnapshotId};
+use vellum_snapshot_format::{ArchiveHeader, Footer};
 
-use crate::catalog::{self, BackupEntry};
-use crate::error::{Error, Result, store};
+use crate::catalog;
+use crate::error::{Error, Result};
+use crate::stream::{ObjectStream, Progress};
+use crate::summary::{chain, open_archive};
 use crate::target::BackupTarget;
 
-/// Bytes per chunk a restore places.
-pub const RESTORE_CHUNK_BYTES: u64 = 4 << 20;
-/// Where restores stage under the database directory (one subdirectory per backup id).
-pub const RESTORE_DIR: &str = "backup-restores";
+/// How a restore reads.
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreOptions {
+    /// Fetch each archive into a durable local copy first (resumable across processes, at
+    /// the cost of the chain's size on local disk) instead of streaming it.
+    pub staged: bool,
+    /// How long a streamed read may go without receiving a byte, retrying, before the
+    /// restore fails (a server restarting, a network partition).
+    pub resume_window: Duration,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            staged: false,
+            resume_window: Duration::from_secs(60),
+        }
+    }
+}
 
 /// What a restore did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,246 +48,122 @@ pub struct RestoreReport {
     pub id: String,
     /// The new collection.
     pub collection: String,
+    /// Archives applied (the full backup and the incrementals after it).
+    pub archives: usize,
     /// Bytes read from the store by this call.
     pub bytes_downloaded: u64,
-    /// Chunks an earlier, interrupted call had already received.
+    /// Staged: chunks an earlier, interrupted call had already received.
     pub chunks_resumed: u64,
+    /// Streamed: reads resumed after a broken connection or a failed request.
+    pub reads_resumed: u64,
 }
 
-fn parse_hash(entry: &BackupEntry) -> Result<[u8; 32]> {
-    let bad = || Error::Catalog {
-        object: entry.object.clone(),
-        reason: format!("blake3 {:?} is not 64 hex digits", entry.blake3),
-    };
-    if entry.blake3.len() != 64 {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&entry.blake3[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
-}
-
-/// Hands `chunk` to the receiver on the blocking pool (it writes and syncs).
-async fn receive(rx: ChunkReceiver, chunk: Chunk) -> Result<ChunkReceiver> {
-    tokio::task::spawn_blocking(move || {
-        let mut rx = rx;
-        rx.receive(&chunk)?;
-        Ok(rx)
-    })
-    .await
-    .map_err(|e| Error::Refused(format!("restore task failed: {e}")))?
-}
-
-/// Makes the chunks received so far durable, so a later restore does not fetch them again.
-async fn keep(rx: ChunkReceiver) {
-    let synced = tokio::task::spawn_blocking(move || {
-        let mut rx = rx;
-        rx.sync()
-    })
-    .await;
-    if let Ok(Err(e)) = synced {
-        tracing::warn!(error = %e, "the chunks received before the interruption were not kept");
-    }
-}
-
-/// One archive being fetched into a receiver.
-struct Run<'a> {
-    target: &'a BackupTarget,
-    path: &'a object_store::path::Path,
-    snapshot: SnapshotId,
-    totals: FinalTotals,
-    progress: &'a (dyn Fn(u64) + Send + Sync),
-}
-
-impl Run<'_> {
-    fn chunk_at(&self, seq: u64, payload: &[u8]) -> Chunk {
-        Chunk {
-            snapshot: self.snapshot,
-            seq,
-            offset: seq * RESTORE_CHUNK_BYTES,
-            final_totals: (seq + 1 == self.totals.total_chunks).then_some(self.totals),
-            payload: payload.to_vec(),
-        }
-    }
-
-    /// Reads chunks `first..=last` with one ranged read, handing each to the receiver as it
-    /// completes. On a failed read the chunks received so far are kept (synced).
-    async fn fetch(
-        &self,
-        mut rx: ChunkReceiver,
-        first: u64,
-        last: u64,
-        downloaded: &mut u64,
-    ) -> Result<ChunkReceiver> {
-        let total = self.totals.total_bytes;
-        let path = self.path;
-        let start = first * RESTORE_CHUNK_BYTES;
-        let end = ((last + 1) * RESTORE_CHUNK_BYTES).min(total);
-        let got = self
-            .target
-            .store
-            .get_opts(
-                path,
-                GetOptions {
-                    range: (end > start).then_some(GetRange::Bounded(start..end)),
-                    ..GetOptions::default()
-                },
-            )
-            .await
-            .map_err(store(format!("reading {path}")))?;
-        let mut stream = got.into_stream();
-        let mut buf = BytesMut::new();
-        let mut seq = first;
-        while let Some(piece) = stream.next().await {
-            let piece = match piece {
-                Ok(p) => p,
-                Err(e) => {
-                    // What arrived so far is kept for the next attempt.
-                    keep(rx).await;
-                    return Err(store(format!("reading {path}"))(e));
-                }
-            };
-            *downloaded += piece.len() as u64;
-            (self.progress)(*downloaded);
-            buf.extend_from_slice(&piece);
-            while buf.len() as u64 >= RESTORE_CHUNK_BYTES && seq <= last {
-                let payload = buf.split_to(RESTORE_CHUNK_BYTES as usize);
-                rx = receive(rx, self.chunk_at(seq, &payload)).await?;
-                seq += 1;
-            }
-        }
-        if seq <= last {
-            let expected = (end - start) - (seq - first) * RESTORE_CHUNK_BYTES;
-            if buf.len() as u64 != expected || seq != last || buf.is_empty() && total > 0 {
-                keep(rx).await;
-                return Err(Error::Refused(format!(
-                    "{path}: the store returned {} bytes for {start}..{end}; the catalog says the \
-                     archive has {total} (a damaged or replaced object)",
-                    (seq - first) * RESTORE_CHUNK_BYTES + buf.len() as u64,
-                )));
-            }
-            rx = receive(rx, self.chunk_at(seq, &buf)).await?;
-        }
-        Ok(rx)
-    }
-}
-
-/// Restores backup `id` from `target` into `db` as the new collection `new_name`.
+/// Restores backup `id` from `target` into `db` as the new collection `new_name`,
+/// streamed (see the module docs).
 pub async fn restore(
     db: &Database,
     target: &BackupTarget,
     id: &str,
     new_name: &str,
 ) -> Result<RestoreReport> {
-    restore_with_progress(db, target, id, new_name, &|_| {}).await
+    restore_with_progress(
+        db,
+        target,
+        id,
+        new_name,
+        &RestoreOptions::default(),
+        &|_| {},
+    )
+    .await
 }
 
-/// [`restore`], calling `progress` with the bytes read so far by this call (a progress
-/// bar) after each piece the store returns.
+/// [`restore`] with options, calling `progress` with the bytes read from the store so far
+/// by this call (a progress bar) as they arrive.
 pub async fn restore_with_progress(
     db: &Database,
     target: &BackupTarget,
     id: &str,
     new_name: &str,
+    opts: &RestoreOptions,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<RestoreReport> {
     vellum::validate_name(new_name)?;
+    if db.collection(new_name).is_ok() {
+        return Err(Error::Db(vellum::Error::CollectionExists {
+            name: new_name.to_owned(),
+        }));
+    }
     let (catalog, _) = catalog::load(target).await?;
-    let entry = catalog
-        .backups
-        .iter()
-        .find(|b| b.id == id)
-        .cloned()
-        .ok_or_else(|| Error::NotFound {
+    let entries = chain(&catalog, id, target)?;
+    let mut archives = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        archives.push(open_archive(target, entry).await?);
+    }
+    let headers: Vec<ArchiveHeader> = archives.iter().map(|a| a.header).collect();
+    vellum_snapshot_format::check_chain(&headers)?;
+    let report = if opts.staged {
+        crate::staged::restore_chain(db, target, &archives, new_name, progress).await?
+    } else {
+        let counters = Arc::new(Progress::default());
+        let streams: Vec<ObjectStream> = archives
+            .iter()
+            .map(|a| ObjectStream {
+                store: target.store.clone(),
+                path: a.path.clone(),
+                len: a.entry.archive_bytes,
+                e_tag: a.e_tag.clone(),
+                resume_window: opts.resume_window,
+                progress: counters.clone(),
+            })
+            .collect();
+        let summaries: Vec<(ArchiveHeader, Footer)> = archives
+            .iter()
+            .map(|a| (a.header, a.footer.clone()))
+            .collect();
+        let runtime = tokio::runtime::Handle::current();
+        let (db2, name) = (db.clone(), new_name.to_owned());
+        let mut import = tokio::task::spawn_blocking(move || {
+            let mut streams: Vec<Option<ObjectStream>> = streams.into_iter().map(Some).collect();
+            db2.import_snapshot_streams(
+                &summaries,
+                &mut |i| {
+                    let stream = streams.get_mut(i).and_then(Option::take).ok_or_else(|| {
+                        vellum_snapshot_format::Error::InvalidInput {
+                            reason: format!("archive {i} of the chain asked for twice"),
+                        }
+                    })?;
+                    Ok(Box::new(stream.start(&runtime)))
+                },
+                &name,
+            )
+            .map(|_| ())
+        });
+        let imported = loop {
+            tokio::select! {
+                done = &mut import => break done,
+                () = counters.notify.notified() => {
+                    progress(counters.downloaded.load(Ordering::Relaxed));
+                }
+            }
+        };
+        imported.map_err(|e| Error::Refused(format!("restore task failed: {e}")))??;
+        progress(counters.downloaded.load(Ordering::Relaxed));
+        RestoreReport {
             id: id.to_owned(),
-            target: target.to_string(),
-        })?;
-    if entry.parent.is_some() {
-        return Err(Error::Refused(format!(
-            "backup {id} is incremental: restoring a chain is not supported yet"
-        )));
-    }
-    let snapshot = SnapshotId::from_hex(&entry.id).ok_or_else(|| Error::Catalog {
-        object: entry.object.clone(),
-        reason: format!("id {:?} is not a snapshot id", entry.id),
-    })?;
-    let totals = FinalTotals {
-        total_bytes: entry.archive_bytes,
-        total_chunks: entry.archive_bytes.div_ceil(RESTORE_CHUNK_BYTES).max(1),
-        archive_hash: parse_hash(&entry)?,
-    };
-    let staging: PathBuf = db.path().join(RESTORE_DIR).join(&entry.id);
-    let fs = vellum_fs::RealFs::shared();
-    vellum_fs::create_dir_all_durable(fs.as_ref(), &staging)?;
-    let mut rx = {
-        let (fs, dir) = (fs.clone(), staging.join("rx"));
-        tokio::task::spawn_blocking(move || ChunkReceiver::open(fs, &dir, ImportOptions::default()))
-            .await
-            .map_err(|e| Error::Refused(format!("restore task failed: {e}")))??
-    };
-    let chunks_resumed = rx.received_chunks() as u64;
-    let path = target.path(&entry.object);
-    let mut downloaded = 0u64;
-    let run = Run {
-        target,
-        path: &path,
-        snapshot,
-        totals,
-        progress,
-    };
-    // The final chunk first (it tells the receiver the totals, which an earlier attempt may
-    // have left unknown), then whatever is still missing, in contiguous ranged reads.
-    let last_seq = totals.total_chunks - 1;
-    if rx.final_totals().is_none() {
-        rx = run.fetch(rx, last_seq, last_seq, &mut downloaded).await?;
-    }
-    let missing = rx.missing_seqs(usize::MAX);
-    let mut i = 0;
-    while i < missing.len() {
-        let mut j = i;
-        while j + 1 < missing.len() && missing[j + 1] == missing[j] + 1 {
-            j += 1;
+            collection: new_name.to_owned(),
+            archives: archives.len(),
+            bytes_downloaded: counters.downloaded.load(Ordering::Relaxed),
+            chunks_resumed: 0,
+            reads_resumed: counters.resumed.load(Ordering::Relaxed),
         }
-        rx = run
-            .fetch(rx, missing[i], missing[j], &mut downloaded)
-            .await?;
-        i = j + 1;
-    }
-    // Verified whole (length, every byte against the BLAKE3 the catalog holds) before the
-    // collection is created.
-    let archive = staging.join(format!("{}.vsnap", entry.id));
-    {
-        let archive = archive.clone();
-        tokio::task::spawn_blocking(move || rx.finish(&archive))
-            .await
-            .map_err(|e| Error::Refused(format!("restore task failed: {e}")))??;
-    }
-    {
-        let (db, archive, name) = (db.clone(), archive.clone(), new_name.to_owned());
-        tokio::task::spawn_blocking(move || {
-            db.import_snapshot(std::slice::from_ref(&archive), &name)
-        })
-        .await
-        .map_err(|e| Error::Refused(format!("restore task failed: {e}")))??;
-    }
-    // The staging directory is under the database: removed through vellum_fs like the
-    // rest of the database's files.
-    if let Err(e) = vellum_snapshot_format::remove_tree(fs.as_ref(), &staging) {
-        tracing::warn!(dir = %staging.display(), error = %e, "restore staging not removed");
-    }
+    };
     tracing::info!(
         id,
         collection = new_name,
-        downloaded,
-        chunks_resumed,
+        archives = report.archives,
+        downloaded = report.bytes_downloaded,
+        staged = opts.staged,
         "backup restored"
     );
-    Ok(RestoreReport {
-        id: entry.id,
-        collection: new_name.to_owned(),
-        bytes_downloaded: downloaded,
-        chunks_resumed,
-    })
+    Ok(report)
 }

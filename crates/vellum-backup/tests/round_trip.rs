@@ -3,71 +3,19 @@
 //! interrupted restore resumes with only the missing part; two concurrent backups to one
 //! prefix both land in the catalog; deletes keep the catalog and objects in step.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use common::{Flaky, GetHook, Hooked, answers, fill, small_parts};
 use futures_util::StreamExt as _;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
-    ObjectStore, ObjectStoreExt as _, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
-use vellum::{CollectionConfig, Database, DatabaseOptions, Metric, Point, SearchParams};
-use vellum_backup::{BackupOptions, BackupTarget, backup, delete, list, restore};
-
-fn fill(db: &Database, name: &str, n: u64) {
-    let c = db
-        .create_collection(name, CollectionConfig::new(16, Metric::L2))
-        .unwrap();
-    let points: Vec<Point> = (0..n)
-        .map(|i| {
-            let v: Vec<f32> = (0..16)
-                .map(|j| ((i * 31 + j * 7) % 97) as f32 / 10.0)
-                .collect();
-            Point::new(i, v)
-                .with_json(&serde_json::json!({"i": i}))
-                .unwrap()
-        })
-        .collect();
-    for batch in points.chunks(500) {
-        c.upsert_batch(batch.to_vec()).unwrap();
-    }
-}
-
-fn answers(db: &Database, name: &str) -> Vec<Vec<(u64, Option<Vec<u8>>)>> {
-    let c = db.collection(name).unwrap();
-    (0..20u64)
-        .map(|q| {
-            let v: Vec<f32> = (0..16)
-                .map(|j| ((q * 13 + j * 3) % 50) as f32 / 7.0)
-                .collect();
-            c.search_with(
-                &v,
-                10,
-                &SearchParams {
-                    exact: true,
-                    with_payload: true,
-                    ..SearchParams::default()
-                },
-            )
-            .unwrap()
-            .into_iter()
-            .map(|h| (h.id, h.payload))
-            .collect()
-        })
-        .collect()
-}
-
-fn small_parts() -> BackupOptions {
-    // Small chunks and parts: many parts even for a small archive.
-    BackupOptions {
-        chunk_bytes: 64 << 10,
-        part_bytes: 128 << 10,
-        parts_in_flight: 2,
-    }
-}
+use object_store::{GetResult, ObjectStoreExt as _, PutPayload};
+use vellum::{Database, DatabaseOptions};
+use vellum_backup::{BackupOptions, BackupTarget, RestoreOptions, backup, delete, list, restore};
 
 async fn round_trip_on(target: BackupTarget) {
     let dir = tempfile::tempdir().unwrap();
@@ -136,131 +84,8 @@ async fn a_damaged_object_is_refused_before_any_collection_appears() {
     ));
 }
 
-/// What a test store does with each read of its in-memory store.
-#[async_trait]
-trait GetHook: Send + Sync + std::fmt::Debug + 'static {
-    async fn after_get(
-        &self,
-        p: &Path,
-        got: object_store::Result<GetResult>,
-    ) -> object_store::Result<GetResult>;
-}
-
-/// An in-memory store whose reads pass through a hook (fault injection, interleavings).
-#[derive(Debug)]
-struct Hooked<H> {
-    inner: InMemory,
-    hook: H,
-}
-
-impl<H> std::fmt::Display for Hooked<H> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Hooked")
-    }
-}
-
-#[async_trait]
-impl<H: GetHook> ObjectStore for Hooked<H> {
-    async fn put_opts(
-        &self,
-        p: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(p, payload, opts).await
-    }
-    async fn put_multipart_opts(
-        &self,
-        p: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(p, opts).await
-    }
-    async fn get_opts(&self, p: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        let got = self.inner.get_opts(p, options).await;
-        self.hook.after_get(p, got).await
-    }
-    fn delete_stream(
-        &self,
-        locations: futures_util::stream::BoxStream<'static, object_store::Result<Path>>,
-    ) -> futures_util::stream::BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(
-        &self,
-        prefix: Option<&Path>,
-    ) -> futures_util::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
-
-/// Archive reads fail once `fail_after` bytes were read (across reads), once.
-#[derive(Debug)]
-struct Flaky {
-    fail_after: Arc<AtomicU64>,
-}
-
-#[async_trait]
-impl GetHook for Flaky {
-    async fn after_get(
-        &self,
-        p: &Path,
-        got: object_store::Result<GetResult>,
-    ) -> object_store::Result<GetResult> {
-        let mut got = got?;
-        if p.as_ref().ends_with("catalog.json") {
-            return Ok(got);
-        }
-        let GetResultPayload::Stream(inner) = got.payload else {
-            unreachable!("memory streams")
-        };
-        let budget = Arc::clone(&self.fail_after);
-        let stream = inner
-            .flat_map(|piece| {
-                futures_util::stream::iter(match piece {
-                    Ok(b) => (0..b.len())
-                        .step_by(1024)
-                        .map(|i| Ok(b.slice(i..(i + 1024).min(b.len()))))
-                        .collect::<Vec<_>>(),
-                    Err(e) => vec![Err(e)],
-                })
-            })
-            .map(move |piece| match piece {
-                Ok(b) => {
-                    let left = budget.load(Ordering::SeqCst);
-                    if left == u64::MAX || left >= b.len() as u64 {
-                        if left != u64::MAX {
-                            budget.store(left - b.len() as u64, Ordering::SeqCst);
-                        }
-                        Ok(b)
-                    } else {
-                        budget.store(u64::MAX, Ordering::SeqCst); // once
-                        Err(object_store::Error::Generic {
-                            store: "Flaky",
-                            source: "connection reset (injected)".into(),
-                        })
-                    }
-                }
-                Err(e) => Err(e),
-            });
-        got.payload = GetResultPayload::Stream(stream.boxed());
-        Ok(got)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interrupted_restore_resumes_with_only_what_it_lacks() {
+async fn an_interrupted_staged_restore_resumes_with_only_what_it_lacks() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path().join("db"), DatabaseOptions::default()).unwrap();
     fill(&db, "docs", 60_000);
@@ -278,16 +103,23 @@ async fn an_interrupted_restore_resumes_with_only_what_it_lacks() {
     assert!(entry.archive_bytes > 3 * chunk, "{entry:?}");
     let chunks = entry.archive_bytes.div_ceil(chunk);
     let final_len = entry.archive_bytes - (chunks - 1) * chunk;
-    // The final chunk is fetched first, then chunk 0; the connection drops half-way
-    // through chunk 1.
+    // The archive's header, trailer and footer are read first (a few kilobytes), then the
+    // final chunk, then chunk 0; the connection drops half-way through chunk 1.
     flaky
         .hook
         .fail_after
         .store(final_len + chunk + chunk / 2, Ordering::SeqCst);
-    let err = restore(&db, &target, &entry.id, "copy").await.unwrap_err();
+    let staged = RestoreOptions {
+        staged: true,
+        ..RestoreOptions::default()
+    };
+    let restore = |name| {
+        vellum_backup::restore_with_progress(&db, &target, &entry.id, name, &staged, &|_| {})
+    };
+    let err = restore("copy").await.unwrap_err();
     println!("interrupted: {err}");
     assert!(db.collection("copy").is_err());
-    let report = restore(&db, &target, &entry.id, "copy").await.unwrap();
+    let report = restore("copy").await.unwrap();
     println!("resumed: {report:?} of {} bytes", entry.archive_bytes);
     assert_eq!(report.chunks_resumed, 2);
     assert_eq!(

@@ -1,4 +1,4 @@
-//! `vellum backup push|list|restore|delete`: collection backups in object storage
+//! `vellum backup push|list|restore|delete|retain`: collection backups in object storage
 //! (vellum-backup). Credentials and region come from the usual `AWS_*` environment
 //! variables; `--endpoint` (or `AWS_ENDPOINT_URL`) names an S3-compatible server.
 
@@ -31,12 +31,16 @@ struct TargetArgs {
 
 #[derive(Debug, Subcommand)]
 enum BackupCommand {
-    /// Stream a full backup of a collection to the target (no local copy).
+    /// Stream a backup of a collection to the target (no local copy).
     Push {
         /// Database directory.
         db: PathBuf,
         /// Collection.
         collection: String,
+        /// Only what changed since the collection's newest backup in the target (a full
+        /// backup when there is none).
+        #[arg(long)]
+        incremental: bool,
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -45,8 +49,8 @@ enum BackupCommand {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Restore a backup as a new collection (verified before it appears; an interrupted
-    /// restore resumes where it stopped when run again).
+    /// Restore a backup (with its parents) as a new collection, streamed from the store
+    /// and verified before it appears; a broken connection resumes where it stopped.
     Restore {
         /// Database directory.
         db: PathBuf,
@@ -54,6 +58,10 @@ enum BackupCommand {
         id: String,
         /// Name of the new collection.
         new_name: String,
+        /// Keep a durable local copy of the archives while fetching, so that a restore
+        /// whose process is killed resumes when run again (needs their size on disk).
+        #[arg(long)]
+        staged: bool,
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -61,6 +69,16 @@ enum BackupCommand {
     Delete {
         /// Backup id.
         id: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Keep the newest backups of a collection (and the parents they need); delete the rest.
+    Retain {
+        /// Collection.
+        collection: String,
+        /// How many of its newest backups to keep.
+        #[arg(long)]
+        keep: usize,
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -100,11 +118,11 @@ pub(crate) fn run(args: BackupArgs, json_out: bool) -> Result<ExitCode, BoxError
         .build()?;
     rt.block_on(async {
         match args.command {
-            BackupCommand::Push { db, collection, target: t } => {
+            BackupCommand::Push { db, collection, incremental, target: t } => {
                 let target = target(&t)?;
                 let database = open_existing(&db)?;
                 let started = std::time::Instant::now();
-let bar = (!json_out).then(|| bytes_bar("uploading", None));
+                let bar = (!json_out).then(|| bytes_bar("uploading", None));
                 let progress = |sent: u64| {
                     if let Some(b) = &bar {
                         b.set_position(sent);
@@ -114,7 +132,7 @@ let bar = (!json_out).then(|| bytes_bar("uploading", None));
                     &database,
                     &collection,
                     &target,
-                    &BackupOptions::default(),
+                    &BackupOptions { incremental, ..BackupOptions::default() },
                     &progress,
                 )
                 .await?;
@@ -126,8 +144,10 @@ let bar = (!json_out).then(|| bytes_bar("uploading", None));
                     println!("{}", serde_json::to_string(&e)?);
                 } else {
                     println!(
-                        "backup {} of {collection:?} (LSN {}): {} bytes to {} in {secs:.2} s ({:.1} MB/s)",
+                        "{} backup {}{} of {collection:?} (LSN {}): {} bytes to {} in {secs:.2} s ({:.1} MB/s)",
+                        e.kind,
                         e.id,
+                        e.parent.as_ref().map(|p| format!(" (parent {p})")).unwrap_or_default(),
                         e.lsn,
                         e.archive_bytes,
                         t.to,
@@ -145,35 +165,54 @@ let bar = (!json_out).then(|| bytes_bar("uploading", None));
                     }
                 }
             }
-            BackupCommand::Restore { db, id, new_name, target: t } => {
+            BackupCommand::Restore { db, id, new_name, staged, target: t } => {
                 let target = target(&t)?;
                 let database = Database::open(&db, tool_options())?;
-                let total = vellum_backup::list(&target)
-                    .await?
-                    .into_iter()
-                    .find(|b| b.id == id)
-                    .map(|b| b.archive_bytes);
+                // The chain's bytes: this backup and its parents.
+                let list = vellum_backup::list(&target).await?;
+                let mut total = 0u64;
+                let mut next = Some(id.clone());
+                while let Some(b) = next.and_then(|i| list.iter().find(|b| b.id == i)) {
+                    total += b.archive_bytes;
+                    next = b.parent.clone();
+                }
+                let total = (total > 0).then_some(total);
                 let bar = (!json_out).then(|| bytes_bar("downloading", total));
                 let progress = |read: u64| {
                     if let Some(b) = &bar {
                         b.set_position(read);
                     }
                 };
-                let r = vellum_backup::restore_with_progress(&database, &target, &id, &new_name, &progress)
+                let opts = vellum_backup::RestoreOptions { staged, ..Default::default() };
+                let r = vellum_backup::restore_with_progress(&database, &target, &id, &new_name, &opts, &progress)
                     .await?;
                 if let Some(b) = &bar {
                     b.finish_and_clear();
                 }
                 if json_out {
-                    println!("{}", json!({"id": r.id, "collection": r.collection, "bytes_downloaded": r.bytes_downloaded, "chunks_resumed": r.chunks_resumed}));
+                    println!("{}", json!({"id": r.id, "collection": r.collection, "archives": r.archives, "bytes_downloaded": r.bytes_downloaded, "chunks_resumed": r.chunks_resumed, "reads_resumed": r.reads_resumed}));
                 } else {
                     println!(
-                        "restored backup {} as {:?} ({} bytes read{})",
+                        "restored backup {} as {:?} ({} archive{}, {} bytes read{}{})",
                         r.id,
                         r.collection,
+                        r.archives,
+                        if r.archives == 1 { "" } else { "s" },
                         r.bytes_downloaded,
-                        if r.chunks_resumed > 0 { format!(", resumed after {} chunks", r.chunks_resumed) } else { String::new() }
+                        if r.chunks_resumed > 0 { format!(", resumed after {} chunks", r.chunks_resumed) } else { String::new() },
+                        if r.reads_resumed > 0 { format!(", {} reads resumed", r.reads_resumed) } else { String::new() }
                     );
+                }
+            }
+            BackupCommand::Retain { collection, keep, target: t } => {
+                let removed = vellum_backup::retain(&target(&t)?, &collection, keep).await?;
+                if json_out {
+                    println!("{}", json!({"deleted": removed}));
+                } else {
+                    println!("kept the newest {keep} backups of {collection:?} and their parents; deleted {}", removed.len());
+                    for id in &removed {
+                        println!("  {id}");
+                    }
                 }
             }
             BackupCommand::Delete { id, target: t } => {

@@ -16,6 +16,15 @@ pub enum Error {
     #[error(transparent)]
     Fs(#[from] vellum_fs::Error),
 
+    /// The archive's source failed (a network read that could not be resumed).
+    #[error("reading the archive at offset {offset}: {reason}")]
+    Source {
+        /// The archive offset the read was at.
+        offset: u64,
+        /// What failed.
+        reason: String,
+    },
+
     /// The archive ended before a structure it promised was complete.
     #[error("archive truncated: needed {wanted} more bytes at offset {offset}")]
     Truncated {
@@ -298,7 +307,10 @@ impl Error {
     pub fn is_bad_input(&self) -> bool {
         !matches!(
             self,
-            Error::Fs(_) | Error::CrossDevice { .. } | Error::NotFound { .. }
+            Error::Fs(_)
+                | Error::Source { .. }
+                | Error::CrossDevice { .. }
+                | Error::NotFound { .. }
         )
     }
 }

@@ -107,11 +107,11 @@ pub use import::{ChunkReceiver, ImportOptions, LOG_FILE, PART_FILE, Receipt};
 pub use limits::{ImportLimits, check_chain_limits, check_entry_name};
 pub use reader::{
     ArchiveInfo, ByteSource, FileSource, NullSink, SectionSink, SliceSource, decode_archive,
-    read_summary, verify_file,
+    read_summary, read_summary_with, verify_file,
 };
 pub use restore::{
     RestoreReport, SwapPaths, SwapRecovery, check_chain, classify_rename_error, recover_swap,
-    remove_tree, rename_same_fs, restore_chain, restore_chain_with,
+    remove_tree, rename_same_fs, restore_chain, restore_chain_from, restore_chain_with,
 };
 pub use writer::{
     ArchiveWriter, ByteSink, ExportOptions, ExportSummary, FileSink, ParentState, SourceFile,

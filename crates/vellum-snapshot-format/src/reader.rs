@@ -537,6 +537,16 @@ fn check_totals(name: &str, recorded: &SectionTotals, found: &SectionTotals) -> 
 /// and rules are checked; the archive hash is checked later by [`decode_archive`].
 pub fn read_summary(file: &dyn File) -> Result<(ArchiveHeader, Trailer, Footer)> {
     let len = file.len()?;
+    read_summary_with(len, &mut |buf, offset| Ok(file.read_at(buf, offset)?))
+}
+
+/// [`read_summary`] of an archive of `len` bytes held anywhere: `read_at(buf, offset)` fills
+/// `buf` from the archive at `offset` (an object in a store read by ranges, say). It reads
+/// the header, the trailer and the footer, nothing else.
+pub fn read_summary_with(
+    len: u64,
+    read_at: &mut dyn FnMut(&mut [u8], u64) -> Result<()>,
+) -> Result<(ArchiveHeader, Trailer, Footer)> {
     if len < crate::format::MIN_ARCHIVE_BYTES {
         return Err(Error::Truncated {
             offset: len,
@@ -544,11 +554,11 @@ pub fn read_summary(file: &dyn File) -> Result<(ArchiveHeader, Trailer, Footer)>
         });
     }
     let mut h = [0u8; HEADER_BYTES];
-    file.read_at(&mut h, 0)?;
+    read_at(&mut h, 0)?;
     let header = ArchiveHeader::decode(&h)?;
     let trailer_at = len - TRAILER_BYTES as u64;
     let mut t = [0u8; TRAILER_BYTES];
-    file.read_at(&mut t, trailer_at)?;
+    read_at(&mut t, trailer_at)?;
     let trailer = Trailer::decode(&t, trailer_at)?;
     if trailer.archive_bytes != len {
         return Err(Error::TotalsMismatch {
@@ -566,11 +576,11 @@ pub fn read_summary(file: &dyn File) -> Result<(ArchiveHeader, Trailer, Footer)>
         ));
     }
     let mut head = [0u8; FOOTER_HEAD_BYTES];
-    file.read_at(&mut head, trailer.footer_offset)?;
+    read_at(&mut head, trailer.footer_offset)?;
     let mut body = vec![0u8; (trailer.footer_len - min_footer) as usize];
-    file.read_at(&mut body, trailer.footer_offset + FOOTER_HEAD_BYTES as u64)?;
+    read_at(&mut body, trailer.footer_offset + FOOTER_HEAD_BYTES as u64)?;
     let mut crc = [0u8; 4];
-    file.read_at(&mut crc, trailer.footer_offset + trailer.footer_len - 4)?;
+    read_at(&mut crc, trailer.footer_offset + trailer.footer_len - 4)?;
     let footer = Footer::decode(&head, &body, u32::from_le_bytes(crc), trailer.footer_offset)?;
     Ok((header, trailer, footer))
 }

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::format::{ArchiveHeader, Footer, SectionEntry, SectionHead, SectionKind, SnapshotKind};
 use crate::id::SnapshotId;
 use crate::limits::{ImportLimits, check_chain_limits};
-use crate::reader::{ArchiveInfo, FileSource, SectionSink, decode_archive, read_summary};
+use crate::reader::{
+    ArchiveInfo, ByteSource, FileSource, SectionSink, decode_archive, read_summary,
+};
 
 /// Renames `from` to `to`; a rename across file systems is [`Error::CrossDevice`] naming both
 /// paths (there is no copy fallback).
@@ -309,9 +311,6 @@ pub fn restore_chain_with(
     limits: &ImportLimits,
     accept: &dyn Fn(&str) -> bool,
 ) -> Result<RestoreReport> {
-    let paths = SwapPaths::new(target)?;
-    let recovered = recover_swap(fs, target)?;
-
     // Read every header and footer first: names, tables and the chain are checked before
     // the first byte is written.
     let mut files = Vec::with_capacity(archives.len());
@@ -322,9 +321,35 @@ pub fn restore_chain_with(
         summaries.push((header, footer));
         files.push(file);
     }
+    restore_chain_from(
+        fs,
+        &summaries,
+        &mut |i| Ok(Box::new(FileSource::new(files[i].as_ref())?)),
+        target,
+        limits,
+        accept,
+    )
+}
+
+/// [`restore_chain_with`] from archives held anywhere: `summaries` are their headers and
+/// footers (read first, by [`read_summary_with`](crate::read_summary_with) for example, so
+/// everything is checked before a byte is written), and `open(i)` gives archive `i` as a
+/// stream from its first byte (an object in a store, read once, never copied to disk). Each
+/// stream is verified completely while it is decoded into the staging directory, against
+/// the footer read first; nothing is swapped in unless every archive passed.
+pub fn restore_chain_from<'a>(
+    fs: &dyn Fs,
+    summaries: &[(ArchiveHeader, Footer)],
+    open: &mut dyn FnMut(usize) -> Result<Box<dyn ByteSource + 'a>>,
+    target: &Path,
+    limits: &ImportLimits,
+    accept: &dyn Fn(&str) -> bool,
+) -> Result<RestoreReport> {
+    let paths = SwapPaths::new(target)?;
+    let recovered = recover_swap(fs, target)?;
     let headers: Vec<ArchiveHeader> = summaries.iter().map(|(h, _)| *h).collect();
     check_chain(&headers)?;
-    check_chain_limits(&summaries, limits, accept)?;
+    check_chain_limits(summaries, limits, accept)?;
     if fs.exists(target)? && !fs.is_dir(target)? {
         return Err(Error::InvalidInput {
             reason: format!("restore target {} is not a directory", target.display()),
@@ -332,7 +357,7 @@ pub fn restore_chain_with(
     }
 
     vellum_fs::create_dir_all_durable(fs, &paths.staging)?;
-    let result = fill_staging(fs, &paths, &files, &summaries, limits.max_total_bytes);
+    let result = fill_staging(fs, &paths, open, summaries, limits.max_total_bytes);
     let (bytes_written, nfiles) = match result {
         Ok(x) => x,
         Err(e) => {
@@ -351,10 +376,10 @@ pub fn restore_chain_with(
     })
 }
 
-fn fill_staging(
+fn fill_staging<'a>(
     fs: &dyn Fs,
     paths: &SwapPaths,
-    files: &[Box<dyn File>],
+    open: &mut dyn FnMut(usize) -> Result<Box<dyn ByteSource + 'a>>,
     summaries: &[(ArchiveHeader, Footer)],
     budget_bytes: u64,
 ) -> Result<(u64, usize)> {
@@ -362,7 +387,7 @@ fn fill_staging(
     dirs.insert(paths.staging.clone());
     let mut state: BTreeMap<String, ([u8; 32], u64)> = BTreeMap::new();
     let mut bytes_written = 0;
-    for (file, (header, footer)) in files.iter().zip(summaries) {
+    for (i, (header, footer)) in summaries.iter().enumerate() {
         let mut sink = StagingWriter {
             fs,
             root: &paths.staging,
@@ -373,8 +398,14 @@ fn fill_staging(
             budget_bytes: budget_bytes.saturating_sub(bytes_written),
             id: header.id,
         };
-        let mut src = FileSource::new(file.as_ref())?;
-        let info: ArchiveInfo = decode_archive(&mut src, Some(footer), &mut sink)?;
+        let mut src = open(i)?;
+        let info: ArchiveInfo = decode_archive(src.as_mut(), Some(footer), &mut sink)?;
+        if info.header != *header {
+            return Err(Error::corrupt(
+                0,
+                "the archive's header differs from the one read first",
+            ));
+        }
         bytes_written += sink.bytes_written;
         // The staging directory must now hold exactly this snapshot's state.
         let expected: BTreeMap<&str, ([u8; 32], u64)> = info

@@ -22,8 +22,8 @@ use vellum_checkpoint::CheckpointFileName;
 use vellum_fs::Fs;
 use vellum_mmap_vectors::is_segment_file_name;
 use vellum_snapshot_format::{
-    Catalog as SnapshotCatalog, Chunk, ExportOptions, ExportSummary, SnapshotId, SnapshotMeta,
-    SourceFile, export_chunks, export_to_file,
+    Catalog as SnapshotCatalog, Chunk, ExportOptions, ExportSummary, ParentState, RestoreReport,
+    SnapshotId, SnapshotMeta, SourceFile, export_chunks, export_to_file,
 };
 
 use crate::catalog::{Catalog, Entry, validate_name};
@@ -164,11 +164,23 @@ pub(crate) fn export_stream(
     root: &Path,
     coll: &CollectionInner,
     database_id: u64,
+    parent: Option<ParentState>,
     chunk_bytes: usize,
     emit: &mut dyn FnMut(Chunk) -> Result<()>,
 ) -> Result<SnapshotSummary> {
     with_pinned_files(root, coll, database_id, |files, lsn| {
-        let opts = ExportOptions::full(fresh_id(), lsn);
+        let opts = match parent {
+            Some(p) if p.lsn_end > lsn => {
+                return Err(Error::InvalidArgument(format!(
+                    "collection {:?} is at LSN {lsn}, before the end of the parent snapshot {} \
+                     (LSN {}): the parent was taken of another collection or an earlier \
+                     incarnation of this one; take a full snapshot",
+                    coll.name, p.id, p.lsn_end
+                )));
+            }
+            Some(p) => ExportOptions::incremental(fresh_id(), lsn, p),
+            None => ExportOptions::full(fresh_id(), lsn),
+        };
         let mut failure = None;
         let s = export_chunks(coll.fs.as_ref(), files, &opts, chunk_bytes, &mut |chunk| {
             emit(chunk).map_err(|e| {
@@ -307,18 +319,18 @@ fn read_meta(fs: &dyn Fs, dir: &Path) -> Result<(u64, Entry)> {
     }
 }
 
-/// Restores the archive chain `archives` (full first) as the new collection `name` of the
-/// database at `root`. The catalog entry is the commit point: a crash before it leaves an
-/// orphan directory that the next open removes. Only the files of a collection
-/// ([`is_collection_file`]) are accepted, within the options' import limits; both are
-/// checked against the archives' footers before anything is written.
+/// Restores an archive chain as the new collection `name` of the database at `root`:
+/// `fill(target)` restores the chain into the collection's directory (the callers pass
+/// [`is_collection_file`] and the options' import limits, both checked against the archives'
+/// footers before anything is written). The catalog entry is the commit point: a crash
+/// before it leaves an orphan directory that the next open removes.
 pub(crate) fn restore_as_new(
     fs: &vellum_fs::DynFs,
     root: &Path,
     catalog: &mut Catalog,
     options: &crate::options::DatabaseOptions,
-    archives: &[PathBuf],
     name: &str,
+    fill: &mut dyn FnMut(&Path) -> vellum_snapshot_format::Result<RestoreReport>,
 ) -> Result<Arc<CollectionInner>> {
     validate_name(name)?;
     catalog.check_room()?;
@@ -332,13 +344,7 @@ pub(crate) fn restore_as_new(
     if fs.exists(&target)? {
         remove_tree(fs.as_ref(), &target)?;
     }
-    vellum_snapshot_format::restore_chain_with(
-        fs.as_ref(),
-        archives,
-        &target,
-        &options.import_limits,
-        &is_collection_file,
-    )?;
+    fill(&target)?;
     let (_source_db, entry) = match read_meta(fs.as_ref(), &target) {
         Ok(m) => m,
         Err(e) => {

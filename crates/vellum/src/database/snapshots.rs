@@ -3,6 +3,7 @@
 
 // The parent's imports and private helpers (`collection_inner`, `check_writable`, ...).
 use super::*;
+use vellum_snapshot_format::{ArchiveHeader, ByteSource, Footer, ParentState, RestoreReport};
 
 impl Database {
     /// Writes a full snapshot of collection `name` to the file `path` (atomically: the file
@@ -41,9 +42,31 @@ impl Database {
         chunk_bytes: usize,
         emit: &mut dyn FnMut(Chunk) -> Result<()>,
     ) -> Result<SnapshotSummary> {
+        self.export_snapshot_chunks_from(name, None, chunk_bytes, emit)
+    }
+
+    /// [`export_snapshot_chunks`](Self::export_snapshot_chunks), incremental from `parent`
+    /// when given: only the files whose content differs from the parent's state table are
+    /// stored, and the archive names the parent (its LSN range starts at the parent's end).
+    /// The parent may be held anywhere (an archive in object storage, say); a collection
+    /// whose LSN is before the parent's end is refused (the parent is of something else).
+    pub fn export_snapshot_chunks_from(
+        &self,
+        name: &str,
+        parent: Option<ParentState>,
+        chunk_bytes: usize,
+        emit: &mut dyn FnMut(Chunk) -> Result<()>,
+    ) -> Result<SnapshotSummary> {
         self.check_writable("exporting a snapshot")?;
         let coll = self.collection_inner(name)?;
-        crate::snapshot::export_stream(&self.inner.root, &coll, self.id(), chunk_bytes, emit)
+        crate::snapshot::export_stream(
+            &self.inner.root,
+            &coll,
+            self.id(),
+            parent,
+            chunk_bytes,
+            emit,
+        )
     }
 
     /// Adds a snapshot of collection `name` to its catalog: full, or incremental from the
@@ -115,6 +138,55 @@ impl Database {
     /// Imports snapshot archive files (a full one, then its incrementals in order) as the
     /// new collection `new_name`, from this or any other database.
     pub fn import_snapshot(&self, archives: &[PathBuf], new_name: &str) -> Result<Collection> {
+        let fs = self.inner.fs.clone();
+        let limits = self.inner.options.import_limits;
+        self.import_with(archives.len(), new_name, &mut |target| {
+            vellum_snapshot_format::restore_chain_with(
+                fs.as_ref(),
+                archives,
+                target,
+                &limits,
+                &crate::snapshot::is_collection_file,
+            )
+        })
+    }
+
+    /// Imports a chain of archives held anywhere (a full one, then its incrementals in
+    /// order) as the new collection `new_name`: `summaries` are their headers and footers,
+    /// read first (every name, limit and the chain are checked before a byte is written);
+    /// `open(i)` streams archive `i` from its first byte. Each stream is decoded straight into
+    /// the staged collection and verified completely (block CRCs, per-file and whole-archive
+    /// BLAKE3) before the collection becomes visible; no copy of an archive is kept.
+    ///
+    /// The database's catalog lock is held while the streams are read (as for
+    /// [`import_snapshot`](Self::import_snapshot)): other collections' reads and writes go on,
+    /// creating or dropping a collection waits.
+    pub fn import_snapshot_streams<'a>(
+        &self,
+        summaries: &[(ArchiveHeader, Footer)],
+        open: &mut dyn FnMut(usize) -> vellum_snapshot_format::Result<Box<dyn ByteSource + 'a>>,
+        new_name: &str,
+    ) -> Result<Collection> {
+        let fs = self.inner.fs.clone();
+        let limits = self.inner.options.import_limits;
+        self.import_with(summaries.len(), new_name, &mut |target| {
+            vellum_snapshot_format::restore_chain_from(
+                fs.as_ref(),
+                summaries,
+                open,
+                target,
+                &limits,
+                &crate::snapshot::is_collection_file,
+            )
+        })
+    }
+
+    fn import_with(
+        &self,
+        archives: usize,
+        new_name: &str,
+        fill: &mut dyn FnMut(&Path) -> vellum_snapshot_format::Result<RestoreReport>,
+    ) -> Result<Collection> {
         self.check_writable("importing a snapshot")?;
         let started = std::time::Instant::now();
         let mut catalog = self.inner.catalog.lock();
@@ -123,8 +195,8 @@ impl Database {
             &self.inner.root,
             &mut catalog,
             &self.inner.options,
-            archives,
             new_name,
+            fill,
         )?;
         let entry = catalog
             .entries
@@ -148,7 +220,7 @@ impl Database {
         self.close_idle();
         tracing::info!(
             collection = new_name,
-            archives = archives.len(),
+            archives,
             points = inner.len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "snapshot imported (verified before it became visible)"
