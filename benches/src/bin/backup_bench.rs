@@ -12,9 +12,10 @@
 //! Per run: backup MB/s (archive bytes / time until the catalog is written), plain upload
 //! MB/s of the raw files (same part size and parts in flight), restore MB/s (until the new
 //! collection is open), the process's peak anonymous memory above its level before each
-//! phase (sampled every 5 ms; the mapped vector files are page cache, not counted), and the
-//! most local disk the restore's staging directory held. Output: a markdown table, median
-//! (min–max).
+//! phase (sampled every 5 ms; the mapped vector files are page cache, not counted), the
+//! most local disk a restore added to the database directory (streamed, the default, and
+//! staged), next to the archive's size, and an incremental backup after 1% more points.
+//! Output: a markdown table, median (min–max).
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
@@ -262,6 +263,8 @@ fn main() {
     let target = BackupTarget::new(s3.clone(), "bench");
     let (mut up, mut plain, mut down, mut ratio) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut mem_up, mut mem_down, mut disk_down) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut disk_ratio, mut staged_ratio) = (Vec::new(), Vec::new());
+    let (mut inc_mb, mut inc_s) = (Vec::new(), Vec::new());
     for run in 0..runs {
         let t = Instant::now();
         let (entry, m, _) = sampled(None, || {
@@ -277,23 +280,71 @@ fn main() {
             &opts,
         ));
         let plain_mbs = bytes as f64 / 1e6 / t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let name = format!("restored{run}");
-        let staging = db.path().join(vellum_backup::RESTORE_DIR);
-        let (_, m2, disk) = sampled(Some(staging), || {
-            rt.block_on(vellum_backup::restore(&db, &target, &entry.id, &name))
+        // Streamed restore (the default), then a staged one: the local disk each adds at
+        // its peak, next to the archive's size.
+        let restore_into = |name: &str, staged: bool| {
+            let before = dir_bytes(db.path());
+            let t = Instant::now();
+            let ropts = vellum_backup::RestoreOptions {
+                staged,
+                ..Default::default()
+            };
+            let (_, m, peak) = sampled(Some(db.path().to_path_buf()), || {
+                rt.block_on(vellum_backup::restore_with_progress(
+                    &db,
+                    &target,
+                    &entry.id,
+                    name,
+                    &ropts,
+                    &|_| {},
+                ))
                 .unwrap()
-        });
-        let restore_mbs = entry.archive_bytes as f64 / 1e6 / t.elapsed().as_secs_f64();
-        db.drop_collection(&name).unwrap();
+            });
+            let mbs = entry.archive_bytes as f64 / 1e6 / t.elapsed().as_secs_f64();
+            db.drop_collection(name).unwrap();
+            (mbs, m, peak.saturating_sub(before))
+        };
+        let (restore_mbs, m2, disk) = restore_into(&format!("restored{run}"), false);
+        let (staged_mbs, _, staged_disk) = restore_into(&format!("staged{run}"), true);
+        // An incremental backup after 1% more points.
+        let more = n / 100;
+        let c = db.collection("big").unwrap();
+        let first = n + run as u64 * more;
+        for chunk_start in (first..first + more).step_by(10_000) {
+            let end = (chunk_start + 10_000).min(first + more);
+            let points: Vec<Point> = (chunk_start..end)
+                .map(|id| {
+                    Point::new(
+                        id,
+                        (0..DIM).map(|j| ((id + j as u64) % 101) as f32).collect(),
+                    )
+                })
+                .collect();
+            c.upsert_batch(points).unwrap();
+        }
+        let inc_opts = BackupOptions {
+            incremental: true,
+            ..opts
+        };
+        let t = Instant::now();
+        let inc = rt
+            .block_on(vellum_backup::backup(&db, "big", &target, &inc_opts))
+            .unwrap();
+        let inc_secs = t.elapsed().as_secs_f64();
         println!(
-            "run {run}: archive {:.0} MB; backup {backup_mbs:.1} MB/s, plain upload of {:.0} MB {plain_mbs:.1} MB/s, restore {restore_mbs:.1} MB/s; memory +{:.0} / +{:.0} MiB; restore staging peak {:.0} MB",
+            "run {run}: archive {:.0} MB; backup {backup_mbs:.1} MB/s, plain upload of {:.0} MB {plain_mbs:.1} MB/s, restore {restore_mbs:.1} MB/s (staged {staged_mbs:.1}); memory +{:.0} / +{:.0} MiB; restore local disk peak {:.0} MB (staged {:.0} MB); incremental after {more} points: {:.1} MB in {inc_secs:.2} s",
             entry.archive_bytes as f64 / 1e6,
             bytes as f64 / 1e6,
             m as f64 / 1048576.0,
             m2 as f64 / 1048576.0,
-            disk as f64 / 1e6
+            disk as f64 / 1e6,
+            staged_disk as f64 / 1e6,
+            inc.archive_bytes as f64 / 1e6,
         );
+        disk_ratio.push(disk as f64 / entry.archive_bytes as f64);
+        staged_ratio.push(staged_disk as f64 / entry.archive_bytes as f64);
+        inc_mb.push(inc.archive_bytes as f64 / 1e6);
+        inc_s.push(inc_secs);
         up.push(backup_mbs);
         plain.push(plain_mbs);
         down.push(restore_mbs);
@@ -303,18 +354,22 @@ fn main() {
         disk_down.push(disk as f64 / 1e6);
     }
     println!(
-        "\n| backup MB/s | plain upload MB/s | backup / plain | restore MB/s | peak anon. memory backup / restore MiB | restore staging peak MB |"
+        "\n| backup MB/s | plain upload MB/s | backup / plain | restore MB/s | peak anon. memory backup / restore MiB | restore local disk peak MB | ... / archive (streamed) | ... / archive (staged) | incremental after 1% more points: MB, s |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {} | {} | {} | {} / {} | {} |",
+        "| {} | {} | {} | {} | {} / {} | {} | {} | {} | {}, {} |",
         summary(&mut up),
         summary(&mut plain),
         summary(&mut ratio),
         summary(&mut down),
         summary(&mut mem_up),
         summary(&mut mem_down),
-        summary(&mut disk_down)
+        summary(&mut disk_down),
+        summary(&mut disk_ratio),
+        summary(&mut staged_ratio),
+        summary(&mut inc_mb),
+        summary(&mut inc_s)
     );
     println!("load average at the end {}", load_average());
     drop(weed);

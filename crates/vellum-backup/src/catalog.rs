@@ -48,6 +48,23 @@ pub struct Catalog {
     pub backups: Vec<BackupEntry>,
 }
 
+/// Decodes the catalog object `object`'s bytes: JSON in the documented shape, version 1.
+pub(crate) fn parse(bytes: &[u8], object: &str) -> Result<Catalog> {
+    let bad = |reason: String| Error::Catalog {
+        object: object.to_owned(),
+        reason,
+    };
+    let catalog: Catalog =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("does not parse: {e}")))?;
+    if catalog.version != 1 {
+        return Err(bad(format!(
+            "format version {} (this build reads version 1)",
+            catalog.version
+        )));
+    }
+    Ok(catalog)
+}
+
 /// The catalog as read, with the version to update it against (`None`: absent).
 pub(crate) async fn load(target: &BackupTarget) -> Result<(Catalog, Option<UpdateVersion>)> {
     let path = target.path(CATALOG_OBJECT);
@@ -61,10 +78,7 @@ pub(crate) async fn load(target: &BackupTarget) -> Result<(Catalog, Option<Updat
                 .bytes()
                 .await
                 .map_err(store(format!("reading {path}")))?;
-            let catalog: Catalog = serde_json::from_slice(&bytes).map_err(|e| Error::Catalog {
-                object: path.to_string(),
-                reason: format!("does not parse: {e}"),
-            })?;
+            let catalog = parse(&bytes, path.as_ref())?;
             Ok((catalog, Some(version)))
         }
         Err(object_store::Error::NotFound { .. }) => Ok((

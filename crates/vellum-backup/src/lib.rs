@@ -13,6 +13,7 @@
 
 mod catalog;
 mod error;
+pub mod fuzzing;
 mod push;
 mod restore;
 mod staged;

@@ -366,3 +366,86 @@ async fn retention_keeps_the_newest_backups_and_the_parents_they_need() {
     // Keeping more than there are removes nothing.
     assert!(retain(&target, "docs", 10).await.unwrap().is_empty());
 }
+
+/// Breaks the first long archive read half-way and, at that moment, replaces the object
+/// with other bytes of the same length (another writer, a lifecycle rule).
+#[derive(Debug)]
+struct ReplacedMidway {
+    store: std::sync::OnceLock<Arc<InMemory>>,
+    long_reads: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl common::GetHook for ReplacedMidway {
+    async fn after_get(
+        &self,
+        p: &object_store::path::Path,
+        got: object_store::Result<object_store::GetResult>,
+    ) -> object_store::Result<object_store::GetResult> {
+        let mut got = got?;
+        // The restore's long reads of the archive: its HEAD, then the stream.
+        let long = got.range.end - got.range.start > 1 << 20;
+        if !p.as_ref().ends_with(".vsnap")
+            || !long
+            || self.long_reads.fetch_add(1, Ordering::SeqCst) != 1
+        {
+            return Ok(got);
+        }
+        let object_store::GetResultPayload::Stream(inner) = got.payload else {
+            unreachable!("memory streams")
+        };
+        // The whole object, changed in its last byte, is put back before the break.
+        let store = self.store.get().unwrap().clone();
+        let mut bytes = store.get(p).await?.bytes().await?.to_vec();
+        *bytes.last_mut().unwrap() ^= 1;
+        store.put(p, PutPayload::from(bytes)).await?;
+        let mut budget = 1u64 << 20;
+        let stream = common::in_slices(inner).map(move |piece| {
+            let b = piece?;
+            if budget < b.len() as u64 {
+                return Err(object_store::Error::Generic {
+                    store: "ReplacedMidway",
+                    source: "connection reset (injected)".into(),
+                });
+            }
+            budget -= b.len() as u64;
+            Ok(b)
+        });
+        got.payload = object_store::GetResultPayload::Stream(stream.boxed());
+        Ok(got)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_replaced_while_a_read_is_resumed_fails_the_restore_instead_of_splicing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("db"), DatabaseOptions::default()).unwrap();
+    fill(&db, "docs", 30_000);
+    let hooked = Arc::new(Hooked {
+        inner: InMemory::new(),
+        hook: ReplacedMidway {
+            store: std::sync::OnceLock::new(),
+            long_reads: AtomicU64::new(u64::MAX / 2), // disarmed during the backup
+        },
+    });
+    // The hook writes through a second handle on the same memory store (a clone shares it).
+    hooked
+        .hook
+        .store
+        .set(Arc::new(hooked.inner.clone()))
+        .unwrap();
+    let target = BackupTarget::new(hooked.clone(), "b");
+    let entry = backup(&db, "docs", &target, &BackupOptions::default())
+        .await
+        .unwrap();
+    hooked.hook.long_reads.store(0, Ordering::SeqCst);
+    let err = restore(&db, &target, &entry.id, "copy").await.unwrap_err();
+    println!("refused: {err}");
+    // Refused on resuming at 1 MiB, by the object's version.
+    let err = err.to_string();
+    assert!(
+        err.contains("at offset 1048576") && err.contains("does not match"),
+        "{err}"
+    );
+    assert!(db.collection("copy").is_err());
+}

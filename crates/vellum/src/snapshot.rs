@@ -324,34 +324,55 @@ fn read_meta(fs: &dyn Fs, dir: &Path) -> Result<(u64, Entry)> {
 /// [`is_collection_file`] and the options' import limits, both checked against the archives'
 /// footers before anything is written). The catalog entry is the commit point: a crash
 /// before it leaves an orphan directory that the next open removes.
+///
+/// Lock: `catalog` is taken twice, briefly — to reserve the collection's id (the name is
+/// checked, the id counter advanced in memory) and to commit the entry (the name checked
+/// again: a collection created meanwhile under the same name wins, and the restored
+/// directory is removed). The chain is decoded and the collection opened without it, so a
+/// long restore (a stream from object storage) does not hold up creating, dropping or
+/// exporting other collections.
 pub(crate) fn restore_as_new(
     fs: &vellum_fs::DynFs,
     root: &Path,
-    catalog: &mut Catalog,
+    catalog: &parking_lot::Mutex<Catalog>,
     options: &crate::options::DatabaseOptions,
     name: &str,
     fill: &mut dyn FnMut(&Path) -> vellum_snapshot_format::Result<RestoreReport>,
-) -> Result<Arc<CollectionInner>> {
+) -> Result<(Arc<CollectionInner>, Entry)> {
     validate_name(name)?;
-    catalog.check_room()?;
-    if catalog.entries.iter().any(|e| e.name == name) {
-        return Err(Error::CollectionExists {
-            name: name.to_owned(),
-        });
-    }
-    let id = catalog.next_collection_id;
+    let exists = |catalog: &Catalog| {
+        if catalog.entries.iter().any(|e| e.name == name) {
+            return Err(Error::CollectionExists {
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    };
+    let id = {
+        let mut catalog = catalog.lock();
+        catalog.check_room()?;
+        exists(&catalog)?;
+        let id = catalog.next_collection_id;
+        // Reserved: the next entry written (by anyone) persists the advanced counter; an
+        // import that fails leaves a gap, never a reused id.
+        catalog.next_collection_id += 1;
+        id
+    };
     let target = root.join(COLLECTIONS_DIR).join(collection_dir_name(id));
+    let cleanup = |e: Error| -> Error {
+        match remove_tree(fs.as_ref(), &target) {
+            Ok(()) => e,
+            Err(cleanup) => {
+                tracing::warn!(dir = %target.display(), error = %cleanup, "a failed import left its directory");
+                e
+            }
+        }
+    };
     if fs.exists(&target)? {
         remove_tree(fs.as_ref(), &target)?;
     }
     fill(&target)?;
-    let (_source_db, entry) = match read_meta(fs.as_ref(), &target) {
-        Ok(m) => m,
-        Err(e) => {
-            remove_tree(fs.as_ref(), &target)?;
-            return Err(e);
-        }
-    };
+    let (_source_db, entry) = read_meta(fs.as_ref(), &target).map_err(cleanup)?;
     // An archive may come from anywhere: besides what every open checks, the order of the
     // payload files (which an ordinary open leaves to their checksums) is checked before the
     // collection is published.
@@ -360,32 +381,29 @@ pub(crate) fn restore_as_new(
             let checked = c.state.read().payloads.check_files();
             checked.map(|()| c)
         });
-    let inner = match opened {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            remove_tree(fs.as_ref(), &target)?;
-            return Err(e);
-        }
-    };
+    let inner = Arc::new(opened.map_err(cleanup)?);
     let entry = Entry {
         id,
         name: name.to_owned(),
         config: entry.config,
         created_ms: now_ms(),
     };
+    let mut catalog = catalog.lock();
+    exists(&catalog).map_err(cleanup)?;
     // The archive's description names the source; this database's replaces it before the
     // catalog names the collection (a lost catalog is rebuilt from these).
-    crate::repair::write_description(fs.as_ref(), &target, catalog.database_id, &entry)?;
+    crate::repair::write_description(fs.as_ref(), &target, catalog.database_id, &entry)
+        .map_err(cleanup)?;
     let mut next = catalog.clone();
-    next.next_collection_id += 1;
-    next.entries.push(entry);
+    next.next_collection_id = next.next_collection_id.max(id + 1);
+    next.entries.push(entry.clone());
     vellum_fs::atomic_replace(
         fs.as_ref(),
         &root.join(crate::catalog::CATALOG_FILE),
         &next.encode(),
     )?;
     *catalog = next;
-    Ok(inner)
+    Ok((inner, entry))
 }
 
 #[cfg(test)]

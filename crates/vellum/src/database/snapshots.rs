@@ -158,9 +158,9 @@ impl Database {
     /// the staged collection and verified completely (block CRCs, per-file and whole-archive
     /// BLAKE3) before the collection becomes visible; no copy of an archive is kept.
     ///
-    /// The database's catalog lock is held while the streams are read (as for
-    /// [`import_snapshot`](Self::import_snapshot)): other collections' reads and writes go on,
-    /// creating or dropping a collection waits.
+    /// No database-wide lock is held while the streams are read: other collections are
+    /// created, dropped, exported and written meanwhile (a collection created under the same
+    /// name meanwhile wins, and the import fails with nothing left behind).
     pub fn import_snapshot_streams<'a>(
         &self,
         summaries: &[(ArchiveHeader, Footer)],
@@ -189,34 +189,25 @@ impl Database {
     ) -> Result<Collection> {
         self.check_writable("importing a snapshot")?;
         let started = std::time::Instant::now();
-        let mut catalog = self.inner.catalog.lock();
-        let inner = crate::snapshot::restore_as_new(
+        let (inner, entry) = crate::snapshot::restore_as_new(
             &self.inner.fs,
             &self.inner.root,
-            &mut catalog,
+            &self.inner.catalog,
             &self.inner.options,
             new_name,
             fill,
         )?;
-        let entry = catalog
-            .entries
-            .iter()
-            .find(|e| e.name == new_name)
-            .ok_or_else(|| Error::Inconsistent {
-                reason: format!("restored collection {new_name:?} is missing from the catalog"),
-            })?;
         let dir = self
             .inner
             .root
             .join(COLLECTIONS_DIR)
             .join(collection_dir_name(entry.id));
-        let slot = CollectionSlot::opened(inner.clone(), entry, catalog.database_id, dir);
+        let slot = CollectionSlot::opened(inner.clone(), &entry, self.id(), dir);
         slot.touch(self.tick());
         self.inner
             .collections
             .write()
             .insert(new_name.to_owned(), Arc::new(slot));
-        drop(catalog);
         self.close_idle();
         tracing::info!(
             collection = new_name,
