@@ -205,28 +205,12 @@ impl common::GetHook for Dead {
                 source: "connection refused (injected)".into(),
             });
         }
-        let mut got = got?;
+        let got = got?;
         if !p.as_ref().ends_with(".vsnap") || got.range.end - got.range.start < 4 << 20 {
             return Ok(got);
         }
         // The first 1 MiB and a half of a long read arrive, then the connection breaks.
-        let object_store::GetResultPayload::Stream(inner) = got.payload else {
-            unreachable!("memory streams")
-        };
-        let mut budget = 3u64 << 19;
-        let stream = common::in_slices(inner).map(move |piece| {
-            let b = piece?;
-            if budget < b.len() as u64 {
-                return Err(object_store::Error::Generic {
-                    store: "Dead",
-                    source: "connection reset (injected)".into(),
-                });
-            }
-            budget -= b.len() as u64;
-            Ok(b)
-        });
-        got.payload = object_store::GetResultPayload::Stream(stream.boxed());
-        Ok(got)
+        Ok(common::break_after(got, 3 << 19, "Dead"))
     }
 }
 
@@ -382,7 +366,7 @@ impl common::GetHook for ReplacedMidway {
         p: &object_store::path::Path,
         got: object_store::Result<object_store::GetResult>,
     ) -> object_store::Result<object_store::GetResult> {
-        let mut got = got?;
+        let got = got?;
         // The restore's long reads of the archive: its HEAD, then the stream.
         let long = got.range.end - got.range.start > 1 << 20;
         if !p.as_ref().ends_with(".vsnap")
@@ -391,28 +375,12 @@ impl common::GetHook for ReplacedMidway {
         {
             return Ok(got);
         }
-        let object_store::GetResultPayload::Stream(inner) = got.payload else {
-            unreachable!("memory streams")
-        };
         // The whole object, changed in its last byte, is put back before the break.
         let store = self.store.get().unwrap().clone();
         let mut bytes = store.get(p).await?.bytes().await?.to_vec();
         *bytes.last_mut().unwrap() ^= 1;
         store.put(p, PutPayload::from(bytes)).await?;
-        let mut budget = 1u64 << 20;
-        let stream = common::in_slices(inner).map(move |piece| {
-            let b = piece?;
-            if budget < b.len() as u64 {
-                return Err(object_store::Error::Generic {
-                    store: "ReplacedMidway",
-                    source: "connection reset (injected)".into(),
-                });
-            }
-            budget -= b.len() as u64;
-            Ok(b)
-        });
-        got.payload = object_store::GetResultPayload::Stream(stream.boxed());
-        Ok(got)
+        Ok(common::break_after(got, 1 << 20, "ReplacedMidway"))
     }
 }
 

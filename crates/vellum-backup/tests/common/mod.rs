@@ -95,6 +95,28 @@ pub fn in_slices(
     })
 }
 
+/// `got` whose stream (in 1 KiB pieces) breaks with an injected connection reset once more
+/// than `budget` bytes would have passed.
+pub fn break_after(mut got: GetResult, budget: u64, store: &'static str) -> GetResult {
+    let GetResultPayload::Stream(inner) = got.payload else {
+        unreachable!("memory streams")
+    };
+    let mut left = budget;
+    let stream = in_slices(inner).map(move |piece| {
+        let b = piece?;
+        if left < b.len() as u64 {
+            return Err(object_store::Error::Generic {
+                store,
+                source: "connection reset (injected)".into(),
+            });
+        }
+        left -= b.len() as u64;
+        Ok(b)
+    });
+    got.payload = GetResultPayload::Stream(stream.boxed());
+    got
+}
+
 /// What a test store does with each read of its in-memory store.
 #[async_trait]
 pub trait GetHook: Send + Sync + std::fmt::Debug + 'static {
